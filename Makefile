@@ -1,0 +1,43 @@
+# Two commands set up a fresh machine:
+#   make demo   builds .venv, the sample catalog, and runs the demo backtest on real S&P 500 data
+#   make test   installs the dev extra and runs the whole suite (it starts its own servers)
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CATALOG ?= data/catalog
+DEMO_CONFIG ?= node_configs/backtest/ema_cross_sp500.yaml
+PYTEST_ARGS ?=
+
+.PHONY: demo test install install-dev lint catalog clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+install-dev: $(VENV)/.installed-dev
+
+catalog: install
+	$(BIN)/grodt catalog sample --catalog $(CATALOG) --if-missing
+
+demo: catalog
+	$(BIN)/grodt backtest $(DEMO_CONFIG) --catalog $(CATALOG)
+
+test: install-dev
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) runs data/catalog
