@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from grodt.errors import ConfigError
 from node_configs.schema import BacktestNodeSpec
 from node_configs.schema import ComponentSpec
+from node_configs.schema import NodeSpec
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -66,7 +67,9 @@ def resolve_includes(node: Any, base_dir: Path, depth: int = 0) -> Any:
     """Replace every mapping with an ``include`` key by the included document merged with the
     mapping's other keys, recursively."""
     if depth > _MAX_INCLUDE_DEPTH:
-        raise ConfigError(f"{base_dir}: includes nested deeper than {_MAX_INCLUDE_DEPTH} (a cycle?)")
+        raise ConfigError(
+            f"{base_dir}: includes nested deeper than {_MAX_INCLUDE_DEPTH} (a cycle?)"
+        )
     if isinstance(node, list):
         return [resolve_includes(item, base_dir, depth) for item in node]
     if not isinstance(node, Mapping):
@@ -133,10 +136,22 @@ def check_component(component: ComponentSpec, location: str, source: str) -> Non
         raise ConfigError(f"{source}: {location}.config: {e}") from None
 
 
-def check_components(spec: BacktestNodeSpec, source: str) -> None:
+def check_components(spec: NodeSpec, source: str) -> None:
     for kind in ("actors", "strategies"):
         for index, component in enumerate(getattr(spec, kind)):
             check_component(component, f"{kind}[{index}]", source)
+
+
+def check_sections(spec: NodeSpec, source: str) -> None:
+    """Validate the optional framework sections (risk, forensics) with their features' own
+    configs: extension factories validate and raise ConfigError naming the field, and open no
+    resources until installed."""
+    from grodt.nodes.extensions import node_extensions
+
+    try:
+        node_extensions(spec, run_dir=None)
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {e}") from None
 
 
 def load_backtest_config(path: str | Path) -> BacktestNodeSpec:
@@ -144,4 +159,5 @@ def load_backtest_config(path: str | Path) -> BacktestNodeSpec:
     source = str(path)
     spec = validate_model(BacktestNodeSpec, load_yaml_document(path), source)
     check_components(spec, source)
+    check_sections(spec, source)
     return spec

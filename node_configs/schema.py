@@ -123,12 +123,33 @@ class ReportSpec(StrictModel):
     )
 
 
-class BacktestNodeSpec(StrictModel):
-    """A BacktestNode run: venues, catalog data, actors and strategies."""
+class NodeSpec(StrictModel):
+    """What every node kind shares: identity, components, engine settings and the framework's
+    optional sections. Backtest and live specs extend it, so one set of strategy and actor
+    definitions (and the same risk and forensics settings) runs in both."""
 
-    kind: Literal["backtest"] = "backtest"
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
+    actors: list[ComponentSpec] = Field(default_factory=list)
+    strategies: list[ComponentSpec] = Field(default_factory=list)
+    engine: EngineSpec = Field(default_factory=EngineSpec)
+    logging: LoggingSpec = Field(default_factory=LoggingSpec)
+    # Optional framework sections; each is owned by its feature's module and installed by a
+    # node extension (grodt.nodes.extensions). None = feature off.
+    risk: dict[str, Any] | None = Field(
+        default=None,
+        description="Portfolio risk gate (risk_engine); validated by the risk engine's config.",
+    )
+    forensics: dict[str, Any] | None = Field(
+        default=None,
+        description="Decision forensics bridge (actors); validated by the bridge's config.",
+    )
+
+
+class BacktestNodeSpec(NodeSpec):
+    """A BacktestNode run: simulated venues and catalog data."""
+
+    kind: Literal["backtest"] = "backtest"
     catalog: str | None = Field(
         default=None,
         description="Catalog directory; None uses --catalog or GRODT_CATALOG.",
@@ -141,8 +162,4 @@ class BacktestNodeSpec(StrictModel):
     )
     venues: list[VenueSpec] = Field(min_length=1)
     data: list[DataSpec] = Field(min_length=1)
-    actors: list[ComponentSpec] = Field(default_factory=list)
-    strategies: list[ComponentSpec] = Field(default_factory=list)
-    engine: EngineSpec = Field(default_factory=EngineSpec)
-    logging: LoggingSpec = Field(default_factory=LoggingSpec)
     report: ReportSpec = Field(default_factory=ReportSpec)

@@ -175,8 +175,12 @@ def trade_statistics(realized_pnls: pd.Series | np.ndarray) -> dict[str, float]:
     """
     pnl = _clean(realized_pnls)
     if pnl.size == 0:
-        return {"trades": 0.0, "win_rate": math.nan, "profit_factor": math.nan,
-                "avg_trade_pnl": math.nan}
+        return {
+            "trades": 0.0,
+            "win_rate": math.nan,
+            "profit_factor": math.nan,
+            "avg_trade_pnl": math.nan,
+        }
     gross_profit = float(pnl[pnl > 0].sum())
     gross_loss = float(-pnl[pnl < 0].sum())
     if gross_loss == 0:

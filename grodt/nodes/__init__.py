@@ -1,0 +1,1 @@
+"""Node building: YAML node specs → Nautilus BacktestNode / TradingNode, plus run outputs."""
