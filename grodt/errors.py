@@ -6,7 +6,8 @@ class GrodtError(Exception):
 
 
 class ConfigError(GrodtError):
-    """A node config, instrument spec or limit config is invalid; the message names the field path."""
+    """A node config, instrument spec or limit config is invalid; the message names the field
+    path."""
 
 
 class DataValidationError(GrodtError):

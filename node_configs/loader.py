@@ -123,7 +123,9 @@ def check_component(component: ComponentSpec, location: str, source: str) -> Non
         try:
             import_object(target)
         except (ImportError, AttributeError) as e:
-            raise ConfigError(f"{source}: {location}.{field_name}: cannot import {target!r}: {e}")
+            raise ConfigError(
+                f"{source}: {location}.{field_name}: cannot import {target!r}: {e}",
+            ) from None
     config_cls = import_object(component.resolved_config_path)
     try:
         config_cls.parse(msgspec.json.encode(component.config))

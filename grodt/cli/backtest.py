@@ -4,8 +4,14 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+from typing import Any
 
 import click
+
+if TYPE_CHECKING:
+    from grodt.tracking.store import TrackingStore
+    from node_configs.schema import BacktestNodeSpec
 
 SUMMARY_ROWS: tuple[tuple[str, str, str], ...] = (
     ("total_return", "Total return", "pct"),
@@ -80,44 +86,183 @@ def format_summary(summary: dict) -> str:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a TTY).")
+@click.option(
+    "--track/--no-track",
+    default=True,
+    help="Log the run to MLflow (default: on). --no-track still writes the run's tracking "
+    "bundle, so `grodt tracking sync RUN_DIR` can log it later.",
+)
+@click.option(
+    "--experiment",
+    default=None,
+    help="MLflow experiment (default: the node config's name).",
+)
+@click.option(
+    "--tracking-uri",
+    default=None,
+    help="Tracking store for this run (default: GRODT_TRACKING_URI, MLFLOW_TRACKING_URI, else "
+    "sqlite:///<GRODT_RUNS_DIR>/mlflow.db).",
+)
+@click.option(
+    "--tearsheet/--no-tearsheet",
+    default=True,
+    help="Write tearsheet.html (self-contained Plotly report) into the run directory.",
+)
 def command(
     config: Path,
     catalog: Path | None,
     run_dir: Path | None,
     as_json: bool,
     progress: bool | None,
+    track: bool,
+    experiment: str | None,
+    tracking_uri: str | None,
+    tearsheet: bool,
 ) -> None:
     """Run CONFIG (a YAML node config) in a BacktestNode.
 
     Prints total return, CAGR, Sharpe, Sortino, max drawdown, Calmar, win rate, profit factor,
-    trades, turnover and exposure, and writes fills, orders, positions, account reports and the
-    equity curve into the run directory.
+    trades, turnover and exposure, and writes fills, orders, positions, account reports, the
+    equity curve and a tearsheet into the run directory. The run is logged to MLflow (params:
+    the flattened config, git commit, catalog fingerprint; metrics: the summary overall and per
+    strategy; artifacts: reports, equity, tearsheet, config, forensics). If the tracking store
+    is unreachable the run still completes; `grodt tracking sync RUN_DIR` logs it later.
     """
+    from grodt.cli.tracking import echo_warnings
     from grodt.nodes.backtest import json_safe
     from grodt.nodes.backtest import new_run_dir
     from grodt.nodes.backtest import run_backtest
     from grodt.settings import get_settings
+    from grodt.tracking.store import resolve_store
     from node_configs.loader import load_backtest_config
     from node_configs.loader import load_yaml_document
 
+    echo_warnings()
     settings = get_settings()
     spec = load_backtest_config(config)
+    # Resolve the store before running, so a malformed URI fails fast, not after the run.
+    store = resolve_store(tracking_uri) if track else None
     catalog_path = catalog or (Path(spec.catalog) if spec.catalog else settings.catalog)
     run_path = run_dir or new_run_dir(settings.runs_dir, spec.name)
     show_progress = sys.stderr.isatty() if progress is None else progress
+    document = load_yaml_document(config)
     outcome = run_backtest(
         spec,
         catalog_path,
         run_path,
-        document=load_yaml_document(config),
+        document=document,
         progress=show_progress,
         quiet=as_json,
     )
+    tearsheet_path = _write_tearsheet(outcome.run_dir) if tearsheet else None
+    tracking = _track(
+        outcome.run_dir,
+        spec,
+        document,
+        outcome.summary,
+        catalog_path,
+        store,
+        config,
+        experiment,
+    )
     if as_json:
-        click.echo(json.dumps(json_safe(outcome.summary), default=str))
+        payload = dict(outcome.summary)
+        payload["tearsheet"] = str(tearsheet_path) if tearsheet_path else None
+        payload["tracking"] = tracking
+        click.echo(json.dumps(json_safe(payload), default=str))
         return
     click.echo(format_summary(outcome.summary))
+    if tearsheet_path is not None:
+        click.echo(f"Tearsheet: {tearsheet_path.resolve().as_uri()}")
+    click.echo(_tracking_line(tracking, outcome.run_dir))
     click.echo(f"Reports: {outcome.run_dir}")
     for name, path in outcome.reports.items():
         click.echo(f"  {name:<16} {path}")
-    _ = write_json  # summary.json is written by run_backtest
+
+
+def _write_tearsheet(run_dir: Path) -> Path | None:
+    """Render the tearsheet; a failure is reported and does not fail the finished run."""
+    import logging
+
+    from grodt.errors import GrodtError
+    from research.tearsheet import render_tearsheet
+
+    try:
+        return render_tearsheet(run_dir)
+    except GrodtError as e:
+        logging.getLogger("grodt.tracking").warning("tearsheet not written: %s", e)
+    except Exception as e:  # a plotting bug must not lose the run's results
+        logging.getLogger("grodt.tracking").warning(
+            "tearsheet not written: %s: %s",
+            type(e).__name__,
+            e,
+            exc_info=True,
+        )
+    return None
+
+
+def _track(
+    run_dir: Path,
+    spec: "BacktestNodeSpec",
+    document: dict[str, Any],
+    summary: dict[str, Any],
+    catalog: Path,
+    store: "TrackingStore | None",
+    config: Path,
+    experiment: str | None,
+) -> dict[str, Any]:
+    """Bundle (always) and publish (when tracking is on); returns the JSON-ready outcome."""
+    import logging
+
+    from grodt.errors import GrodtError
+    from grodt.tracking.backtest import track_backtest
+
+    log = logging.getLogger("grodt.tracking")
+    try:
+        tracked = track_backtest(
+            run_dir,
+            spec,
+            document,
+            summary,
+            catalog,
+            store,
+            config_path=config,
+            experiment=experiment,
+        )
+    except GrodtError as e:
+        log.warning("run not tracked: %s", e)
+        return {"status": "error", "reason": str(e)}
+    except Exception as e:  # the backtest's results are on disk; say loudly what broke
+        log.warning("run not tracked: %s: %s", type(e).__name__, e, exc_info=True)
+        return {"status": "error", "reason": f"{type(e).__name__}: {e}"}
+    result = tracked.result
+    info: dict[str, Any] = {
+        "experiment": tracked.bundle.experiment,
+        "bundle_id": tracked.bundle.bundle_id,
+    }
+    if result is None:
+        info["status"] = "disabled"
+        return info
+    info.update(
+        {
+            "status": result.status,
+            "store": result.store,
+            "run_id": result.run_id,
+            "experiment_id": result.experiment_id,
+        },
+    )
+    if not result.ok:
+        info["reason"] = result.reason
+    return info
+
+
+def _tracking_line(tracking: dict[str, Any], run_dir: Path) -> str:
+    status = tracking.get("status")
+    if status in ("logged", "already"):
+        return (
+            f"Tracking: MLflow run {tracking['run_id']} in experiment "
+            f"{tracking['experiment']!r} ({tracking['store']}); browse with `grodt ui`"
+        )
+    if status == "disabled":
+        return f"Tracking: off (--no-track); log it later with `grodt tracking sync {run_dir}`"
+    return f"Tracking: NOT logged; `grodt tracking sync {run_dir}` uploads it later"

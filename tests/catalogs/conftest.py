@@ -1,0 +1,44 @@
+"""Fixtures of the catalogs tests (helpers live in catalog_helpers.py)."""
+
+from pathlib import Path
+
+import pytest
+
+from catalogs.specs import EquitySpec
+from catalogs.specs import parse_instrument_spec
+
+EQUITY_YAML = """\
+kind: equity
+id: TEST.XNAS
+currency: USD
+price_precision: 2
+lot_size: 1
+maker_fee: 0.0001
+taker_fee: 0.0001
+timezone: America/New_York
+session_close: "16:00"
+"""
+
+
+@pytest.fixture
+def equity_spec() -> EquitySpec:
+    spec = parse_instrument_spec(
+        {
+            "kind": "equity",
+            "id": "TEST.XNAS",
+            "currency": "USD",
+            "price_precision": 2,
+            "lot_size": 1,
+            "timezone": "America/New_York",
+            "session_close": "16:00",
+        }
+    )
+    assert isinstance(spec, EquitySpec)
+    return spec
+
+
+@pytest.fixture
+def spec_file(tmp_path: Path) -> Path:
+    path = tmp_path / "test_equity.yaml"
+    path.write_text(EQUITY_YAML)
+    return path
