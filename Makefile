@@ -20,6 +20,10 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 
 $(VENV)/.installed-dev: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@# The tearsheet test renders in headless Chromium (Debian packages); skipped if not installable.
+	command -v chromium >/dev/null || [ "$$(id -u)" != 0 ] || (apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		chromium chromium-driver >/dev/null) || echo "chromium not installed: its test will skip"
 	touch $@
 
 install: $(VENV)/.installed

@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     tracking_uri : str | None
         MLflow tracking URI (``GRODT_TRACKING_URI``, falling back to ``MLFLOW_TRACKING_URI``);
         ``None`` means the embedded SQLite store in ``runs_dir``.
+    artifact_root : str | None
+        MLflow artifact location for new experiments (``GRODT_ARTIFACT_ROOT``); ``None`` means
+        ``<runs_dir>/mlartifacts`` beside the embedded store.
     kafka_bootstrap : str | None
         Kafka bootstrap servers for decision forensics (``GRODT_KAFKA_BOOTSTRAP``); ``None`` means
         forensics go to Parquet in the run directory.
@@ -38,6 +41,7 @@ class Settings(BaseSettings):
     catalog: Path = Field(default=Path("data/catalog"))
     runs_dir: Path = Field(default=Path("runs"))
     tracking_uri: str | None = None
+    artifact_root: str | None = None
     kafka_bootstrap: str | None = None
     real_data: Path | None = None
 

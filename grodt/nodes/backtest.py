@@ -33,6 +33,7 @@ from nautilus_trader.model.enums import AccountType
 from nautilus_trader.model.identifiers import Venue
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
+from catalogs.reader import read_bars_frame
 from grodt.errors import ConfigError
 from grodt.nodes.extensions import node_extensions
 from node_configs.schema import BacktestNodeSpec
@@ -243,16 +244,12 @@ def read_closes(
     """Wide close prices (one column per instrument, first bar type wins) at every bar close of
     the given bar types, forward-filled across instruments."""
     series: dict[str, pd.Series] = {}
-    cat = ParquetDataCatalog(str(catalog))
     for bar_type in bar_types:
         instrument_id = str(BarType.from_str(bar_type).instrument_id)
         if instrument_id in series:
             continue
-        bars = cat.bars(bar_types=[bar_type], start=start_ns, end=end_ns)
-        series[instrument_id] = pd.Series(
-            [bar.close.as_double() for bar in bars],
-            index=pd.to_datetime([bar.ts_event for bar in bars], unit="ns", utc=True),
-        )
+        frame = read_bars_frame(catalog, bar_type, start=start_ns, end=end_ns)
+        series[instrument_id] = frame["close"]
     return pd.DataFrame(series).sort_index().ffill()
 
 

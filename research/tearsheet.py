@@ -1,0 +1,766 @@
+"""Self-contained HTML tearsheet of a backtest run (Plotly, opens offline).
+
+``render_tearsheet(run_dir)`` reads what a run directory holds — ``summary.json``,
+``equity.parquet`` (equity, exposures and ``pnl:<strategy_id>`` at every bar close),
+``positions.csv``, ``config.yaml`` and decision-forensics Parquet under ``forensics/`` — and
+writes ``tearsheet.html`` with plotly.js inlined (no network needed to open it):
+
+- headline statistics and a per-strategy table (``research.metrics`` conventions);
+- equity and drawdown;
+- monthly returns heat map (rows: years with their annual return; columns: months);
+- rolling Sharpe ratio (annualised, window in trading days);
+- trade distribution (realised PnL per closed position, per strategy);
+- contribution per strategy (cumulative PnL and final contribution to return);
+- when forensics records exist: regime probabilities, allocation weights and risk verdicts
+  (denials and resizes) over time.
+
+Sections whose data is absent are left out with a note, never drawn empty. Series longer than
+``max_points`` are drawn at end-of-day resolution (drawdown at the day's low), so a run over a
+million one-minute bars still gives a page of a few MB that opens fast.
+"""
+
+import html
+import json
+import logging
+import math
+from dataclasses import dataclass
+from datetime import UTC
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from grodt.errors import GrodtError
+from research.performance import daily_returns
+from research.performance import money_to_float
+
+logger = logging.getLogger("grodt.tracking")
+
+REGIME_COLORS = {"bull": "#2ca02c", "bear": "#d62728", "sideways": "#7f7f7f"}
+VERDICT_COLORS = {"deny": "#d62728", "resize": "#ff7f0e"}
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+RECORD_TYPES = ("regime_update", "allocation", "risk_verdict", "decision")
+_HEADLINE: tuple[tuple[str, str, str], ...] = (
+    ("total_return", "Total return", "pct"),
+    ("cagr", "CAGR", "pct"),
+    ("sharpe", "Sharpe", "ratio"),
+    ("sortino", "Sortino", "ratio"),
+    ("max_drawdown", "Max drawdown", "pct"),
+    ("calmar", "Calmar", "ratio"),
+    ("annual_volatility", "Annual volatility", "pct"),
+    ("win_rate", "Win rate", "pct"),
+    ("profit_factor", "Profit factor", "ratio"),
+    ("trades", "Trades", "int"),
+    ("turnover", "Turnover / year", "ratio"),
+    ("exposure", "Mean gross exposure", "pct"),
+    ("final_equity", "Final equity", "money"),
+)
+
+
+@dataclass(frozen=True)
+class Section:
+    """One block of the page: a title, an optional figure (or a note why there is none)."""
+
+    key: str
+    title: str
+    figure: Any | None = None
+    note: str = ""
+    height: int = 420
+
+
+@dataclass
+class RunData:
+    """What the tearsheet reads from a run directory.
+
+    Attributes
+    ----------
+    summary : dict
+        ``summary.json``.
+    equity : pd.DataFrame
+        ``equity.parquet``: UTC index of bar closes; ``equity``, ``gross_exposure``,
+        ``net_exposure`` and ``pnl:<strategy_id>`` columns, account currency.
+    positions : pd.DataFrame
+        ``positions.csv`` (may be empty).
+    forensics : dict[str, pd.DataFrame]
+        Records by type (``regime_update``, ``allocation``, ``risk_verdict``, ``decision``).
+    config_text : str
+        ``config.yaml``.
+    """
+
+    summary: dict[str, Any]
+    equity: pd.DataFrame
+    positions: pd.DataFrame
+    forensics: dict[str, pd.DataFrame]
+    config_text: str = ""
+
+
+# -- reading -------------------------------------------------------------------------------------
+
+
+def _records_frames(records: list[dict[str, Any]]) -> dict[str, pd.DataFrame]:
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        record_type = str(record.get("record_type", ""))
+        if record_type in RECORD_TYPES:
+            by_type.setdefault(record_type, []).append(record)
+    return {k: pd.DataFrame(v) for k, v in by_type.items()}
+
+
+def _read_payloads(root: Path) -> list[dict[str, Any]]:
+    """Records from forensics Parquet files whose ``payload`` column holds record JSON (the
+    forensics bridge's layout, ``forensics/<topic>/part-*.parquet``)."""
+    records = []
+    for path in sorted(root.rglob("*.parquet")):
+        try:
+            frame = pd.read_parquet(path)
+        except (OSError, ValueError) as e:
+            raise GrodtError(f"{path}: unreadable forensics Parquet: {e}") from None
+        if "payload" not in frame.columns:
+            continue
+        records.extend(json.loads(payload) for payload in frame["payload"])
+    return records
+
+
+def load_forensics(run_dir: Path) -> dict[str, pd.DataFrame]:
+    """Forensics records of a run by type (``regime_update``, ``allocation``,
+    ``risk_verdict``, ``decision``), each a frame of the records' fields.
+
+    Read with :func:`grodt.forensics.reader.read_run` (deduplicated, spill included) when that
+    module is installed, else straight from the Parquet payloads. No ``forensics/`` → ``{}``.
+    """
+    root = Path(run_dir) / "forensics"
+    if not root.is_dir():
+        return {}
+    try:
+        from grodt.forensics.reader import read_run
+    except ImportError:
+        return _records_frames(_read_payloads(root))
+    stored = read_run(Path(run_dir))
+    return _records_frames(
+        [{"record_type": s.record.record_type, **s.record.model_dump(mode="json")} for s in stored],
+    )
+
+
+def load_run(run_dir: Path) -> RunData:
+    """Read a run directory (errors name the missing file)."""
+    run_dir = Path(run_dir)
+    summary_path = run_dir / "summary.json"
+    equity_path = run_dir / "equity.parquet"
+    for path in (summary_path, equity_path):
+        if not path.is_file():
+            raise GrodtError(f"{path}: missing; is {run_dir} a finished backtest run directory?")
+    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    equity = pd.read_parquet(equity_path)
+    if "equity" not in equity.columns:
+        raise GrodtError(f"{equity_path}: no 'equity' column")
+    positions_path = run_dir / "positions.csv"
+    positions = pd.read_csv(positions_path) if positions_path.is_file() else pd.DataFrame()
+    config_path = run_dir / "config.yaml"
+    try:
+        forensics = load_forensics(run_dir)
+    except GrodtError as e:
+        logger.warning("tearsheet without forensics charts: %s", e)
+        forensics = {}
+    return RunData(
+        summary=summary,
+        equity=equity,
+        positions=positions,
+        forensics=forensics,
+        config_text=config_path.read_text(encoding="utf-8") if config_path.is_file() else "",
+    )
+
+
+# -- series helpers ------------------------------------------------------------------------------
+
+
+def _display_frame(equity: pd.DataFrame, max_points: int) -> pd.DataFrame:
+    """Equity (last) and drawdown (low) at bar resolution, or per day for long series."""
+    drawdown = equity["equity"] / equity["equity"].cummax() - 1.0
+    frame = equity.assign(drawdown=drawdown)
+    if len(frame) <= max_points:
+        return frame
+    days = frame.index.normalize()
+    daily = frame.groupby(days).last()
+    daily["drawdown"] = frame["drawdown"].groupby(days).min()
+    return daily
+
+
+def _returns(data: RunData) -> pd.Series:
+    start = float(data.summary.get("starting_equity") or data.equity["equity"].iloc[0])
+    return daily_returns(data.equity["equity"], start)
+
+
+def monthly_returns(returns: pd.Series) -> pd.DataFrame:
+    """Compounded monthly returns: rows years, columns 1..12 (NaN where no data)."""
+    if returns.empty:
+        return pd.DataFrame(columns=range(1, 13))
+    index = returns.index.tz_convert("UTC") if returns.index.tz is not None else returns.index
+    grouped = (1.0 + returns).groupby([index.year, index.month]).prod() - 1.0
+    table = grouped.unstack(level=1).reindex(columns=range(1, 13))
+    table.index.name = "year"
+    return table
+
+
+def rolling_sharpe(returns: pd.Series, window: int, periods_per_year: int) -> pd.Series:
+    """Annualised rolling Sharpe (ddof=1, risk-free 0), NaN until ``window`` returns exist."""
+    mean = returns.rolling(window).mean()
+    std = returns.rolling(window).std(ddof=1)
+    return (mean / std.replace(0.0, np.nan)) * math.sqrt(periods_per_year)
+
+
+def closed_trades(positions: pd.DataFrame) -> pd.DataFrame:
+    """Closed positions: ``strategy_id``, ``realized_pnl`` (float), ``ts_closed``."""
+    if positions.empty or "ts_closed" not in positions.columns:
+        return pd.DataFrame(columns=["strategy_id", "realized_pnl", "ts_closed"])
+    closed = positions[positions["ts_closed"].notna()]
+    return pd.DataFrame(
+        {
+            "strategy_id": closed["strategy_id"].astype(str),
+            "realized_pnl": closed["realized_pnl"].map(money_to_float),
+            "ts_closed": pd.to_datetime(closed["ts_closed"], utc=True),
+        },
+    )
+
+
+def _mapping(value: Any) -> dict[str, float]:
+    """A dict-valued record field that Parquet may hold as a struct, a JSON text, or pairs."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            return {}
+    if isinstance(value, np.ndarray | list):
+        # pyarrow map columns come back as [(key, value), ...]
+        try:
+            return {str(k): float(v) for k, v in value}
+        except (TypeError, ValueError):
+            return {}
+    if isinstance(value, dict):
+        return {str(k): float(v) for k, v in value.items() if v is not None}
+    return {}
+
+
+def _wide(frame: pd.DataFrame, field: str) -> pd.DataFrame:
+    """Expand a mapping field (``probabilities``, ``weights``) into columns; flat columns named
+    ``<field>.<key>`` or ``<field>_<key>`` are accepted as well."""
+    if field in frame.columns:
+        rows = frame[field].map(_mapping)
+        return pd.DataFrame(list(rows), index=frame.index)
+    prefixed = [c for c in frame.columns if c.startswith((f"{field}.", f"{field}_"))]
+    renamed = {c: c[len(field) + 1 :] for c in prefixed}
+    return frame[prefixed].rename(columns=renamed).astype(float)
+
+
+def _timestamps(frame: pd.DataFrame) -> pd.DatetimeIndex:
+    column = frame["ts_event"]
+    if pd.api.types.is_datetime64_any_dtype(column):
+        return pd.DatetimeIndex(pd.to_datetime(column, utc=True))
+    return pd.DatetimeIndex(pd.to_datetime(column.astype("int64"), unit="ns", utc=True))
+
+
+def regime_series(records: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Regime probabilities per instrument: UTC index, one column per label."""
+    if records is None or records.empty or "ts_event" not in records.columns:
+        return {}
+    probs = _wide(records, "probabilities")
+    if probs.empty:
+        labels = [c for c in ("p_bull", "p_bear", "p_sideways") if c in records.columns]
+        probs = records[labels].rename(columns=lambda c: c.removeprefix("p_")).astype(float)
+    if probs.empty:
+        return {}
+    probs.index = _timestamps(records)
+    instruments = (
+        records["instrument_id"].astype(str).to_numpy()
+        if "instrument_id" in records.columns
+        else np.full(len(records), "all")
+    )
+    out = {}
+    for instrument in sorted(set(instruments)):
+        part = probs[instruments == instrument].sort_index()
+        out[instrument] = part[~part.index.duplicated(keep="last")]
+    return out
+
+
+def allocation_series(records: pd.DataFrame) -> pd.DataFrame:
+    """Allocation weights: UTC index, one column per strategy."""
+    if records is None or records.empty or "ts_event" not in records.columns:
+        return pd.DataFrame()
+    weights = _wide(records, "weights")
+    if weights.empty:
+        return weights
+    weights.index = _timestamps(records)
+    weights = weights.sort_index()
+    return weights[~weights.index.duplicated(keep="last")].fillna(0.0)
+
+
+def risk_verdicts(records: pd.DataFrame) -> pd.DataFrame:
+    """Risk verdicts: ``ts`` (UTC), ``verdict``, ``reason``, ``strategy_id``."""
+    if records is None or records.empty or "verdict" not in records.columns:
+        return pd.DataFrame(columns=["ts", "verdict", "reason", "strategy_id"])
+    return pd.DataFrame(
+        {
+            "ts": _timestamps(records),
+            "verdict": records["verdict"].astype(str),
+            "reason": records.get("reason", pd.Series("", index=records.index)).astype(str),
+            "strategy_id": records.get("strategy_id", pd.Series("", index=records.index)).astype(
+                str,
+            ),
+        },
+    )
+
+
+# -- figures -------------------------------------------------------------------------------------
+
+
+def _layout(fig: Any, height: int, **extra: Any) -> Any:
+    layout = {
+        "template": "plotly_white",
+        "height": height,
+        "margin": {"l": 60, "r": 20, "t": 30, "b": 40},
+        "legend": {"orientation": "h", "y": -0.15},
+        "hovermode": "x unified",
+        **extra,
+    }
+    fig.update_layout(**layout)
+    return fig
+
+
+def equity_figure(frame: pd.DataFrame, starting_equity: float) -> Any:
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(
+        rows=2,
+        cols=1,
+        shared_xaxes=True,
+        row_heights=[0.7, 0.3],
+        vertical_spacing=0.04,
+    )
+    fig.add_trace(
+        go.Scatter(x=frame.index, y=frame["equity"], name="Equity", line={"color": "#1f77b4"}),
+        row=1,
+        col=1,
+    )
+    fig.add_hline(y=starting_equity, line={"dash": "dot", "color": "#999"}, row=1, col=1)
+    fig.add_trace(
+        go.Scatter(
+            x=frame.index,
+            y=frame["drawdown"] * 100.0,
+            name="Drawdown",
+            fill="tozeroy",
+            line={"color": "#d62728", "width": 1},
+        ),
+        row=2,
+        col=1,
+    )
+    fig.update_yaxes(title_text="Equity", row=1, col=1)
+    fig.update_yaxes(title_text="Drawdown %", row=2, col=1)
+    return _layout(fig, 520)
+
+
+def monthly_figure(table: pd.DataFrame, returns: pd.Series) -> Any:
+    import plotly.graph_objects as go
+
+    annual = (1.0 + returns).groupby(returns.index.year).prod() - 1.0
+    years = list(table.index)
+    labels = [f"{year} ({annual.get(year, math.nan) * 100:+.1f}%)" for year in years]
+    z = table.to_numpy(dtype=float) * 100.0
+    text = [[("" if math.isnan(v) else f"{v:.1f}") for v in row] for row in z]
+    limit = float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 1.0
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=list(MONTHS),
+            y=labels,
+            text=text,
+            texttemplate="%{text}",
+            colorscale="RdYlGn",
+            zmid=0.0,
+            zmin=-limit,
+            zmax=limit,
+            colorbar={"title": {"text": "%"}},
+            hovertemplate="%{y} %{x}: %{z:.2f}%<extra></extra>",
+        ),
+    )
+    fig.update_yaxes(autorange="reversed", type="category")
+    return _layout(fig, max(260, 26 * len(years) + 80), hovermode="closest")
+
+
+def rolling_sharpe_figure(series: pd.Series, window: int, overall: float | None) -> Any:
+    import plotly.graph_objects as go
+
+    fig = go.Figure(
+        go.Scatter(x=series.index, y=series, name=f"Rolling Sharpe ({window}d)"),
+    )
+    fig.add_hline(y=0.0, line={"color": "#999"})
+    if overall is not None and math.isfinite(overall):
+        fig.add_hline(
+            y=overall,
+            line={"dash": "dash", "color": "#2ca02c"},
+            annotation_text=f"full period {overall:.2f}",
+        )
+    fig.update_yaxes(title_text="Sharpe (annualised)")
+    return _layout(fig, 340)
+
+
+def trades_figure(trades: pd.DataFrame) -> Any:
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for strategy_id, group in trades.groupby("strategy_id", sort=True):
+        fig.add_trace(
+            go.Histogram(
+                x=group["realized_pnl"],
+                name=f"{strategy_id} ({len(group)})",
+                opacity=0.7,
+                nbinsx=min(60, max(10, len(group) // 3)),
+            ),
+        )
+    fig.add_vline(x=0.0, line={"color": "#333", "dash": "dot"})
+    fig.update_layout(barmode="overlay")
+    fig.update_xaxes(title_text="Realised PnL per closed position")
+    fig.update_yaxes(title_text="Positions")
+    return _layout(fig, 360, hovermode="closest")
+
+
+def contribution_figure(equity: pd.DataFrame, strategies: dict[str, Any], max_points: int) -> Any:
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    columns = [c for c in equity.columns if c.startswith("pnl:")]
+    frame = equity[columns]
+    if len(frame) > max_points:
+        frame = frame.groupby(frame.index.normalize()).last()
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        column_widths=[0.72, 0.28],
+        subplot_titles=("Cumulative PnL", "Contribution to return"),
+    )
+    for column in columns:
+        fig.add_trace(
+            go.Scatter(x=frame.index, y=frame[column], name=column.removeprefix("pnl:")),
+            row=1,
+            col=1,
+        )
+    names = [c.removeprefix("pnl:") for c in columns]
+    contributions = [
+        float((strategies.get(n) or {}).get("return_contribution", math.nan)) * 100.0 for n in names
+    ]
+    fig.add_trace(
+        go.Bar(
+            x=names,
+            y=contributions,
+            name="Contribution %",
+            marker={"color": ["#2ca02c" if v >= 0 else "#d62728" for v in contributions]},
+            showlegend=False,
+        ),
+        row=1,
+        col=2,
+    )
+    fig.update_yaxes(title_text="PnL", row=1, col=1)
+    fig.update_yaxes(title_text="% of starting equity", row=1, col=2)
+    return _layout(fig, 420, hovermode="closest", margin={"l": 60, "r": 20, "t": 60, "b": 40})
+
+
+def regime_figure(series: dict[str, pd.DataFrame]) -> Any:
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(
+        rows=len(series),
+        cols=1,
+        shared_xaxes=True,
+        subplot_titles=list(series),
+        vertical_spacing=0.08,
+    )
+    for row, frame in enumerate(series.values(), start=1):
+        for label in frame.columns:
+            fig.add_trace(
+                go.Scatter(
+                    x=frame.index,
+                    y=frame[label],
+                    name=label,
+                    legendgroup=label,
+                    showlegend=row == 1,
+                    stackgroup=f"s{row}",
+                    line={"shape": "hv", "width": 0.5, "color": REGIME_COLORS.get(label)},
+                ),
+                row=row,
+                col=1,
+            )
+        fig.update_yaxes(range=[0, 1], title_text="p", row=row, col=1)
+    return _layout(fig, 220 * len(series) + 120, margin={"l": 60, "r": 20, "t": 60, "b": 40})
+
+
+def allocation_figure(weights: pd.DataFrame) -> Any:
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for column in weights.columns:
+        fig.add_trace(
+            go.Scatter(
+                x=weights.index,
+                y=weights[column],
+                name=str(column),
+                stackgroup="w",
+                line={"shape": "hv", "width": 0.5},
+            ),
+        )
+    fig.update_yaxes(title_text="Weight")
+    return _layout(fig, 360)
+
+
+def risk_figure(verdicts: pd.DataFrame) -> Any:
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    flagged = verdicts[verdicts["verdict"] != "approve"]
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    day = flagged["ts"].dt.normalize()
+    for (verdict, reason), group in flagged.groupby([flagged["verdict"], flagged["reason"]]):
+        counts = group.groupby(day.loc[group.index]).size()
+        label = f"{verdict}: {reason}" if reason else str(verdict)
+        fig.add_trace(
+            go.Bar(
+                x=counts.index,
+                y=counts.to_numpy(),
+                name=label[:80],
+                marker={"color": VERDICT_COLORS.get(str(verdict), "#7f7f7f")},
+            ),
+        )
+    denied = verdicts["verdict"] == "deny"
+    cumulative = denied.astype(int).cumsum()
+    fig.add_trace(
+        go.Scatter(
+            x=verdicts["ts"],
+            y=cumulative,
+            name="Denials (cumulative)",
+            line={"shape": "hv", "color": "#333"},
+        ),
+        secondary_y=True,
+    )
+    fig.update_layout(barmode="stack")
+    fig.update_yaxes(title_text="Verdicts per day", secondary_y=False, rangemode="tozero")
+    fig.update_yaxes(title_text="Cumulative denials", secondary_y=True, rangemode="tozero")
+    return _layout(fig, 380)
+
+
+def build_sections(
+    data: RunData,
+    rolling_window: int | None = None,
+    max_points: int = 5000,
+) -> list[Section]:
+    """Every section of the page, in order; absent data gives a note instead of a figure."""
+    summary = data.summary
+    equity = data.equity.sort_index()
+    starting = float(summary.get("starting_equity") or equity["equity"].iloc[0])
+    ppy = int(summary.get("periods_per_year") or 252)
+    sections = [
+        Section(
+            "equity",
+            "Equity and drawdown",
+            equity_figure(_display_frame(equity, max_points), starting),
+            height=520,
+        ),
+    ]
+    returns = _returns(data).dropna()
+    if len(returns) >= 2:
+        table = monthly_returns(returns)
+        sections.append(
+            Section("monthly", "Monthly returns (%)", monthly_figure(table, returns)),
+        )
+    else:
+        sections.append(Section("monthly", "Monthly returns (%)", note="Fewer than two days."))
+    window = rolling_window or (126 if len(returns) >= 252 else max(len(returns) // 4, 5))
+    if len(returns) > window:
+        sharpe = rolling_sharpe(returns, window, ppy).dropna()
+        overall = summary.get("sharpe")
+        sections.append(
+            Section(
+                "rolling_sharpe",
+                f"Rolling Sharpe ({window} trading days)",
+                rolling_sharpe_figure(sharpe, window, overall if overall is not None else None),
+            ),
+        )
+    else:
+        sections.append(
+            Section(
+                "rolling_sharpe",
+                "Rolling Sharpe",
+                note=f"{len(returns)} daily returns: too few for a rolling window.",
+            ),
+        )
+    trades = closed_trades(data.positions)
+    if len(trades):
+        sections.append(Section("trades", "Trade distribution", trades_figure(trades)))
+    else:
+        sections.append(Section("trades", "Trade distribution", note="No closed positions."))
+    if any(c.startswith("pnl:") for c in equity.columns):
+        sections.append(
+            Section(
+                "contribution",
+                "Contribution per strategy",
+                contribution_figure(equity, summary.get("strategies") or {}, max_points),
+            ),
+        )
+    else:
+        sections.append(
+            Section("contribution", "Contribution per strategy", note="No strategy traded."),
+        )
+    regimes = regime_series(data.forensics.get("regime_update"))
+    if regimes:
+        sections.append(
+            Section("regime", "Regime probabilities", regime_figure(regimes)),
+        )
+    weights = allocation_series(data.forensics.get("allocation"))
+    if not weights.empty:
+        sections.append(Section("allocation", "Allocation weights", allocation_figure(weights)))
+    verdicts = risk_verdicts(data.forensics.get("risk_verdict"))
+    if len(verdicts):
+        sections.append(
+            Section("risk", "Risk verdicts: denials and resizes", risk_figure(verdicts)),
+        )
+    return sections
+
+
+# -- page ----------------------------------------------------------------------------------------
+
+
+def _fmt(value: Any, kind: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if isinstance(value, float) and math.isinf(value):
+        return "∞" if value > 0 else "-∞"
+    if kind == "pct":
+        return f"{value * 100:,.2f}%"
+    if kind == "int":
+        return f"{int(value):,}"
+    if kind == "money":
+        return f"{value:,.2f}"
+    return f"{value:,.3f}"
+
+
+def _tables(summary: dict[str, Any]) -> str:
+    cells = "".join(
+        f"<div class='stat'><div class='label'>{html.escape(label)}</div>"
+        f"<div class='value'>{_fmt(summary.get(key), kind)}</div></div>"
+        for key, label, kind in _HEADLINE
+    )
+    rows = []
+    for strategy_id, stats in (summary.get("strategies") or {}).items():
+        rows.append(
+            "<tr>"
+            f"<td>{html.escape(str(strategy_id))}</td>"
+            f"<td>{_fmt(stats.get('pnl'), 'money')}</td>"
+            f"<td>{_fmt(stats.get('return_contribution'), 'pct')}</td>"
+            f"<td>{_fmt(stats.get('sharpe'), 'ratio')}</td>"
+            f"<td>{_fmt(stats.get('max_drawdown'), 'pct')}</td>"
+            f"<td>{_fmt(stats.get('trades'), 'int')}</td>"
+            f"<td>{_fmt(stats.get('win_rate'), 'pct')}</td>"
+            f"<td>{_fmt(stats.get('profit_factor'), 'ratio')}</td>"
+            "</tr>",
+        )
+    table = ""
+    if rows:
+        table = (
+            "<table class='strategies'><thead><tr><th>Strategy</th><th>PnL</th>"
+            "<th>Contribution</th><th>Sharpe</th><th>Max DD</th><th>Trades</th>"
+            "<th>Win rate</th><th>Profit factor</th></tr></thead><tbody>"
+            + "".join(rows)
+            + "</tbody></table>"
+        )
+    return f"<div class='stats'>{cells}</div>{table}"
+
+
+_CSS = """
+body { font-family: -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif;
+       margin: 0 auto; max-width: 1200px; padding: 16px 24px; color: #222; }
+h1 { font-size: 1.5em; margin-bottom: 0.2em; } h2 { font-size: 1.15em; margin: 1.6em 0 0.4em; }
+.meta { color: #666; font-size: 0.9em; }
+.stats { display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: 8px;
+         margin: 16px 0; }
+.stat { background: #f6f7f9; border-radius: 6px; padding: 8px 10px; }
+.stat .label { font-size: 0.78em; color: #666; } .stat .value { font-size: 1.15em; }
+table.strategies { border-collapse: collapse; width: 100%; font-size: 0.9em; }
+table.strategies th, table.strategies td { border-bottom: 1px solid #e3e3e3; padding: 4px 8px;
+         text-align: right; }
+table.strategies th:first-child, table.strategies td:first-child { text-align: left; }
+.note { color: #888; font-style: italic; }
+pre { background: #f6f7f9; padding: 10px; overflow-x: auto; font-size: 0.85em; }
+"""
+
+
+def render_html(data: RunData, sections: list[Section], title: str | None = None) -> str:
+    """The page as one HTML string with plotly.js inlined."""
+    import plotly.offline
+
+    summary = data.summary
+    name = title or str(summary.get("name", "backtest"))
+    meta = (
+        f"{html.escape(str(summary.get('start', '')))} → {html.escape(str(summary.get('end', '')))}"
+        f" · {int(summary.get('bars', 0) or 0):,} bar closes"
+        f" · generated {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}"
+    )
+    body = [f"<h1>{html.escape(name)}</h1><div class='meta'>{meta}</div>", _tables(summary)]
+    for section in sections:
+        body.append(f"<h2 id='{section.key}'>{html.escape(section.title)}</h2>")
+        if section.figure is None:
+            body.append(f"<p class='note'>{html.escape(section.note)}</p>")
+            continue
+        body.append(
+            section.figure.to_html(
+                full_html=False,
+                include_plotlyjs=False,
+                div_id=f"chart-{section.key}",
+                default_height=f"{section.figure.layout.height or section.height}px",
+                config={"displaylogo": False, "responsive": True},
+            ),
+        )
+    if data.config_text:
+        body.append(
+            "<h2 id='config'>Node config</h2><details><summary>config.yaml</summary>"
+            f"<pre>{html.escape(data.config_text)}</pre></details>",
+        )
+    return (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{html.escape(name)} · grodt tearsheet</title><style>{_CSS}</style>"
+        f"<script type='text/javascript'>{plotly.offline.get_plotlyjs()}</script></head><body>"
+        + "\n".join(body)
+        + "</body></html>\n"
+    )
+
+
+def render_tearsheet(
+    run_dir: Path,
+    output: Path | None = None,
+    title: str | None = None,
+    rolling_window: int | None = None,
+    max_points: int = 5000,
+) -> Path:
+    """Write the run's tearsheet (default ``<run_dir>/tearsheet.html``) and return its path.
+
+    Parameters
+    ----------
+    run_dir : Path
+        A backtest run directory (``summary.json`` and ``equity.parquet`` required).
+    output : Path, optional
+        Where to write the page.
+    title : str, optional
+        Page title (default: the node name).
+    rolling_window : int, optional
+        Rolling Sharpe window in trading days (default 126, shorter for short runs).
+    max_points : int, default 5000
+        Longer series are drawn per day.
+    """
+    data = load_run(Path(run_dir))
+    sections = build_sections(data, rolling_window=rolling_window, max_points=max_points)
+    path = Path(output) if output is not None else Path(run_dir) / "tearsheet.html"
+    tmp = path.with_suffix(".html.tmp")
+    tmp.write_text(render_html(data, sections, title), encoding="utf-8")
+    tmp.replace(path)
+    return path
