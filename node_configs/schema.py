@@ -77,6 +77,13 @@ class VenueSpec(StrictModel):
     fee_model: FeeModelSpec = Field(default_factory=FeeModelSpec)
     bar_adaptive_high_low_ordering: bool = False
     reject_stop_orders: bool = True
+    support_contingent_orders: bool = True
+    use_reduce_only: bool = Field(
+        default=True,
+        description="Honour reduce-only on fills. Nautilus 1.221 resizes partially filled "
+        "reduce-only orders wrongly; strategies that bracket larger than bar liquidity on a "
+        "margin venue turn it off.",
+    )
 
 
 class DataSpec(StrictModel):

@@ -134,6 +134,8 @@ def venue_config(venue: VenueSpec) -> BacktestVenueConfig:
         fee_model=fee_model,
         bar_adaptive_high_low_ordering=venue.bar_adaptive_high_low_ordering,
         reject_stop_orders=venue.reject_stop_orders,
+        support_contingent_orders=venue.support_contingent_orders,
+        use_reduce_only=venue.use_reduce_only,
     )
 
 

@@ -1,0 +1,1 @@
+"""Example strategies for researchers (``docs/strategies.md``, "Write your own strategy")."""

@@ -1,0 +1,125 @@
+"""Bracket orders for :class:`strategies.base.RegimeAwareStrategy`.
+
+A bracket is the usual Nautilus ``OrderList``: a MARKET entry (contingency OTO) whose children — a
+``STOP_MARKET`` stop loss and a ``LIMIT`` take profit, linked one-updates-other (OUO) — are
+released when the entry fills. It differs from ``OrderFactory.bracket`` in one respect: the
+children are **not** flagged reduce-only.
+
+Why: in Nautilus 1.221 the simulated venue re-sizes every open reduce-only passive order of a
+position to the position's quantity after each fill, ignoring what the order itself has already
+filled. When a stop or target fills in several parts (an order larger than the bar's simulated
+liquidity of about volume / 4 walks the book), that re-sizing closes the order early — leaving
+part of the position open and unprotected — or drives its remaining quantity below zero, which
+aborts the process (``Quantity::from_raw`` panic). Without the flag the venue leaves the children
+alone; the OUO link still keeps the stop equal to the target's remaining quantity and vice versa,
+and the strategy itself shrinks the children whenever it reduces the position (rebalances) and
+checks them against the position on the next bar after any other change. Exits at market keep
+the reduce-only flag (market orders are not re-sized).
+
+The exception is a CASH account: Nautilus' own RiskEngine adds the notional of every
+non-reduce-only SELL of an order list to a cumulative total that must stay below the free cash,
+so a long bracket with plain children is denied as soon as its stop and target together exceed
+the free cash (a position above half of it). On CASH accounts the children are therefore
+reduce-only (``RegimeAwareStrategyConfig.bracket_reduce_only``, default ``auto``); the re-sizing
+hazard remains there for exits larger than the bar's liquidity, and goes away on a simulated venue
+with ``use_reduce_only: false`` (see docs/strategies.md).
+"""
+
+from nautilus_trader.common.component import Clock
+from nautilus_trader.common.factories import OrderFactory
+from nautilus_trader.core.uuid import UUID4
+from nautilus_trader.model.enums import ContingencyType
+from nautilus_trader.model.enums import OrderSide
+from nautilus_trader.model.enums import TimeInForce
+from nautilus_trader.model.enums import TriggerType
+from nautilus_trader.model.identifiers import InstrumentId
+from nautilus_trader.model.identifiers import StrategyId
+from nautilus_trader.model.identifiers import TraderId
+from nautilus_trader.model.objects import Price
+from nautilus_trader.model.objects import Quantity
+from nautilus_trader.model.orders import LimitOrder
+from nautilus_trader.model.orders import MarketOrder
+from nautilus_trader.model.orders import OrderList
+from nautilus_trader.model.orders import StopMarketOrder
+
+
+def bracket(
+    *,
+    factory: OrderFactory,
+    clock: Clock,
+    trader_id: TraderId,
+    strategy_id: StrategyId,
+    instrument_id: InstrumentId,
+    side: OrderSide,
+    quantity: Quantity,
+    stop_price: Price,
+    target_price: Price,
+    tags: list[str],
+    reduce_only_children: bool = False,
+) -> OrderList:
+    """A MARKET entry with a STOP_MARKET stop loss and a LIMIT take profit (OTO, then OUO).
+
+    ``tags`` are added to every order of the list after its role tag (``ENTRY``, ``STOP_LOSS``,
+    ``TAKE_PROFIT``), e.g. the decision's ``trace_id=<id>``. ``reduce_only_children`` flags the
+    stop and target reduce-only (see the module docstring for when that is needed).
+    """
+    entry_id = factory.generate_client_order_id()
+    stop_id = factory.generate_client_order_id()
+    target_id = factory.generate_client_order_id()
+    list_id = factory.generate_order_list_id()
+    exit_side = OrderSide.SELL if side == OrderSide.BUY else OrderSide.BUY
+    ts_init = clock.timestamp_ns()
+    entry = MarketOrder(
+        trader_id=trader_id,
+        strategy_id=strategy_id,
+        instrument_id=instrument_id,
+        client_order_id=entry_id,
+        order_side=side,
+        quantity=quantity,
+        init_id=UUID4(),
+        ts_init=ts_init,
+        time_in_force=TimeInForce.GTC,
+        contingency_type=ContingencyType.OTO,
+        order_list_id=list_id,
+        linked_order_ids=[stop_id, target_id],
+        tags=["ENTRY", *tags],
+    )
+    stop = StopMarketOrder(
+        trader_id=trader_id,
+        strategy_id=strategy_id,
+        instrument_id=instrument_id,
+        client_order_id=stop_id,
+        order_side=exit_side,
+        quantity=quantity,
+        trigger_price=stop_price,
+        trigger_type=TriggerType.DEFAULT,
+        init_id=UUID4(),
+        ts_init=ts_init,
+        time_in_force=TimeInForce.GTC,
+        reduce_only=reduce_only_children,
+        contingency_type=ContingencyType.OUO,
+        order_list_id=list_id,
+        linked_order_ids=[target_id],
+        parent_order_id=entry_id,
+        tags=["STOP_LOSS", *tags],
+    )
+    target = LimitOrder(
+        trader_id=trader_id,
+        strategy_id=strategy_id,
+        instrument_id=instrument_id,
+        client_order_id=target_id,
+        order_side=exit_side,
+        quantity=quantity,
+        price=target_price,
+        init_id=UUID4(),
+        ts_init=ts_init,
+        time_in_force=TimeInForce.GTC,
+        post_only=False,
+        reduce_only=reduce_only_children,
+        contingency_type=ContingencyType.OUO,
+        order_list_id=list_id,
+        linked_order_ids=[stop_id],
+        parent_order_id=entry_id,
+        tags=["TAKE_PROFIT", *tags],
+    )
+    return OrderList(order_list_id=list_id, orders=[entry, stop, target])

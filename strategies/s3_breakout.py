@@ -1,0 +1,139 @@
+"""S3 breakout: joins strong breaks of the recent range, confirmed by volume and momentum.
+
+Long when the close exceeds the prior ``breakout_period``-bar high (Nautilus ``DonchianChannel``
+over the bars *before* this one) by at least ``breakout_threshold`` ATRs::
+
+    close >= prior_high + breakout_threshold · ATR
+
+and, with ``volume_confirmation``, the bar's volume is at least ``volume_multiple`` times the
+mean volume of the prior ``volume_period`` bars, and the momentum (rate of change over
+``momentum_period`` bars) is above ``min_momentum``. Short is the mirror image below the prior
+low (with ``allow_short``).
+
+The position rides a trailing stop (chandelier: highest high since entry minus
+``trailing_atr_multiple · ATR``) inside a bracket whose target is ``risk_reward_ratio`` times the
+initial stop distance. Regime: trending (bull and bear affinity 1, sideways 0).
+
+Bars without volume (close-only data) cannot confirm a breakout: the strategy logs it once and
+stays flat; set ``volume_confirmation: false`` for such data.
+"""
+
+import msgspec
+from nautilus_trader.config import NonNegativeFloat
+from nautilus_trader.config import PositiveFloat
+from nautilus_trader.config import PositiveInt
+from nautilus_trader.indicators import DonchianChannel
+from nautilus_trader.indicators import RateOfChange
+from nautilus_trader.indicators import SimpleMovingAverage
+from nautilus_trader.model.data import Bar
+
+from strategies.base import EntrySignal
+from strategies.base import RegimeAwareStrategy
+from strategies.base import RegimeAwareStrategyConfig
+
+
+class S3BreakoutConfig(RegimeAwareStrategyConfig, frozen=True):
+    """Configuration for :class:`S3Breakout` (plus every base field).
+
+    Parameters
+    ----------
+    breakout_period : int, default 20
+        N of the N-bar high/low, in bars (excluding the signal bar).
+    breakout_threshold : float, default 1.5
+        Distance beyond the N-bar high/low, in ATR multiples.
+    volume_confirmation : bool, default True
+        Require volume >= ``volume_multiple`` × the prior ``volume_period``-bar mean.
+    volume_period : int, default 20
+    volume_multiple : float, default 1.5
+    momentum_period : int, default 10
+        Rate-of-change period, in bars.
+    min_momentum : float, default 0.0
+        Minimum rate of change (fraction of price) in the breakout's direction.
+    risk_reward_ratio : float, default 2.0
+    stop_atr_multiple : float, default 2.0
+    trailing_stop : bool, default True
+    trailing_atr_multiple : float, default 3.0
+    regime_affinity : dict, default {bull: 1, bear: 1, sideways: 0}
+    """
+
+    breakout_period: PositiveInt = 20
+    breakout_threshold: NonNegativeFloat = 1.5
+    volume_confirmation: bool = True
+    volume_period: PositiveInt = 20
+    volume_multiple: PositiveFloat = 1.5
+    momentum_period: PositiveInt = 10
+    min_momentum: NonNegativeFloat = 0.0
+    risk_reward_ratio: PositiveFloat = 2.0
+    stop_atr_multiple: PositiveFloat = 2.0
+    trailing_stop: bool = True
+    trailing_atr_multiple: PositiveFloat | None = 3.0
+    regime_affinity: dict[str, float] = msgspec.field(
+        default_factory=lambda: {"bull": 1.0, "bear": 1.0, "sideways": 0.0},
+    )
+
+
+class S3Breakout(RegimeAwareStrategy):
+    """Range breakout with volume and momentum confirmation; see the module docstring."""
+
+    def __init__(self, config: S3BreakoutConfig) -> None:
+        super().__init__(config)
+        # Lagged: during entry_signal(bar_t) they describe bars up to t-1.
+        self.channel = self.add_indicator(DonchianChannel(config.breakout_period), lagged=True)
+        self.momentum = self.add_indicator(RateOfChange(config.momentum_period))
+        # Fed each bar's volume after the decision: the mean of the prior volume_period bars.
+        self.volume_average = self.add_indicator(
+            SimpleMovingAverage(config.volume_period),
+            manual=True,
+        )
+        self.volume_ratio = 0.0  # this bar's volume over the prior mean (0 without volume data)
+        self._warned_no_volume = False
+
+    def entry_signal(self, bar: Bar) -> EntrySignal | None:
+        config = self.config
+        close = bar.close.as_double()
+        reach = config.breakout_threshold * self.atr.value
+        if close >= self.channel.upper + reach:
+            direction = 1
+        elif close <= self.channel.lower - reach:
+            direction = -1
+        else:
+            return None
+        if direction * self.momentum.value <= config.min_momentum:
+            return None
+        if config.volume_confirmation and not self._volume_confirms(bar):
+            return None
+        reason = "breakout_high" if direction > 0 else "breakout_low"
+        return EntrySignal(direction, reason)
+
+    def _volume_confirms(self, bar: Bar) -> bool:
+        average = self.volume_average.value
+        if average <= 0.0:
+            if not self._warned_no_volume:
+                self._warned_no_volume = True
+                self.log.warning(
+                    f"{self.config.bar_type} carries no volume: breakouts cannot be confirmed "
+                    "(set volume_confirmation: false for close-only data)",
+                )
+            return False
+        return bar.volume.as_double() >= self.config.volume_multiple * average
+
+    def features(self) -> dict[str, float]:
+        return {
+            "prior_high": self.channel.upper,
+            "prior_low": self.channel.lower,
+            "momentum": self.momentum.value,
+            "volume_ratio": self.volume_ratio,
+        }
+
+    def on_bar(self, bar: Bar) -> None:
+        average = self.volume_average.value if self.volume_average.initialized else 0.0
+        self.volume_ratio = bar.volume.as_double() / average if average > 0.0 else 0.0
+        super().on_bar(bar)
+
+    def post_bar(self, bar: Bar) -> None:
+        self.volume_average.update_raw(bar.volume.as_double())
+
+    def on_reset(self) -> None:
+        super().on_reset()
+        self.volume_ratio = 0.0
+        self._warned_no_volume = False
