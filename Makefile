@@ -36,8 +36,10 @@ catalog: install
 demo: catalog
 	$(BIN)/grodt backtest $(DEMO_CONFIG) --catalog $(CATALOG)
 
+# One BLAS thread per process: the suite's model fits run beside engines on 2 cores, and
+# oversubscribed BLAS threads made hmmlearn fits ~20x slower there.
 test: install-dev
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install-dev
 	$(BIN)/ruff check .

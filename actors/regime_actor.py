@@ -1,0 +1,277 @@
+"""The regime actor: causal HMM regime probabilities for every bar, published to all strategies.
+
+For each configured bar type the actor runs a :class:`~models.regime.WalkForwardRegime` — causal
+features, one forward-filter step per bar, periodic refits on a trailing window — and publishes a
+:class:`~grodt.messages.RegimeProbabilities` record per bar with
+``publish_data(regime_data_type(instrument_id), record)`` (``ts_event``/``ts_init`` of the bar).
+Strategies subscribe to that data type and blend their behaviour with the probabilities.
+
+On a (re)fit, a failed fit and a change of the most likely label (not every bar) it also
+publishes a :class:`~grodt.records.RegimeUpdateRecord` on :data:`~grodt.messages.Topics.REGIME`
+for decision forensics.
+
+The actor does not know whether it runs in a backtest or live: it only sees bars. Actors start
+before strategies, so a strategy's ``on_bar(t)`` always sees the record of bar t first. The same
+records can be computed offline (``grodt regime infer --to-catalog``) and replayed into a
+backtest without the actor; see ``docs/regime.md``.
+"""
+
+from pathlib import Path
+
+from nautilus_trader.common.actor import Actor
+from nautilus_trader.config import ActorConfig
+from nautilus_trader.config import NonNegativeFloat
+from nautilus_trader.config import NonNegativeInt
+from nautilus_trader.config import PositiveFloat
+from nautilus_trader.config import PositiveInt
+from nautilus_trader.model.data import Bar
+from nautilus_trader.model.data import BarType
+from nautilus_trader.model.data import DataType
+from nautilus_trader.model.identifiers import InstrumentId
+
+from grodt.errors import GrodtError
+from grodt.messages import RegimeProbabilities
+from grodt.messages import Topics
+from grodt.messages import regime_data_type
+from grodt.records import RegimeUpdateRecord
+from grodt.records import make_trace_id
+from models.regime.features import DEFAULT_FEATURES
+from models.regime.hmm import GaussianRegimeHMM
+from models.regime.walk_forward import RegimeStep
+from models.regime.walk_forward import WalkForwardConfig
+from models.regime.walk_forward import WalkForwardRegime
+
+
+class RegimeActorConfig(ActorConfig, frozen=True):
+    """Configuration for :class:`RegimeActor`.
+
+    Parameters
+    ----------
+    bar_types : list[BarType]
+        The bars to filter, one bar type per instrument; records are published per instrument.
+    features : tuple[str, ...]
+        Feature specs (``log_return``, ``realized_vol:20``, ``trend:50``, ``efficiency:50``,
+        ``log_realized_vol:20``, ``log_return:5``; see ``models.regime.features``).
+    n_states : int, default 3
+        Hidden states; with more than 3, the middle states share the ``sideways`` label.
+    covariance_type : str, default "full"
+        ``full``, ``diag``, ``spherical`` or ``tied``.
+    min_covar : float, default 1e-3
+        Floor on state covariance eigenvalues (standardised units); clamping is logged.
+    n_iter : int, default 100
+        Maximum EM iterations per fit.
+    tol : float, default 1e-4
+        EM convergence threshold (log-likelihood gain).
+    n_init : int, default 3
+        Cold EM starts of a first fit (the best log-likelihood wins).
+    random_state : int, default 0
+        Seed: fits are deterministic.
+    label_z : float, default 3.0
+        Drift t-statistic a state needs to be called bull (≥ +label_z) or bear (≤ −label_z);
+        weaker states are sideways (see ``models.regime.labels``).
+    transition_pseudocount : float, default 1.0
+        Dirichlet pseudo-count per transition (no transition probability is exactly 0).
+    temperature : float, default 1.0
+        Emission tempering of the forward filter (≥ 1). Features over overlapping windows
+        repeat information bar after bar; T ≈ their window gives calibrated probabilities that
+        move smoothly instead of jumping between 0 and 1. 1 = the exact model posterior.
+    train_bars : int, default 1000
+        Trailing training window, in bars with valid features. Too few for the model's
+        parameters is an error when the config is loaded.
+    min_train_bars : int, optional
+        Bars needed for the first fit (default ``train_bars``); the neutral prior until then.
+    refit_every : int, default 0
+        Bars between walk-forward refits; 0 = never refit (after the first fit, or never when
+        ``model_path`` is given).
+    warm_start : bool, default True
+        Start refits from the previous model's parameters.
+    model_path : str, optional
+        A model saved by ``grodt regime fit`` to start with (used from the first bar after the
+        features' warm-up); must have the configured ``features``.
+    model_dir : str, optional
+        Write every model the actor fits to ``<model_dir>/<instrument_id>/<version>.json``.
+    publish_updates : bool, default True
+        Publish ``RegimeUpdateRecord`` forensics records on refits and label changes.
+    """
+
+    bar_types: list[BarType]
+    features: tuple[str, ...] = DEFAULT_FEATURES
+    n_states: PositiveInt = 3
+    covariance_type: str = "full"
+    min_covar: PositiveFloat = 1e-3
+    n_iter: PositiveInt = 100
+    tol: PositiveFloat = 1e-4
+    n_init: PositiveInt = 3
+    random_state: NonNegativeInt = 0
+    label_z: PositiveFloat = 3.0
+    transition_pseudocount: NonNegativeFloat = 1.0
+    temperature: PositiveFloat = 1.0
+    train_bars: PositiveInt = 1000
+    min_train_bars: PositiveInt | None = None
+    refit_every: NonNegativeInt = 0
+    warm_start: bool = True
+    model_path: str | None = None
+    model_dir: str | None = None
+    publish_updates: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.bar_types:
+            raise ValueError("bar_types: at least one bar type is required")
+        instruments = [str(bt.instrument_id) for bt in self.bar_types]
+        duplicates = sorted({i for i in instruments if instruments.count(i) > 1})
+        if duplicates:
+            raise ValueError(
+                f"bar_types: one bar type per instrument (records are keyed by instrument); "
+                f"{duplicates} appear more than once",
+            )
+        try:
+            self.walk_forward_config()
+        except GrodtError as e:
+            raise ValueError(str(e)) from None
+        if self.model_path is not None and not Path(self.model_path).is_file():
+            raise ValueError(f"model_path: {self.model_path} does not exist")
+
+    def walk_forward_config(self) -> WalkForwardConfig:
+        """The model and refit schedule as a :class:`WalkForwardConfig`."""
+        return WalkForwardConfig(
+            features=tuple(self.features),
+            n_states=self.n_states,
+            covariance_type=self.covariance_type,
+            min_covar=self.min_covar,
+            n_iter=self.n_iter,
+            tol=self.tol,
+            n_init=self.n_init,
+            random_state=self.random_state,
+            label_z=self.label_z,
+            transition_pseudocount=self.transition_pseudocount,
+            temperature=self.temperature,
+            train_bars=self.train_bars,
+            min_train_bars=self.min_train_bars,
+            refit_every=self.refit_every,
+            warm_start=self.warm_start,
+        )
+
+
+class RegimeActor(Actor):
+    """Publishes causal regime probabilities for every bar of the configured bar types."""
+
+    def __init__(self, config: RegimeActorConfig) -> None:
+        super().__init__(config)
+        self.walk_forward = config.walk_forward_config()
+        self.filters: dict[BarType, WalkForwardRegime] = {}
+        """The walk-forward filter of each bar type (models, fits and counters)."""
+        self._data_types: dict[BarType, DataType] = {}
+        self._instrument_ids: dict[BarType, InstrumentId] = {}
+        self._saved_versions: set[str] = set()
+        self._sequence = 0
+
+    def on_start(self) -> None:
+        starting_model = None
+        if self.config.model_path is not None:
+            starting_model = GaussianRegimeHMM.load(self.config.model_path)
+            self.log.info(
+                f"Starting from regime model {starting_model.version_} ({self.config.model_path})",
+            )
+        for bar_type in self.config.bar_types:
+            instrument_id = bar_type.instrument_id
+            self.filters[bar_type] = WalkForwardRegime(
+                self.walk_forward,
+                model=starting_model,
+                on_warning=self._warn,
+                on_info=self.log.info,
+            )
+            self._data_types[bar_type] = regime_data_type(instrument_id)
+            self._instrument_ids[bar_type] = instrument_id
+            self.subscribe_bars(bar_type)
+
+    def on_bar(self, bar: Bar) -> None:
+        regime = self.filters.get(bar.bar_type)
+        if regime is None:
+            return
+        step = regime.update(bar.close.as_double(), bar.ts_event)
+        instrument_id = self._instrument_ids[bar.bar_type]
+        p_bull, p_bear, p_sideways = step.probabilities
+        record = RegimeProbabilities(
+            instrument_id=instrument_id,
+            p_bull=p_bull,
+            p_bear=p_bear,
+            p_sideways=p_sideways,
+            most_likely=step.most_likely,
+            entropy=step.entropy,
+            model_version=step.model_version,
+            ts_event=bar.ts_event,
+            ts_init=bar.ts_init,
+        )
+        self.publish_data(self._data_types[bar.bar_type], record)
+        if step.events:
+            self._on_events(bar, instrument_id, regime, step)
+
+    def _on_events(
+        self,
+        bar: Bar,
+        instrument_id: InstrumentId,
+        regime: WalkForwardRegime,
+        step: RegimeStep,
+    ) -> None:
+        if self.config.model_dir is not None and ("fit" in step.events or "refit" in step.events):
+            self._save_model(instrument_id, regime)
+        if not self.config.publish_updates:
+            return
+        self._sequence += 1
+        component_id = str(self.id)
+        update = RegimeUpdateRecord(
+            trace_id=make_trace_id(component_id, bar.ts_event, self._sequence),
+            ts_event=bar.ts_event,
+            ts_init=self.clock.timestamp_ns(),
+            component_id=component_id,
+            model_versions={"regime": step.model_version},
+            instrument_id=str(instrument_id),
+            probabilities=step.as_dict(),
+            most_likely=step.most_likely,
+            entropy=step.entropy,
+            reason=",".join(step.events),
+        )
+        self.msgbus.publish(Topics.REGIME, update)
+
+    def _save_model(self, instrument_id: InstrumentId, regime: WalkForwardRegime) -> None:
+        model = regime.model
+        if model is None or model.version_ in self._saved_versions:
+            return
+        path = Path(str(self.config.model_dir)) / str(instrument_id) / f"{model.version_}.json"
+        try:
+            model.save(path)
+        except OSError as e:
+            self.log.error(f"Could not save regime model {model.version_} to {path}: {e}")
+            return
+        self._saved_versions.add(model.version_)
+
+    def _warn(self, message: str) -> None:
+        self.log.warning(message)
+
+    def on_stop(self) -> None:
+        for bar_type in self.config.bar_types:
+            self.unsubscribe_bars(bar_type)
+        for bar_type, regime in self.filters.items():
+            self.log.info(
+                f"{bar_type}: {regime.bars} bars, {len(regime.fits)} fits, "
+                f"{regime.failed_fits} failed fits, {regime.skipped} skipped updates, "
+                f"model {regime.version}",
+            )
+
+    def on_reset(self) -> None:
+        for regime in self.filters.values():
+            regime.reset()
+
+    def summary(self) -> dict[str, dict[str, object]]:
+        """Counters per bar type: bars, fits, failed fits, skipped updates, current version."""
+        return {
+            str(bar_type): {
+                "bars": regime.bars,
+                "fits": len(regime.fits),
+                "failed_fits": regime.failed_fits,
+                "skipped": regime.skipped,
+                "model_version": regime.version,
+                "fit_seconds": sum(f.seconds for f in regime.fits),
+            }
+            for bar_type, regime in self.filters.items()
+        }
