@@ -1,19 +1,36 @@
 """Decision-forensics record contracts (pydantic v2).
 
 Every "why" in grodt is one of these records: a strategy's decision, the risk gate's verdict, the
-meta-controller's allocation, a regime update, and order/fill event summaries. They share an
-envelope (:class:`RecordBase`) whose ``trace_id`` follows one decision through its verdict, order
-and fills.
+meta-controller's allocation, a regime update, and order, fill and position event summaries. They
+share an envelope (:class:`RecordBase`) whose ``trace_id`` follows one decision through its
+verdict, order and fills.
 
 How the trace id travels: a strategy creates it when it decides (:func:`make_trace_id`), stores it
 in the order's tags as ``trace_id=<id>`` (:func:`trace_tag`), and publishes its
 :class:`DecisionRecord`. The risk gate reads the tag from the submitted order; the forensics bridge
-reads it from ``OrderInitialized.tags`` and stamps every later event of that order.
+reads it from ``OrderInitialized.tags`` and stamps every later event of that order, and every
+position event the order's fills cause.
 
 Records are built only when something is decided, never per bar, and are published on the message
 bus (:class:`grodt.messages.Topics`); serialisation happens off the engine thread.
+
+Wire format (Kafka value, spill file, Parquet ``payload`` column): one JSON object, the record's
+fields preceded by ``"record_type"`` (:func:`record_to_json`). Floats that are not finite are
+written as the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"`` (standard JSON has no such
+numbers) and read back as floats. :func:`record_from_json` reads any record type back.
+
+Compatibility rule (docs/forensics.md): within one :data:`SCHEMA_VERSION`, changes are additive
+only — a new optional field with a default, a new record type. Producers are strict (unknown
+fields are errors), readers are tolerant (unknown fields are ignored and reported), so a reader
+one revision behind still reads newer records. Renaming, removing or retyping a field, changing
+its unit or meaning, tightening a constraint or adding a value to a ``Literal`` bumps
+``SCHEMA_VERSION``; readers refuse records of a newer major version instead of misreading them.
 """
 
+import json
+import types
+import typing
+from collections.abc import Mapping
 from typing import Any
 from typing import ClassVar
 from typing import Literal
@@ -21,11 +38,23 @@ from typing import Literal
 from pydantic import BaseModel
 from pydantic import ConfigDict
 from pydantic import Field
+from pydantic import ValidationError
+
+from grodt.errors import GrodtError
 
 SCHEMA_VERSION = 1
 """Major version of the record contracts. See docs/forensics.md for the compatibility rule."""
 
 TRACE_TAG_PREFIX = "trace_id="
+
+_MODEL_CONFIG = ConfigDict(extra="forbid", frozen=True, ser_json_inf_nan="strings")
+
+
+class RecordDecodeError(GrodtError):
+    """A serialised record cannot be read: bad JSON, unknown type, newer schema or invalid fields.
+
+    The message names the record type and the offending field path.
+    """
 
 
 def make_trace_id(component_id: str, ts_ns: int, sequence: int) -> str:
@@ -72,12 +101,13 @@ class RecordBase(BaseModel):
     ts_init : int
         When the record was created, UNIX nanoseconds.
     component_id : str
-        The producing component (strategy id, actor id, ``RiskGate``).
+        The producing component (strategy id, actor id, ``RiskGate``); for order and position
+        events, the strategy that owns the order.
     model_versions : dict[str, str]
         Versions of the models that informed the record (e.g. ``{"regime": "hmm-3f2a"}``).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _MODEL_CONFIG
 
     record_type: ClassVar[str] = "base"
 
@@ -106,7 +136,7 @@ class Signal(BaseModel):
         Confidence in [0, 1].
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _MODEL_CONFIG
 
     strength: float = Field(ge=-1.0, le=1.0)
     expected_return: float = 0.0
@@ -118,7 +148,7 @@ class Signal(BaseModel):
 class IntendedOrder(BaseModel):
     """The order a decision intends to submit (quantities and prices as decimal strings)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _MODEL_CONFIG
 
     client_order_id: str | None = None
     side: Literal["BUY", "SELL"]
@@ -131,7 +161,27 @@ class IntendedOrder(BaseModel):
 
 
 class DecisionRecord(RecordBase):
-    """An entry or exit decision of a strategy."""
+    """An entry, exit or adjustment decision of a strategy.
+
+    Attributes
+    ----------
+    strategy_id, instrument_id : str
+        Who decided, on what.
+    action : {"entry", "exit", "adjust"}
+        What kind of decision.
+    reason : str
+        Human-readable cause (the rule that fired).
+    features : dict[str, float]
+        Snapshot of the inputs (indicator values, prices) at the decision; NaN allowed.
+    regime_probabilities : dict[str, float]
+        The regime probabilities the strategy acted on, keyed by label.
+    signal : Signal
+        μ, σ, horizon and confidence behind the decision.
+    allocation_weight : float
+        The strategy's capital weight when deciding, in [0, 1].
+    intended_order : IntendedOrder | None
+        The order the decision sends (None when it decides not to trade).
+    """
 
     record_type: ClassVar[str] = "decision"
 
@@ -147,7 +197,10 @@ class DecisionRecord(RecordBase):
 
 
 class RiskVerdictRecord(RecordBase):
-    """The portfolio risk gate's verdict on one order submission (approvals included)."""
+    """The portfolio risk gate's verdict on one order submission (approvals included).
+
+    Quantities are decimal strings; ``equity`` and exposures are in the account's base currency.
+    """
 
     record_type: ClassVar[str] = "risk_verdict"
 
@@ -166,7 +219,8 @@ class RiskVerdictRecord(RecordBase):
 
 
 class AllocationRecord(RecordBase):
-    """The meta-controller's capital allocation across strategies."""
+    """The meta-controller's capital allocation across strategies (weights as fractions of
+    equity)."""
 
     record_type: ClassVar[str] = "allocation"
 
@@ -188,7 +242,14 @@ class RegimeUpdateRecord(RecordBase):
 
 
 class OrderEventRecord(RecordBase):
-    """Summary of one order or fill event, stamped with the order's trace id."""
+    """Summary of one order or fill event, stamped with the order's trace id.
+
+    ``event_type`` is the Nautilus event class name (``OrderInitialized``, ``OrderFilled``, ...).
+    Quantities, prices and money are decimal strings as Nautilus prints them (money with its
+    currency, e.g. ``"1.25 USD"``). ``parent_order_id``, ``order_list_id``, ``contingency_type``
+    and ``reduce_only`` describe the order at ``OrderInitialized`` (bracket children name their
+    entry as parent).
+    """
 
     record_type: ClassVar[str] = "order_event"
 
@@ -205,6 +266,46 @@ class OrderEventRecord(RecordBase):
     commission: str | None = None
     position_id: str | None = None
     reason: str | None = None
+    # Additive fields (schema 1, after the first revision): absent in older records.
+    order_type: str | None = None
+    time_in_force: str | None = None
+    trigger_price: str | None = None
+    trade_id: str | None = None
+    liquidity_side: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    parent_order_id: str | None = None
+    order_list_id: str | None = None
+    contingency_type: str | None = None
+    reduce_only: bool | None = None
+
+
+class PositionEventRecord(RecordBase):
+    """Summary of one position event (opened, changed, closed), stamped with the trace id of the
+    order whose fill caused it.
+
+    Quantities and money are decimal strings; ``avg_px_*`` are prices as floats;
+    ``realized_return`` is a fraction; ``duration_ns`` is nanoseconds (closed positions).
+    """
+
+    record_type: ClassVar[str] = "position_event"
+
+    event_type: str
+    strategy_id: str
+    instrument_id: str
+    position_id: str
+    client_order_id: str = ""
+    side: str
+    signed_qty: float
+    quantity: str
+    peak_qty: str | None = None
+    last_qty: str | None = None
+    last_px: str | None = None
+    avg_px_open: float
+    avg_px_close: float | None = None
+    realized_return: float | None = None
+    realized_pnl: str | None = None
+    unrealized_pnl: str | None = None
+    duration_ns: int | None = None
 
 
 RECORD_TYPES: dict[str, type[RecordBase]] = {
@@ -215,5 +316,122 @@ RECORD_TYPES: dict[str, type[RecordBase]] = {
         AllocationRecord,
         RegimeUpdateRecord,
         OrderEventRecord,
+        PositionEventRecord,
     )
 }
+"""Record classes by their ``record_type``."""
+
+
+# -- Serialisation ---------------------------------------------------------------------------------
+
+
+def record_to_json(record: RecordBase) -> bytes:
+    """The wire form of ``record``: its JSON with ``"record_type"`` as the first key.
+
+    Raises ``pydantic_core.PydanticSerializationError`` when a field holds a value of the wrong
+    type (possible for records built with ``model_construct``, which skips validation).
+    """
+    body = type(record).__pydantic_serializer__.to_json(record, warnings="error")
+    return b'{"record_type":"' + record.record_type.encode() + b'",' + body[1:]
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside ``annotation`` (``Model`` or ``Model | None``), if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            model = _model_of(arg)
+            if model is not None:
+                return model
+    return None
+
+
+def _prune_unknown(
+    model: type[BaseModel],
+    data: Mapping[str, Any],
+    path: str,
+    unknown: list[str],
+) -> dict[str, Any]:
+    """Drop keys ``model`` does not know (recursively into nested models), noting their paths."""
+    pruned: dict[str, Any] = {}
+    for key, value in data.items():
+        field = model.model_fields.get(key)
+        if field is None:
+            unknown.append(f"{path}{key}")
+            continue
+        nested = _model_of(field.annotation)
+        if nested is not None and isinstance(value, Mapping):
+            value = _prune_unknown(nested, value, f"{path}{key}.", unknown)
+        pruned[key] = value
+    return pruned
+
+
+def record_from_dict(
+    data: Mapping[str, Any],
+    tolerant: bool = True,
+    unknown_fields: list[str] | None = None,
+) -> RecordBase:
+    """Read a record from its decoded JSON object (``record_type`` key included).
+
+    Parameters
+    ----------
+    data : Mapping[str, Any]
+        The JSON object.
+    tolerant : bool, default True
+        Ignore fields this version does not know (forward compatibility); when False they are
+        errors.
+    unknown_fields : list[str], optional
+        Receives the dotted paths of ignored fields.
+
+    Raises
+    ------
+    RecordDecodeError
+        Unknown record type, a newer schema version, or invalid fields (named).
+    """
+    record_type = data.get("record_type")
+    cls = RECORD_TYPES.get(record_type) if isinstance(record_type, str) else None
+    if cls is None:
+        raise RecordDecodeError(
+            f"unknown record_type {record_type!r} (known: {', '.join(sorted(RECORD_TYPES))})",
+        )
+    version = data.get("schema_version", SCHEMA_VERSION)
+    if isinstance(version, int) and version > SCHEMA_VERSION:
+        raise RecordDecodeError(
+            f"{record_type}: schema_version {version} is newer than this reader's "
+            f"{SCHEMA_VERSION}; upgrade grodt to read it",
+        )
+    fields = {k: v for k, v in data.items() if k != "record_type"}
+    if tolerant:
+        found: list[str] = []
+        fields = _prune_unknown(cls, fields, "", found)
+        if unknown_fields is not None:
+            unknown_fields.extend(found)
+    try:
+        return cls.model_validate(fields)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+            for err in e.errors()
+        )
+        raise RecordDecodeError(f"{record_type}: invalid record: {problems}") from None
+
+
+def record_from_json(
+    raw: bytes | str,
+    tolerant: bool = True,
+    unknown_fields: list[str] | None = None,
+) -> RecordBase:
+    """Read a record from its wire form (see :func:`record_to_json`, :func:`record_from_dict`)."""
+    try:
+        data = json.loads(raw)
+    except ValueError as e:
+        raise RecordDecodeError(f"not a JSON record: {e}") from None
+    if not isinstance(data, dict):
+        raise RecordDecodeError(f"a record is a JSON object, got {type(data).__name__}")
+    return record_from_dict(data, tolerant=tolerant, unknown_fields=unknown_fields)
+
+
+def record_json_dict(record: RecordBase) -> dict[str, Any]:
+    """The record as its JSON object (``record_type`` first; non-finite floats as strings)."""
+    return json.loads(record_to_json(record))

@@ -1,0 +1,235 @@
+"""``grodt forensics``: read decision forensics back.
+
+``grodt forensics tail [STREAM...]`` prints records from Kafka (``--bootstrap`` or
+``GRODT_KAFKA_BOOTSTRAP``) or from a run directory (``--run DIR``, the Parquet output of the
+embedded default). ``grodt forensics trace TRACE_ID --run DIR`` reconstructs one decision's story:
+decision → risk verdict → order → fills → position events.
+"""
+
+import json
+import sys
+from collections.abc import Iterable
+from datetime import UTC
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+STREAM_ALIASES = ("decisions", "risk", "allocations", "regime", "orders", "positions")
+
+
+def _time(ts_ns: int) -> str:
+    return datetime.fromtimestamp(ts_ns / 1e9, tz=UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def format_record(stored: Any) -> str:
+    """One line per record: time, kind, who, what, and the trace id."""
+    from grodt.records import AllocationRecord
+    from grodt.records import DecisionRecord
+    from grodt.records import OrderEventRecord
+    from grodt.records import PositionEventRecord
+    from grodt.records import RegimeUpdateRecord
+    from grodt.records import RiskVerdictRecord
+
+    record = stored.record
+    head = f"{_time(record.ts_event)}  {record.record_type:<14}"
+    if isinstance(record, DecisionRecord):
+        intended = record.intended_order
+        order = f"{intended.side} {intended.quantity} " if intended else ""
+        s = record.signal
+        body = (
+            f"{record.strategy_id}  {record.instrument_id}  {record.action}  {order}"
+            f"strength {s.strength:+.2f} μ {s.expected_return:+.5f} σ {s.uncertainty:.5f} "
+            f"conf {s.confidence:.2f}  {record.reason!r}"
+        )
+    elif isinstance(record, RiskVerdictRecord):
+        body = (
+            f"{record.strategy_id}  {record.instrument_id}  {record.client_order_id}  "
+            f"{record.verdict} {record.requested_quantity}→{record.approved_quantity}"
+            + (f"  {record.reason!r}" if record.reason else "")
+        )
+    elif isinstance(record, AllocationRecord):
+        weights = ", ".join(f"{k} {v:.3f}" for k, v in record.weights.items())
+        reason = f"  {record.reason!r}" if record.reason else ""
+        body = f"{record.component_id}  {weights}{reason}"
+    elif isinstance(record, RegimeUpdateRecord):
+        probabilities = " ".join(f"{k} {v:.2f}" for k, v in record.probabilities.items())
+        body = (
+            f"{record.instrument_id}  {record.most_likely}  ({probabilities})  "
+            f"entropy {record.entropy:.3f}"
+        )
+    elif isinstance(record, OrderEventRecord):
+        detail = ""
+        if record.event_type == "OrderFilled":
+            detail = f"  {record.last_qty} @ {record.last_px}"
+        elif record.event_type == "OrderInitialized":
+            detail = f"  {record.side} {record.quantity} {record.order_type}"
+        elif record.reason:
+            detail = f"  {record.reason!r}"
+        body = (
+            f"{record.strategy_id}  {record.instrument_id}  {record.client_order_id}  "
+            f"{record.event_type}{detail}"
+        )
+    elif isinstance(record, PositionEventRecord):
+        body = (
+            f"{record.strategy_id}  {record.instrument_id}  {record.event_type}  {record.side} "
+            f"{record.quantity}  realized {record.realized_pnl}"
+        )
+    else:
+        body = record.component_id
+    trace = f"  trace={record.trace_id}" if record.trace_id else ""
+    return f"{head}  {body}{trace}"
+
+
+def _topics(streams: Iterable[str]) -> list[str]:
+    """Stream aliases (``decisions``, ``orders``, ...) → default topic names; others verbatim."""
+    from grodt.forensics.config import TopicNames
+
+    defaults = TopicNames().model_dump()
+    chosen = [defaults.get(s, s) for s in streams]
+    return chosen or list(defaults.values())
+
+
+def _bootstrap(option: str | None) -> str | None:
+    from grodt.settings import get_settings
+
+    return option or get_settings().kafka_bootstrap
+
+
+def _emit(stored: Any, as_json: bool) -> None:
+    from grodt.records import record_json_dict
+
+    if as_json:
+        payload = {
+            "topic": stored.topic,
+            "key": stored.key,
+            "session": stored.session,
+            "seq": stored.seq,
+            "delivered": stored.delivered,
+            "record": record_json_dict(stored.record),
+        }
+        click.echo(json.dumps(payload))
+    else:
+        click.echo(format_record(stored))
+
+
+@click.group(name="forensics")
+def command() -> None:
+    """Read decision forensics back (Kafka topics or a run's Parquet output)."""
+
+
+@command.command(name="tail")
+@click.argument("streams", nargs=-1)
+@click.option("--bootstrap", default=None, help="Kafka bootstrap servers (GRODT_KAFKA_BOOTSTRAP).")
+@click.option(
+    "--run",
+    "run_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Read a run directory's Parquet output instead of Kafka.",
+)
+@click.option("--from-beginning/--new-only", default=True, help="Start at the earliest record.")
+@click.option("-f", "--follow", is_flag=True, help="Keep waiting for new records (Kafka).")
+@click.option("-n", "--max", "max_records", type=int, default=None, help="Stop after N records.")
+@click.option("--trace-id", default=None, help="Only records of this trace.")
+@click.option("--idle-timeout", type=float, default=3.0, show_default=True, help="Seconds.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def tail(
+    streams: tuple[str, ...],
+    bootstrap: str | None,
+    run_dir: Path | None,
+    from_beginning: bool,
+    follow: bool,
+    max_records: int | None,
+    trace_id: str | None,
+    idle_timeout: float,
+    as_json: bool,
+) -> None:
+    """Print forensics records as they arrive.
+
+    STREAMS are topic names or the aliases decisions, risk, allocations, regime, orders,
+    positions (default: all).
+    """
+    from grodt.errors import GrodtError
+    from grodt.forensics.reader import consume
+    from grodt.forensics.reader import read_run
+
+    topics = _topics(streams)
+    count = 0
+    if run_dir is not None:
+        records: Iterable[Any] = read_run(run_dir, topics=topics, trace_id=trace_id)
+    else:
+        servers = _bootstrap(bootstrap)
+        if not servers:
+            raise GrodtError(
+                "no Kafka to read: give --bootstrap HOST:PORT, set GRODT_KAFKA_BOOTSTRAP, or "
+                "read a run's Parquet output with --run DIR",
+            )
+        records = consume(
+            servers,
+            topics,
+            from_beginning=from_beginning,
+            follow=follow,
+            idle_timeout_s=idle_timeout,
+        )
+    for stored in records:
+        if trace_id is not None and stored.record.trace_id != trace_id:
+            continue
+        _emit(stored, as_json)
+        count += 1
+        if max_records is not None and count >= max_records:
+            break
+    if not as_json:
+        click.echo(f"({count} records)", err=True)
+
+
+@command.command(name="trace")
+@click.argument("trace_id")
+@click.option(
+    "--run",
+    "run_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Run directory whose forensics to read (the embedded Parquet output).",
+)
+@click.option("--bootstrap", default=None, help="Read Kafka instead (scans every topic).")
+@click.option("--json", "as_json", is_flag=True, help="Print the trace as one JSON object.")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Exit 1 when the trace does not join completely (verdicts required).",
+)
+def trace(
+    trace_id: str,
+    run_dir: Path | None,
+    bootstrap: str | None,
+    as_json: bool,
+    strict: bool,
+) -> None:
+    """Reconstruct TRACE_ID: decision → risk verdict → orders → fills → positions."""
+    from grodt.errors import GrodtError
+    from grodt.forensics.reader import consume
+    from grodt.forensics.reader import read_run
+    from grodt.forensics.trace import build_trace
+    from grodt.forensics.trace import render_trace
+
+    if run_dir is not None:
+        stored = read_run(run_dir, trace_id=trace_id)
+        where = str(run_dir)
+    else:
+        servers = _bootstrap(bootstrap)
+        if not servers:
+            raise GrodtError("give --run DIR (or --bootstrap HOST:PORT to scan Kafka)")
+        stored = [s for s in consume(servers, _topics(())) if s.record.trace_id == trace_id]
+        stored.sort(key=lambda s: s.identity)
+        where = servers
+    if not stored:
+        raise GrodtError(f"trace {trace_id!r}: no record in {where}")
+    result = build_trace((s.record for s in stored), trace_id)
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2))
+    else:
+        click.echo(render_trace(result))
+    if strict and result.problems(require_verdicts=True):
+        sys.exit(1)
