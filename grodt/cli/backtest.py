@@ -63,11 +63,42 @@ def format_summary(summary: dict) -> str:
                 f"win rate {_format(stats['win_rate'], 'pct')}, "
                 f"Sharpe {_format(stats['sharpe'], 'ratio')}",
             )
+    lines.extend(_extension_lines(summary.get("extensions", {})))
     lines.append(
         f"  ({summary['bars_processed']:,} bars in {summary['wall_seconds']:.2f} s, "
         f"{summary['bars_per_second']:,.0f} bars/s)",
     )
     return "\n".join(lines)
+
+
+def _extension_lines(extensions: dict) -> list[str]:
+    """One line per enabled framework extension (risk gate verdicts, forensics delivery)."""
+    lines: list[str] = []
+    risk = extensions.get("risk")
+    if risk and "verdicts" in risk:
+        verdicts = risk["verdicts"]
+        denials = ", ".join(
+            f"{reason} {count:,}" for reason, count in risk.get("denials_by_reason", {}).items()
+        )
+        halted = risk.get("kill_switch", {}).get("halted")
+        lines.append(
+            f"  Risk gate: {verdicts.get('approve', 0):,} approved, "
+            f"{verdicts.get('resize', 0):,} resized, {verdicts.get('deny', 0):,} denied"
+            + (f" ({denials})" if denials else "")
+            + ("; kill switch HALTED" if halted else ""),
+        )
+    forensics = extensions.get("forensics")
+    if forensics and "delivered" in forensics:
+        output = forensics.get("output", {})
+        where = output.get("directory") or output.get("bootstrap_servers") or output.get("sink")
+        line = (
+            f"  Forensics: {forensics['delivered']:,} records → {output.get('sink')} {where}"
+            f" ({forensics.get('spilled', 0):,} spilled"
+        )
+        if forensics.get("undelivered"):
+            line += f", {forensics['undelivered']:,} left in {forensics.get('spill_dir')}"
+        lines.append(line + ")")
+    return lines
 
 
 @click.command(name="backtest")
