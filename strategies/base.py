@@ -65,6 +65,7 @@ from nautilus_trader.model.data import Bar
 from nautilus_trader.model.data import BarType
 from nautilus_trader.model.enums import AccountType
 from nautilus_trader.model.enums import BarAggregation
+from nautilus_trader.model.enums import ContingencyType
 from nautilus_trader.model.enums import OrderSide
 from nautilus_trader.model.enums import TimeInForce
 from nautilus_trader.model.events import OrderCanceled
@@ -465,7 +466,7 @@ class RegimeAwareStrategy(Strategy):
                 # A recorded exit: cancels the bracket and flattens with a trace id.
                 self._exit(position, self.clock.timestamp_ns(), self._last_price, "strategy_stop")
             else:
-                self.cancel_all_orders(self.config.instrument_id)
+                self.cancel_own_orders()
         elif position is not None:
             self.log.info("Keeping the open position and its stop/target orders at stop")
         self._unsubscribe_inputs()
@@ -826,8 +827,27 @@ class RegimeAwareStrategy(Strategy):
                     reduce_only=True,
                 ),
             )
-        self.cancel_all_orders(position.instrument_id)
+        self.cancel_own_orders()
         self.submit_order(order, position_id=position.id)
+
+    def cancel_own_orders(self) -> None:
+        """Cancel this strategy's open orders on its instrument, one ``CancelOrder`` each.
+
+        Not ``cancel_all_orders``: its ``CancelAllOrders`` command is applied by Nautilus'
+        simulated matching engine (and by venues such as Binance) to *every* open order of the
+        instrument, whatever its strategy, so it would cancel a sibling strategy's bracket.
+        One leg of an OCO pair is enough: the venue (or the order manager) cancels the other.
+        """
+        covered: set[ClientOrderId] = set()
+        for order in self.cache.orders_open(
+            instrument_id=self.config.instrument_id,
+            strategy_id=self.id,
+        ):
+            if order.client_order_id in covered or order.is_pending_cancel:
+                continue
+            if order.contingency_type == ContingencyType.OCO:
+                covered.update(order.linked_order_ids or ())
+            self.cancel_order(order)
 
     def _trail(self, bar: Bar, position: Position, direction: int) -> str | None:
         """Ratchet the stop; returns ``"trailing_stop"`` when the close is at or through the
@@ -1117,7 +1137,7 @@ class RegimeAwareStrategy(Strategy):
                 instrument_id=self.config.instrument_id,
                 strategy_id=self.id,
             ):
-                self.cancel_all_orders(self.config.instrument_id)
+                self.cancel_own_orders()
         if position is None or self._pending_exit_id is not None:
             self._deferred_flatten = None
             self._deferred_protect = self._deferred_sync = False

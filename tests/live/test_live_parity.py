@@ -98,6 +98,16 @@ def test_parity_fullest_sample_config(full_catalog: Path, tmp_path: Path):
     assert paper["latency"]["p95_us"] < 50_000
 
 
+@pytest.mark.slow
+def test_parity_with_three_strategies_on_one_instrument(sp500_catalog: Path, tmp_path: Path):
+    """S1, S2 and S3 share the S&P 500: each exit cancels only its own bracket (a
+    ``CancelAllOrders`` would be applied to the siblings' orders too, differently in each node)."""
+    spec = load_backtest_config(BACKTEST / "rules_sp500.yaml")
+    report = run_parity(spec, tmp_path, catalog=sp500_catalog)
+    assert report.identical, report.first_divergence
+    assert report.orders[0] > 1000 and report.fills[0] > 500
+
+
 def test_a_divergence_is_named_precisely(sp500_catalog: Path, tmp_path: Path):
     backtest = load_backtest_config(BACKTEST / "ema_cross_sp500.yaml")
     backtest = backtest.model_copy(update={"start": "2003-01-01", "end": "2006-12-31"})

@@ -514,6 +514,31 @@ def test_two_strategies_on_one_instrument_keep_their_own_positions_stops_and_pnl
     assert unrealized is not None
 
 
+def test_an_exit_cancels_only_the_exiting_strategys_bracket():
+    # Nautilus' cancel_all_orders(instrument) is applied by the simulated matching engine to every
+    # order of the instrument, whatever its strategy: an exit must not take the sibling's stop.
+    leaver = s1(order_id_tag="001", max_holding_bars=2, close_positions_on_stop=False)
+    stayer = s1(order_id_tag="002", close_positions_on_stop=False)
+    bars = make_bars([*UPTREND, PULLBACK, HOLD, HOLD])
+    result = run([leaver, stayer], bars, before_run=None)
+    cache = result.engine.cache
+    exits = result.decisions_of(leaver, "exit")
+    assert [(e.reason, result.bar_index(e.ts_event)) for e in exits] == [("time_stop", ENTRY + 2)]
+
+    def bracket_of(strategy):
+        entry = result.decisions_of(strategy, "entry")[0]
+        orders = [o for o in cache.orders(strategy_id=strategy.id) if o.parent_order_id]
+        return [o for o in orders if trace_id_from_tags(o.tags) == entry.trace_id]
+
+    # The leaver's first stop and target were canceled by its own exit ...
+    assert sorted(o.status.name for o in bracket_of(leaver)) == ["CANCELED", "CANCELED"]
+    # ... and the sibling on the same instrument keeps its position, stop and target.
+    assert cache.positions_open(strategy_id=stayer.id)
+    stayer_bracket = bracket_of(stayer)
+    assert sorted(o.order_type.name for o in stayer_bracket) == ["LIMIT", "STOP_MARKET"]
+    assert all(o.status.name == "ACCEPTED" for o in stayer_bracket)
+
+
 def test_a_cash_account_bracket_above_half_the_cash_is_not_denied():
     # ~97% of the cash in one long: Nautilus' RiskEngine would add plain (non-reduce-only) SELL
     # children to a cumulative notional and deny the list; reduce-only children are exits.
