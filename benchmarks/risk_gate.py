@@ -217,7 +217,7 @@ def throughput(catalog: Path, days: int | None) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--catalog", type=Path, default=None, help="catalog with SYN*.SYNTH")
+    parser.add_argument("--catalog", type=Path, default=None, help="catalog with SYN*.XSYN")
     parser.add_argument("--days", type=int, default=10, help="sessions to build (no --catalog)")
     parser.add_argument("--orders", type=int, default=2000, help="orders per cost measurement")
     parser.add_argument("--quick", action="store_true", help="gate cost only")

@@ -19,8 +19,8 @@ Datasets (each written in one all-or-nothing commit through the normal validatio
     book at max(volume / 4, size increment): a market order fills one share at the bar's price
     and the rest one tick (0.001) worse, so orders fill in full.
 ``synthetic``
-    The seeded regime-switching market of :mod:`catalogs.synthetic` (``SYNA.SYNTH`` ..
-    ``SYND.SYNTH``, 1-minute bars, truth at ``<catalog>/truth/synthetic_regimes.parquet``).
+    The seeded regime-switching market of :mod:`catalogs.synthetic` (``SYNA.XSYN`` ..
+    ``SYND.XSYN``, 1-minute bars, truth at ``<catalog>/truth/synthetic_regimes.parquet``).
 """
 
 from collections.abc import Iterable
@@ -79,7 +79,7 @@ def stock_bar_types() -> list[str]:
 
 def synthetic_bar_types(params: SyntheticParams | None = None) -> list[str]:
     params = params or SyntheticParams()
-    return [f"{i.symbol}.SYNTH-1-MINUTE-LAST-EXTERNAL" for i in params.instruments]
+    return [f"{i.symbol}.XSYN-1-MINUTE-LAST-EXTERNAL" for i in params.instruments]
 
 
 def build_sample_catalog(

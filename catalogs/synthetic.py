@@ -50,7 +50,9 @@ from catalogs.specs import parse_instrument_spec
 REGIMES: tuple[str, ...] = ("bull", "bear", "sideways")
 TRUTH_PATH = "truth/synthetic_regimes.parquet"
 """Catalog-relative path of the regime truth."""
-VENUE = "SYNTH"
+VENUE = "XSYN"
+"""Venue of the synthetic instruments. Not ``SYNTH``: Nautilus reserves that name for its synthetic
+instruments, and a live data engine finds no client for it (the market could not be paper-traded)."""
 BARS_PER_DAY = 390
 
 
@@ -87,7 +89,7 @@ class InstrumentParams:
     Attributes
     ----------
     symbol : str
-        The instrument id is ``<symbol>.SYNTH``.
+        The instrument id is ``<symbol>.XSYN``.
     start_price : float
     beta : float
         Loading on the market factor.

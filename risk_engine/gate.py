@@ -170,6 +170,7 @@ class PortfolioRiskGate:
         self._pending: dict[ClientOrderId, Order] = {}
         self._installed = False
         self._last_monitor_ns = -1
+        self._market_ns = -1
         self._last_message: Any = None
 
     # -- installation ------------------------------------------------------------------------
@@ -317,6 +318,7 @@ class PortfolioRiskGate:
         if bar is self._last_message:
             return
         self._last_message = bar
+        self._market_ns = max(self._market_ns, bar.ts_event)
         self.view.prices[bar.bar_type.instrument_id] = bar.close.as_double()
         if self._monitor_equity and bar.ts_event > self._last_monitor_ns:
             self._monitor(bar.ts_event)
@@ -325,6 +327,7 @@ class PortfolioRiskGate:
         if quote is self._last_message:
             return
         self._last_message = quote
+        self._market_ns = max(self._market_ns, quote.ts_event)
         mid = (quote.bid_price.as_double() + quote.ask_price.as_double()) / 2.0
         self.view.prices[quote.instrument_id] = mid
         if self._monitor_equity and quote.ts_event >= (
@@ -336,11 +339,21 @@ class PortfolioRiskGate:
         if trade is self._last_message:
             return
         self._last_message = trade
+        self._market_ns = max(self._market_ns, trade.ts_event)
         self.view.prices[trade.instrument_id] = trade.price.as_double()
         if self._monitor_equity and trade.ts_event >= (
             self._last_monitor_ns + _MONITOR_TICK_INTERVAL_NS
         ):
             self._monitor(trade.ts_event)
+
+    def market_time_ns(self) -> int:
+        """The newest market-data timestamp seen (the node's clock before any data).
+
+        The kill switch's trading day follows this, not the clock: a paper node replaying
+        history runs on the wall clock, and its days must roll with the data, as in the
+        backtest. Live, the two differ by the feed's latency.
+        """
+        return self._market_ns if self._market_ns >= 0 else self._clock.timestamp_ns()
 
     def _monitor(self, ts_ns: int) -> None:
         self._last_monitor_ns = ts_ns
@@ -377,7 +390,7 @@ class PortfolioRiskGate:
         if source == self.component_id:
             return  # our own announcement
         reason = str(message.get("reason", "")) or "operator request"
-        now = self._clock.timestamp_ns()
+        now = self.market_time_ns()
         equity = self._safe_equity()
         if message["action"] == "halt":
             event = self.kill_switch.external_halt(now, reason, source, equity)
@@ -457,8 +470,7 @@ class PortfolioRiskGate:
     def _snapshot(self, exclude: frozenset[ClientOrderId] | set[ClientOrderId]) -> Snapshot:
         snapshot = self.view.snapshot(exclude, self._pending)
         if self._monitor_equity:
-            now = self._clock.timestamp_ns()
-            events = self.kill_switch.observe(snapshot.equity, now)
+            events = self.kill_switch.observe(snapshot.equity, self.market_time_ns())
             if events:
                 self._after_kill_switch(events)
         return snapshot

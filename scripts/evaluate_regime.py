@@ -8,7 +8,7 @@ Usage::
 
 Figures (all written to ``<run-dir>/evaluation.json`` and ``evaluation.md``):
 
-1. **Synthetic market** (``SYNA..SYND.SYNTH``, truth from ``catalogs.synthetic``): the regime
+1. **Synthetic market** (``SYNA..SYND.XSYN``, truth from ``catalogs.synthetic``): the regime
    actor's walk-forward probabilities (settings from
    ``node_configs/components/actors/regime_synthetic.yaml``) scored bar by bar after the first
    fit: accuracy and macro-F1 of the most likely label, confusion matrix, and the mean detection

@@ -232,7 +232,7 @@ def evaluate(name: str, catalog: Path, out: Path) -> dict[str, Any]:
         "summary": {key: summary.get(key) for key in SUMMARY_KEYS},
         "rules": per_rule,
     }
-    if any(str(d.bar_types).find(".SYNTH-") >= 0 for d in spec.data):
+    if any(str(d.bar_types).find(".XSYN-") >= 0 for d in spec.data):
         truth = load_regime_truth(catalog)
         equity = pd.read_parquet(run_dir / "equity.parquet")
         figures["regime_split"] = regime_split(equity, truth, affinities_of(spec), commissions)

@@ -78,6 +78,6 @@ def test_sample_command_builds_the_synthetic_dataset(tmp_path):
     report = json.loads(result.stdout)
     entry = report["datasets"]["synthetic"]
     assert entry["status"] == "built"
-    assert entry["rows"] == {f"SYN{c}.SYNTH-1-MINUTE-LAST-EXTERNAL": 780 for c in "ABCD"}
+    assert entry["rows"] == {f"SYN{c}.XSYN-1-MINUTE-LAST-EXTERNAL": 780 for c in "ABCD"}
     again = CliRunner().invoke(main, [*args, "--days", "2", "--if-missing"])
     assert "synthetic: skipped" in again.stdout

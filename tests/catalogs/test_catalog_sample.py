@@ -47,7 +47,7 @@ def test_datasets_instruments_and_bar_types(sample):
         "SPX.SAMPLE-1-DAY-LAST-EXTERNAL",
         "IXIC.SAMPLE-1-DAY-LAST-EXTERNAL",
         *(f"{t}.SAMPLE-1-DAY-LAST-EXTERNAL" for t in STOCK_TICKERS),
-        *(f"SYN{c}.SYNTH-1-MINUTE-LAST-EXTERNAL" for c in "ABCD"),
+        *(f"SYN{c}.XSYN-1-MINUTE-LAST-EXTERNAL" for c in "ABCD"),
     }
     assert set(list_bar_types(path)) == expected
     instruments = ParquetDataCatalog(str(path)).instruments()
@@ -61,7 +61,7 @@ def test_datasets_instruments_and_bar_types(sample):
         "0.0001",
     )
     assert by_id["AAPL.SAMPLE"].price_precision == 3
-    assert by_id["SYNA.SYNTH"].price_precision == 2
+    assert by_id["SYNA.XSYN"].price_precision == 2
 
 
 def test_index_bars_are_raw_ohlc_stamped_at_the_new_york_close(sample):
@@ -105,11 +105,11 @@ def test_close_only_bars():
 def test_synthetic_truth_is_stored_beside_the_catalog(sample):
     path, report = sample
     truth = load_regime_truth(path)
-    bars = read_bars_frame(path, "SYNA.SYNTH-1-MINUTE-LAST-EXTERNAL")
+    bars = read_bars_frame(path, "SYNA.XSYN-1-MINUTE-LAST-EXTERNAL")
     assert truth["ts_event"].tolist() == bars.index.asi8.tolist()
     assert truth.dtypes["ts_event"] == np.int64
     assert set(truth["label"]) <= {"bull", "bear", "sideways"}
-    assert report["datasets"]["synthetic"]["rows"]["SYNA.SYNTH-1-MINUTE-LAST-EXTERNAL"] == 3 * 390
+    assert report["datasets"]["synthetic"]["rows"]["SYNA.XSYN-1-MINUTE-LAST-EXTERNAL"] == 3 * 390
 
 
 def test_if_missing_skips_and_rebuild_is_idempotent(sample, tmp_path):

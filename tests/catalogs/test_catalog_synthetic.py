@@ -21,12 +21,12 @@ def test_same_seed_same_market_other_seed_other_market():
         pd.testing.assert_frame_equal(frame, again.frames[instrument_id])
     pd.testing.assert_frame_equal(first.truth, again.truth)
     other = generate_market(SyntheticParams(days=3, seed=4))
-    assert not first.frames["SYNA.SYNTH"]["close"].equals(other.frames["SYNA.SYNTH"]["close"])
+    assert not first.frames["SYNA.XSYN"]["close"].equals(other.frames["SYNA.XSYN"]["close"])
 
 
 def test_layout_sessions_and_truth(market):
-    assert sorted(market.frames) == ["SYNA.SYNTH", "SYNB.SYNTH", "SYNC.SYNTH", "SYND.SYNTH"]
-    frame = market.frames["SYNA.SYNTH"]
+    assert sorted(market.frames) == ["SYNA.XSYN", "SYNB.XSYN", "SYNC.XSYN", "SYND.XSYN"]
+    frame = market.frames["SYNA.XSYN"]
     assert len(frame) == 60 * 390
     assert frame.index[0] == pd.Timestamp("2024-01-02 14:31", tz="UTC")
     assert frame.index[389] == pd.Timestamp("2024-01-02 21:00", tz="UTC")
@@ -63,7 +63,7 @@ def _pure_intraday_returns(market, instrument_id):
 
 
 def test_regimes_differ_in_drift_and_volatility_as_designed(market):
-    for instrument_id in ("SYNA.SYNTH", "SYNB.SYNTH"):
+    for instrument_id in ("SYNA.XSYN", "SYNB.XSYN"):
         stats = _pure_intraday_returns(market, instrument_id).groupby("label")["r"]
         vol = stats.std()
         mean = stats.mean()
@@ -99,7 +99,7 @@ def test_instruments_are_correlated_through_the_factor(market):
 
 
 def test_volume_is_u_shaped_and_reacts_to_regime(market):
-    frame = market.frames["SYNB.SYNTH"]
+    frame = market.frames["SYNB.XSYN"]
     minute = np.arange(len(frame)) % 390
     volume = frame["volume"].to_numpy()
     assert volume[minute < 30].mean() > 1.3 * volume[(minute > 150) & (minute < 240)].mean()
@@ -109,7 +109,7 @@ def test_volume_is_u_shaped_and_reacts_to_regime(market):
 
 
 def test_overnight_gaps_exist(market):
-    frame = market.frames["SYNA.SYNTH"]
+    frame = market.frames["SYNA.XSYN"]
     first_bars = frame.iloc[390::390]
     previous_closes = frame["close"].iloc[389:-1:390].to_numpy()
     assert (first_bars["open"].to_numpy() != previous_closes).mean() > 0.9

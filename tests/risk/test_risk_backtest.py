@@ -18,7 +18,7 @@ from risk_engine.config import parse_risk_config
 
 REPO = Path(__file__).resolve().parents[2]
 SYMBOLS = ("SYNA", "SYNB", "SYNC", "SYND")
-BAR_TYPES = [f"{s}.SYNTH-1-MINUTE-LAST-EXTERNAL" for s in SYMBOLS]
+BAR_TYPES = [f"{s}.XSYN-1-MINUTE-LAST-EXTERNAL" for s in SYMBOLS]
 
 pytestmark = pytest.mark.slow
 
@@ -74,7 +74,7 @@ def _stress_spec(risk: dict | None) -> BacktestNodeSpec:
             "name": "risk_stress",
             "venues": [
                 {
-                    "name": "SYNTH",
+                    "name": "XSYN",
                     "account_type": "MARGIN",
                     "starting_balances": ["1000000 USD"],
                 },
@@ -93,7 +93,7 @@ STRESS_RISK = {
         "net_exposure": 0.5,
         "trade_risk": 0.005,
         "max_order_notional": 200_000,
-        "groups": {"ab": {"members": ["SYNA.SYNTH", "SYNB.SYNTH"], "max_weight": 0.35}},
+        "groups": {"ab": {"members": ["SYNA.XSYN", "SYNB.XSYN"], "max_weight": 0.35}},
         "max_drawdown": 0.05,
         "cvar": {"limit": 0.004, "window": 200, "min_observations": 40},
     },

@@ -5,6 +5,7 @@ expected quantities are plain arithmetic."""
 
 import numpy as np
 import pytest
+from nautilus_trader.common.component import TestClock
 from nautilus_trader.model.enums import OrderStatus
 from nautilus_trader.model.enums import TradingState
 from nautilus_trader.model.enums import TriggerType
@@ -336,6 +337,28 @@ def test_daily_loss_halts_and_still_lets_positions_be_reduced(harness):
     assert not gate.kill_switch.halted
     assert harness.engine.kernel.risk_engine.trading_state == TradingState.ACTIVE
     assert harness.market("BBB", "BUY", 10).status == OrderStatus.SUBMITTED
+
+
+def test_the_trading_day_follows_the_market_data_not_the_wall_clock(harness):
+    # A paper node replaying history runs on the wall clock: the daily-loss day must still roll
+    # with the data, as in the backtest (here the gate's clock is years ahead of the bars).
+    gate = harness.install(limits(max_weight=0.5, daily_loss=0.02))
+    wall_clock = TestClock()
+    wall_clock.set_time(harness.ts + 3 * 365 * 24 * 60 * MINUTE)
+    gate._clock = wall_clock
+    harness.step()
+    harness.market("AAA", "BUY", 2500)
+    harness.step()
+    harness.step({"AAA": 90.0})  # -2.5% of the day's start
+    assert gate.kill_switch.reasons.keys() == {"daily_loss"}
+    harness.market("AAA", "SELL", 2500, reduce_only=True)  # observed at market time too
+    harness.step()
+    assert gate.kill_switch.halted
+    harness.ts += 24 * 60 * MINUTE
+    harness.step()
+    assert not gate.kill_switch.halted  # re-armed by the next day of the data
+    assert harness.market("BBB", "BUY", 10).status == OrderStatus.SUBMITTED
+    assert gate.market_time_ns() == harness.ts - MINUTE < wall_clock.timestamp_ns()
 
 
 def test_drawdown_halt_needs_an_operator_reset(harness):
