@@ -51,8 +51,8 @@ REGIMES: tuple[str, ...] = ("bull", "bear", "sideways")
 TRUTH_PATH = "truth/synthetic_regimes.parquet"
 """Catalog-relative path of the regime truth."""
 VENUE = "XSYN"
-"""Venue of the synthetic instruments. Not ``SYNTH``: Nautilus reserves that name for its synthetic
-instruments, and a live data engine finds no client for it (the market could not be paper-traded)."""
+"""Venue of the synthetic instruments. Not ``SYNTH``: Nautilus reserves that name for its
+synthetic instruments, and a live data engine finds no client for it (no paper trading)."""
 BARS_PER_DAY = 390
 
 
