@@ -422,6 +422,7 @@ class LiveNode:
         self._stop_event: asyncio.Event | None = None
         self._signals_seen = 0
         self._order_market_ts: dict[str, int] = {}
+        self._market_ts_checked = 0  # entries older than the last prune (checked at the next)
         self._tasks: list[asyncio.Task] = []
         self._jsonl: JsonlSink | None = None
 
@@ -530,14 +531,26 @@ class LiveNode:
     def _record_market_time(self, event: Any) -> None:
         if isinstance(event, OrderInitialized) and self.replay is not None:
             self._order_market_ts[event.client_order_id.value] = self.replay.last_ts_init
-            if len(self._order_market_ts) % MARKET_TIME_PRUNE_EVERY == 0:
-                # Follow the cache's purges: keep only orders the cache still holds.
-                cache = self.node.kernel.cache if self.node is not None else None
-                if cache is not None:
-                    held = {o.client_order_id.value for o in cache.orders()}
-                    self._order_market_ts = {
-                        k: v for k, v in self._order_market_ts.items() if k in held
-                    }
+            if len(self._order_market_ts) >= self._market_ts_checked + MARKET_TIME_PRUNE_EVERY:
+                self._prune_market_times()
+
+    def _prune_market_times(self) -> None:
+        """Follow the cache's purges: forget orders the cache no longer holds.
+
+        Only entries older than the previous prune are checked: an order's ``OrderInitialized``
+        reaches handlers before the order is in the cache (trap 6), so a fresh entry would be
+        dropped (and every later order would trigger a prune of its own).
+        """
+        cache = self.node.kernel.cache if self.node is not None else None
+        if cache is None:
+            return
+        held = {o.client_order_id.value for o in cache.orders()}
+        entries = list(self._order_market_ts.items())
+        checked = self._market_ts_checked
+        kept = {k: v for k, v in entries[:checked] if k in held}
+        kept.update(entries[checked:])
+        self._order_market_ts = kept
+        self._market_ts_checked = len(kept)
 
     # -- run ------------------------------------------------------------------------------------
 

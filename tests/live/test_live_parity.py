@@ -8,6 +8,7 @@ being added to ``node_configs/live/parity_sample_full.yaml``.
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 from live_kit import REPO
@@ -158,6 +159,39 @@ def test_two_instruments_on_the_same_timestamps(minute_catalog, tmp_path: Path):
     report = run_parity(load_live_config(config), tmp_path / "run", catalog=catalog)
     assert report.identical, report.first_divergence
     assert report.fills[0] > 50
+
+
+def test_every_order_keeps_its_market_time_across_prunes(
+    minute_catalog,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """The paper node remembers each order's replay time (compared by the parity check) and
+    prunes what the cache purged; orders are in the cache only after their OrderInitialized."""
+    import grodt.nodes.live as live
+
+    monkeypatch.setattr(live, "MARKET_TIME_PRUNE_EVERY", 5)
+    catalog, bar_types = minute_catalog
+    document = paper_document(
+        "many_orders",
+        [bar_types["AAA"]],
+        [
+            {
+                "path": "live_probes:OrderProbe",
+                "config": {
+                    "instrument_id": "AAA.PAPER",
+                    "bar_type": bar_types["AAA"],
+                    "every": 3,
+                },
+            },
+        ],
+    )
+    config = write_yaml(tmp_path / "many.yaml", document)
+    report = run_parity(load_live_config(config), tmp_path / "run", catalog=catalog)
+    assert report.identical, report.first_divergence
+    assert report.orders[1] > 50
+    orders = pd.read_csv(tmp_path / "run" / "paper" / "orders.csv")
+    assert orders["ts_market"].notna().all()
 
 
 def _thin_config(tmp_path: Path, thin_catalog) -> Path:
