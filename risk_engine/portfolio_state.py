@@ -421,9 +421,12 @@ class PortfolioView:
         snapshot.equity = self._positions(exposures, snapshot.by_strategy)
         by_strategy_pending = snapshot.pending_by_strategy
 
-        order_ids = cache.client_order_ids_open()
-        order_ids |= cache.client_order_ids_inflight()
-        order_ids |= cache.client_order_ids_emulated()
+        # A new set: the cache returns its own index sets, which must not be written to.
+        order_ids = (
+            cache.client_order_ids_open()
+            | cache.client_order_ids_inflight()
+            | cache.client_order_ids_emulated()
+        )
         for client_order_id, order in list(pending.items()):
             if order.status != OrderStatus.INITIALIZED:
                 del pending[client_order_id]  # now in the cache's indexes, or closed
