@@ -124,6 +124,7 @@ INTRADAY_AGGREGATIONS = frozenset(
 )
 _NANOS_PER_MINUTE = 60_000_000_000
 _PROBABILITY_TOLERANCE = 1e-6
+_TIE_TOLERANCE = 1e-12
 
 
 def _same(order_id: ClientOrderId, other: ClientOrderId | None) -> bool:
@@ -490,6 +491,7 @@ class RegimeAwareStrategy(Strategy):
         self.halted = False
         self.skipped_entries: dict[str, int] = {}
         self._last_price = math.nan
+        self._adopted = False
         self._warm = False
         self._sequence = 0
         self._pending_entry_id: ClientOrderId | None = None
@@ -553,11 +555,15 @@ class RegimeAwareStrategy(Strategy):
             )
             return
         self.regime_probabilities = probabilities
-        self.regime_most_likely = (
-            record.most_likely
-            if record.most_likely in REGIME_LABELS
-            else max(probabilities, key=probabilities.__getitem__)
-        )
+        top = max(probabilities.values())
+        if sum(p >= top - _TIE_TOLERANCE for p in probabilities.values()) > 1:
+            # A tie (the actor's neutral prior before its first fit): a published label is
+            # only a tie-break, so hard gating decides on every tied label, as without records.
+            self.regime_most_likely = None
+        elif record.most_likely in REGIME_LABELS:
+            self.regime_most_likely = record.most_likely
+        else:
+            self.regime_most_likely = max(probabilities, key=probabilities.__getitem__)
         self.regime_model_version = record.model_version
 
     def _on_allocation(self, record: StrategyAllocation) -> None:
@@ -647,7 +653,7 @@ class RegimeAwareStrategy(Strategy):
         if reason is not None:
             self._exit(position, ts, bar.close.as_double(), reason)
             return
-        if self.config.regime_rebalance_threshold is not None:
+        if self.config.regime_rebalance_threshold is not None and not self._adopted:
             self._rebalance(bar, position, direction)
 
     # -- entries -----------------------------------------------------------------------------
@@ -839,11 +845,16 @@ class RegimeAwareStrategy(Strategy):
         One leg of an OCO pair is enough: the venue (or the order manager) cancels the other.
         """
         covered: set[ClientOrderId] = set()
-        for order in self.cache.orders_open(
-            instrument_id=self.config.instrument_id,
-            strategy_id=self.id,
-        ):
-            if order.client_order_id in covered or order.is_pending_cancel:
+        # The unfiltered query reads the small open-order index; a filtered one intersects the
+        # instrument's and the strategy's indexes of every order ever sent (slower each order).
+        for order in self.cache.orders_open():
+            if (
+                order.strategy_id != self.id
+                or order.instrument_id != self.config.instrument_id
+                or order.client_order_id in covered
+                or order.is_closed
+                or order.is_pending_cancel
+            ):
                 continue
             if order.contingency_type == ContingencyType.OCO:
                 covered.update(order.linked_order_ids or ())
@@ -1017,10 +1028,26 @@ class RegimeAwareStrategy(Strategy):
     def on_order_canceled(self, event: OrderCanceled) -> None:
         if self._is_pending(event.client_order_id):
             self._order_failed(event.client_order_id, "canceled", event.ts_event)
+        else:
+            self._stop_lost(event.client_order_id, "canceled")
 
     def on_order_expired(self, event: OrderExpired) -> None:
         if self._is_pending(event.client_order_id):
             self._order_failed(event.client_order_id, "expired", event.ts_event)
+        else:
+            self._stop_lost(event.client_order_id, "expired")
+
+    def _stop_lost(self, order_id: ClientOrderId, why: str) -> None:
+        """The protective stop left the market without the strategy asking (an operator, the
+        venue, a cancel-all from another client) while the position is open: re-arm it."""
+        if (
+            _same(order_id, self._stop_order_id)
+            and self._pending_entry_id is None
+            and self._pending_exit_id is None
+            and self._position() is not None
+        ):
+            self.log.warning(f"Protective stop {order_id} {why}: re-arming it on the next bar")
+            self._defer(protect=True)
 
     def on_order_modify_rejected(self, event: OrderModifyRejected) -> None:
         if _same(event.client_order_id, self._stop_order_id):
@@ -1090,6 +1117,7 @@ class RegimeAwareStrategy(Strategy):
             self._direction = 1 if event.signed_qty > 0 else -1
             self._entry_quantity = event.quantity.as_decimal()
             self._full_quantity = float(self._entry_quantity)
+            self._adopted = True
         self._trail_anchor = event.avg_px_open
 
     def on_position_changed(self, event: PositionChanged) -> None:
@@ -1133,10 +1161,7 @@ class RegimeAwareStrategy(Strategy):
         position = self._position()
         if self._deferred_cleanup:
             self._deferred_cleanup = False
-            if position is None and self.cache.orders_open(
-                instrument_id=self.config.instrument_id,
-                strategy_id=self.id,
-            ):
+            if position is None:
                 self.cancel_own_orders()
         if position is None or self._pending_exit_id is not None:
             self._deferred_flatten = None
@@ -1171,6 +1196,7 @@ class RegimeAwareStrategy(Strategy):
                 self.modify_order(order, quantity=self.instrument.make_qty(total))
 
     def _clear_position_state(self) -> None:
+        self._adopted = False
         self._stop_order_id = None
         self._target_order_id = None
         self._entry_trace_id = ""
@@ -1193,13 +1219,20 @@ class RegimeAwareStrategy(Strategy):
         return positions[0] if positions else None
 
     def _recover_position(self) -> None:
-        """Adopt a position that is already open at start (live restart) and its stop."""
+        """Adopt a position that is already open at start (live restart) and its stop.
+
+        An adopted position keeps its stop, target, trailing stop and signal exits but is not
+        regime-rebalanced; its time stop counts bars from the restart.
+        """
         position = self._position()
         if position is None:
             return
         self._direction = 1 if position.is_long else -1
         self._entry_quantity = position.quantity.as_decimal()
         self._full_quantity = float(self._entry_quantity)
+        # The regime scale and allocation it was sized at are unknown: rebalancing it against
+        # them (the neutral prior right after a restart) would cut it for no reason.
+        self._adopted = True
         self._trail_anchor = position.avg_px_open
         for order in self.cache.orders_open(
             instrument_id=self.config.instrument_id,

@@ -168,6 +168,17 @@ def test_soft_blending_versus_hard_gating(probabilities, soft_scale, hard_scale)
         assert int(hard_entry.intended_order.quantity) == expected_quantity(hard_entry, 1.0)
 
 
+def test_hard_gating_is_open_on_the_actors_tied_prior():
+    # Before its first fit the regime actor publishes the neutral prior with a tie-broken label
+    # ("sideways"): hard gating must judge the tie, not the label, as without any record.
+    tied = regime(1 / 3, 1 / 3, 1 / 3, most_likely="sideways", model_version="prior")
+    bars = make_bars([*UPTREND, PULLBACK])
+    result = run([hard_s1 := s1(regime_gating="hard")], bars, publisher={"regime": {0: tied}})
+    entry = entry_of(result, hard_s1)
+    assert entry.features["regime_scale"] == 1.0
+    assert int(entry.intended_order.quantity) == expected_quantity(entry, 1.0)
+
+
 def test_records_of_other_instruments_and_invalid_records_are_ignored():
     follows_other = s1(regime_instrument_id=InstrumentId.from_str("OTHER.SIM"))
     publisher = {"regime": {0: regime(0.0, 0.0, 1.0)}}
@@ -413,6 +424,99 @@ def test_flattens_before_the_session_close_and_blocks_late_entries():
         bars,
     )
     assert late.decisions_of(late_s1) == []
+
+
+class CancelAllLaterConfig(StrategyConfig, frozen=True):
+    instrument_id: InstrumentId
+    rest_at_bar: int
+    cancel_at_bar: int
+
+
+class CancelAllLater(Strategy):
+    """Rests a far limit order, then sends CancelAllOrders for the instrument: the simulated
+    venue applies it to every strategy's orders (another client's cancel-all, live)."""
+
+    def __init__(self, config: CancelAllLaterConfig) -> None:
+        super().__init__(config)
+        self.count = -1
+
+    def on_start(self) -> None:
+        self.subscribe_bars(MINUTE_BARS)
+
+    def on_bar(self, bar) -> None:
+        self.count += 1
+        instrument = self.cache.instrument(self.config.instrument_id)
+        if self.count == self.config.rest_at_bar:
+            order = self.order_factory.limit(
+                self.config.instrument_id,
+                OrderSide.BUY,
+                Quantity.from_int(1),
+                instrument.make_price(1.0),
+            )
+            self.submit_order(order)
+        elif self.count == self.config.cancel_at_bar:
+            self.cancel_all_orders(self.config.instrument_id)
+
+
+def test_a_stop_canceled_outside_the_strategy_is_re_armed():
+    strategy = s1(order_id_tag="001", close_positions_on_stop=False)
+    other = CancelAllLater(
+        CancelAllLaterConfig(
+            instrument_id=INSTRUMENT_ID,
+            rest_at_bar=ENTRY,
+            cancel_at_bar=ENTRY + 1,
+            order_id_tag="002",
+        ),
+    )
+    bars = make_bars([*UPTREND, PULLBACK, HOLD, HOLD, HOLD])
+    result = run([strategy, other], bars, before_run=None)
+    cache = result.engine.cache
+    stops = [o for o in cache.orders(strategy_id=strategy.id) if o.order_type.name == "STOP_MARKET"]
+    assert [o.status.name for o in stops] == ["CANCELED", "ACCEPTED"]
+    bracket_stop, re_armed = stops
+    assert re_armed.trigger_price == bracket_stop.trigger_price
+    assert re_armed.quantity == bracket_stop.quantity
+    assert result.bar_index(re_armed.ts_init) == ENTRY + 2
+    assert cache.positions_open(strategy_id=strategy.id)
+
+
+def test_an_adopted_position_is_not_cut_by_the_regime_prior():
+    # A live restart: the strategy finds its position open at start. It was sized at a regime
+    # scale the strategy no longer knows; rebalancing it against the neutral prior would sell.
+    from nautilus_trader.model.enums import OmsType
+    from nautilus_trader.model.identifiers import AccountId
+    from nautilus_trader.model.identifiers import StrategyId
+    from nautilus_trader.model.objects import Price
+    from nautilus_trader.model.position import Position
+    from nautilus_trader.test_kit.stubs.events import TestEventStubs
+    from nautilus_trader.test_kit.stubs.execution import TestExecStubs
+
+    strategy = s1(order_id_tag="001", regime_rebalance_threshold=0.1, close_positions_on_stop=False)
+
+    def restart_with_open_position(engine):
+        instrument = engine.cache.instrument(INSTRUMENT_ID)
+        order = TestExecStubs.market_order(
+            instrument=instrument,
+            order_side=OrderSide.BUY,
+            quantity=Quantity.from_int(600),
+        )
+        strategy_id = StrategyId("S1VwapEmaScalper-001")
+        fill = TestEventStubs.order_filled(
+            order,
+            instrument,
+            strategy_id=strategy_id,
+            account_id=AccountId("SIM-001"),
+            position_id=PositionId(f"{INSTRUMENT_ID}-{strategy_id}"),
+            last_px=Price.from_str("100.00"),
+        )
+        engine.cache.add_order(order)
+        engine.cache.add_position(Position(instrument, fill), OmsType.NETTING)
+
+    result = run([strategy], make_bars(UPTREND), before_run=restart_with_open_position)
+    assert strategy.current_regime_scale() == pytest.approx(2.0 / 3.0)
+    assert result.decisions == []
+    (position,) = result.engine.cache.positions_open(strategy_id=strategy.id)
+    assert position.quantity == Quantity.from_int(600)
 
 
 def test_positions_are_kept_at_stop_when_configured():
