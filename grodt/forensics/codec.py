@@ -7,7 +7,9 @@ pair travels in Kafka headers, spill lines and Parquet columns; it is what reade
 and what proves per-key order (``seq`` increases along each key).
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from dataclasses import field
 from typing import Any
 
 import msgspec
@@ -42,6 +44,9 @@ class Envelope:
         Read back from a spill file (counts as "replayed" once delivered).
     attempts : int
         Failed delivery attempts so far.
+    report_to : callable, optional
+        Where :meth:`__call__` sends the envelope's Kafka delivery report (set by the Kafka sink;
+        not part of the envelope's identity or of any stored form).
     """
 
     session: str
@@ -56,6 +61,18 @@ class Envelope:
     value: bytes
     from_spill: bool = False
     attempts: int = 0
+    report_to: Callable[["Envelope", Any, Any], None] | None = field(
+        default=None,
+        repr=False,
+        compare=False,
+    )
+
+    def __call__(self, error: Any, message: Any) -> None:
+        """The Kafka delivery report of this envelope: the sink hands the envelope itself to
+        ``produce`` as ``on_delivery`` (no callback object per message), and the report goes on
+        to ``report_to``."""
+        assert self.report_to is not None
+        self.report_to(self, error, message)
 
     @property
     def order(self) -> tuple[str, int]:

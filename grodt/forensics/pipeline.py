@@ -13,10 +13,12 @@ to the *outbox* spill file, probes the sink every ``reconnect_interval_s``, and 
 replays, in order: deliveries that failed, the outbox, then the queue. Records in flight when a
 sink fails come back as failures and are re-sent first, sorted by their ``(session, seq)``.
 
-Stream order is ``retry ++ pending ++ outbox ++ queue ++ overflow`` at every moment; every
-source is read in order and nothing newer is sent before something older, so order holds per
-key. At :meth:`close`, whatever could not be delivered within ``flush_timeout_s`` is rewritten, in
-that order, into the outbox on disk and is delivered by the next session using the same spill
+Stream order is ``retry ++ pending ++ outbox ++ staged ++ queue ++ overflow`` at every moment
+(``staged``: taken for the outbox and not written yet, e.g. while the disk is full); every source
+is read in order and nothing newer is sent before something older, so order holds per key. A spill
+segment is deleted only once what was read from it is delivered or fsynced into the outbox. At
+:meth:`close`, whatever could not be delivered within ``flush_timeout_s`` is rewritten, in that
+order, into the outbox on disk and is delivered by the next session using the same spill
 directory.
 """
 
@@ -172,6 +174,12 @@ class ForensicsPipeline:
     session : str, optional
         Session id (default: :func:`new_session_id`).
     log : LogLike, optional
+
+    Attributes
+    ----------
+    close_grace_s : float
+        How long :meth:`close` waits for the worker beyond ``timeout_s`` (15 s) before giving up
+        on it (the worker then keeps what is left itself when it stops).
     """
 
     def __init__(
@@ -201,6 +209,7 @@ class ForensicsPipeline:
         self.reconnect_interval_s = reconnect_interval_s
         self.batch_size = batch_size
         self.linger_s = linger_s
+        self.close_grace_s = 15.0
         self._to_record = to_record or _not_a_record
         self._log: LogLike = log or default_log()
 
@@ -218,6 +227,10 @@ class ForensicsPipeline:
         self._retry: list[Envelope] = []
         self._pending: deque[Envelope] = deque()
         self._outbox: SpillLog | None = None
+        self._staged: deque[Envelope] = deque()
+        self._stage_retry_at = 0.0
+        self._outbox_error = ""
+        self._overflow_read = False
         self._thread: threading.Thread | None = None
         self._started = False
         self._closing = False
@@ -259,8 +272,8 @@ class ForensicsPipeline:
         # outbox, whose segments are read in (session, seq) order.
         if self._overflow.adopted:
             self._outbox.extend(self._drain_log(self._overflow))
+            self._outbox.sync()  # durable before the overflow segments go
             self._overflow.release()
-            self._outbox.sync()
         self._recovered = self._outbox.adopted + (self._outbox.written if self._outbox else 0)
         if self._recovered:
             self._log.warning(
@@ -312,14 +325,17 @@ class ForensicsPipeline:
                 if envelope is None:
                     return
                 if self._closed:
-                    # After close: straight into the outbox, for the next session.
-                    assert self._outbox is not None
-                    self._outbox.append(envelope)
-                    self._outbox.sync()
+                    # After close: on disk for the next session, which moves the overflow into
+                    # its outbox at start. (Not the outbox itself: a worker that did not stop in
+                    # time may still be writing it.)
+                    assert self._overflow is not None
+                    self._overflow.append(envelope)
+                    self._overflow.sync()
                     self._spilled_engine += 1
                     self._log.warning(
                         f"Forensics: record {envelope.record_type} {envelope.trace_id!r} arrived "
-                        f"after close; kept in {self.spill_dir / 'outbox'}",
+                        f"after close; kept in {self.spill_dir / 'overflow'} (delivered by the "
+                        "next session using this spill directory)",
                     )
                     return
                 if not self._overflowing:
@@ -356,8 +372,12 @@ class ForensicsPipeline:
     def close(self, timeout_s: float = 30.0) -> PipelineStats:
         """Deliver what is left (up to ``timeout_s``), keep the rest on disk, stop the worker and
         close the sink. Deterministic: when it returns, every record offered before the call is
-        either acknowledged by the sink or in the spill directory. Idempotent. Call it from the
-        thread that offers (the engine thread), after the last record."""
+        either acknowledged by the sink or in the spill directory — unless the worker did not stop
+        within ``timeout_s + close_grace_s`` (stuck in a sink call): then an error names what is
+        left and where, and the worker, the only one to touch its state, keeps it on disk when it
+        stops. Records offered after close go to the overflow file, for the next session.
+        Idempotent. Call it from the thread that offers (the engine thread), after the last
+        record."""
         if not self._started:
             self._started = True
             self._closed = True
@@ -368,17 +388,29 @@ class ForensicsPipeline:
         self._closing = True
         self._wake.set()
         assert self._thread is not None
-        self._thread.join(timeout_s + 15.0)
-        if self._thread.is_alive():
-            self._log.error("Forensics worker did not stop; spilling what is left from here")
+        self._thread.join(timeout_s + self.close_grace_s)
         with self._overflow_lock:
-            self._closed = True
+            self._closed = True  # later offers go to the overflow file, under this lock
             _ACTIVE.discard(self)
-            if self._thread.is_alive() or not self._stopped.is_set():
-                self._finalise_spill()
-            elif self._queue or self._overflowing:
-                # Offered from another thread while the worker was finishing.
-                self._finalise_spill()
+        if self._thread.is_alive():
+            # Its state (queue, retry, outbox) is not thread-safe: leave it to the worker, which
+            # writes what is left into the outbox when it stops.
+            self._log.error(
+                f"Forensics worker did not stop within {timeout_s + self.close_grace_s:.1f} s "
+                f"(sink {self.sink.name}: {self.sink.reason or 'up'}); not spilling from this "
+                f"thread. Left: {len(self._queue)} queued and "
+                f"{len(self._retry) + len(self._pending) + len(self._staged)} taken, in memory; "
+                f"{self.sink.in_flight()} in flight; {self._outbox_unread()} in "
+                f"{self.spill_dir / 'outbox'}; "
+                f"{self._overflow.unread if self._overflow is not None else 0} in "
+                f"{self.spill_dir / 'overflow'}. The worker moves what is in memory to the outbox "
+                "when it stops; if the process exits first, that is lost and the files stay for "
+                "the next session",
+            )
+        elif not self._stopped.is_set() or self._queue or self._overflowing:
+            # The worker is gone (it died, or records were offered from another thread while it
+            # was finishing): keep what is left from here.
+            self._finalise_spill()
         stats = self.stats()
         self._log.info(f"Forensics closed: {stats.summary_line()}")
         return stats
@@ -398,7 +430,7 @@ class ForensicsPipeline:
             recovered=self._recovered,
             queued=len(self._queue) + overflow,
             in_flight=self.sink.in_flight(),
-            spill_pending=outbox + len(self._retry) + len(self._pending),
+            spill_pending=outbox + len(self._retry) + len(self._pending) + len(self._staged),
             undelivered=self._undelivered,
             worker_cpu_s=self._worker_cpu_s,
             sink=self.sink.name,
@@ -547,12 +579,13 @@ class ForensicsPipeline:
     def _on_failed(self, envelope: Envelope, error: str, permanent: bool) -> None:
         self._failed += 1
         envelope.attempts += 1
-        if permanent and envelope.attempts >= 3:
+        if permanent:
+            # Retrying cannot help, and a retry would come after newer records of its key.
             self._dead_letter(
                 envelope.seq,
                 envelope.topic,
                 None,
-                f"delivery failed {envelope.attempts} times: {error}",
+                f"delivery failed permanently (attempt {envelope.attempts}): {error}",
                 on_engine=False,
                 envelope=envelope,
             )
@@ -636,7 +669,8 @@ class ForensicsPipeline:
             self._down_logged = False
             self._log.info(
                 f"Forensics sink {sink.name} is back; replaying "
-                f"{len(self._retry) + len(self._pending) + self._outbox_unread()} records",
+                f"{len(self._retry) + len(self._pending) + self._outbox_unread()} records"
+                + (f" (and {len(self._staged)} held in memory)" if self._staged else ""),
             )
         return self._turn_up()
 
@@ -655,14 +689,21 @@ class ForensicsPipeline:
             moved = True
             if not self._send_pending():
                 return True
-        # 2. The outbox.
+        # 2. The outbox, then what could not be written to it.
         assert self._outbox is not None
         if self._outbox.unread:
             batch = self._outbox.read(self.batch_size)
             self._pending.extend(batch)
             return True
-        if self._outbox.paths() and sink.in_flight() == 0 and not self._retry:
-            self._outbox.release()
+        if self._staged:
+            self._pending.extend(self._staged)
+            self._staged.clear()
+            return True
+        if not self._retry and sink.in_flight() == 0:
+            if self._outbox.paths():
+                self._outbox.release()
+            if self._overflow_read:
+                self._release_overflow()
         # 3. The queue, then the overflow file.
         batch = self._take_ingress()
         if batch:
@@ -683,6 +724,8 @@ class ForensicsPipeline:
                 sink.poll(0.01)
                 return False
             pending.popleft()
+            if not sink.healthy:  # the send failed it: what follows waits for the retry
+                return False
             sent += 1
             if sent % (8 * YIELD_EVERY) == 0:
                 time.sleep(0)
@@ -697,35 +740,38 @@ class ForensicsPipeline:
                 f"Forensics sink {sink.name} is down ({sink.reason}); spilling to "
                 f"{self.spill_dir / 'outbox'} and retrying every {self.reconnect_interval_s} s",
             )
-        moved = False
-        batch = self._take_ingress()
-        if batch:
-            self._spilled_worker += self._outbox.extend(batch)
-            moved = True
+        moved = self._take_ingress_into_outbox()
         now = time.monotonic()
-        if now >= self._next_probe:
+        if now >= self._next_probe and not self._past_close_deadline():
             self._next_probe = now + self.reconnect_interval_s
-            self._outbox.sync()
+            if self._sync_outbox() and self._overflow_read:
+                self._release_overflow()
             if getattr(sink, "fatal", False):
-                sink.reset()
-            if sink.probe():
+                sink.reset(self._budget(5.0))
+            if sink.probe(self._budget(10.0)):
                 # Reachable: let the client finish what it holds (same producer id: no
                 # duplicates), and start over with a fresh client if that makes no progress.
                 deadline = time.monotonic() + self.stall_timeout_s
-                while sink.in_flight() and time.monotonic() < deadline:
+                while (
+                    sink.in_flight()
+                    and time.monotonic() < deadline
+                    and not self._past_close_deadline()  # close() may come meanwhile
+                ):
                     sink.poll(0.05)
                     if getattr(sink, "fatal", False):
                         break
                     if self._take_ingress_into_outbox():
                         moved = True
+                if self._past_close_deadline():
+                    return moved  # the worker stops now; its exit keeps what is left
                 if sink.in_flight() or getattr(sink, "fatal", False):
                     self._log.warning(
                         f"Forensics sink {sink.name}: {sink.in_flight()} records still "
                         "unacknowledged after reconnecting; restarting the client and sending "
                         "them again (readers deduplicate on session and seq)",
                     )
-                    sink.reset()
-                    if not sink.probe():
+                    sink.reset(self._budget(5.0))
+                    if not sink.probe(self._budget(10.0)):
                         return moved
                 sink.healthy = True
                 sink.reason = ""
@@ -734,16 +780,97 @@ class ForensicsPipeline:
             sink.poll(0.01)
         return moved
 
+    def _past_close_deadline(self) -> bool:
+        return self._closing and time.monotonic() >= self._close_deadline
+
+    def _budget(self, wait_s: float) -> float:
+        """How long a sink may block now: ``wait_s``, less while closing (at least 0.5 s)."""
+        if not self._closing:
+            return wait_s
+        return max(0.5, min(wait_s, self._close_deadline - time.monotonic()))
+
     def _take_ingress_into_outbox(self) -> bool:
-        assert self._outbox is not None
+        """Sink down: move the next batch of the queue (or overflow) into the outbox. Nothing is
+        taken while earlier records wait to be written (the disk refused them)."""
+        if self._staged and not self._write_staged():
+            return False
         batch = self._take_ingress()
-        if batch:
-            self._spilled_worker += self._outbox.extend(batch)
+        if not batch:
+            return False
+        self._staged.extend(batch)
+        self._write_staged()
+        return True
+
+    def _write_staged(self) -> bool:
+        """Append the staged records to the outbox, in order; True when none are left. A write
+        error (disk full) keeps the rest staged, in memory, and is retried after
+        ``reconnect_interval_s``."""
+        staged = self._staged
+        if not staged:
             return True
-        return False
+        now = time.monotonic()
+        if now < self._stage_retry_at:
+            return False
+        assert self._outbox is not None
+        append = self._outbox.append
+        written = 0
+        try:
+            while staged:
+                append(staged[0])
+                staged.popleft()
+                written += 1
+        except OSError as e:
+            self._outbox_write_failed(e, f"{len(staged)} records are held in memory, in order,")
+            return False
+        finally:
+            self._spilled_worker += written
+        self._outbox_writable()
+        return True
+
+    def _sync_outbox(self) -> bool:
+        """fsync the outbox; False (logged) when the disk refuses."""
+        assert self._outbox is not None
+        try:
+            self._outbox.sync()
+        except OSError as e:
+            self._outbox_write_failed(e, "the records already written are kept")
+            return False
+        self._outbox_writable()
+        return True
+
+    def _outbox_write_failed(self, error: OSError, what: str) -> None:
+        self._stage_retry_at = time.monotonic() + self.reconnect_interval_s
+        if not self._outbox_error:
+            self._log.error(
+                f"Forensics: cannot write the outbox {self.spill_dir / 'outbox'} ({error}; disk "
+                f"full?); {what} and written when the disk accepts them again (retried every "
+                f"{self.reconnect_interval_s} s; a stop meanwhile keeps what it can)",
+            )
+        self._outbox_error = str(error)
+
+    def _outbox_writable(self) -> None:
+        if self._outbox_error:
+            self._outbox_error = ""
+            self._log.info(f"Forensics: the outbox {self.spill_dir / 'outbox'} is writable again")
+
+    def _release_overflow(self) -> None:
+        """Delete the overflow segments read completely, once nothing read from them is only in
+        memory: delivered, dead-lettered, or in the outbox, fsynced."""
+        if self._retry or self._pending or self._staged or self.sink.in_flight():
+            return
+        if not self._sync_outbox():
+            return
+        assert self._overflow is not None
+        with self._overflow_lock:
+            self._overflow.release()
+        self._overflow_read = False
 
     def _take_ingress(self) -> list[Envelope]:
-        """Up to ``batch_size`` records from the queue, or (queue empty) from the overflow."""
+        """Up to ``batch_size`` records from the queue, or (queue empty) from the overflow.
+
+        The overflow lock is held only to note what to read (and to flush the engine's writes);
+        the reading and decoding run outside it, so that the engine never waits on them. The
+        segments read stay on disk until :meth:`_release_overflow`."""
         out: list[Envelope] = []
         queue = self._queue
         encode = self._encode
@@ -758,16 +885,26 @@ class ForensicsPipeline:
                 time.sleep(0)  # hand the GIL to the engine thread if it is waiting
         if out or not self._overflowing:
             return out
-        assert self._overflow is not None
+        overflow = self._overflow
+        assert overflow is not None
         with self._overflow_lock:
             if self._queue:
                 return out
-            out = self._overflow.read(self.batch_size)
-            if self._overflow.unread == 0:
-                self._overflow.release()
-                self._overflowing = False
-                self._log.info("Forensics queue caught up with its overflow file")
+            plan = overflow.plan_read(self.batch_size)
+            if not plan:
+                self._caught_up()
+                return out
+        out = overflow.read(self.batch_size, plan)
+        self._overflow_read = True
+        with self._overflow_lock:
+            if overflow.unread == 0:
+                self._caught_up()
         return out
+
+    def _caught_up(self) -> None:
+        """(Under the overflow lock.) The overflow is read: the engine may use the queue again."""
+        self._overflowing = False
+        self._log.info("Forensics queue caught up with its overflow file")
 
     def _drain_log(self, log: SpillLog) -> list[Envelope]:
         out: list[Envelope] = []
@@ -783,6 +920,7 @@ class ForensicsPipeline:
             and not self._overflowing
             and not self._retry
             and not self._pending
+            and not self._staged
             and self._outbox_unread() == 0
             and self.sink.in_flight() == 0
         )
@@ -795,7 +933,7 @@ class ForensicsPipeline:
             sink.flush(max(remaining, 0.5))
         sink.poll(0)
         if sink.in_flight():
-            sink.reset()  # unacknowledged → failures → retry list
+            sink.reset(max(0.5, min(5.0, remaining)))  # unacknowledged → failures → retry list
         self._finalise_spill()
         try:
             sink.close()
@@ -803,20 +941,24 @@ class ForensicsPipeline:
             self._log.error(f"Forensics sink {sink.name}: close failed: {e}")
 
     def _finalise_spill(self) -> None:
-        """Everything not delivered, in order, into one fsynced outbox segment."""
+        """Everything not delivered, in order, into one fsynced outbox segment; then the
+        overflow segments it absorbed are deleted. Runs on the worker, or on the closing thread
+        once the worker is gone."""
         assert self._outbox is not None and self._overflow is not None
         head = sorted(self._retry, key=_order) + list(self._pending)
         self._retry.clear()
         self._pending.clear()
-        tail: list[Envelope] = []
+        tail: list[Envelope] = list(self._staged)
+        self._staged.clear()
         while self._queue:
             seq, topic, item, context = self._queue.popleft()
             envelope = self._encode(seq, topic, item, context)
             if envelope is not None:
                 tail.append(envelope)
-        tail.extend(self._drain_log(self._overflow))
-        self._overflow.release()
-        self._overflowing = False
+        with self._overflow_lock:
+            tail.extend(self._drain_log(self._overflow))
+            self._overflow.close()  # offers after close start a new segment
+            self._overflowing = False
         if head or tail or self._outbox.unread:
             written_before = len(head) + len(tail)
             self._undelivered = self._outbox.rewrite(head, tail)
@@ -830,7 +972,9 @@ class ForensicsPipeline:
         else:
             self._outbox.release()
             self._outbox.close()
-        self._overflow.close()
+        with self._overflow_lock:  # the outbox is fsynced: what was read from these is safe
+            self._overflow.release()
+            self._overflow.close()
 
 
 def _order(envelope: Envelope) -> tuple[str, int]:

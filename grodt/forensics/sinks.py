@@ -11,7 +11,6 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 from typing import Any
 from typing import Protocol
@@ -55,13 +54,14 @@ class Sink(Protocol):
         """True when envelopes are in flight and nothing was acknowledged for ``timeout`` s."""
         ...
 
-    def probe(self) -> bool:
-        """Check whether the destination is reachable again (may block up to ~1 s)."""
+    def probe(self, timeout_s: float = 10.0) -> bool:
+        """Check whether the destination is reachable again (blocks up to about ``timeout_s``,
+        usually ~1 s)."""
         ...
 
-    def reset(self) -> None:
-        """Give up on what is in flight (each comes back through ``on_failed``) and start over
-        with a fresh client."""
+    def reset(self, timeout_s: float = 5.0) -> None:
+        """Give up on what is in flight (each comes back through ``on_failed``, waiting up to
+        ``timeout_s`` for that) and start over with a fresh client."""
 
     def flush(self, timeout: float) -> None:
         """Push buffered envelopes out and wait up to ``timeout`` s for acknowledgements."""
@@ -91,6 +91,10 @@ DEFAULT_PRODUCER_CONFIG: dict[str, Any] = {
 """librdkafka settings of the bridge's producer; the section's ``producer:`` overrides them."""
 
 ENV_PREFIX = "env:"
+
+ERROR_LOG_INTERVAL_S = 60.0
+"""A client error (authentication, TLS, DNS, refused connection) is logged at most this often per
+error code; the report counts the ones left out."""
 
 
 def resolve_client_config(config: dict[str, Any], where: str) -> dict[str, Any]:
@@ -183,6 +187,9 @@ class KafkaSink:
     again, e.g. a broker that lost its state); records whose fate is then unknown are sent again,
     so a reader may see them twice and deduplicates on ``(session, seq)``.
 
+    A producer that cannot be created (a bad CA file, a missing SASL plugin) is an outage like an
+    unreachable broker: ``probe`` tries again to create it.
+
     Parameters
     ----------
     bootstrap_servers : str
@@ -229,7 +236,11 @@ class KafkaSink:
         self.reason = "not opened"
         self.fatal = False
         self._last_progress = time.monotonic()
+        self._progressed = False
         self._create_warning = ""
+        self._producer_error = ""
+        self._report = self._delivery  # one bound method for every message's delivery report
+        self._error_log: dict[int, tuple[float, int]] = {}
         self._librdkafka_logger = logging.getLogger(f"grodt.forensics.librdkafka.{id(self)}")
         self._librdkafka_logger.propagate = False
         self._librdkafka_logger.setLevel(logging.DEBUG)
@@ -252,22 +263,45 @@ class KafkaSink:
         config["logger"] = self._librdkafka_logger
         return Producer(config)
 
-    def open(self) -> None:
-        self._producer = self._new_producer()
+    def _ensure_producer(self) -> bool:
+        """Create the producer if there is none; False (and ``reason`` set, logged once per
+        distinct error) when it cannot be created."""
+        if self._producer is not None:
+            return True
+        try:
+            self._producer = self._new_producer()
+        except Exception as e:
+            text = e.args[0].str() if e.args and hasattr(e.args[0], "str") else str(e)
+            self.reason = f"cannot create the producer: {text}"
+            if self.reason != self._producer_error:
+                self._producer_error = self.reason
+                self._log.error(f"Forensics Kafka sink: {self.reason} (retrying)")
+            return False
+        if self._producer_error:
+            self._producer_error = ""
+            self._log.info("Forensics Kafka sink: producer created")
         self.fatal = False
+        self._last_progress = time.monotonic()
+        return True
+
+    def open(self) -> None:
         if self.probe():
             self.healthy = True
             self.reason = ""
         else:
             self.healthy = False
 
-    def probe(self) -> bool:
+    def probe(self, timeout_s: float = 10.0) -> bool:
         """Reachable when a metadata request answers within 1 s; then make sure the topics
-        exist (a broker that restarted without its state has lost them)."""
+        exist (a broker that restarted without its state has lost them). Creates the producer
+        first if there is none. Blocks up to about ``timeout_s``."""
         from confluent_kafka import KafkaException
 
+        if not self._ensure_producer():
+            return False
+        deadline = time.monotonic() + timeout_s
         try:
-            metadata = self._producer.list_topics(timeout=1.0)
+            metadata = self._producer.list_topics(timeout=max(0.1, min(1.0, timeout_s)))
         except KafkaException as e:
             self.reason = f"broker unreachable: {e}"
             return False
@@ -275,7 +309,7 @@ class KafkaSink:
             missing = [t for t in self.topics if t not in metadata.topics]
             if missing:
                 try:
-                    self._create(missing)
+                    self._create(missing, deadline)
                 except Exception as e:
                     # Go on: the broker may create topics on first use; if it does not, the
                     # deliveries fail, the records spill and this is retried.
@@ -286,7 +320,7 @@ class KafkaSink:
         self._last_progress = time.monotonic()
         return True
 
-    def _create(self, topics: list[str]) -> None:
+    def _create(self, topics: list[str], deadline: float) -> None:
         from confluent_kafka import KafkaError
         from confluent_kafka import KafkaException
         from confluent_kafka.admin import AdminClient
@@ -300,15 +334,16 @@ class KafkaSink:
         admin_config["logger"] = self._librdkafka_logger
         admin_config["log_level"] = 4
         admin = AdminClient(admin_config)
+        budget = max(0.5, min(5.0, deadline - time.monotonic()))
         futures = admin.create_topics(
             [NewTopic(t, self.partitions, self.replication_factor) for t in topics],
-            operation_timeout=5.0,
-            request_timeout=5.0,
+            operation_timeout=budget,
+            request_timeout=budget,
         )
         created = []
         for topic, future in futures.items():
             try:
-                future.result(timeout=10.0)
+                future.result(timeout=max(0.1, deadline - time.monotonic()))
             except KafkaException as e:
                 if e.args and e.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
                     continue
@@ -323,11 +358,25 @@ class KafkaSink:
     def _on_error(self, error: Any) -> None:
         from confluent_kafka import KafkaError
 
+        code = error.code()
         if error.fatal():
             self.fatal = True
             self._mark_down(f"fatal producer error: {error.str()}")
-        elif error.code() == KafkaError._ALL_BROKERS_DOWN:
+        elif code == KafkaError._ALL_BROKERS_DOWN:
             self._mark_down(f"all brokers down: {error.str()}")
+        else:
+            # Authentication, TLS, name resolution, a refused connection: not an outage by
+            # itself (librdkafka retries), but the reason for one; logged once a minute per code.
+            now = time.monotonic()
+            logged_at, suppressed = self._error_log.get(code, (-ERROR_LOG_INTERVAL_S, 0))
+            if now - logged_at < ERROR_LOG_INTERVAL_S:
+                self._error_log[code] = (logged_at, suppressed + 1)
+                return
+            self._error_log[code] = (now, 0)
+            more = f" ({suppressed} more since the last report)" if suppressed else ""
+            self._log.warning(
+                f"Forensics Kafka sink: client error {error.name()}: {error.str()}{more}",
+            )
 
     def _mark_down(self, reason: str) -> None:
         if self.healthy:
@@ -337,21 +386,46 @@ class KafkaSink:
     # -- data path --------------------------------------------------------------------------------
 
     def send(self, envelope: Envelope) -> bool:
+        envelope.report_to = self._report
         try:
             self._producer.produce(
                 envelope.topic,
                 envelope.value,
                 envelope.key.encode(),
                 headers=envelope.headers(),
-                on_delivery=partial(self._delivery, envelope),
+                on_delivery=envelope,  # calls self._report(envelope, error, message)
             )
         except BufferError:
             return False
+        except Exception as e:  # refused before it was queued (too large, fatal error, ...)
+            self._refused(envelope, e)
         return True
+
+    def _refused(self, envelope: Envelope, exception: Exception) -> None:
+        """``produce`` raised: a permanent Kafka error (a record over ``message.max.bytes``)
+        fails the record alone, for the dead-letter file; anything else is an outage (the record
+        is retried after it, once the sink is back)."""
+        error = exception.args[0] if exception.args else None
+        if error is not None and hasattr(error, "code") and hasattr(error, "retriable"):
+            text = error.str()
+            if error.fatal():
+                self.fatal = True
+            permanent = (
+                error.code() not in _connectivity_errors()
+                and not error.retriable()
+                and not error.fatal()
+            )
+        else:  # not a Kafka error: nothing says the record is at fault
+            text = f"{type(exception).__name__}: {exception}"
+            permanent = False
+        if not permanent:
+            self._mark_down(f"produce failed: {text}")
+        assert self._on_failed is not None
+        self._on_failed(envelope, f"produce refused: {text}", permanent)
 
     def _delivery(self, envelope: Envelope, error: Any, message: Any) -> None:
         if error is None:
-            self._last_progress = time.monotonic()
+            self._progressed = True
             assert self._on_delivered is not None
             self._on_delivered(envelope)
             return
@@ -363,8 +437,14 @@ class KafkaSink:
         self._on_failed(envelope, error.str(), permanent)
 
     def poll(self, timeout: float) -> None:
-        self._producer.poll(timeout)
-        if len(self._producer) == 0:
+        producer = self._producer
+        if producer is None:  # not created (yet): nothing to serve
+            if timeout > 0:
+                time.sleep(timeout)
+            return
+        producer.poll(timeout)
+        if self._progressed or len(producer) == 0:
+            self._progressed = False
             self._last_progress = time.monotonic()
 
     def in_flight(self) -> int:
@@ -377,12 +457,14 @@ class KafkaSink:
             and time.monotonic() - self._last_progress > timeout
         )
 
-    def reset(self) -> None:
-        """Purge what librdkafka holds (each message fails back through ``on_failed``) and
-        replace the producer: a new producer id, so a broker that lost our state accepts us."""
+    def reset(self, timeout_s: float = 5.0) -> None:
+        """Purge what librdkafka holds (each message fails back through ``on_failed``, waiting up
+        to ``timeout_s`` for that) and replace the producer: a new producer id, so a broker that
+        lost our state accepts us. A producer that cannot be created now is created by the next
+        ``probe``."""
         if self._producer is not None:
             self._producer.purge(in_queue=True, in_flight=True, blocking=False)
-            deadline = time.monotonic() + 5.0
+            deadline = time.monotonic() + timeout_s
             while len(self._producer) > 0 and time.monotonic() < deadline:
                 self._producer.poll(0.05)
             left = len(self._producer)
@@ -392,13 +474,16 @@ class KafkaSink:
                     "they stay counted as in flight",
                 )
             self._close_producer()
-        self._producer = self._new_producer()
+        self._ensure_producer()
         self.fatal = False
         self._last_progress = time.monotonic()
 
     def flush(self, timeout: float) -> None:
         if self._producer is not None:
             self._producer.flush(timeout)
+            if self._progressed:
+                self._progressed = False
+                self._last_progress = time.monotonic()
 
     def _close_producer(self) -> None:
         producer, self._producer = self._producer, None
@@ -479,7 +564,7 @@ class ParquetSink:
     def open(self) -> None:
         self.healthy = self.probe()
 
-    def probe(self) -> bool:
+    def probe(self, timeout_s: float = 10.0) -> bool:
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -503,8 +588,10 @@ class ParquetSink:
     def poll(self, timeout: float) -> None:
         if self._buffered and time.monotonic() - self._buffered_since >= self.file_interval_s:
             self.flush(0.0)
-        elif timeout > 0 and not self._buffered:
-            time.sleep(min(timeout, 0.001))
+        elif timeout > 0:
+            # Nothing to serve: buffered records wait for their file to close, which polling
+            # does not hasten (the caller waits ``timeout`` instead of spinning).
+            time.sleep(timeout)
 
     def in_flight(self) -> int:
         return self._buffered
@@ -584,7 +671,7 @@ class ParquetSink:
         for envelope in done:
             self._on_delivered(envelope)
 
-    def reset(self) -> None:
+    def reset(self, timeout_s: float = 5.0) -> None:
         """Close the files (what they hold is durable) and fail what is only buffered."""
         for topic in list(self._writers):
             self._close_writer(topic)

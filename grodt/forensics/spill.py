@@ -8,9 +8,13 @@ are found and replayed first. Segments are deleted only once every record read f
 acknowledged by the sink (:meth:`SpillLog.release`); a crash before that replays them again, which
 readers absorb by deduplicating on ``(session, seq)``.
 
-Not thread-safe by itself: the bridge guards the engine-written overflow log with a lock.
+Not thread-safe by itself: the bridge guards the engine-written overflow log with a lock. One
+thread may append (under the lock) while another reads what :meth:`SpillLog.plan_read` noted
+under the lock (:meth:`SpillLog.read` with that plan, outside it): appending touches only the
+writer and the line counts, reading only the reader and the read positions.
 """
 
+import contextlib
 import logging
 import os
 from collections import deque
@@ -85,6 +89,8 @@ class SpillLog:
         self._log = log or default_log()
         self._segments: deque[_Segment] = deque()
         self._writer: IO[bytes] | None = None
+        self._unsynced = False
+        self._rotated: deque[Path] = deque()
         self._reader: IO[bytes] | None = None
         self._reader_segment: _Segment | None = None
         self.written = 0
@@ -116,6 +122,7 @@ class SpillLog:
             self._open_segment(envelope)
         assert self._writer is not None
         self._writer.write(envelope_to_line(envelope))
+        self._unsynced = True
         self._segments[-1].lines += 1
         self.written += 1
         self._total += 1
@@ -128,15 +135,30 @@ class SpillLog:
         return count
 
     def sync(self) -> None:
-        """Flush buffered lines to the OS and to the disk (fsync)."""
-        if self._writer is not None:
+        """Flush buffered lines to the OS and to the disk (fsync), including segments closed
+        since the last sync; nothing to do when nothing was appended since then."""
+        while self._rotated:
+            path = self._rotated[0]
+            with contextlib.suppress(FileNotFoundError):  # released meanwhile
+                fd = os.open(path, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            self._rotated.popleft()
+        if self._writer is not None and self._unsynced:
             self._writer.flush()
             os.fsync(self._writer.fileno())
+        self._unsynced = False
 
     def _open_segment(self, first: Envelope) -> None:
         if self._writer is not None:
             self._writer.flush()
             self._writer.close()
+            self._writer = None
+            if self._unsynced:
+                self._rotated.append(self._segments[-1].path)  # fsynced by the next sync()
+                self._unsynced = False
         path = self.directory / segment_name(first)
         while path.exists():  # same first record written twice (compaction): keep both, in order
             path = path.with_name(path.stem + "_" + SEGMENT_SUFFIX)
@@ -150,16 +172,36 @@ class SpillLog:
         """Records written (or adopted) and not yet read."""
         return self._total - self._read_total
 
-    def read(self, max_records: int) -> list[Envelope]:
-        """Up to ``max_records`` of the oldest unread records, in order."""
-        out: list[Envelope] = []
+    def plan_read(self, max_records: int) -> list[tuple[_Segment, int]]:
+        """Note up to ``max_records`` of the oldest unread records, after flushing the writer so
+        that they are all in the files: ``(segment, read up to line)``. Call it where appends
+        cannot run (under the writer's lock), then :meth:`read` with the plan anywhere."""
         if self._writer is not None:
             self._writer.flush()
+        plan: list[tuple[_Segment, int]] = []
+        noted = 0
         for segment in self._segments:
-            if len(out) >= max_records:
+            if noted >= max_records:
                 break
-            if segment.read_lines >= segment.lines:
+            unread = segment.lines - segment.read_lines
+            if unread <= 0:
                 continue
+            take = min(unread, max_records - noted)
+            plan.append((segment, segment.read_lines + take))
+            noted += take
+        return plan
+
+    def read(
+        self,
+        max_records: int,
+        plan: list[tuple[_Segment, int]] | None = None,
+    ) -> list[Envelope]:
+        """Up to ``max_records`` of the oldest unread records, in order (those of ``plan`` when
+        given; see :meth:`plan_read`)."""
+        if plan is None:
+            plan = self.plan_read(max_records)
+        out: list[Envelope] = []
+        for segment, upto in plan:
             if self._reader_segment is not segment:
                 if self._reader is not None:
                     self._reader.close()
@@ -167,17 +209,19 @@ class SpillLog:
                 self._reader.seek(segment.read_offset)
                 self._reader_segment = segment
             assert self._reader is not None
-            while len(out) < max_records and segment.read_lines < segment.lines:
+            while segment.read_lines < upto:
                 line = self._reader.readline()
                 if not line:
-                    # Fewer lines than counted: the file was cut short (disk full, crash).
+                    # Fewer lines than counted: the file was cut short (disk full, crash). The
+                    # missing lines count as read (skipped); later appends land after them.
+                    missing = upto - segment.read_lines
                     self._log.error(
                         f"Forensics spill {segment.path}: ended after {segment.read_lines} "
                         f"of {segment.lines} lines",
                     )
-                    self.unreadable += segment.lines - segment.read_lines
-                    self._total -= segment.lines - segment.read_lines
-                    segment.lines = segment.read_lines
+                    self.unreadable += missing
+                    segment.read_lines = upto
+                    self._read_total += missing
                     break
                 segment.read_offset += len(line)
                 segment.read_lines += 1
@@ -283,7 +327,7 @@ def read_spill_dir(directory: Path, log: LogLike | None = None) -> list[Envelope
     for path in sorted(Path(directory).glob(f"*{SEGMENT_SUFFIX}")):
         with path.open("rb") as handle:
             for number, line in enumerate(handle, start=1):
-                if not line.endswith(b"\n"):
+                if not line:
                     continue
                 try:
                     out.append(envelope_from_line(line))
