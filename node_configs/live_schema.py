@@ -207,13 +207,22 @@ def binance_env(testnet: bool) -> dict[str, str]:
 
 
 class KillSwitchSpec(StrictModel):
-    """Operator kill switch: while the file exists, only risk-reducing orders pass."""
+    """Operator kill switch: while the file exists, only orders that reduce the submitting
+    strategy's own position pass."""
 
     file: str | None = Field(
         default=None,
         description="Path of the kill file; None = <run_dir>/KILL. Relative to the run dir.",
     )
     poll_seconds: PositiveFloat = 1.0
+    mirror_trading_state: bool = Field(
+        default=False,
+        description="Also set Nautilus' risk engine to REDUCING while halted. Off by default: "
+        "Nautilus' REDUCING is instrument-net-wide (a BUY is denied while the instrument is net "
+        "long across all strategies), so with several strategies on one instrument it denies a "
+        "strategy's own closing order; the switch's per-strategy guard already lets only "
+        "reducing orders through.",
+    )
 
 
 class OperationsSpec(StrictModel):

@@ -20,12 +20,16 @@ decision, then the decision) and ``route`` (``OrderInitialized`` → submit: ris
 execution engine and their queues).
 
 Memory is bounded: pending stamps are capped and samples beyond ``max_samples`` are kept by
-reservoir sampling, so a week-long run costs the same as a minute.
+reservoir sampling, so a week-long run costs the same as a minute. :meth:`LatencyProbe.summary`
+(the run's figures, computed at stop) reads every kept sample; the periodic health line uses
+:meth:`LatencyProbe.recent_summary`, over the last ``recent`` samples only, so it costs the same
+after a week as after a minute and never stalls the event loop.
 """
 
 import random
 import time
 from collections import OrderedDict
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -45,10 +49,13 @@ class LatencyProbe:
         Samples kept exactly; later ones are reservoir-sampled (percentiles stay unbiased).
     seed : int, default 0
         Seed of the reservoir sampler.
+    recent : int, default 1_000
+        Latest latencies kept for :meth:`recent_summary` (the health line).
     """
 
-    def __init__(self, max_samples: int = 200_000, seed: int = 0) -> None:
+    def __init__(self, max_samples: int = 200_000, seed: int = 0, recent: int = 1_000) -> None:
         self.max_samples = max_samples
+        self._recent: deque[int] = deque(maxlen=recent)
         self._arrivals: OrderedDict[int, int] = OrderedDict()
         self._current_arrival_ns: int | None = None
         self._current_dispatch_ns = 0
@@ -102,6 +109,7 @@ class LatencyProbe:
 
     def _record(self, sample: tuple[int, int, int, int]) -> None:
         self._seen += 1
+        self._recent.append(sample[0])
         if len(self._samples) < self.max_samples:
             self._samples.append(sample)
             return
@@ -152,4 +160,27 @@ class LatencyProbe:
             "max_us": float(values.max()),
             "mean_us": float(values.mean()),
             "stages": stages,
+        }
+
+    def recent_summary(self) -> dict[str, Any]:
+        """Percentiles (µs) of the latest ``recent`` latencies: cheap enough for every health line.
+
+        ``count`` is every order measured so far, ``window`` the latencies summarised.
+        """
+        if not self._recent:
+            return {"count": self._seen, "window": 0, "unattributed": self.unattributed}
+        values = sorted(self._recent)
+        n = len(values)
+
+        def at(q: float) -> float:
+            return values[min(n - 1, int(q * n))] / 1_000.0
+
+        return {
+            "count": self._seen,
+            "window": n,
+            "unattributed": self.unattributed,
+            "p50_us": at(0.50),
+            "p95_us": at(0.95),
+            "p99_us": at(0.99),
+            "max_us": values[-1] / 1_000.0,
         }

@@ -36,9 +36,15 @@ from nautilus_trader.config import TradingNodeConfig
 from nautilus_trader.live.factories import LiveDataClientFactory
 from nautilus_trader.live.factories import LiveExecClientFactory
 from nautilus_trader.live.node import TradingNode
+from nautilus_trader.model.enums import OrderStatus
 from nautilus_trader.model.events import OrderInitialized
+from nautilus_trader.model.identifiers import ClientOrderId
 from nautilus_trader.model.identifiers import InstrumentId
+from nautilus_trader.model.identifiers import PositionId
+from nautilus_trader.model.identifiers import StrategyId
 from nautilus_trader.model.identifiers import Venue
+from nautilus_trader.model.orders import Order
+from nautilus_trader.trading.strategy import Strategy
 
 from grodt.errors import ConfigError
 from grodt.errors import GrodtError
@@ -87,6 +93,19 @@ BINANCE_CLIENT_NAME = "BINANCE"
 REPLAY_CLIENT_NAME = "REPLAY"
 SHUTDOWN_TOPIC = "commands.system.shutdown"
 MARKET_TIME_PRUNE_EVERY = 10_000
+FLATTEN_SOURCE = "node"
+"""Kill-switch source of the node's own halt while it flattens on stop."""
+FLATTEN_TAG = "grodt-flatten"
+"""Tag of the closing orders the node sends when it flattens (never canceled by the flatten)."""
+FLATTEN_RETRY_SECONDS = 1.0
+"""A position whose closing order vanished (denied, rejected) is closed again after this long."""
+FLATTEN_NOT_YET_AT_VENUE = (
+    OrderStatus.INITIALIZED,
+    OrderStatus.RELEASED,
+    OrderStatus.PENDING_CANCEL,
+)
+"""Working orders not canceled in this state: on their way to the venue (canceled once their
+state changes) or already being canceled."""
 
 
 # -- Config translation -------------------------------------------------------------------------
@@ -503,6 +522,9 @@ class LiveNode:
             if isinstance(client, ReplayDataClient):
                 self.replay = client
                 client.attach(self.idle, self.probe)
+                # Read the catalog now: inside the client's connect it would run after Nautilus
+                # started the connection deadline, and a large replay would time out.
+                client.load()
         for client in kernel.exec_engine._clients.values():
             if isinstance(client, GrodtSandboxExecutionClient):
                 client.bind(kernel.exec_engine, self.probe)
@@ -515,14 +537,19 @@ class LiveNode:
         kernel.msgbus.subscribe(SHUTDOWN_TOPIC, self._on_shutdown_command)
         if self.replay is not None:
             kernel.msgbus.subscribe("events.order.*", self._record_market_time, priority=1_000)
+        kill_switch = self.spec.operations.kill_switch
         self.kill_switch = KillSwitch(
             kernel,
             self.kill_file,
-            self.spec.operations.kill_switch.poll_seconds,
+            kill_switch.poll_seconds,
+            mirror_trading_state=kill_switch.mirror_trading_state,
         )
         self.kill_switch.attach()
         for extension in self.extensions:
             extension.install(kernel)
+        # A halt survives restarts: a kill file present now halts the node before any strategy
+        # starts (orders sent in on_start included), and reaches the extensions (risk gate).
+        self.kill_switch.check_file()
 
     def _on_shutdown_command(self, command: Any) -> None:
         reason = getattr(command, "reason", None) or "ShutdownSystem"
@@ -530,7 +557,7 @@ class LiveNode:
 
     def _record_market_time(self, event: Any) -> None:
         if isinstance(event, OrderInitialized) and self.replay is not None:
-            self._order_market_ts[event.client_order_id.value] = self.replay.last_ts_init
+            self._order_market_ts[event.client_order_id.value] = self.replay.clock_ns
             if len(self._order_market_ts) >= self._market_ts_checked + MARKET_TIME_PRUNE_EVERY:
                 self._prune_market_times()
 
@@ -608,9 +635,13 @@ class LiveNode:
                 f"{self.spec.name}: the node did not start (clients not connected, "
                 f"reconciliation or portfolio timed out); see {self.run_dir / 'logs'}",
             )
-        self._start_operations()
         replay_stats: dict[str, Any] = {}
         try:
+            try:
+                self._start_operations()
+            except Exception as e:
+                self.stopped_by = self.stopped_by or f"operations failed: {e!r}"
+                raise
             if self.replay is not None and not self._stop_event.is_set():
                 await self._run_replay(replay_stats)
             if not self._stop_event.is_set():
@@ -622,6 +653,8 @@ class LiveNode:
     async def _run_replay(self, stats: dict[str, Any]) -> None:
         assert self.replay is not None and self.idle is not None and self._stop_event is not None
         await self.idle()  # strategies' subscriptions and warm-up requests handled
+        for sandbox in self.sandboxes:
+            sandbox.ensure_instruments()  # catalog order, whatever traded first
         task = self.replay.start_replay()
         stopper = asyncio.ensure_future(self._stop_event.wait())
         done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -660,7 +693,7 @@ class LiveNode:
     def _start_operations(self) -> None:
         assert self.node is not None and self.kill_switch is not None
         kernel = self.node.kernel
-        self.kill_switch.check_file()  # a halt survives restarts
+        # The kill file was first checked at the end of build(); watch() polls it from now on.
         self._tasks.append(asyncio.ensure_future(self.kill_switch.watch()))
         interval = self.spec.operations.health_interval_seconds
         sinks: list[Callable[[dict[str, Any]], None]] = []
@@ -674,7 +707,8 @@ class LiveNode:
             self._tasks.append(asyncio.ensure_future(self.health.run()))
 
     def _health_extras(self) -> dict[str, Any]:
-        extras: dict[str, Any] = {"latency": self.probe.summary()}
+        # The recent window, not every kept sample: the health line must stay cheap.
+        extras: dict[str, Any] = {"latency": self.probe.recent_summary()}
         if self.replay is not None:
             extras["replay"] = self.replay.progress()
         if self.kill_switch is not None:
@@ -694,31 +728,108 @@ class LiveNode:
     # -- stop -----------------------------------------------------------------------------------
 
     async def _flatten(self) -> dict[str, Any]:
-        """Cancel every open order and close every position of the node's strategies."""
+        """Halt new risk, then cancel every working order and close every position of the node's
+        strategies, until none is left or ``flatten_timeout_seconds`` passed.
+
+        The node's kill switch halts first (source ``"node"``): strategies keep running while the
+        node waits and could otherwise open new positions. Working orders are open, emulated and
+        in flight (submitted, pending update) ones; cancels and closes are repeated while waiting
+        (an in-flight order can be accepted, an in-flight fill can open a position). Only the
+        node's strategies count: positions of other strategies (``EXTERNAL`` ones from
+        reconciliation) are reported, never touched.
+        """
         assert self.node is not None
         kernel = self.node.kernel
         cache = kernel.cache
         timeout = self.spec.operations.flatten_timeout_seconds
-        for strategy in kernel.trader.strategies():
-            for instrument_id in {
-                o.instrument_id for o in cache.orders_open(strategy_id=strategy.id)
-            }:
-                strategy.cancel_all_orders(instrument_id)
-            for position in cache.positions_open(strategy_id=strategy.id):
-                strategy.close_position(position)
+        if self.kill_switch is not None:
+            self.kill_switch.halt("flatten on stop", FLATTEN_SOURCE)
+        strategies = list(kernel.trader.strategies())
+        canceled: dict[ClientOrderId, OrderStatus] = {}
+        closed: dict[PositionId, tuple[Any, float]] = {}
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while True:
+            if not self._flatten_step(strategies, canceled, closed):
+                break
+            if time.monotonic() >= deadline:
+                break
             if self.idle is not None:
                 await self.idle()
-            if not cache.positions_open() and not cache.orders_open():
+            if not self._at_risk(strategies):
                 break
             await asyncio.sleep(0.05)
-        remaining = [str(p.id) for p in cache.positions_open()]
-        if remaining:
+        ids = {strategy.id for strategy in strategies}
+        remaining = [str(p.id) for s in strategies for p in cache.positions_open(strategy_id=s.id)]
+        working = [str(o.client_order_id) for s in strategies for o in self._working_orders(s.id)]
+        external = [str(p.id) for p in cache.positions_open() if p.strategy_id not in ids]
+        if remaining or working:
             kernel.logger.error(
-                f"Flatten incomplete after {timeout}s: open positions {remaining}",
+                f"Flatten incomplete after {timeout}s: open positions {remaining}, "
+                f"working orders {working}",
             )
-        return {"flattened": not remaining, "open_positions": remaining}
+        if external:
+            kernel.logger.warning(
+                f"Positions of no strategy of this node left open (not flattened): {external}",
+            )
+        return {
+            "flattened": not remaining and not working,
+            "open_positions": remaining,
+            "working_orders": working,
+            "external_positions": external,
+        }
+
+    def _working_orders(self, strategy_id: StrategyId) -> list[Order]:
+        """Every order of the strategy not closed yet: open, emulated, in flight, initialized."""
+        return [
+            o for o in self.node.kernel.cache.orders(strategy_id=strategy_id) if not o.is_closed
+        ]
+
+    def _at_risk(self, strategies: list[Strategy]) -> bool:
+        cache = self.node.kernel.cache
+        return any(
+            cache.positions_open(strategy_id=s.id) or self._working_orders(s.id) for s in strategies
+        )
+
+    def _flatten_step(
+        self,
+        strategies: list[Strategy],
+        canceled: dict[ClientOrderId, OrderStatus],
+        closed: dict[PositionId, tuple[Any, float]],
+    ) -> bool:
+        """Cancel and close what is still at risk; returns whether anything is."""
+        cache = self.node.kernel.cache
+        at_risk = False
+        now = time.monotonic()
+        for strategy in strategies:
+            working = self._working_orders(strategy.id)
+            closing: set[InstrumentId] = set()
+            for order in working:
+                at_risk = True
+                if order.tags and FLATTEN_TAG in order.tags:
+                    closing.add(order.instrument_id)
+                    continue
+                status = order.status
+                if (
+                    status in FLATTEN_NOT_YET_AT_VENUE
+                    or canceled.get(order.client_order_id) == status
+                ):
+                    continue  # on its way, being canceled, or asked already in this state
+                canceled[order.client_order_id] = status
+                strategy.cancel_order(order)
+            for position in cache.positions_open(strategy_id=strategy.id):
+                at_risk = True
+                if position.instrument_id in closing:
+                    continue
+                last = closed.get(position.id)
+                if (
+                    last is not None
+                    and last[0] == position.quantity
+                    and now - last[1] < FLATTEN_RETRY_SECONDS
+                ):
+                    continue  # its closing order is on its way
+                closed[position.id] = (position.quantity, now)
+                strategy.close_position(position, tags=[FLATTEN_TAG])
+        return at_risk
 
     async def _stop_kernel(self) -> None:
         assert self.node is not None
@@ -849,8 +960,8 @@ class LiveNode:
         start_ns = pd.Timestamp(replay.start, tz="UTC").value if replay.start else None
         end_ns = pd.Timestamp(replay.end, tz="UTC").value if replay.end else None
         closes = read_closes(self.catalog, bar_types, start_ns, end_ns)
-        if self.replay is not None and self.replay.last_ts_init:
-            closes = closes.loc[: pd.Timestamp(self.replay.last_ts_init, tz="UTC")]
+        if self.replay is not None and self.replay.market_ts:
+            closes = closes.loc[: pd.Timestamp(self.replay.market_ts, tz="UTC")]
         if closes.empty:
             return {}
         multipliers = {str(i.id): float(i.multiplier) for i in self.node.kernel.cache.instruments()}
@@ -886,6 +997,9 @@ class LiveNode:
         if self.kill_switch is not None:
             with contextlib.suppress(Exception):
                 self.kill_switch.detach()
+        if self.replay is not None:
+            with contextlib.suppress(Exception):
+                self.replay.detach()
         with contextlib.suppress(Exception):
             self.probe.detach(node.kernel.msgbus)
         node.dispose()

@@ -5,20 +5,26 @@ Kill switch
 One message contract, :data:`grodt.messages.KILL_SWITCH_TOPIC`, carries every halt and reset:
 ``{"action": "halt" | "reset", "reason": str, "source": str}``. The operator's kill file and
 ``grodt live kill`` publish on it (source ``"operator"``); the portfolio risk gate listens to it and
-publishes its own halts (drawdown, daily loss) on it. :class:`KillSwitch` listens as well and keeps
-Nautilus' own risk engine in step, so the switch also works in a node without the gate:
+publishes its own halts (drawdown, daily loss) on it; the node's flatten-on-stop halts with source
+``"node"``. :class:`KillSwitch` listens as well, so the switch also works in a node without the
+gate:
 
-- while any source has an active halt, the risk engine's trading state is ``REDUCING`` (only
-  orders that reduce a position pass; others are denied with the reason on ``on_order_denied``);
-- a reset from a source clears that source's halt; an operator reset clears all of them;
-- when no halt is left, the state returns to ``ACTIVE`` (only if this switch set ``REDUCING``).
+- halts are kept per source; a reset from a source clears that source's halt; an operator reset
+  clears all of them;
+- while any halt is active, the switch guards the ``ExecEngine.execute`` endpoint (the step after
+  every risk check, the gate's included): a submission passes only if it reduces the submitting
+  strategy's own position (reduce-only orders, or the opposite side for at most the open
+  quantity; a bracket list is judged by its entry). Others get ``OrderDenied`` with the halt's
+  reason. Cancels and modifications always pass, so flattening works while halted.
 
-Nautilus' ``REDUCING`` only denies a BUY while already long (a SELL while short): an order from a
-flat position still opens one. So the switch also guards the ``ExecEngine.execute`` endpoint (the
-step after every risk check, the gate's included): while halted, a submission passes only if it
-reduces the submitting strategy's position (reduce-only orders, or the opposite side for at most
-the open quantity; a bracket list is judged by its entry). Others get ``OrderDenied`` with the
-halt's reason. Cancels and modifications always pass, so flattening works while halted.
+Positions can always be reduced, per strategy. Nautilus' own ``TradingState.REDUCING`` is not
+that: it is instrument-net-wide (a BUY is denied while the *instrument* is net long across all
+strategies, a SELL while net short) and lets an order from a flat position through. With several
+strategies on one instrument (S0 long 2000, S1 short 100), S1's reduce-only BUY that closes its own
+short would be denied. So the switch does not touch the risk engine's trading state unless
+``operations.kill_switch.mirror_trading_state`` is set (then ``REDUCING`` while halted, ``ACTIVE``
+again when no halt is left, only if this switch set ``REDUCING``). The health line and
+``grodt live status`` show the halt either way.
 
 The kill file is level-triggered: while it exists the node is halted, deleting it resumes. A node
 started while the file exists starts halted, so a halt survives restarts.
@@ -73,15 +79,25 @@ class KillSwitch:
         The operator's kill file.
     poll_seconds : float
         How often the file is checked.
+    mirror_trading_state : bool, default False
+        Also set Nautilus' risk engine to ``REDUCING`` while halted (instrument-net-wide: it can
+        deny a strategy's own closing order; see the module docstring).
     """
 
-    def __init__(self, kernel: Any, kill_file: Path, poll_seconds: float = 1.0) -> None:
+    def __init__(
+        self,
+        kernel: Any,
+        kill_file: Path,
+        poll_seconds: float = 1.0,
+        mirror_trading_state: bool = False,
+    ) -> None:
         self._kernel = kernel
         self._msgbus = kernel.msgbus
         self._risk = kernel.risk_engine
         self._log = kernel.logger
         self.kill_file = Path(kill_file)
         self.poll_seconds = poll_seconds
+        self.mirror_trading_state = mirror_trading_state
         self.halts: dict[str, str] = {}
         self.history: list[dict[str, Any]] = []
         self._file_present = False
@@ -183,7 +199,10 @@ class KillSwitch:
         )
         if action == "halt":
             self.halts[source] = reason
-            self._log.warning(f"KILL SWITCH halt from {source}: {reason} (reducing orders only)")
+            self._log.warning(
+                f"KILL SWITCH halt from {source}: {reason} (orders reducing the submitting "
+                "strategy's position only)",
+            )
         elif source == OPERATOR:
             self.halts.clear()
             self._log.warning(f"KILL SWITCH reset by operator: {reason}")
@@ -193,6 +212,8 @@ class KillSwitch:
         self._apply()
 
     def _apply(self) -> None:
+        if not self.mirror_trading_state:
+            return
         state = self._risk.trading_state
         if self.halts and state == TradingState.ACTIVE:
             self._risk.set_trading_state(TradingState.REDUCING)
@@ -211,6 +232,7 @@ class KillSwitch:
             "halts": dict(self.halts),
             "denied": self.denied,
             "trading_state": trading_state_to_str(self._risk.trading_state),
+            "mirror_trading_state": self.mirror_trading_state,
             "kill_file": str(self.kill_file),
         }
 
@@ -322,11 +344,40 @@ def queue_depths(kernel: Any) -> dict[str, int]:
     }
 
 
-def health_snapshot(kernel: Any, extras: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Positions, exposure, PnL, orders and queue depths of a node, JSON-ready.
+def _market_values(kernel: Any, account: Any, venue: Venue) -> dict[str, float]:
+    """Signed market value of a cash account's open positions, per settlement currency.
 
-    Amounts are in each account's currency, summed across currencies only when one currency is
-    used (otherwise per currency).
+    Positions in an instrument whose base currency the account holds as a balance (spot FX,
+    crypto) are already in the balances and not added again.
+    """
+    cache, portfolio = kernel.cache, kernel.portfolio
+    by_instrument: dict[Any, tuple[float, float]] = {}
+    for position in cache.positions_open(venue=venue):
+        signed = float(position.signed_qty)
+        net, gross = by_instrument.get(position.instrument_id, (0.0, 0.0))
+        by_instrument[position.instrument_id] = (net + signed, gross + abs(signed))
+    values: dict[str, float] = {}
+    for instrument_id, (net, gross) in by_instrument.items():
+        instrument = cache.instrument(instrument_id)
+        base = instrument.get_base_currency() if instrument is not None else None
+        if base is not None and account.balance(base) is not None:
+            continue
+        # Nautilus' net exposure is the notional of the summed absolute quantities.
+        exposure = portfolio.net_exposure(instrument_id)
+        if exposure is None or gross == 0.0:
+            continue
+        currency = str(exposure.currency)
+        values[currency] = values.get(currency, 0.0) + _money(exposure) * net / gross
+    return values
+
+
+def health_snapshot(kernel: Any, extras: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Positions, exposure, PnL, equity, orders and queue depths of a node, JSON-ready.
+
+    Amounts are per currency (summed across accounts). Equity per account: a cash account's
+    balance already paid for its positions (a buy debits the notional), so its equity is the
+    balance plus the positions' market value; a margin account's balance is not debited, so its
+    equity is the balance plus the unrealised PnL.
     """
     cache, portfolio = kernel.cache, kernel.portfolio
     positions: dict[str, float] = {}
@@ -342,17 +393,24 @@ def health_snapshot(kernel: Any, extras: dict[str, Any] | None = None) -> dict[s
     equity: dict[str, float] = {}
     for account in cache.accounts():
         venue = Venue(account.id.get_issuer())
+        venue_unrealized: dict[str, float] = {}
         for store, values in (
             (net, portfolio.net_exposures(venue)),
             (realized, portfolio.realized_pnls(venue)),
-            (unrealized, portfolio.unrealized_pnls(venue)),
+            (venue_unrealized, portfolio.unrealized_pnls(venue)),
         ):
             for currency, money in (values or {}).items():
                 store[str(currency)] = store.get(str(currency), 0.0) + _money(money)
+        for currency, value in venue_unrealized.items():
+            unrealized[currency] = unrealized.get(currency, 0.0) + value
         for currency, money in account.balances_total().items():
             equity[str(currency)] = equity.get(str(currency), 0.0) + _money(money)
-    for currency, value in unrealized.items():
-        equity[currency] = equity.get(currency, 0.0) + value
+        if account.is_margin_account:
+            on_top = venue_unrealized
+        else:
+            on_top = _market_values(kernel, account, venue)
+        for currency, value in on_top.items():
+            equity[currency] = equity.get(currency, 0.0) + value
     snapshot: dict[str, Any] = {
         "ts": utc_now_iso(),
         "trading_state": trading_state_to_str(kernel.risk_engine.trading_state),

@@ -20,7 +20,10 @@ Traps of a replayed TradingNode handled here (see docs/live.md):
 - every configured record is streamed whether or not it is subscribed, because the simulated
   venue needs all bars of its instruments, as in a backtest;
 - historical requests (``request_bars``) are answered from the catalog, but never with data
-  later than the replay clock (no look-ahead).
+  later than the replay clock (no look-ahead). The replay clock (:attr:`ReplayDataClient.market_ts`)
+  is the ``ts_init`` of the last replayed record the data engine *dispatched* to subscribers,
+  not of the last one queued: in real-time and accelerated pacing records can queue ahead of the
+  engine, and a strategy handling bar t must not be answered with bars after t.
 """
 
 import asyncio
@@ -64,6 +67,9 @@ from grodt.nodes.latency import LatencyProbe
 
 REPLAY_CLIENT_ID = "REPLAY"
 PACINGS = ("lockstep", "realtime", "accelerated")
+DISPATCH_PRIORITY = 2_000_000
+"""Priority of the replay clock's data handler: before every other subscriber (latency probe
+1 000 000, simulated venue 100 000, strategies and actors 0)."""
 
 
 class ReplayDataClientConfig(LiveDataClientConfig, frozen=True, kw_only=True):
@@ -113,6 +119,12 @@ class ReplayDataClient(LiveMarketDataClient):
     The node runner calls :meth:`attach` (engine-idle waiter, latency probe) after building the
     node and :meth:`start_replay` once the trader runs; :attr:`finished` resolves when the last
     record was processed (lockstep) or published (other pacings).
+
+    Two clocks: :attr:`last_ts_init` is the ``ts_init`` of the last record handed to the data
+    engine (queued), :attr:`market_ts` of the last one the engine dispatched to subscribers (the
+    market time the node has seen; history requests use it). :attr:`clock_ns` is the market time
+    of a decision (orders' ``ts_market``): :attr:`market_ts`, or before the first dispatch the
+    replay's start, where a backtest's clock stands when strategies start.
     """
 
     def __init__(
@@ -143,16 +155,46 @@ class ReplayDataClient(LiveMarketDataClient):
         self._probe: LatencyProbe | None = None
         self._task: asyncio.Task | None = None
         self._position = 0
+        self._dispatched = 0
+        self._in_flight: dict[int, int] = {}  # id(record) → index, queued and not dispatched
         self.last_ts_init = 0
+        self.market_ts = 0
+        self._start_ns = 0
         self.finished: asyncio.Future = loop.create_future()
+        # Retrieved here, so a failed replay nobody awaits is not reported again at garbage
+        # collection ("Future exception was never retrieved"); the replay task carries it.
+        self.finished.add_done_callback(_retrieve)
         self.wall_seconds = 0.0
 
     # -- wiring by the node runner --------------------------------------------------------------
 
     def attach(self, idle: IdleWaiter | None, probe: LatencyProbe | None) -> None:
-        """Give the client the engine-idle waiter (lockstep) and the latency probe."""
+        """Give the client the engine-idle waiter (lockstep) and the latency probe, and follow
+        the data engine's dispatches (the replay clock)."""
         self._idle = idle
         self._probe = probe
+        if not self._msgbus.is_subscribed("data.*", self._on_dispatch):
+            self._msgbus.subscribe("data.*", self._on_dispatch, priority=DISPATCH_PRIORITY)
+
+    def detach(self) -> None:
+        if self._msgbus.is_subscribed("data.*", self._on_dispatch):
+            self._msgbus.unsubscribe("data.*", self._on_dispatch)
+
+    def _on_dispatch(self, data: object) -> None:
+        """A record is published to subscribers: if it is a replayed one, the clock moves.
+
+        Data published inside the node (an actor's own records) is not a replayed record and
+        leaves the clock alone.
+        """
+        index = self._in_flight.pop(id(data), None)
+        if index is not None and index >= self._dispatched:
+            self._dispatched = index + 1
+            self.market_ts = self._records[index].ts_init
+
+    @property
+    def clock_ns(self) -> int:
+        """Market time of a decision taken now (see the class docstring)."""
+        return self.market_ts or self._start_ns
 
     @property
     def pacing(self) -> str:
@@ -173,8 +215,9 @@ class ReplayDataClient(LiveMarketDataClient):
             "pacing": self.pacing,
             "replayed": self._position,
             "total": len(self._records),
+            "dispatched": self._dispatched,
             "market_time": (
-                pd.Timestamp(self.last_ts_init, tz="UTC").isoformat() if self.last_ts_init else None
+                pd.Timestamp(self.market_ts, tz="UTC").isoformat() if self.market_ts else None
             ),
         }
 
@@ -216,6 +259,9 @@ class ReplayDataClient(LiveMarketDataClient):
         # The BacktestEngine sorts its stream stably by ts_init after each add: same order here.
         records.sort(key=lambda r: r.ts_init)
         self._records = records
+        # The backtest's clock when strategies start: the run's start, else the first record's.
+        first_ns = records[0].ts_init if records else 0
+        self._start_ns = start_ns if start_ns is not None else first_ns
 
     # -- connection -----------------------------------------------------------------------------
 
@@ -282,6 +328,7 @@ class ReplayDataClient(LiveMarketDataClient):
                         since_yield = 0
                 previous_ts = ts
                 self.last_ts_init = ts
+                self._in_flight[id(record)] = index
                 if probe is not None:
                     probe.on_arrival(record)
                 self._handle_data(record)
@@ -368,7 +415,7 @@ class ReplayDataClient(LiveMarketDataClient):
         instrument_id = bar_type.instrument_id
         catalogs = list(self._catalogs.values())
         bars: list[Bar] = []
-        now_ns = self.last_ts_init
+        now_ns = self.market_ts  # dispatched, not queued: no bar after the one being handled
         end_ns = now_ns
         if request.end is not None:
             end_ns = min(end_ns, pd.Timestamp(request.end).value) if now_ns else 0
@@ -415,6 +462,11 @@ class ReplayDataClient(LiveMarketDataClient):
             request.end,
             request.params,
         )
+
+
+def _retrieve(future: asyncio.Future) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 class ReplayLiveDataClientFactory(LiveDataClientFactory):

@@ -17,14 +17,21 @@ leverages, bar ordering, ...) and fixes the traps met when a live node trades on
    reached strategies after the bar that caused them. While the exchange runs (bar processing,
    submit, modify, cancel), this client routes its events straight into the execution engine,
    synchronously, as in a backtest; all other events keep the queued path.
-4. Instruments arriving after ``connect`` (the replay client loads them asynchronously) are added
-   to the exchange on their first data.
+4. Instruments arriving after ``connect`` (the replay client puts them in the cache in its own,
+   asynchronous ``connect``) get their matching engines on the venue's first data or first
+   command, whichever comes first (an order sent in a strategy's ``on_start`` precedes every
+   bar), always all of the venue's instruments at once in cache (= catalog) order, as the
+   BacktestEngine adds them: venue order ids follow that order.
+
+Synchronous venue events go through one router registered at the ``ExecEngine.process`` endpoint
+when the client is bound (:class:`SynchronousEvents`): entering and leaving a synchronous section
+is a counter, not a re-registration of the endpoint per bar and per command.
 """
 
 import asyncio
-from collections.abc import Iterator
-from contextlib import contextmanager
+import weakref
 from decimal import Decimal
+from types import TracebackType
 from typing import Any
 
 from nautilus_trader.adapters.sandbox.execution import SandboxExecutionClient
@@ -72,6 +79,81 @@ from grodt.nodes.latency import LatencyProbe
 EXEC_ENGINE_PROCESS = "ExecEngine.process"
 VENUE_DATA_PRIORITY = 100_000
 """Bar subscription priority of the simulated venue: above strategies and actors (0)."""
+
+
+class SynchronousEvents:
+    """The ``ExecEngine.process`` endpoint of a node with sandbox venues.
+
+    Registered once (:meth:`for_engine`), in place of the engine's queued ``process``: while a
+    sandbox's exchange runs (``with router:``, re-entrant), venue events are handled at once by
+    the engine, as in a backtest; otherwise they take the queued path. Every sandbox of a node
+    shares the one router of its execution engine.
+    """
+
+    def __init__(self, msgbus: MessageBus, exec_engine: Any) -> None:
+        self.engine = exec_engine
+        self._queued = exec_engine.process
+        self._synchronous = exec_engine._handle_event_with_tracking
+        self.depth = 0
+        msgbus.deregister(EXEC_ENGINE_PROCESS, exec_engine.process)
+        msgbus.register(EXEC_ENGINE_PROCESS, self)
+
+    @classmethod
+    def for_engine(cls, msgbus: MessageBus, exec_engine: Any) -> "SynchronousEvents":
+        """The router of ``exec_engine``, registered on first use."""
+        key = id(exec_engine)
+        ref = _ROUTERS.get(key)
+        router = ref() if ref is not None else None
+        if router is not None and router.engine is exec_engine:
+            return router
+        router = cls(msgbus, exec_engine)
+        for stale in [k for k, r in _ROUTERS.items() if r() is None]:
+            del _ROUTERS[stale]
+        _ROUTERS[key] = weakref.ref(router)
+        return router
+
+    def __call__(self, event: Any) -> None:
+        if self.depth:
+            self._synchronous(event)
+        else:
+            self._queued(event)
+
+    def __enter__(self) -> None:
+        self.depth += 1
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.depth -= 1
+
+
+_ROUTERS: dict[int, "weakref.ref[SynchronousEvents]"] = {}
+"""Routers by ``id(exec_engine)``, held weakly (a router lives as long as the endpoint holding
+it). By identity: Nautilus components hash and compare by component id ("ExecEngine" in every
+node), so a mapping keyed by the engine itself would mix up the nodes of one process."""
+
+
+class _QueuedEvents:
+    """No synchronous section: an unbound sandbox (stock behaviour, the negative control)."""
+
+    depth = 0
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        return None
+
+
+_QUEUED = _QueuedEvents()
 
 
 class GrodtSandboxExecClientConfig(LiveExecClientConfig, frozen=True, kw_only=True):
@@ -158,7 +240,7 @@ class GrodtSandboxExecutionClient(SandboxExecutionClient):
         )
         self.exchange.register_client(self._client)
         self._engine: Any = None
-        self._sync_depth = 0
+        self._router: SynchronousEvents | _QueuedEvents = _QUEUED
         self._probe: LatencyProbe | None = None
         self.exchange.initialize_account()
 
@@ -166,31 +248,17 @@ class GrodtSandboxExecutionClient(SandboxExecutionClient):
 
     def bind(self, exec_engine: Any, probe: LatencyProbe | None = None) -> None:
         """Apply venue events synchronously through ``exec_engine`` (trap 3) and report order
-        submissions to ``probe``."""
+        submissions to ``probe``. ``exec_engine=None`` keeps the queued path (stock behaviour)."""
         self._engine = exec_engine
         self._probe = probe
+        if exec_engine is None:
+            self._router = _QUEUED
+        else:
+            self._router = SynchronousEvents.for_engine(self._msgbus, exec_engine)
 
-    @contextmanager
-    def _synchronous_events(self) -> Iterator[None]:
-        """Route ``ExecEngine.process`` straight into the engine while the exchange runs."""
-        engine = self._engine
-        if engine is None or self._sync_depth:
-            self._sync_depth += 1
-            try:
-                yield
-            finally:
-                self._sync_depth -= 1
-            return
-        bus = self._msgbus
-        bus.deregister(EXEC_ENGINE_PROCESS, engine.process)
-        bus.register(EXEC_ENGINE_PROCESS, engine._handle_event_with_tracking)
-        self._sync_depth = 1
-        try:
-            yield
-        finally:
-            self._sync_depth = 0
-            bus.deregister(EXEC_ENGINE_PROCESS, engine._handle_event_with_tracking)
-            bus.register(EXEC_ENGINE_PROCESS, engine.process)
+    def _synchronous_events(self) -> SynchronousEvents | _QueuedEvents:
+        """Context: ``ExecEngine.process`` goes straight into the engine while the exchange runs."""
+        return self._router
 
     # -- connection -----------------------------------------------------------------------------
 
@@ -229,12 +297,21 @@ class GrodtSandboxExecutionClient(SandboxExecutionClient):
             return True
         if self._cache.instrument(instrument_id) is None:
             return False
-        # Add every cached instrument of the venue, in cache (= catalog) order, as the
-        # BacktestEngine does: matching-engine ids, hence venue order ids, follow that order.
+        self.ensure_instruments()
+        return self.exchange.get_matching_engine(instrument_id) is not None
+
+    def ensure_instruments(self) -> int:
+        """Give every cached instrument of the venue a matching engine; returns how many are new.
+
+        All of them, in cache (= catalog) order, as the BacktestEngine does: matching-engine ids,
+        hence venue order ids, follow that order.
+        """
+        added = 0
         for instrument in self._cache.instruments(venue=self.venue):
             if self.exchange.get_matching_engine(instrument.id) is None:
                 self.exchange.add_instrument(instrument)
-        return self.exchange.get_matching_engine(instrument_id) is not None
+                added += 1
+        return added
 
     # -- market data ----------------------------------------------------------------------------
 
@@ -258,42 +335,51 @@ class GrodtSandboxExecutionClient(SandboxExecutionClient):
         if instrument_id is not None and not self._ensure_instrument(instrument_id):
             self._log.warning(f"No instrument {instrument_id} in the cache; {data} ignored")
             return
-        with self._synchronous_events():
+        with self._router:
             super().on_data(data)
 
     # -- commands -------------------------------------------------------------------------------
+    # An order can precede the venue's first data (a strategy's on_start): each command makes
+    # sure its instrument has a matching engine (a dict lookup once it has).
 
     def submit_order(self, command: SubmitOrder) -> None:
         if self._probe is not None:
             self._probe.on_submit(command.order.client_order_id)
-        with self._synchronous_events():
+        self._ensure_instrument(command.instrument_id)
+        with self._router:
             self._client.submit_order(command)
 
     def submit_order_list(self, command: SubmitOrderList) -> None:
         if self._probe is not None:
             for order in command.order_list.orders:
                 self._probe.on_submit(order.client_order_id)
-        with self._synchronous_events():
+        self._ensure_instrument(command.instrument_id)
+        with self._router:
             self._client.submit_order_list(command)
 
     def modify_order(self, command: ModifyOrder) -> None:
-        with self._synchronous_events():
+        self._ensure_instrument(command.instrument_id)
+        with self._router:
             self._client.modify_order(command)
 
     def cancel_order(self, command: CancelOrder) -> None:
-        with self._synchronous_events():
+        self._ensure_instrument(command.instrument_id)
+        with self._router:
             self._client.cancel_order(command)
 
     def cancel_all_orders(self, command: CancelAllOrders) -> None:
-        with self._synchronous_events():
+        self._ensure_instrument(command.instrument_id)
+        with self._router:
             self._client.cancel_all_orders(command)
 
     def batch_cancel_orders(self, command: BatchCancelOrders) -> None:
-        with self._synchronous_events():
+        self._ensure_instrument(command.instrument_id)
+        with self._router:
             self._client.batch_cancel_orders(command)
 
     def query_order(self, command: QueryOrder) -> None:
-        with self._synchronous_events():
+        self._ensure_instrument(command.instrument_id)
+        with self._router:
             self._client.query_order(command)
 
 

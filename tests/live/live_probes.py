@@ -2,16 +2,23 @@
 
 from decimal import Decimal
 
+import pandas as pd
 from nautilus_trader.config import PositiveInt
 from nautilus_trader.config import StrategyConfig
 from nautilus_trader.model.data import Bar
 from nautilus_trader.model.data import BarType
 from nautilus_trader.model.enums import OrderSide
+from nautilus_trader.model.enums import TriggerType
+from nautilus_trader.model.events import OrderDenied
 from nautilus_trader.model.events import OrderEvent
 from nautilus_trader.model.events import OrderInitialized
+from nautilus_trader.model.events import PositionClosed
 from nautilus_trader.model.identifiers import InstrumentId
+from nautilus_trader.model.objects import Price
 from nautilus_trader.model.objects import Quantity
 from nautilus_trader.trading.strategy import Strategy
+
+from grodt.messages import KILL_SWITCH_TOPIC
 
 
 class OrderProbeConfig(StrategyConfig, frozen=True):
@@ -79,5 +86,112 @@ class OrderProbe(Strategy):
             f"initialized_in_cache={self.initialized_in_cache} "
             f"initialized_missing={self.initialized_missing}",
         )
+        if self.config.close_positions_on_stop:
+            self.close_all_positions(self.config.instrument_id)
+
+
+class ScriptProbeConfig(StrategyConfig, frozen=True):
+    """Orders on a fixed script, for the operations tests.
+
+    Parameters
+    ----------
+    instrument_id : InstrumentId
+    bar_type : BarType
+    orders : tuple[str, ...]
+        Market orders ``"BAR:SIDE:QTY"`` (``":R"`` appended: reduce-only); bar 0 is ``on_start``.
+    limits : tuple[str, ...]
+        Limit orders ``"BAR:SIDE:QTY:PRICE"`` (``":E"`` appended: emulated, last-price trigger).
+    halt_on_bar : int, default 0
+        Publish a kill-switch halt (source ``"probe"``) on this bar (0 = never).
+    reenter_quantity : int, default 0
+        Buy this many again whenever the strategy's position closes (0 = never).
+    request_every : int, default 0
+        Request the bar history (catalog, up to the replay clock) every this many bars.
+    close_positions_on_stop : bool, default False
+    """
+
+    instrument_id: InstrumentId
+    bar_type: BarType
+    orders: tuple[str, ...] = ()
+    limits: tuple[str, ...] = ()
+    halt_on_bar: int = 0
+    reenter_quantity: int = 0
+    request_every: int = 0
+    close_positions_on_stop: bool = False
+
+
+class ScriptProbe(Strategy):
+    """Sends the scripted orders; records denials and what bar-history requests returned."""
+
+    def __init__(self, config: ScriptProbeConfig) -> None:
+        super().__init__(config)
+        self.bars_seen = 0
+        self.last_bar_ts = 0
+        self.denied: list[str] = []
+        self.history_responses = 0
+        self.future_bars = 0  # history bars later than the last bar this strategy had seen
+
+    def on_start(self) -> None:
+        self.subscribe_bars(self.config.bar_type)
+        self._send(0)
+
+    def on_bar(self, bar: Bar) -> None:
+        self.bars_seen += 1
+        self.last_bar_ts = max(self.last_bar_ts, bar.ts_init)
+        if self.bars_seen == self.config.halt_on_bar:
+            self.msgbus.publish(
+                KILL_SWITCH_TOPIC,
+                {"action": "halt", "reason": "probe halt", "source": "probe"},
+            )
+        every = self.config.request_every
+        if every and self.bars_seen % every == 0:
+            self.request_bars(self.config.bar_type, start=pd.Timestamp(0, tz="UTC"))
+        self._send(self.bars_seen)
+
+    def on_historical_data(self, data: object) -> None:
+        if isinstance(data, Bar):
+            self.history_responses += 1
+            if data.ts_init > self.last_bar_ts:
+                self.future_bars += 1
+
+    def _send(self, bar: int) -> None:
+        for entry in self.config.orders:
+            parts = entry.split(":")
+            if int(parts[0]) != bar:
+                continue
+            order = self.order_factory.market(
+                instrument_id=self.config.instrument_id,
+                order_side=OrderSide[parts[1]],
+                quantity=Quantity(Decimal(parts[2]), 0),
+                reduce_only=len(parts) > 3 and parts[3] == "R",
+            )
+            self.submit_order(order)
+        for entry in self.config.limits:
+            parts = entry.split(":")
+            if int(parts[0]) != bar:
+                continue
+            emulated = len(parts) > 4 and parts[4] == "E"
+            order = self.order_factory.limit(
+                instrument_id=self.config.instrument_id,
+                order_side=OrderSide[parts[1]],
+                quantity=Quantity(Decimal(parts[2]), 0),
+                price=Price.from_str(parts[3]),
+                emulation_trigger=TriggerType.LAST_PRICE if emulated else TriggerType.NO_TRIGGER,
+            )
+            self.submit_order(order)
+
+    def on_order_denied(self, event: OrderDenied) -> None:
+        self.denied.append(event.reason)
+
+    def on_position_closed(self, event: PositionClosed) -> None:
+        if self.config.reenter_quantity:
+            order = self.order_factory.market(
+                instrument_id=self.config.instrument_id,
+                order_side=OrderSide.BUY,
+                quantity=Quantity(Decimal(self.config.reenter_quantity), 0),
+            )
+            self.submit_order(order)
+
+    def on_stop(self) -> None:
         if self.config.close_positions_on_stop:
             self.close_all_positions(self.config.instrument_id)

@@ -103,3 +103,125 @@ def test_every_order_reaching_the_venue_is_measured(minute_catalog, tmp_path: Pa
     assert latency["count"] == summary["orders"]
     assert latency["unattributed"] == 0
     assert 0 < latency["p50_us"] < 1_000_000
+
+
+# -- review fixes -----------------------------------------------------------------------------
+
+
+def test_a_slow_catalog_load_does_not_time_out_the_connection(
+    minute_catalog,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """The replay reads its catalog when the node is built, not inside connect (where Nautilus'
+    connection deadline is already running)."""
+    import time
+
+    from grodt.nodes.replay import ReplayDataClient
+
+    original = ReplayDataClient.load
+
+    def slow_load(self) -> None:
+        if not self._records:
+            time.sleep(1.0)  # a large replay
+        original(self)
+
+    monkeypatch.setattr(ReplayDataClient, "load", slow_load)
+    catalog, bar_types = minute_catalog
+    document = paper_document(
+        "slow",
+        [bar_types["AAA"]],
+        [ema_cross("AAA.PAPER", bar_types["AAA"])],
+        replay=WINDOW,
+        timeouts={"connection": 0.5, "post_stop": 0.2, "disconnection": 2},
+    )
+    spec = load_live_config(write_yaml(tmp_path / "slow.yaml", document))
+    summary = LiveNode(spec, tmp_path / "run", catalog=catalog, quiet=True).run().summary
+    assert summary["stopped_by"] == "replay finished"
+    assert summary["replay"]["records"] == 21
+
+
+def test_bar_requests_never_return_bars_the_node_has_not_dispatched(
+    minute_catalog,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """Accelerated replay queues records ahead of the data engine: a history request is answered
+    up to the last bar dispatched to the strategies, not the last one queued."""
+    from grodt.nodes.replay import ReplayDataClient
+
+    answers: list[tuple[int, int]] = []  # (latest bar in the answer, latest bar dispatched)
+    strategies: list = []
+    original = ReplayDataClient._handle_bars
+
+    def spy(self, bar_type, bars, *args) -> None:
+        if bars:
+            answers.append((bars[-1].ts_init, strategies[0].last_bar_ts))
+        original(self, bar_type, bars, *args)
+
+    monkeypatch.setattr(ReplayDataClient, "_handle_bars", spy)
+    catalog, bar_types = minute_catalog
+    probe = {
+        "path": "live_probes:ScriptProbe",
+        "config": {
+            "instrument_id": "AAA.PAPER",
+            "bar_type": bar_types["AAA"],
+            "request_every": 3,
+        },
+    }
+    document = paper_document(
+        "ahead",
+        [bar_types["AAA"]],
+        [probe],
+        replay={"pacing": "accelerated", "speed": 1_000_000},  # every record due at once
+    )
+    spec = load_live_config(write_yaml(tmp_path / "ahead.yaml", document))
+    node = LiveNode(spec, tmp_path / "run", catalog=catalog, quiet=True)
+    node.build()
+    strategies.extend(node.node.kernel.trader.strategies())
+    summary = node.run().summary
+    assert summary["replay"]["records"] == 400
+    assert len(answers) > 50 and strategies[0].history_responses > 0
+    ahead = [(answer, seen) for answer, seen in answers if answer > seen]
+    assert ahead == []
+    assert strategies[0].future_bars == 0
+    assert node.replay.market_ts == node.replay.last_ts_init  # all dispatched at the end
+
+
+def test_a_failed_replay_leaves_no_unretrieved_future(
+    minute_catalog,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+):
+    import gc
+    import logging
+
+    from grodt.errors import GrodtError
+    from grodt.nodes.replay import ReplayDataClient
+
+    original = ReplayDataClient._handle_data
+
+    def failing(self, data) -> None:
+        if self._position == 5:
+            raise ValueError("corrupt record")
+        original(self, data)
+
+    monkeypatch.setattr(ReplayDataClient, "_handle_data", failing)
+    catalog, bar_types = minute_catalog
+    document = paper_document(
+        "bad", [bar_types["AAA"]], [ema_cross("AAA.PAPER", bar_types["AAA"])], replay=WINDOW
+    )
+    spec = load_live_config(write_yaml(tmp_path / "bad.yaml", document))
+    node = LiveNode(spec, tmp_path / "run", catalog=catalog, quiet=True)
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        with pytest.raises(GrodtError, match="corrupt record"):
+            node.run()
+        assert node.replay.finished.done()
+        # Nobody awaits `finished` when the replay task already failed: once the future is
+        # collected, asyncio must have nothing to report.
+        client = node.replay
+        client.finished = None
+        del node, client
+        gc.collect()
+    assert "exception was never retrieved" not in caplog.text
