@@ -213,10 +213,13 @@ def audit_frames(
             if row.instrument_id not in instruments_hit:
                 continue
             approved = verdict_at.get(order_id)
-            causes.append(
-                "ungated" if approved is None else "order" if approved == ts else "resting"
-            )
-        for label in ("order", "ungated", "resting"):
+            if order_id in reducing:
+                causes.append("reducing")  # reduce-only, or approved as closing: always passes
+            elif approved is None:
+                causes.append("ungated")
+            else:
+                causes.append("order" if approved == ts else "resting")
+        for label in ("order", "ungated", "resting", "reducing"):
             if label in causes:
                 return label
         return "drift"

@@ -312,14 +312,19 @@ class KillSwitchConfig(_Strict):
         On halt, cancel every open order that would increase exposure (entries, not exits).
     mirror_trading_state : bool
         Mirror the halt into Nautilus' own RiskEngine trading state (REDUCING / ACTIVE), so the
-        engine and its ``events.risk`` subscribers see it too.
+        engine and its ``events.risk`` subscribers see it too. Off by default: Nautilus'
+        REDUCING is instrument-wide (it denies every BUY while the instrument's *net* position
+        across all strategies is long, every SELL while it is short), so with two strategies on
+        opposite sides of one instrument it denies the smaller side's closing order — after the
+        gate approved it — and traps that position. The gate's own halt already lets only
+        closing orders through, judged per strategy.
     """
 
     timezone: str = "UTC"
     day_start: str = "00:00"
     auto_reset_daily_loss: bool = True
     cancel_open_orders: bool = True
-    mirror_trading_state: bool = True
+    mirror_trading_state: bool = False
 
     @field_validator("timezone")
     @classmethod

@@ -5,8 +5,9 @@ The same three hooks run in BacktestNode and TradingNode (see :mod:`grodt.nodes.
 1. :meth:`RiskExtension.actors` — the HRP target actor (when ``risk.hrp`` is set);
 2. :meth:`RiskExtension.install` — the gate takes over the ``RiskEngine.execute`` and
    ``OrderEmulator.execute`` endpoints of the built kernel;
-3. :meth:`RiskExtension.finish` — verdict and denial counts for the run summary, and
-   ``risk_verdicts.csv`` in the run directory.
+3. :meth:`RiskExtension.finish` — verdict and denial counts for the run summary, and the rest
+   of ``risk_verdicts.csv`` in the run directory (rows are appended in chunks as verdicts come,
+   so a long-running live node holds only a bounded window of them in memory).
 """
 
 import csv
@@ -45,6 +46,30 @@ def strategy_bar_types(spec: NodeSpec) -> list[str]:
     return found
 
 
+class VerdictCsv:
+    """``risk_verdicts.csv``, written in chunks: the header on the first write, then rows appended
+    (the file is opened per chunk, so nothing stays open if the run fails)."""
+
+    def __init__(self, path: Path, columns: Iterable[str]) -> None:
+        self.path = path
+        self.columns = tuple(columns)
+        self.rows = 0
+        self._started = False
+
+    def write(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        mode = "a" if self._started else "w"
+        if not self._started:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open(mode, newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            if not self._started:
+                writer.writerow(self.columns)
+                self._started = True
+            for row in rows:
+                writer.writerow("" if isinstance(v, float) and math.isnan(v) else v for v in row)
+                self.rows += 1
+
+
 class RiskExtension:
     """Node extension wrapping one :class:`PortfolioRiskGate`.
 
@@ -65,6 +90,7 @@ class RiskExtension:
         self.bar_types = bar_types
         self.run_dir = run_dir
         self.gate: PortfolioRiskGate | None = None
+        self.verdicts_csv: VerdictCsv | None = None
 
     def actors(self) -> list[ImportableActorConfig]:
         hrp = self.config.hrp
@@ -94,6 +120,12 @@ class RiskExtension:
 
     def install(self, kernel: Any) -> None:
         self.gate = PortfolioRiskGate(self.config)
+        if self.run_dir is not None and self.config.write_verdicts:
+            self.verdicts_csv = VerdictCsv(
+                Path(self.run_dir) / "risk_verdicts.csv",
+                self.gate.VERDICT_COLUMNS,
+            )
+            self.gate.stream_verdicts(self.verdicts_csv.write)
         self.gate.install(kernel)
 
     def finish(self, kernel: Any) -> dict[str, Any]:
@@ -101,20 +133,10 @@ class RiskExtension:
             return {}
         gate = self.gate
         summary = gate.summary()
-        if self.run_dir is not None and self.config.write_verdicts:
-            path = Path(self.run_dir) / "risk_verdicts.csv"
-            with path.open("w", newline="", encoding="utf-8") as handle:
-                writer = csv.writer(handle)
-                writer.writerow(gate.VERDICT_COLUMNS)
-                for row in gate.verdict_log:
-                    writer.writerow(
-                        "" if isinstance(v, float) and math.isnan(v) else v for v in row
-                    )
-            summary["verdicts_csv"] = str(path)
-            kept = len(gate.verdict_log)
-            total = sum(summary["verdicts"][k] for k in ("approve", "resize", "deny"))
-            if kept < total:
-                summary["verdicts_csv_note"] = f"the latest {kept:,} of {total:,} verdicts"
+        if self.verdicts_csv is not None:
+            gate.flush_verdicts()
+            self.verdicts_csv.write(())  # the header, if no verdict came
+            summary["verdicts_csv"] = str(self.verdicts_csv.path)
         gate.uninstall()
         return summary
 

@@ -83,12 +83,14 @@ from risk_engine.portfolio_state import InstrumentInfo
 from risk_engine.portfolio_state import PortfolioView
 from risk_engine.portfolio_state import Snapshot
 from risk_engine.portfolio_state import counts_as_opening
+from risk_engine.portfolio_state import id_str
 from risk_engine.portfolio_state import order_leaves_units
 from risk_engine.portfolio_state import order_price
 from risk_engine.tags import stop_price_from_tags
 
 RISK_ENDPOINT = "RiskEngine.execute"
 EMULATOR_ENDPOINT = "OrderEmulator.execute"
+EXEC_ENDPOINT = "ExecEngine.execute"
 _STOP_TYPES = frozenset(
     {
         OrderType.STOP_MARKET,
@@ -98,8 +100,14 @@ _STOP_TYPES = frozenset(
     },
 )
 _MONITOR_TICK_INTERVAL_NS = 1_000_000_000
-MAX_KEPT = 1_000_000
-"""Verdicts (and cost samples) kept in memory for the summary and ``risk_verdicts.csv``."""
+MAX_KEPT = 10_000
+"""Verdict rows kept in memory (the latest): ``risk_verdicts.csv`` is streamed as they come
+(:meth:`PortfolioRiskGate.stream_verdicts`), the summary's counts are counters."""
+MAX_TIMINGS = 100_000
+"""Cost samples kept for the summary's percentiles (the latest; mean and count are running)."""
+VERDICT_FLUSH_ROWS = 1_000
+"""Verdict rows buffered before they are handed to the stream's sink."""
+_SCHEMA_VERSION = RiskVerdictRecord.model_fields["schema_version"].default
 
 
 @dataclass(slots=True)
@@ -161,13 +169,23 @@ class PortfolioRiskGate:
         self.counts: Counter[str] = Counter()
         self.denials: Counter[str] = Counter()
         self.resizes: Counter[str] = Counter()
-        # Bounded: a long-running live node keeps the latest verdicts here (the durable record is
-        # the forensics stream); a backtest with fewer orders keeps them all for the CSV.
+        # Bounded: a long-running live node keeps the latest verdicts and cost samples here;
+        # every row goes to the stream's sink (``risk_verdicts.csv``) and the forensics topic.
         self.verdict_log: deque[tuple[Any, ...]] = deque(maxlen=MAX_KEPT)
-        self.gate_ns: deque[int] = deque(maxlen=MAX_KEPT)
-        self.dispatch_ns: deque[int] = deque(maxlen=MAX_KEPT)
+        self._verdict_sink: Callable[[list[tuple[Any, ...]]], None] | None = None
+        self._unflushed: list[tuple[Any, ...]] = []
+        self.gate_ns: deque[int] = deque(maxlen=MAX_TIMINGS)
+        self.dispatch_ns: deque[int] = deque(maxlen=MAX_TIMINGS)
+        self.commands = 0
+        self.gate_ns_total = 0
+        self.dispatched = 0
+        self.dispatch_ns_total = 0
         self._dispatch_ns = 0
         self._pending: dict[ClientOrderId, Order] = {}
+        # Approved orders a halt revoked before a (live, queued) engine submitted them: their
+        # submission is dropped at ``ExecEngine.execute`` (see ``_execute_exec``).
+        self._revoked: set[ClientOrderId] = set()
+        self._forward_exec: Callable[[Any], None] | None = None
         self._installed = False
         self._last_monitor_ns = -1
         self._market_ns = -1
@@ -184,11 +202,17 @@ class PortfolioRiskGate:
         emulator_execute: Callable[[Any], None] | None = None,
         risk_engine: Any | None = None,
         strategy_lookup: Callable[[StrategyId], Strategy | None] | None = None,
+        exec_engine_execute: Callable[[Any], None] | None = None,
     ) -> None:
         """Hook into a built kernel's parts (``install`` does this from a ``NautilusKernel``).
 
         ``risk_engine_execute`` / ``emulator_execute`` are the handlers currently registered at
-        the endpoints; the gate forwards approved commands to them.
+        the endpoints; the gate forwards approved commands to them. ``exec_engine_execute``, the
+        execution engine's own handler: when it is still the one at ``ExecEngine.execute``, the
+        gate wraps it to drop submissions a halt revoked after approving them (a live engine
+        queues commands between the gate and the venue). When another component already
+        guards that endpoint (a live node's kill switch denies non-closing submissions while
+        halted), the gate leaves it alone.
         """
         if self._installed:
             raise RuntimeError("the risk gate is already installed")
@@ -215,6 +239,17 @@ class PortfolioRiskGate:
                     f"expected (another component replaced it?): {e}",
                 ) from None
             msgbus.register(endpoint, replacement)
+        if exec_engine_execute is not None:
+            try:
+                msgbus.deregister(EXEC_ENDPOINT, exec_engine_execute)
+            except ValueError:
+                self._log.info(
+                    f"{EXEC_ENDPOINT!r} is already guarded by another component: revoked "
+                    "approvals are left to it",
+                )
+            else:
+                msgbus.register(EXEC_ENDPOINT, self._execute_exec)
+                self._forward_exec = exec_engine_execute
         # Prices before any strategy sees the bar (higher priority runs first).
         self._subscriptions: list[tuple[str, Callable[[Any], None]]] = []
         for pattern, handler in (
@@ -256,6 +291,7 @@ class PortfolioRiskGate:
             emulator_execute=kernel.emulator.execute if kernel.emulator is not None else None,
             risk_engine=kernel.risk_engine,
             strategy_lookup=lookup,
+            exec_engine_execute=kernel.exec_engine.execute,
         )
 
     def uninstall(self) -> None:
@@ -268,6 +304,10 @@ class PortfolioRiskGate:
         if self._forward_emulator is not None:
             msgbus.deregister(EMULATOR_ENDPOINT, self._execute_emulator)
             msgbus.register(EMULATOR_ENDPOINT, self._forward_emulator)
+        if self._forward_exec is not None:
+            msgbus.deregister(EXEC_ENDPOINT, self._execute_exec)
+            msgbus.register(EXEC_ENDPOINT, self._forward_exec)
+            self._forward_exec = None
         for topic, handler in (
             *self._subscriptions,
             (RISK_TARGETS_TOPIC, self._on_targets),
@@ -284,6 +324,23 @@ class PortfolioRiskGate:
     def _execute_emulator(self, command: Any) -> None:
         assert self._forward_emulator is not None
         self._execute(command, self._forward_emulator)
+
+    def _execute_exec(self, command: Any) -> None:
+        revoked = self._revoked
+        if revoked and isinstance(command, SubmitOrder | SubmitOrderList):
+            if isinstance(command, SubmitOrder):
+                ids = [command.order.client_order_id]
+            else:
+                ids = [o.client_order_id for o in command.order_list.orders]
+            if any(i in revoked for i in ids):
+                revoked.difference_update(ids)
+                self._log.warning(
+                    f"Dropped the submission of {', '.join(map(str, ids))}: revoked by the kill "
+                    "switch after approval",
+                )
+                return
+        assert self._forward_exec is not None
+        self._forward_exec(command)
 
     def _execute(self, command: Any, forward: Callable[[Any], None]) -> None:
         started = time.perf_counter_ns()
@@ -306,9 +363,14 @@ class PortfolioRiskGate:
             passed = False
         # The gate's own cost: what the strategies' handlers do with an OrderUpdated/OrderDenied
         # (dispatched synchronously) is measured apart.
-        self.gate_ns.append(time.perf_counter_ns() - started - self._dispatch_ns)
+        cost = time.perf_counter_ns() - started - self._dispatch_ns
+        self.gate_ns.append(cost)
+        self.commands += 1
+        self.gate_ns_total += cost
         if self._dispatch_ns:
             self.dispatch_ns.append(self._dispatch_ns)
+            self.dispatched += 1
+            self.dispatch_ns_total += self._dispatch_ns
         if passed:
             forward(command)
 
@@ -446,18 +508,58 @@ class PortfolioRiskGate:
             engine.set_trading_state(TradingState.ACTIVE)
 
     def _cancel_opening_orders(self) -> None:
-        """Cancel open orders that would add exposure (entries; exits stay)."""
-        if self._strategy_lookup is None:
-            return
+        """Cancel orders that would add exposure (entries; exits stay): open, in flight and
+        emulated ones through their strategies; approved ones a (live) engine has not
+        submitted yet are denied and their submission dropped."""
+        cache = self._cache
+        # Pending approvals not yet submitted: the snapshot prunes the ones that have been.
         snapshot = self.view.snapshot(frozenset(), self._pending)
-        orders = self._cache.orders_open() + self._cache.orders_emulated()
-        for order in orders:
-            if order.is_closed or not counts_as_opening(order, self._cache):
-                continue
+
+        def is_exit(order: Order) -> bool:
             held = snapshot.by_strategy.get((order.instrument_id, order.strategy_id), 0.0)
             side = 1 if order.side == OrderSide.BUY else -1
-            if side * held < 0 and order.leaves_qty.as_double() <= abs(held):
-                continue  # an exit of the strategy's own position
+            return side * held < 0 and order.leaves_qty.as_double() <= abs(held)
+
+        revoked = [
+            order
+            for order in self._pending.values()
+            if order.status == OrderStatus.INITIALIZED
+            and counts_as_opening(order, cache)
+            and not is_exit(order)
+        ]
+        if revoked:
+            ids = {order.client_order_id for order in revoked}
+            # Their bracket children go with them (never submitted on their own).
+            revoked += [
+                order
+                for order in self._pending.values()
+                if order.parent_order_id in ids and order.client_order_id not in ids
+            ]
+            reason = f"kill switch halted ({self.kill_switch.describe()})"
+            for order in revoked:
+                self._log.warning(
+                    f"Kill switch: revoking approved order {order.client_order_id} (not yet "
+                    "submitted)",
+                )
+                self._pending.pop(order.client_order_id, None)
+                if self._forward_exec is not None:
+                    self._revoked.add(order.client_order_id)
+            self._deny_orders(revoked, reason)
+        if self._strategy_lookup is None:
+            return
+        seen: set[ClientOrderId] = set()
+        orders = cache.orders_open() + cache.orders_inflight() + cache.orders_emulated()
+        for order in orders:
+            if order.client_order_id in seen:
+                continue  # pending update/cancel: open and in flight
+            seen.add(order.client_order_id)
+            if (
+                order.is_closed
+                or order.status == OrderStatus.PENDING_CANCEL
+                or not counts_as_opening(order, cache)
+                or is_exit(order)
+            ):
+                continue
             strategy = self._strategy_lookup(order.strategy_id)
             if strategy is None:
                 self._log.error(f"Cannot cancel {order.client_order_id}: strategy not found")
@@ -625,16 +727,25 @@ class PortfolioRiskGate:
             verdicts.append((entry, verdict, children))
             if verdict.verdict == "deny":
                 break
-            # Later legs of the list see this one as pending.
-            if counts_as_opening(entry, self._cache) and verdict.approved > 0.0:
-                exposure = self.view.exposure(snapshot, entry.instrument_id)
+            # Later legs of the list see this one as pending: in the bounds (if it adds
+            # exposure) and in the strategy's pending orders, so that two closing legs cannot
+            # both count the same position as closable.
+            if verdict.approved > 0.0:
                 units = verdict.approved * (
                     order_leaves_units(entry, self.view) / entry.quantity.as_double()
                 )
-                if entry.side == OrderSide.BUY:
-                    snapshot.add_pending(exposure, units, 0.0)
-                else:
-                    snapshot.add_pending(exposure, 0.0, units)
+                buy = entry.side == OrderSide.BUY
+                key = (entry.instrument_id, entry.strategy_id)
+                sums = snapshot.pending_by_strategy.get(key)
+                if sums is None:
+                    sums = snapshot.pending_by_strategy[key] = [0.0, 0.0]
+                sums[0 if buy else 1] += units
+                if counts_as_opening(entry, self._cache):
+                    exposure = self.view.exposure(snapshot, entry.instrument_id)
+                    if buy:
+                        snapshot.add_pending(exposure, units, 0.0)
+                    else:
+                        snapshot.add_pending(exposure, 0.0, units)
         denied = next((v for v in verdicts if v[1].verdict == "deny"), None)
         if denied is not None:
             entry, verdict, _ = denied
@@ -654,7 +765,8 @@ class PortfolioRiskGate:
         if increase <= 0.0:
             return command, True
         snapshot = self._snapshot(frozenset())
-        verdict = self.evaluate(order, snapshot, self._stop_of(order, []), quantity=increase)
+        stop = self._stop_of(order, self._children_of(order))
+        verdict = self.evaluate(order, snapshot, stop, quantity=increase)
         self._count(verdict)
         self._record(command.strategy_id, order, verdict, snapshot)
         if verdict.verdict == "approve":
@@ -679,6 +791,13 @@ class PortfolioRiskGate:
                 params=command.params,
             )
             return resized, True
+        self._reject_modify(order, verdict.reason)
+        return command, False
+
+    def _reject_modify(self, order: Order, reason: str) -> None:
+        """``OrderModifyRejected`` for ``order`` (back from PENDING_UPDATE; the strategy gets
+        ``on_order_modify_rejected``)."""
+        started = time.perf_counter_ns()
         now = self._clock.timestamp_ns()
         rejected = OrderModifyRejected(
             trader_id=order.trader_id,
@@ -687,13 +806,22 @@ class PortfolioRiskGate:
             client_order_id=order.client_order_id,
             venue_order_id=order.venue_order_id,
             account_id=order.account_id,
-            reason=verdict.reason,
+            reason=reason,
             event_id=UUID4(),
             ts_event=now,
             ts_init=now,
         )
         self._msgbus.send("ExecEngine.process", rejected)
-        return command, False
+        self._dispatch_ns += time.perf_counter_ns() - started
+
+    def _children_of(self, order: Order) -> list[Order]:
+        """The contingent children (stop-loss/take-profit) of a bracket entry, from the cache."""
+        children: list[Order] = []
+        for linked_id in order.linked_order_ids or ():
+            child = self._cache.order(linked_id)
+            if child is not None and child.parent_order_id == order.client_order_id:
+                children.append(child)
+        return children
 
     def _stop_of(self, order: Order, children: list[Order]) -> float | None:
         """The stop price that bounds this order's loss: its bracket's stop-loss child, else the
@@ -794,6 +922,10 @@ class PortfolioRiskGate:
             self._deny_orders([command.order], reason)
         elif isinstance(command, SubmitOrderList):
             self._deny_orders(list(command.order_list.orders), reason)
+        elif isinstance(command, ModifyOrder):
+            order = self._cache.order(command.client_order_id)
+            if order is not None:
+                self._reject_modify(order, reason)
 
     # -- forensics ---------------------------------------------------------------------------
 
@@ -826,16 +958,19 @@ class PortfolioRiskGate:
             }
         requested = f"{verdict.requested:g}"
         approved = f"{verdict.approved:g}"
+        strategy = id_str(strategy_id)
+        instrument = id_str(order.instrument_id)
+        client_order_id = str(order.client_order_id)
         record = RiskVerdictRecord.model_construct(
-            schema_version=RiskVerdictRecord.model_fields["schema_version"].default,
+            schema_version=_SCHEMA_VERSION,
             trace_id=trace_id,
             ts_event=now,
             ts_init=now,
             component_id=self.component_id,
             model_versions={"hrp": self.targets_version} if self.targets_version else {},
-            strategy_id=str(strategy_id),
-            instrument_id=str(order.instrument_id),
-            client_order_id=str(order.client_order_id),
+            strategy_id=strategy,
+            instrument_id=instrument,
+            client_order_id=client_order_id,
             verdict=verdict.verdict,
             reason=verdict.reason,
             requested_quantity=requested,
@@ -847,25 +982,28 @@ class PortfolioRiskGate:
             limits=limits,
         )
         self._msgbus.publish(Topics.RISK, record)
-        self.verdict_log.append(
-            (
-                now,
-                str(strategy_id),
-                str(order.instrument_id),
-                str(order.client_order_id),
-                verdict.verdict,
-                verdict.code,
-                verdict.reason,
-                verdict.requested,
-                verdict.approved,
-                equity,
-                gross,
-                net,
-                math.nan if target is None else target,
-                trace_id,
-                "|".join(str(o.client_order_id) for o in orders) if orders else "",
-            ),
+        row = (
+            now,
+            strategy,
+            instrument,
+            client_order_id,
+            verdict.verdict,
+            verdict.code,
+            verdict.reason,
+            verdict.requested,
+            verdict.approved,
+            equity,
+            gross,
+            net,
+            math.nan if target is None else target,
+            trace_id,
+            "|".join(str(o.client_order_id) for o in orders) if orders else "",
         )
+        self.verdict_log.append(row)
+        if self._verdict_sink is not None:
+            self._unflushed.append(row)
+            if len(self._unflushed) >= VERDICT_FLUSH_ROWS:
+                self.flush_verdicts()
 
     # -- results -----------------------------------------------------------------------------
 
@@ -887,11 +1025,31 @@ class PortfolioRiskGate:
         "order_ids",
     )
 
+    def stream_verdicts(self, sink: Callable[[list[tuple[Any, ...]]], None]) -> None:
+        """Hand every verdict row (:attr:`VERDICT_COLUMNS`) to ``sink``, in chunks of
+        :data:`VERDICT_FLUSH_ROWS` and at :meth:`flush_verdicts`; memory keeps only the latest
+        :data:`MAX_KEPT` rows."""
+        self._verdict_sink = sink
+
+    def flush_verdicts(self) -> None:
+        """Hand the buffered verdict rows to the sink."""
+        if self._verdict_sink is not None and self._unflushed:
+            rows, self._unflushed = self._unflushed, []
+            try:
+                self._verdict_sink(rows)
+            except Exception as e:
+                # The verdicts' file must not stop the gate: the forensics topic has them all.
+                self._log.exception(f"Risk gate could not write {len(rows)} verdict rows", e)
+
     def summary(self) -> dict[str, Any]:
-        """Verdict counts, denials/resizes by reason, kill-switch history and gate cost."""
+        """Verdict counts, denials/resizes by reason, kill-switch history and gate cost.
+
+        Counts and means are running totals; the percentiles are over the latest
+        :data:`MAX_TIMINGS` commands."""
         costs = sorted(self.gate_ns)
         n = len(costs)
-        dispatch = self.dispatch_ns
+        commands = self.commands
+        dispatched = self.dispatched
 
         def pct(p: float) -> float | None:
             return costs[min(n - 1, int(p * n))] / 1000.0 if n else None
@@ -922,12 +1080,14 @@ class PortfolioRiskGate:
             },
             "hrp": {"updates": self.targets_updates, "model_version": self.targets_version},
             "gate_us": {
-                "commands": n,
-                "mean": (sum(costs) / n / 1000.0) if n else None,
+                "commands": commands,
+                "mean": (self.gate_ns_total / commands / 1000.0) if commands else None,
                 "p50": pct(0.5),
                 "p99": pct(0.99),
-                "events_dispatched": len(dispatch),
-                "events_mean": (sum(dispatch) / len(dispatch) / 1000.0) if dispatch else None,
+                "events_dispatched": dispatched,
+                "events_mean": (
+                    (self.dispatch_ns_total / dispatched / 1000.0) if dispatched else None
+                ),
             },
             "limits": self.limits.describe(),
         }

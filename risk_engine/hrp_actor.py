@@ -36,8 +36,9 @@ class HrpTargetActorConfig(ActorConfig, frozen=True):
     Parameters
     ----------
     bar_types : list[BarType]
-        Bars whose closes give the returns (one instrument each; the first bar type of an
-        instrument wins).
+        Bars whose closes give the returns, one column per instrument. Every listed bar type
+        of an instrument updates that column's close (the sample is the latest close of any of
+        them, and any of them can start a new period): list one bar type per instrument.
     method : str, default "textbook"
         ``textbook``, ``hrp`` or ``herc``.
     codependence, linkage, risk_measure : str

@@ -8,8 +8,9 @@ not block it, so an order that leaves a breach no worse than it was stays possib
 
 Equity-relative caps use the equity *after* the order's estimated commission
 (``E − fee × notional``), so a fill at the reference price cannot push a weight over its cap.
-CVaR is convex in ``q``: its largest fitting quantity is found by bisection, and only when the
-closed-form limits leave a quantity that breaches it.
+CVaR is convex in ``q``: its largest fitting quantity (a multiple of the size increment) is
+found by Newton steps on supporting lines from above, and only when the closed-form limits leave
+a quantity that breaches it.
 
 Units: quantities in instrument units; ``unit_value`` and ``entry_value`` in account currency
 per unit (price × multiplier × FX); caps as fractions of equity unless named ``*_notional``.
@@ -99,6 +100,18 @@ def _max_q(cap_const: float, cap_slope: float, start: float, slope: float) -> fl
     return headroom / denominator if headroom >= 0.0 else -1.0
 
 
+def _at_least(max_quantity: float, closing: float) -> float:
+    """A limit's largest fitting quantity, never below the order's closing part: closing units
+    move no bound (another strategy's position or a price move can hold a bound over its cap,
+    and a gate must not trap a position), as under a halt."""
+    return closing if closing > 0.0 and max_quantity < closing else max_quantity
+
+
+def _width(ambiguous: tuple[int, float, float]) -> float:
+    """Sort key of an instrument's fill-outcome range (column, low, high): widest first."""
+    return ambiguous[1] - ambiguous[2]
+
+
 _CORNER_BITS: dict[int, np.ndarray] = {}
 
 
@@ -153,6 +166,9 @@ class Scenarios:
             self.unit_short = np.partition(window, k, axis=0)[k:].mean(axis=0)
         else:
             self.unit_long = self.unit_short = np.zeros(window.shape[1])
+        # As Python floats for the per-order loop (indexing numpy arrays costs more).
+        self._unit_long = self.unit_long.tolist()
+        self._unit_short = self.unit_short.tolist()
 
     def vertex_pnls(
         self,
@@ -196,16 +212,19 @@ class Scenarios:
                 ambiguous.append((column, low, high))
         extra = 0.0
         if len(ambiguous) > self.MAX_EXACT:
-            ambiguous.sort(key=lambda a: a[1] - a[2])  # widest first
+            ambiguous.sort(key=_width)  # widest first
+            unit_long, unit_short = self._unit_long, self._unit_short
             for column, low, high in ambiguous[self.MAX_EXACT :]:
-                extra += max(self._alone(column, low), self._alone(column, high))
+                # max(_alone(column, low), _alone(column, high)), inlined
+                at_low = low * unit_long[column] if low >= 0.0 else -low * unit_short[column]
+                at_high = high * unit_long[column] if high >= 0.0 else -high * unit_short[column]
+                extra += at_low if at_low >= at_high else at_high
             ambiguous = ambiguous[: self.MAX_EXACT]
         base = self.returns @ fixed
         if ambiguous:
-            columns = [c for c, _, _ in ambiguous]
-            lows = np.array([low for _, low, _ in ambiguous])
-            highs = np.array([high for _, _, high in ambiguous])
-            corners = np.where(_corner_bits(len(ambiguous)), highs[:, None], lows[:, None])
+            table = np.array(ambiguous)
+            columns = table[:, 0].astype(np.intp)
+            corners = np.where(_corner_bits(len(ambiguous)), table[:, 2:3], table[:, 1:2])
             base = base[:, None] + self.returns[:, columns] @ corners
         else:
             base = base[:, None]
@@ -224,6 +243,21 @@ class Scenarios:
             return float((-pnl).mean(axis=0).max())
         worst = np.partition(-pnl, k, axis=0)[k:]
         return float(worst.sum(axis=0).max()) / self.tail
+
+    def cvar_and_slope(self, pnl: np.ndarray, own: np.ndarray) -> tuple[float, float]:
+        """:meth:`cvar` of ``pnl`` and its slope in the value of the order's instrument (``own``
+        its returns): the worst corner's tail periods held fixed, a supporting line of the
+        convex CVaR."""
+        k = self.periods - self.tail
+        losses = -pnl
+        if k <= 0:
+            means = losses.mean(axis=0)
+            return float(means.max()), -float(own.mean())
+        worst = np.partition(losses, k, axis=0)[k:]
+        sums = worst.sum(axis=0)
+        corner = int(sums.argmax())
+        rows = np.argpartition(losses[:, corner], k)[k:]
+        return float(sums[corner]) / self.tail, -float(own[rows, 0].sum()) / self.tail
 
 
 class LimitSet:
@@ -288,14 +322,18 @@ class LimitSet:
         fee_per_unit = intent.fee_rate * intent.entry_value
         # The order's side bound moves: start = bound·uv in the order's direction, less the
         # units that only close the strategy's own position.
-        moving = (exposure.long_bound if side > 0 else -exposure.short_bound) - intent.closing
+        closing = intent.closing
+        moving = (exposure.long_bound if side > 0 else -exposure.short_bound) - closing
         start = moving * uv
         worst_before = exposure.worst
         if self.max_weight is not None:
             results.append(
                 LimitResult(
                     "max_weight",
-                    _max_q(self.max_weight * equity, self.max_weight * fee_per_unit, start, uv),
+                    _at_least(
+                        _max_q(self.max_weight * equity, self.max_weight * fee_per_unit, start, uv),
+                        closing,
+                    ),
                     self.max_weight,
                     worst_before / equity,
                 ),
@@ -305,7 +343,7 @@ class LimitSet:
             results.append(
                 LimitResult(
                     "hrp_band",
-                    _max_q(band * equity, band * fee_per_unit, start, uv),
+                    _at_least(_max_q(band * equity, band * fee_per_unit, start, uv), closing),
                     band,
                     worst_before / equity,
                 ),
@@ -316,7 +354,15 @@ class LimitSet:
                 results.append(
                     LimitResult(
                         "gross_exposure",
-                        _max_q(self.gross * equity, self.gross * fee_per_unit, others + start, uv),
+                        _at_least(
+                            _max_q(
+                                self.gross * equity,
+                                self.gross * fee_per_unit,
+                                others + start,
+                                uv,
+                            ),
+                            closing,
+                        ),
                         self.gross,
                         (others + worst_before) / equity,
                     ),
@@ -330,18 +376,24 @@ class LimitSet:
                 results.append(
                     LimitResult(
                         f"group:{name}",
-                        _max_q(cap * equity, cap * fee_per_unit, members_others + start, uv),
+                        _at_least(
+                            _max_q(cap * equity, cap * fee_per_unit, members_others + start, uv),
+                            closing,
+                        ),
                         cap,
                         (members_others + worst_before) / equity,
                     ),
                 )
         if self.net is not None:
             high, low = snapshot.net_high, snapshot.net_low
-            moving_net = (high if side > 0 else -low) - intent.closing * uv
+            moving_net = (high if side > 0 else -low) - closing * uv
             results.append(
                 LimitResult(
                     "net_exposure",
-                    _max_q(self.net * equity, self.net * fee_per_unit, moving_net, uv),
+                    _at_least(
+                        _max_q(self.net * equity, self.net * fee_per_unit, moving_net, uv),
+                        closing,
+                    ),
                     self.net,
                     max(high, -low) / equity,
                 ),
@@ -361,7 +413,9 @@ class LimitSet:
         if scenarios is not None and scenarios.ready and intent.instrument_id in scenarios.columns:
             ceiling = min([r.max_quantity for r in results if r.max_quantity >= 0.0] + [INF])
             ceiling = min(ceiling, intent.quantity)
-            results.append(self._cvar(snapshot, intent, scenarios, equity, ceiling, fee_per_unit))
+            result = self._cvar(snapshot, intent, scenarios, equity, ceiling, fee_per_unit)
+            result.max_quantity = _at_least(result.max_quantity, closing)
+            results.append(result)
         return results
 
     def _trade_risk(
@@ -390,7 +444,10 @@ class LimitSet:
         # Only the part that opens new exposure is at risk: (q − closing)·distance ≤ k·E.
         closing = intent.closing
         budget = self.trade_risk * equity
-        max_q = _max_q(budget, self.trade_risk * fee_per_unit, -closing * distance, distance)
+        max_q = _at_least(
+            _max_q(budget, self.trade_risk * fee_per_unit, -closing * distance, distance),
+            closing,
+        )
         value = max(intent.quantity - closing, 0.0) * distance / equity
         return LimitResult("trade_risk", max_q, self.trade_risk, value)
 
@@ -415,8 +472,12 @@ class LimitSet:
         def risk(q: float) -> float:
             return scenarios.cvar(base + own * (side_value + q * per_unit)) + extra
 
+        if ceiling <= 0.0:
+            return LimitResult("cvar", INF, limit, risk(0.0) / equity)
+        # Each CVaR evaluation partitions the (periods × corners) P&L: computed once each.
         risk_now = risk(0.0)
-        if ceiling <= 0.0 or risk(ceiling) <= limit * (equity - fee_per_unit * ceiling) + tolerance:
+        risk_ceiling = risk(ceiling)
+        if risk_ceiling <= limit * (equity - fee_per_unit * ceiling) + tolerance:
             return LimitResult("cvar", INF, limit, risk_now / equity)
         # Above the cap: never worse than the worst outcome before the order.
         before = max(risk_now, scenarios.cvar(base + own * other_value) + extra) / equity
@@ -425,11 +486,37 @@ class LimitSet:
         def fits(q: float) -> bool:
             return risk(q) <= allowed * (equity - fee_per_unit * q) + tolerance
 
-        if fits(ceiling):
+        if risk_ceiling <= allowed * (equity - fee_per_unit * ceiling) + tolerance:
             return LimitResult("cvar", INF, limit, before)
-        if not fits(0.0):
+        if risk_now > allowed * equity + tolerance:
             return LimitResult("cvar", 0.0, limit, before)
         # max over corners of a convex function: convex in q, so the fitting set is [0, q*].
+        increment = intent.size_increment
+        if increment > 0.0:
+            # The answer is floored to the size increment anyway: find the largest fitting
+            # multiple directly. Newton steps on the convex excess from above (each step's
+            # supporting line never skips past q*), testing the grid point below each.
+            high = ceiling
+            for _ in range(64):
+                grid = math.floor(high / increment + 1e-9) * increment
+                if grid >= high:
+                    grid -= increment
+                if grid <= 0.0:
+                    return LimitResult("cvar", 0.0, limit, before)
+                value, slope = scenarios.cvar_and_slope(
+                    base + own * (side_value + grid * per_unit),
+                    own,
+                )
+                excess = value + extra - allowed * (equity - fee_per_unit * grid) - tolerance
+                if excess <= 0.0:
+                    return LimitResult("cvar", grid, limit, before)
+                rate = slope * per_unit + allowed * fee_per_unit
+                if not rate > 0.0:
+                    break  # numerically flat: bisect below
+                high = min(grid, grid - excess / rate + 1e-6 * increment)
+            else:
+                grid = high
+            ceiling = grid
         low, high = 0.0, ceiling
         while high - low > max(1e-6 * ceiling, 1e-9):
             middle = 0.5 * (low + high)
@@ -437,7 +524,6 @@ class LimitSet:
                 low = middle
             else:
                 high = middle
-        increment = intent.size_increment
         if increment > 0.0:
             on_grid = math.floor(high / increment + 1e-9) * increment
             if on_grid > low and fits(on_grid):

@@ -42,6 +42,17 @@ from nautilus_trader.model.objects import Currency
 from nautilus_trader.model.orders import Order
 
 _GROUPED_CONTINGENCIES = (ContingencyType.OCO, ContingencyType.OUO)
+_ID_STRINGS: dict[Any, str] = {}
+
+
+def id_str(identifier: Any) -> str:
+    """``str(identifier)`` memoised (instrument and strategy ids: a few, seen on every order)."""
+    text = _ID_STRINGS.get(identifier)
+    if text is None:
+        if len(_ID_STRINGS) > 100_000:
+            _ID_STRINGS.clear()
+        text = _ID_STRINGS[identifier] = str(identifier)
+    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,7 +235,7 @@ class Snapshot:
         equity = self.equity
         if equity <= 0.0:
             return {}
-        return {str(i): e.worst / equity for i, e in self.exposures.items() if e.worst}
+        return {id_str(i): e.worst / equity for i, e in self.exposures.items() if e.worst}
 
 
 class PortfolioView:

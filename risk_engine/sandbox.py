@@ -34,6 +34,7 @@ from nautilus_trader.model.enums import OmsType
 from nautilus_trader.model.enums import OrderSide
 from nautilus_trader.model.enums import PriceType
 from nautilus_trader.model.events import OrderDenied
+from nautilus_trader.model.events import OrderModifyRejected
 from nautilus_trader.model.events import OrderUpdated
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.identifiers import Symbol
@@ -87,6 +88,7 @@ class ShellStrategy(Strategy):
         super().__init__(config)
         self.denied: list[OrderDenied] = []
         self.updated: list[OrderUpdated] = []
+        self.modify_rejected: list[OrderModifyRejected] = []
 
     def on_start(self) -> None:
         # Subscribing makes the data engine publish the bars (the gate prices from them).
@@ -98,6 +100,9 @@ class ShellStrategy(Strategy):
 
     def on_order_updated(self, event: OrderUpdated) -> None:
         self.updated.append(event)
+
+    def on_order_modify_rejected(self, event: OrderModifyRejected) -> None:
+        self.modify_rejected.append(event)
 
 
 class GateSandbox:

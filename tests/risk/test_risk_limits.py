@@ -311,7 +311,10 @@ def test_reduce_only_and_closing_orders_always_pass(harness):
 def test_daily_loss_halts_and_still_lets_positions_be_reduced(harness):
     published = []
     harness.engine.kernel.msgbus.subscribe(KILL_SWITCH_TOPIC, published.append)
-    gate = harness.install(limits(max_weight=0.5, daily_loss=0.02))
+    # With the (non-default) mirror into Nautilus' trading state; a single strategy here, so
+    # Nautilus' instrument-wide REDUCING and the gate's per-strategy closing rule agree.
+    section = limits(max_weight=0.5, daily_loss=0.02)
+    gate = harness.install({**section, "kill_switch": {"mirror_trading_state": True}})
     harness.limit("CCC", "BUY", 100, 80.0)  # a resting entry
     harness.market("AAA", "BUY", 2500)
     harness.step()
