@@ -465,7 +465,10 @@ class RegimeAwareStrategy(Strategy):
         if self.config.close_positions_on_stop:
             if position is not None:
                 # A recorded exit: cancels the bracket and flattens with a trace id.
-                self._exit(position, self.clock.timestamp_ns(), self._last_price, "strategy_stop")
+                # Stamped at the last bar, not the clock: a replay's clock is the wall clock, and
+                # the decision's trace id must be the same in a backtest and a paper node.
+                ts = self._last_ts if self._last_ts else self.clock.timestamp_ns()
+                self._exit(position, ts, self._last_price, "strategy_stop")
             else:
                 self.cancel_own_orders()
         elif position is not None:
@@ -491,6 +494,7 @@ class RegimeAwareStrategy(Strategy):
         self.halted = False
         self.skipped_entries: dict[str, int] = {}
         self._last_price = math.nan
+        self._last_ts = 0
         self._adopted = False
         self._warm = False
         self._sequence = 0
@@ -603,6 +607,7 @@ class RegimeAwareStrategy(Strategy):
 
     def on_bar(self, bar: Bar) -> None:
         self._last_price = bar.close.as_double()
+        self._last_ts = bar.ts_event
         if self._deferred:
             self._housekeeping(bar)
         if self._warm or self._warmed_up():

@@ -109,6 +109,20 @@ def test_parity_with_three_strategies_on_one_instrument(sp500_catalog: Path, tmp
     assert report.orders[0] > 1000 and report.fills[0] > 500
 
 
+def test_positions_closed_at_stop_trace_the_same_decision(sp500_catalog: Path, tmp_path: Path):
+    """S1 holds a position when the data ends: its stop-time exit is stamped at the last bar in
+    both nodes (a paper node's clock is the wall clock), so the trace ids agree."""
+    spec = load_backtest_config(BACKTEST / "s1_sp500.yaml")
+    spec = spec.model_copy(update={"start": "2003-01-01", "end": "2003-08-29"})
+    report = run_parity(spec, tmp_path, catalog=sp500_catalog)
+    assert report.identical, report.first_divergence
+    orders = pd.read_csv(tmp_path / "paper" / "orders.csv")
+    last_bar = orders["ts_market"].max()
+    (exit_tags,) = orders.loc[orders["ts_market"] == last_bar, "tags"]
+    assert "EXIT" in exit_tags
+    assert f":{pd.Timestamp(last_bar).value}:" in exit_tags
+
+
 def test_a_divergence_is_named_precisely(sp500_catalog: Path, tmp_path: Path):
     backtest = load_backtest_config(BACKTEST / "ema_cross_sp500.yaml")
     backtest = backtest.model_copy(update={"start": "2003-01-01", "end": "2006-12-31"})
