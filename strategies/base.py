@@ -653,13 +653,21 @@ class RegimeAwareStrategy(Strategy):
             reason = "time_stop"
         else:
             reason = self.exit_signal(bar, direction)
+        plan = None
+        if self.config.regime_rebalance_threshold is not None and not self._adopted:
+            plan = self._rebalance_plan(position)
+        if reason is None and plan is not None and plan[0] < self._min_quantity:
+            # A rebalance to nothing is an exit: decided before the trailing stop moves, so no
+            # stop modification is in flight when the exit cancels it (live, a modify passes the
+            # risk engine and would reach the venue after the cancel).
+            reason = plan[1]
         if reason is None and self.config.trailing_stop:
             reason = self._trail(bar, position, direction)
         if reason is not None:
             self._exit(position, ts, bar.close.as_double(), reason)
             return
-        if self.config.regime_rebalance_threshold is not None and not self._adopted:
-            self._rebalance(bar, position, direction)
+        if plan is not None:
+            self._rebalance(bar, position, direction, *plan)
 
     # -- entries -----------------------------------------------------------------------------
 
@@ -919,13 +927,16 @@ class RegimeAwareStrategy(Strategy):
         self.modify_order(order, trigger_price=new_stop)
         return None
 
-    def _rebalance(self, bar: Bar, position: Position, direction: int) -> None:
-        """Scale the position down (never up) when allocation × regime scale fell far enough:
-        target = entry's full size × (allocation now / at entry) × regime scale now, capped at
-        the entry quantity; acts when the held quantity exceeds it by the threshold (a fraction
-        of the entry quantity), and exits when the target is below one lot."""
+    def _rebalance_plan(self, position: Position) -> tuple[Decimal, str] | None:
+        """``(desired quantity, reason)`` when the position must shrink, else ``None``.
+
+        Scale down (never up) when allocation × regime scale fell far enough: target = entry's
+        full size × (allocation now / at entry) × regime scale now, capped at the entry
+        quantity; acts when the held quantity exceeds it by the threshold (a fraction of the
+        entry quantity). A desired quantity below one lot means an exit.
+        """
         threshold = self.config.regime_rebalance_threshold
-        assert threshold is not None and self.instrument is not None
+        assert threshold is not None
         allocation_ratio = (
             self.allocation_weight / self._entry_allocation if self._entry_allocation > 0 else 1.0
         )
@@ -936,16 +947,25 @@ class RegimeAwareStrategy(Strategy):
         if desired_units >= held_units or (
             desired_units >= 1e-12 and held_units - desired_units < threshold * entry_units
         ):
-            return
-        held = position.quantity.as_decimal()
+            return None
         desired = min(floor_to_lot(desired_units, self._lot), self._entry_quantity)
-        if desired >= held:
-            return
-        reason = "regime" if allocation_ratio == 1.0 else "rebalance"
+        if desired >= position.quantity.as_decimal():
+            return None
+        return desired, "regime" if allocation_ratio == 1.0 else "rebalance"
+
+    def _rebalance(
+        self,
+        bar: Bar,
+        position: Position,
+        direction: int,
+        desired: Decimal,
+        reason: str,
+    ) -> None:
+        """Reduce the position to ``desired`` (at least one lot) with a reduce-only market order,
+        shrinking its stop and target first."""
+        assert self.instrument is not None
+        held = position.quantity.as_decimal()
         price = bar.close.as_double()
-        if desired < self._min_quantity:
-            self._exit(position, bar.ts_event, price, reason)
-            return
         reduce = held - desired
         trace_id = self._next_trace_id(bar.ts_event)
         order = self.order_factory.market(

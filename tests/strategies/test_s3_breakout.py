@@ -125,3 +125,23 @@ def test_short_breakout_below_the_prior_low():
     entries = result.decisions_of(strategy, "entry")
     assert [e.reason for e in entries] == ["breakout_low"]
     assert entries[0].intended_order.side == "SELL"
+
+
+def test_a_regime_exit_does_not_move_the_trailing_stop_first():
+    # On the bar where the regime turns sideways (affinity 0), the chandelier level would rise,
+    # but the position is closed: a stop modification sent first would, live, reach the venue
+    # after the exit's cancel (modifies pass the risk engine, cancels do not).
+    from strategy_harness import regime
+
+    turn = BREAKOUT_INDEX + 3
+    publisher = {"regime": {0: regime(1.0, 0.0, 0.0), turn: regime(0.0, 0.0, 1.0)}}
+    bars = make_bars([*QUIET, BREAKOUT, *RISE])
+    strategy = s3(regime_affinity={"bull": 1.0, "bear": 1.0, "sideways": 0.0})
+    result = run([strategy], bars, publisher=publisher)
+    adjusts = result.decisions_of(strategy, "adjust")
+    assert [result.bar_index(a.ts_event) for a in adjusts] == [turn - 2, turn - 1]
+    exits = result.decisions_of(strategy, "exit")
+    assert [(e.reason, result.bar_index(e.ts_event)) for e in exits] == [("regime", turn)]
+    stop_order = result.order(adjusts[-1].intended_order.client_order_id)
+    assert stop_order.status.name == "CANCELED"
+    assert str(stop_order.trigger_price) == adjusts[-1].intended_order.stop_loss
