@@ -12,32 +12,13 @@ from nautilus_trader.model.enums import TriggerType
 from nautilus_trader.model.objects import Price
 from nautilus_trader.model.objects import Quantity
 from risk_kit import MINUTE
-from risk_kit import RiskHarness
+from risk_kit import OFF
+from risk_kit import limits
 
 from grodt.messages import KILL_SWITCH_TOPIC
 from grodt.records import RiskVerdictRecord
 from grodt.records import trace_tag
 from risk_engine.tags import stop_loss_tag
-
-OFF = {
-    "max_weight": None,
-    "gross_exposure": None,
-    "net_exposure": None,
-    "trade_risk": None,
-    "slippage_allowance": 0.0,  # exact arithmetic below
-    "cost_reserve": 0.0,
-}
-
-
-@pytest.fixture
-def harness():
-    h = RiskHarness(symbols=("AAA", "BBB", "CCC"), strategies=2, account_type="MARGIN")
-    yield h
-    h.dispose()
-
-
-def limits(**overrides):
-    return {"limits": {**OFF, **overrides}}
 
 
 def qty(order) -> int:

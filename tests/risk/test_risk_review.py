@@ -18,7 +18,9 @@ from nautilus_trader.model.enums import TradingState
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.objects import Price
 from nautilus_trader.model.objects import Quantity
+from risk_kit import OFF
 from risk_kit import RiskHarness
+from risk_kit import limits
 
 import risk_engine.gate as gate_module
 from grodt.messages import KILL_SWITCH_TOPIC
@@ -32,26 +34,6 @@ from risk_engine.limits import OrderIntent
 from risk_engine.limits import Scenarios
 from risk_engine.portfolio_state import Exposure
 from risk_engine.portfolio_state import Snapshot
-
-OFF = {
-    "max_weight": None,
-    "gross_exposure": None,
-    "net_exposure": None,
-    "trade_risk": None,
-    "slippage_allowance": 0.0,
-    "cost_reserve": 0.0,
-}
-
-
-@pytest.fixture
-def harness():
-    h = RiskHarness(symbols=("AAA", "BBB", "CCC"), strategies=2, account_type="MARGIN")
-    yield h
-    h.dispose()
-
-
-def limits(**overrides: Any) -> dict:
-    return {"limits": {**OFF, **overrides}}
 
 
 def qty(order: Any) -> int:
