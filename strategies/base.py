@@ -654,9 +654,13 @@ class RegimeAwareStrategy(Strategy):
         else:
             reason = self.exit_signal(bar, direction)
         plan = None
-        if self.config.regime_rebalance_threshold is not None and not self._adopted:
+        if (
+            reason is None
+            and self.config.regime_rebalance_threshold is not None
+            and not self._adopted
+        ):
             plan = self._rebalance_plan(position)
-        if reason is None and plan is not None and plan[0] < self._min_quantity:
+        if plan is not None and plan[0] < self._min_quantity:
             # A rebalance to nothing is an exit: decided before the trailing stop moves, so no
             # stop modification is in flight when the exit cancels it (live, a modify passes the
             # risk engine and would reach the venue after the cancel).

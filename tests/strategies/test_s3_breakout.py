@@ -5,6 +5,7 @@ from strategy_harness import INSTRUMENT_ID
 from strategy_harness import MINUTE_BARS
 from strategy_harness import atr_of
 from strategy_harness import make_bars
+from strategy_harness import regime
 from strategy_harness import run
 
 from grodt.records import DecisionRecord
@@ -131,8 +132,6 @@ def test_a_regime_exit_does_not_move_the_trailing_stop_first():
     # On the bar where the regime turns sideways (affinity 0), the chandelier level would rise,
     # but the position is closed: a stop modification sent first would, live, reach the venue
     # after the exit's cancel (modifies pass the risk engine, cancels do not).
-    from strategy_harness import regime
-
     turn = BREAKOUT_INDEX + 3
     publisher = {"regime": {0: regime(1.0, 0.0, 0.0), turn: regime(0.0, 0.0, 1.0)}}
     bars = make_bars([*QUIET, BREAKOUT, *RISE])
