@@ -2,7 +2,7 @@
 regime updates, order, fill and position events — without slowing the engine.
 
 The actor subscribes to the forensics topics (``grodt.forensics.*``, see
-:class:`grodt.messages.Topics`; records are routed to their stream by class) and to
+:class:`grodt.core.topics.Topics`; records are routed to their stream by class) and to
 ``events.order.*`` / ``events.position.*``. Its handlers only hand the message to a bounded queue
 (:class:`grodt.forensics.pipeline.ForensicsPipeline`); a background thread converts, serialises
 and delivers to Kafka (idempotent producer, keyed by strategy/instrument) or, without Kafka, to
@@ -41,6 +41,14 @@ from nautilus_trader.model.events import PositionEvent
 from nautilus_trader.model.identifiers import ClientOrderId
 from nautilus_trader.model.identifiers import PositionId
 
+from grodt.core.records import AllocationRecord
+from grodt.core.records import DecisionRecord
+from grodt.core.records import OrderEventRecord
+from grodt.core.records import PositionEventRecord
+from grodt.core.records import RegimeUpdateRecord
+from grodt.core.records import RiskVerdictRecord
+from grodt.core.records import trace_id_from_tags
+from grodt.core.topics import Topics
 from grodt.forensics.config import TopicNames
 from grodt.forensics.config import resolve_sink
 from grodt.forensics.convert import nautilus_to_wire
@@ -52,14 +60,6 @@ from grodt.forensics.sinks import KafkaSink
 from grodt.forensics.sinks import ParquetSink
 from grodt.forensics.sinks import Sink
 from grodt.forensics.sinks import resolve_client_config
-from grodt.messages import Topics
-from grodt.records import AllocationRecord
-from grodt.records import DecisionRecord
-from grodt.records import OrderEventRecord
-from grodt.records import PositionEventRecord
-from grodt.records import RegimeUpdateRecord
-from grodt.records import RiskVerdictRecord
-from grodt.records import trace_id_from_tags
 
 _TERMINAL_EVENTS = (OrderCanceled, OrderExpired, OrderRejected, OrderDenied)
 _CLOSED_ORDERS_KEPT = 10_000
@@ -199,7 +199,7 @@ class ForensicsBridge(Actor):
         return self.final_stats
 
     def _build_pipeline(self) -> ForensicsPipeline:
-        from grodt.settings import get_settings
+        from grodt.core.settings import get_settings
 
         config = self.config
         session = new_session_id()
@@ -275,7 +275,7 @@ class ForensicsBridge(Actor):
         self.pipeline.reject(
             "grodt.forensics.*",
             message,
-            f"not a forensics record ({type(message).__name__}); publish grodt.records types",
+            f"not a forensics record ({type(message).__name__}); publish grodt.core.records types",
         )
 
     def _on_order_event(self, event: OrderEvent) -> None:

@@ -13,7 +13,7 @@ from nautilus_trader.common.config import ImportableActorConfig
 from nautilus_trader.system.kernel import NautilusKernel
 
 from actors.forensics_bridge import ForensicsBridge
-from grodt.errors import GrodtError
+from grodt.core.errors import GrodtError
 from grodt.forensics.config import ForensicsSection
 from grodt.forensics.config import bridge_config
 from grodt.forensics.config import parse_section
@@ -23,7 +23,7 @@ BRIDGE_COMPONENT_ID = "ForensicsBridge"
 
 
 class ForensicsExtension:
-    """The bridge's hooks into a node (see :class:`grodt.nodes.extensions.NodeExtension`)."""
+    """The bridge's hooks into a node (see :class:`node_configs.extensions.NodeExtension`)."""
 
     name = "forensics"
 

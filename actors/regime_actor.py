@@ -2,12 +2,13 @@
 
 For each configured bar type the actor runs a :class:`~models.regime.WalkForwardRegime` — causal
 features, one forward-filter step per bar, periodic refits on a trailing window — and publishes a
-:class:`~grodt.messages.RegimeProbabilities` record per bar with
+:class:`~grodt.core.messages.RegimeProbabilities` record per bar with
 ``publish_data(regime_data_type(instrument_id), record)`` (``ts_event``/``ts_init`` of the bar).
 Strategies subscribe to that data type and blend their behaviour with the probabilities.
 
 On a (re)fit, a failed fit and a change of the most likely label (not every bar) it also
-publishes a :class:`~grodt.records.RegimeUpdateRecord` on :data:`~grodt.messages.Topics.REGIME`
+publishes a :class:`~grodt.core.records.RegimeUpdateRecord` on
+:data:`~grodt.core.topics.Topics.REGIME`
 for decision forensics.
 
 The actor does not know whether it runs in a backtest or live: it only sees bars. Actors start
@@ -29,12 +30,12 @@ from nautilus_trader.model.data import BarType
 from nautilus_trader.model.data import DataType
 from nautilus_trader.model.identifiers import InstrumentId
 
-from grodt.errors import GrodtError
-from grodt.messages import RegimeProbabilities
-from grodt.messages import Topics
-from grodt.messages import regime_data_type
-from grodt.records import RegimeUpdateRecord
-from grodt.records import make_trace_id
+from grodt.core.errors import GrodtError
+from grodt.core.messages import RegimeProbabilities
+from grodt.core.messages import regime_data_type
+from grodt.core.records import RegimeUpdateRecord
+from grodt.core.records import make_trace_id
+from grodt.core.topics import Topics
 from models.regime.features import DEFAULT_FEATURES
 from models.regime.hmm import GaussianRegimeHMM
 from models.regime.walk_forward import RegimeStep

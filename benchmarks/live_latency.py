@@ -113,7 +113,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="Also write the results here.")
     args = parser.parse_args()
 
-    from grodt.settings import get_settings
+    from grodt.core.settings import get_settings
 
     catalog = args.catalog or get_settings().catalog
     ensure_sample(catalog)

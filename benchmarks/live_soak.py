@@ -106,8 +106,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from catalogs.sample import build_sample_catalog
+    from grodt.core.settings import get_settings
     from grodt.nodes.live import LiveNode
-    from grodt.settings import get_settings
     from node_configs.live_schema import CachePurgeSpec
     from node_configs.live_schema import load_live_config
 

@@ -5,7 +5,7 @@
 >>> result.bar_type, result.rows_written, result.audit_path
 
 Every input is read and validated before anything is written; a rejected finding raises
-:class:`~grodt.errors.DataValidationError` naming file, row and column, and the catalog is left
+:class:`~grodt.core.errors.DataValidationError` naming file, row and column, and the catalog is left
 untouched. Writes go through :class:`~catalogs.transaction.CatalogTransaction`.
 """
 
@@ -30,7 +30,7 @@ from catalogs.transaction import bar_directory
 from catalogs.validation import ValidationConfig
 from catalogs.validation import ValidationResult
 from catalogs.validation import validate_raw
-from grodt.errors import DataValidationError
+from grodt.core.errors import DataValidationError
 
 
 @dataclass(frozen=True)

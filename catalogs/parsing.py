@@ -38,7 +38,7 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytz
 
-from grodt.errors import DataValidationError
+from grodt.core.errors import DataValidationError
 
 NAT_NS = int(np.iinfo(np.int64).min)
 """Marker of an unparseable timestamp in :attr:`RawBars.ts` (pandas' NaT value)."""

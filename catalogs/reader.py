@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from nautilus_trader.model.data import BarType
 
 from catalogs.fixed_point import decode_fixed128
 from catalogs.transaction import bar_directory
@@ -96,6 +97,24 @@ def read_bars_frame(
     if not frame.index.is_monotonic_increasing:
         frame = frame.sort_index(kind="stable")
     return frame
+
+
+def read_closes(
+    catalog: Path,
+    bar_types: list[str],
+    start_ns: int | None,
+    end_ns: int | None,
+) -> pd.DataFrame:
+    """Wide close prices (one column per instrument, first bar type wins) at every bar close of
+    the given bar types, forward-filled across instruments."""
+    series: dict[str, pd.Series] = {}
+    for bar_type in bar_types:
+        instrument_id = str(BarType.from_str(bar_type).instrument_id)
+        if instrument_id in series:
+            continue
+        frame = read_bars_frame(catalog, bar_type, start=start_ns, end=end_ns)
+        series[instrument_id] = frame["close"]
+    return pd.DataFrame(series).sort_index().ffill()
 
 
 def catalog_summary(catalog_path: str | Path) -> dict[str, Any]:

@@ -39,7 +39,7 @@ from catalogs.synthetic import instrument_spec as synthetic_spec
 from catalogs.synthetic import write_synthetic
 from catalogs.transaction import bar_directory
 from catalogs.validation import ValidationConfig
-from grodt.errors import ConfigError
+from grodt.core.errors import ConfigError
 
 DATASETS: tuple[str, ...] = ("sp500", "stocks", "synthetic")
 SAMPLE_VENUE = "SAMPLE"

@@ -12,7 +12,8 @@ One file describes one instrument (``kind`` picks the Nautilus class)::
     timezone: America/New_York   # the exchange's zone: naive daily dates and gap classes use it
     session_close: "16:00"       # daily (date-only) bars are stamped at this local time
 
-Unknown keys and wrong types are :class:`~grodt.errors.ConfigError` naming the file and the field
+Unknown keys and wrong types are :class:`~grodt.core.errors.ConfigError` naming the file
+and the field
 path. Nautilus imports stay inside functions so that loading a spec is cheap.
 """
 
@@ -34,7 +35,7 @@ from pydantic import ValidationError
 from pydantic import field_validator
 from pydantic import model_validator
 
-from grodt.errors import ConfigError
+from grodt.core.errors import ConfigError
 
 if TYPE_CHECKING:
     from nautilus_trader.model.instruments import Instrument

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from catalogs.bar_table import ROW_GROUP_SIZE
-from grodt.errors import GrodtError
+from grodt.core.errors import GrodtError
 
 if TYPE_CHECKING:
     from nautilus_trader.model.instruments import Instrument

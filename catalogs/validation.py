@@ -58,8 +58,8 @@ from catalogs.parsing import TIMESTAMP_COLUMN
 from catalogs.parsing import VALUE_COLUMNS
 from catalogs.parsing import RawBars
 from catalogs.specs import InstrumentSpec
-from grodt.errors import ConfigError
-from grodt.errors import DataValidationError
+from grodt.core.errors import ConfigError
+from grodt.core.errors import DataValidationError
 
 Policy = Literal["reject", "repair", "flag"]
 _POLICIES: dict[str, Policy] = {"reject": "reject", "repair": "repair", "flag": "flag"}

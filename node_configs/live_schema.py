@@ -29,7 +29,7 @@ from pydantic import PositiveFloat
 from pydantic import PositiveInt
 from pydantic import model_validator
 
-from grodt.errors import ConfigError
+from grodt.core.errors import ConfigError
 from node_configs.loader import check_components
 from node_configs.loader import check_sections
 from node_configs.loader import load_yaml_document

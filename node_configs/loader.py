@@ -21,7 +21,8 @@ import yaml
 from pydantic import BaseModel
 from pydantic import ValidationError
 
-from grodt.errors import ConfigError
+from grodt.core.errors import ConfigError
+from node_configs.extensions import node_extensions
 from node_configs.schema import BacktestNodeSpec
 from node_configs.schema import ComponentSpec
 from node_configs.schema import NodeSpec
@@ -148,8 +149,6 @@ def check_sections(spec: NodeSpec, source: str) -> None:
     """Validate the optional framework sections (risk, forensics) with their features' own
     configs: extension factories validate and raise ConfigError naming the field, and open no
     resources until installed."""
-    from grodt.nodes.extensions import node_extensions
-
     try:
         node_extensions(spec, run_dir=None)
     except ConfigError as e:

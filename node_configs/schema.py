@@ -142,7 +142,7 @@ class NodeSpec(StrictModel):
     engine: EngineSpec = Field(default_factory=EngineSpec)
     logging: LoggingSpec = Field(default_factory=LoggingSpec)
     # Optional framework sections; each is owned by its feature's module and installed by a
-    # node extension (grodt.nodes.extensions). None = feature off.
+    # node extension (node_configs.extensions). None = feature off.
     risk: dict[str, Any] | None = Field(
         default=None,
         description="Portfolio risk gate (risk_engine); validated by the risk engine's config.",

@@ -18,7 +18,7 @@ multiple of that. The same ratio over the bars *outside* every window is the ``b
 
 Which exposure: the headline figure uses the **regime-gated exposure budget** of each strategy,
 ``E_s(t) = allocation_weight_s · regime_scale_s(t)``, with ``regime_scale`` exactly as the
-strategies compute it (:func:`strategies.sizing.regime_scale`: soft Σ p·affinity, hard 1/0 on
+strategies compute it (:func:`models.regime.gating.regime_scale`: soft Σ p·affinity, hard 1/0 on
 the most likely label) from the *same* run's regime records — so soft and hard gating are
 compared on identical probabilities, and the strategies' own entries and exits (which dominate
 the raw churn of intraday rules) do not drown the regime layer. :func:`event_disruption` gives
@@ -37,8 +37,8 @@ import pandas as pd
 from nautilus_trader.common.actor import Actor
 from nautilus_trader.config import ActorConfig
 
-TARGET_EXPOSURE_TOPIC = "grodt.strategies.target_exposure"
-"""The topic on which :class:`strategies.base.RegimeAwareStrategy` publishes target changes."""
+from grodt.core.topics import TARGET_EXPOSURE_TOPIC
+from models.regime.gating import regime_scale
 
 EXPOSURE_COLUMNS: tuple[str, ...] = (
     "ts_event",
@@ -223,8 +223,6 @@ def gated_exposure(
     weight : float
         The strategy's allocation weight (fraction of equity).
     """
-    from strategies.sizing import regime_scale
-
     scales = [
         regime_scale({"bull": b, "bear": r, "sideways": s}, affinity, gating, label)  # type: ignore[arg-type]
         for b, r, s, label in regime[["p_bull", "p_bear", "p_sideways", "most_likely"]].itertuples(

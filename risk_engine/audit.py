@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from grodt.errors import ConfigError
+from grodt.core.errors import ConfigError
 from risk_engine.config import RiskConfig
 from risk_engine.config import parse_risk_config
 
@@ -352,7 +352,7 @@ def audit_run(
     """
     from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
-    from grodt.nodes.backtest import read_closes
+    from catalogs.reader import read_closes
 
     run_dir = Path(run_dir)
     config_path = run_dir / "config.yaml"

@@ -2,7 +2,7 @@
 
 Validated with pydantic when the node config is loaded, before anything starts: an impossible
 value (a weight above 1, a negative cap, a window shorter than the history it needs) is a
-:class:`grodt.errors.ConfigError` naming ``risk.<field path>``.
+:class:`grodt.core.errors.ConfigError` naming ``risk.<field path>``.
 
 Units: every ``weight``/``exposure``/``loss`` limit is a fraction of portfolio equity (mark to
 market, in the account currency); ``max_order_notional`` is an amount of the account currency;
@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from pydantic import field_validator
 from pydantic import model_validator
 
-from grodt.errors import ConfigError
+from grodt.core.errors import ConfigError
 
 HrpMethod = Literal["textbook", "hrp", "herc"]
 Codependence = Literal[

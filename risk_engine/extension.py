@@ -1,6 +1,6 @@
 """The risk gate as a node extension (``risk:`` section of a node config).
 
-The same three hooks run in BacktestNode and TradingNode (see :mod:`grodt.nodes.extensions`):
+The same three hooks run in BacktestNode and TradingNode (see :mod:`node_configs.extensions`):
 
 1. :meth:`RiskExtension.actors` — the HRP target actor (when ``risk.hrp`` is set);
 2. :meth:`RiskExtension.install` — the gate takes over the ``RiskEngine.execute`` and
@@ -18,7 +18,7 @@ from typing import Any
 
 from nautilus_trader.common.config import ImportableActorConfig
 
-from grodt.errors import ConfigError
+from grodt.core.errors import ConfigError
 from node_configs.schema import NodeSpec
 from risk_engine.config import RiskConfig
 from risk_engine.config import parse_risk_config

@@ -25,8 +25,9 @@ position even if every other pending order on that side fills — always pass, a
 switch is halted (a gate must never trap a position). An order that flips a position is
 exposure-increasing; under a halt it is cut to its reducing part.
 
-Every verdict, approvals included, is published as a :class:`grodt.records.RiskVerdictRecord` on
-:data:`grodt.messages.Topics.RISK`, with the order's trace id from its tags.
+Every verdict, approvals included, is published as a
+:class:`grodt.core.records.RiskVerdictRecord` on
+:data:`grodt.core.topics.Topics.RISK`, with the order's trace id from its tags.
 """
 
 import math
@@ -64,11 +65,12 @@ from nautilus_trader.model.objects import Quantity
 from nautilus_trader.model.orders import Order
 from nautilus_trader.trading.strategy import Strategy
 
-from grodt.errors import GrodtError
-from grodt.messages import KILL_SWITCH_TOPIC
-from grodt.messages import Topics
-from grodt.records import RiskVerdictRecord
-from grodt.records import trace_id_from_tags
+from grodt.core.errors import GrodtError
+from grodt.core.records import RiskVerdictRecord
+from grodt.core.records import trace_id_from_tags
+from grodt.core.topics import KILL_SWITCH_TOPIC
+from grodt.core.topics import RISK_TARGETS_TOPIC
+from grodt.core.topics import Topics
 from risk_engine.config import RiskConfig
 from risk_engine.kill_switch import KillSwitch
 from risk_engine.kill_switch import KillSwitchEvent
@@ -77,7 +79,6 @@ from risk_engine.limits import LimitResult
 from risk_engine.limits import LimitSet
 from risk_engine.limits import OrderIntent
 from risk_engine.limits import Scenarios
-from risk_engine.messages import RISK_TARGETS_TOPIC
 from risk_engine.messages import RiskTargets
 from risk_engine.portfolio_state import InstrumentInfo
 from risk_engine.portfolio_state import PortfolioView

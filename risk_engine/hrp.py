@@ -35,7 +35,7 @@ from typing import Self
 import numpy as np
 import pandas as pd
 
-from grodt.errors import GrodtError
+from grodt.core.errors import GrodtError
 
 _VARIANCE_MEASURES = frozenset({"MV", "vol", "equal"})
 _PAIRWISE_CODEPENDENCE = frozenset(

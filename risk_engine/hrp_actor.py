@@ -23,10 +23,10 @@ from nautilus_trader.config import PositiveInt
 from nautilus_trader.model.data import Bar
 from nautilus_trader.model.data import BarType
 
-from grodt.errors import GrodtError
+from grodt.core.errors import GrodtError
+from grodt.core.topics import RISK_TARGETS_TOPIC
 from risk_engine.config import interval_ns
 from risk_engine.hrp import HierarchicalRiskParity
-from risk_engine.messages import RISK_TARGETS_TOPIC
 from risk_engine.messages import RiskTargets
 
 

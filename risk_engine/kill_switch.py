@@ -7,7 +7,7 @@ whether it is halted. While halted, only risk-reducing orders pass the gate.
   seen before the day boundary, in ``kill_switch.timezone`` at ``kill_switch.day_start``).
 - ``max_drawdown``: equity ≤ (1 − limit) × high-water mark.
 - any other component: a ``{"action": "halt", "source": ...}`` message on
-  :data:`grodt.messages.KILL_SWITCH_TOPIC` (the operator's kill file and command use source
+  :data:`grodt.core.topics.KILL_SWITCH_TOPIC` (the operator's kill file and command use source
   ``"operator"``).
 
 Halts are kept per source, like the live node's kill switch (``grodt.nodes.operations``), so both

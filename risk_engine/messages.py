@@ -5,9 +5,6 @@ from dataclasses import field
 
 import numpy as np
 
-RISK_TARGETS_TOPIC = "grodt.risk.targets"
-"""Topic of :class:`RiskTargets`, published by the HRP target actor on every rebalance."""
-
 
 @dataclass(frozen=True)
 class RiskTargets:

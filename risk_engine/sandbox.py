@@ -46,10 +46,10 @@ from nautilus_trader.model.objects import Price
 from nautilus_trader.model.objects import Quantity
 from nautilus_trader.trading.strategy import Strategy
 
-from grodt.messages import Topics
+from grodt.core.topics import RISK_TARGETS_TOPIC
+from grodt.core.topics import Topics
 from risk_engine.config import parse_risk_config
 from risk_engine.gate import PortfolioRiskGate
-from risk_engine.messages import RISK_TARGETS_TOPIC
 from risk_engine.messages import RiskTargets
 
 VENUE = "SIM"

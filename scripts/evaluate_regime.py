@@ -42,7 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from grodt.settings import get_settings  # noqa: E402
+from grodt.core.settings import get_settings  # noqa: E402
 
 COMPONENTS = REPO / "node_configs" / "components" / "actors"
 BACKTESTS = REPO / "node_configs" / "backtest"
@@ -175,9 +175,9 @@ def run_with_recorder(
     from nautilus_trader.backtest.node import BacktestNode
     from nautilus_trader.common.config import ImportableActorConfig
 
+    from catalogs.reader import read_closes
     from grodt.nodes.backtest import bar_types_of
     from grodt.nodes.backtest import build_run_config
-    from grodt.nodes.backtest import read_closes
     from node_configs.loader import load_backtest_config
     from node_configs.loader import load_yaml_document
     from node_configs.schema import BacktestNodeSpec

@@ -338,8 +338,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(REPO))
-    from grodt.errors import GrodtError
-    from grodt.settings import get_settings
+    from grodt.core.errors import GrodtError
+    from grodt.core.settings import get_settings
 
     settings = get_settings()
     catalog = args.catalog or settings.catalog

@@ -4,14 +4,16 @@ A researcher writes a new strategy as one subclass of :class:`RegimeAwareStrateg
 an :meth:`~RegimeAwareStrategy.entry_signal`) plus one YAML component file. The base does the rest,
 identically in a BacktestNode and a TradingNode:
 
-* **Regime blending.** It listens to the regime actor's :class:`~grodt.messages.RegimeProbabilities`
+* **Regime blending.** It listens to the regime actor's
+  :class:`~grodt.core.messages.RegimeProbabilities`
   for ``regime_instrument_id`` (default: the traded instrument) — published by the actor, or
   replayed from the catalog with or without metadata — and uses
-  :data:`~grodt.messages.NEUTRAL_REGIME_PROBABILITIES` until the first record. Its size is scaled
+  :data:`~grodt.core.messages.NEUTRAL_REGIME_PROBABILITIES` until the first record. Its size is
+  scaled
   by ``Σ p(regime) · regime_affinity[regime]`` (``regime_gating: soft``) or by 1/0 depending on
   whether the most likely regime has a positive affinity (``hard``).
 * **Allocation.** Capital weight from YAML (``allocation_weight``), replaced by the
-  meta-controller's :class:`~grodt.messages.StrategyAllocation` records addressed to this
+  meta-controller's :class:`~grodt.core.messages.StrategyAllocation` records addressed to this
   strategy's id.
 * **Sizing from risk** (:mod:`strategies.sizing`): ``risk_per_trade`` of the allocated equity over
   the stop distance ``stop_atr_multiple · ATR``, capped at a max notional, rounded down to the
@@ -31,8 +33,9 @@ identically in a BacktestNode and a TradingNode:
   strategy, and clamps one strategy's reduce-only stop to another strategy's position (see
   ``docs/strategies.md``; a test pins the behaviour).
 * **Forensics.** Each entry, exit and adjustment builds one
-  :class:`~grodt.records.DecisionRecord` (inputs, indicator values, regime probabilities, signal,
-  intended order) and publishes it on :data:`~grodt.messages.Topics.DECISIONS`; every order it
+  :class:`~grodt.core.records.DecisionRecord` (inputs, indicator values, regime probabilities,
+  signal,
+  intended order) and publishes it on :data:`~grodt.core.topics.Topics.DECISIONS`; every order it
   sends carries the decision's ``trace_id=<id>`` tag. Nothing is built on bars without a decision.
 * **Target exposure.** ``target_quantity`` (signed units) and ``target_exposure`` (signed notional,
   account currency, at the decision price) say what the strategy is steering to; every change is
@@ -84,20 +87,23 @@ from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.model.position import Position
 from nautilus_trader.trading.strategy import Strategy
 
-from grodt.messages import KILL_SWITCH_TOPIC
-from grodt.messages import NEUTRAL_REGIME_PROBABILITIES
-from grodt.messages import REGIME_LABELS
-from grodt.messages import RegimeProbabilities
-from grodt.messages import StrategyAllocation
-from grodt.messages import Topics
-from grodt.messages import allocation_data_type
-from grodt.messages import regime_data_type
-from grodt.records import DecisionRecord
-from grodt.records import IntendedOrder
-from grodt.records import Signal
-from grodt.records import make_trace_id
-from grodt.records import trace_id_from_tags
-from grodt.records import trace_tag
+from grodt.core.messages import NEUTRAL_REGIME_PROBABILITIES
+from grodt.core.messages import REGIME_LABELS
+from grodt.core.messages import RegimeProbabilities
+from grodt.core.messages import StrategyAllocation
+from grodt.core.messages import allocation_data_type
+from grodt.core.messages import regime_data_type
+from grodt.core.records import DecisionRecord
+from grodt.core.records import IntendedOrder
+from grodt.core.records import Signal
+from grodt.core.records import make_trace_id
+from grodt.core.records import trace_id_from_tags
+from grodt.core.records import trace_tag
+from grodt.core.topics import KILL_SWITCH_TOPIC
+from grodt.core.topics import TARGET_EXPOSURE_TOPIC
+from grodt.core.topics import Topics
+from models.regime.gating import regime_scale
+from models.regime.gating import validate_affinity
 from strategies.indicators import RollingVwap
 from strategies.indicators import SessionSchedule
 from strategies.indicators import SessionVwap
@@ -107,12 +113,7 @@ from strategies.orders import bracket
 from strategies.sizing import SizeBreakdown
 from strategies.sizing import floor_to_lot
 from strategies.sizing import position_size
-from strategies.sizing import regime_scale
 from strategies.sizing import round_to_tick
-from strategies.sizing import validate_affinity
-
-TARGET_EXPOSURE_TOPIC = "grodt.strategies.target_exposure"
-"""Message-bus topic of :class:`TargetExposure` (published on every change of a target)."""
 
 INTRADAY_AGGREGATIONS = frozenset(
     {
@@ -595,7 +596,7 @@ class RegimeAwareStrategy(Strategy):
             self.log.error(f"Ignoring kill-switch message without a valid action: {message!r}")
 
     def current_regime_scale(self) -> float:
-        """The regime multiplier now (see :func:`strategies.sizing.regime_scale`)."""
+        """The regime multiplier now (see :func:`models.regime.gating.regime_scale`)."""
         return regime_scale(
             self.regime_probabilities,
             self._affinity,

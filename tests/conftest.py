@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from grodt.settings import get_settings
+from grodt.core.settings import get_settings
 
 
 @pytest.fixture(autouse=True, scope="session")

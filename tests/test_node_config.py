@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from grodt.errors import ConfigError
+from grodt.core.errors import ConfigError
 from node_configs.loader import load_backtest_config
 from node_configs.loader import load_yaml_document
 

@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from grodt import __version__
-from grodt.errors import GrodtError
+from grodt.core.errors import GrodtError
 
 
 class _LazyGroup(click.Group):

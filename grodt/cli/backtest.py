@@ -160,10 +160,10 @@ def command(
     is unreachable the run still completes; `grodt tracking sync RUN_DIR` logs it later.
     """
     from grodt.cli.tracking import echo_warnings
+    from grodt.core.settings import get_settings
     from grodt.nodes.backtest import json_safe
     from grodt.nodes.backtest import new_run_dir
     from grodt.nodes.backtest import run_backtest
-    from grodt.settings import get_settings
     from grodt.tracking.store import resolve_store
     from node_configs.loader import load_backtest_config
     from node_configs.loader import load_yaml_document
@@ -215,8 +215,8 @@ def _write_tearsheet(run_dir: Path) -> Path | None:
     """Render the tearsheet; a failure is reported and does not fail the finished run."""
     import logging
 
-    from grodt.errors import GrodtError
-    from research.tearsheet import render_tearsheet
+    from grodt.core.errors import GrodtError
+    from grodt.reports.tearsheet import render_tearsheet
 
     try:
         return render_tearsheet(run_dir)
@@ -245,7 +245,7 @@ def _track(
     """Bundle (always) and publish (when tracking is on); returns the JSON-ready outcome."""
     import logging
 
-    from grodt.errors import GrodtError
+    from grodt.core.errors import GrodtError
     from grodt.tracking.backtest import track_backtest
 
     log = logging.getLogger("grodt.tracking")

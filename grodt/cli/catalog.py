@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from grodt.settings import get_settings
+from grodt.core.settings import get_settings
 
 _CHECK_HELP = (
     "CHECK=POLICY, repeatable. Checks: parse nan range positive volume precision ohlc unsorted "
@@ -103,7 +103,7 @@ def _configs(kwargs: dict[str, Any]) -> tuple[Any, Any]:
 def _check_timezone(timezone: str) -> None:
     import zoneinfo
 
-    from grodt.errors import ConfigError
+    from grodt.core.errors import ConfigError
 
     try:
         zoneinfo.ZoneInfo(timezone)

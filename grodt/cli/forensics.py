@@ -25,12 +25,12 @@ def _time(ts_ns: int) -> str:
 
 def format_record(stored: Any) -> str:
     """One line per record: time, kind, who, what, and the trace id."""
-    from grodt.records import AllocationRecord
-    from grodt.records import DecisionRecord
-    from grodt.records import OrderEventRecord
-    from grodt.records import PositionEventRecord
-    from grodt.records import RegimeUpdateRecord
-    from grodt.records import RiskVerdictRecord
+    from grodt.core.records import AllocationRecord
+    from grodt.core.records import DecisionRecord
+    from grodt.core.records import OrderEventRecord
+    from grodt.core.records import PositionEventRecord
+    from grodt.core.records import RegimeUpdateRecord
+    from grodt.core.records import RiskVerdictRecord
 
     record = stored.record
     head = f"{_time(record.ts_event)}  {record.record_type:<14}"
@@ -92,13 +92,13 @@ def _topics(streams: Iterable[str]) -> list[str]:
 
 
 def _bootstrap(option: str | None) -> str | None:
-    from grodt.settings import get_settings
+    from grodt.core.settings import get_settings
 
     return option or get_settings().kafka_bootstrap
 
 
 def _emit(stored: Any, as_json: bool) -> None:
-    from grodt.records import record_json_dict
+    from grodt.core.records import record_json_dict
 
     if as_json:
         payload = {
@@ -151,7 +151,7 @@ def tail(
     STREAMS are topic names or the aliases decisions, risk, allocations, regime, orders,
     positions (default: all).
     """
-    from grodt.errors import GrodtError
+    from grodt.core.errors import GrodtError
     from grodt.forensics.reader import consume
     from grodt.forensics.reader import read_run
 
@@ -208,7 +208,7 @@ def trace(
     strict: bool,
 ) -> None:
     """Reconstruct TRACE_ID: decision → risk verdict → orders → fills → positions."""
-    from grodt.errors import GrodtError
+    from grodt.core.errors import GrodtError
     from grodt.forensics.reader import consume
     from grodt.forensics.reader import read_run
     from grodt.forensics.trace import build_trace

@@ -111,12 +111,12 @@ def run_command(
     quiet: bool,
 ) -> None:
     """Run CONFIG until its replay ends or SIGINT/SIGTERM (graceful stop)."""
+    from grodt.core.settings import get_settings
     from grodt.nodes.backtest import json_safe
     from grodt.nodes.backtest import new_run_dir
     from grodt.nodes.checks import check_deployment
     from grodt.nodes.checks import format_checks
     from grodt.nodes.live import run_live
-    from grodt.settings import get_settings
     from node_configs.live_schema import load_live_config
     from node_configs.loader import load_yaml_document
 
@@ -190,7 +190,7 @@ def kill_command(target: Path, reason: str, reset: bool) -> None:
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def stop_command(run_dir: Path) -> None:
     """Stop the node of RUN_DIR gracefully (SIGTERM to its process)."""
-    from grodt.errors import GrodtError
+    from grodt.core.errors import GrodtError
     from grodt.nodes.operations import read_node_file
 
     info = read_node_file(run_dir)

@@ -33,11 +33,11 @@ def command(config: Path, catalog: Path | None, run_dir: Path | None, as_json: b
     --json prints {"identical", "orders": [backtest, paper], "fills": [...], "positions": [...],
     "first_divergence", ...}.
     """
+    from grodt.core.settings import get_settings
     from grodt.nodes.backtest import json_safe
     from grodt.nodes.backtest import new_run_dir
     from grodt.nodes.parity import format_report
     from grodt.nodes.parity import run_parity
-    from grodt.settings import get_settings
     from node_configs.live_schema import load_node_config
 
     settings = get_settings()

@@ -95,7 +95,7 @@ def _actor_config(
     import msgspec
 
     from actors.regime_actor import RegimeActorConfig
-    from grodt.errors import ConfigError
+    from grodt.core.errors import ConfigError
     from node_configs.loader import load_yaml_document
 
     settings: dict[str, Any] = {}
@@ -142,7 +142,7 @@ def _instrument_id(bar_type: str) -> str:
 
 
 def _catalog(catalog: Path | None) -> Path:
-    from grodt.settings import get_settings
+    from grodt.core.settings import get_settings
 
     return catalog or get_settings().catalog
 
@@ -192,8 +192,8 @@ def fit_command(
     """
     import numpy as np
 
-    from grodt.errors import ConfigError
-    from grodt.settings import get_settings
+    from grodt.core.errors import ConfigError
+    from grodt.core.settings import get_settings
     from models.regime.catalog_io import load_bars
     from models.regime.features import FeatureExtractor
     from models.regime.features import parse_features

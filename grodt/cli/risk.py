@@ -27,7 +27,7 @@ def read_price_table(path: Path) -> Any:
     import numpy as np
     import pandas as pd
 
-    from grodt.errors import DataValidationError
+    from grodt.core.errors import DataValidationError
 
     source = str(path)
     try:
@@ -112,8 +112,8 @@ def compute_hrp(
     min_periods: int,
 ) -> dict[str, Any]:
     """Weights and context for ``grodt risk hrp``."""
-    from grodt.errors import DataValidationError
-    from grodt.errors import GrodtError
+    from grodt.core.errors import DataValidationError
+    from grodt.core.errors import GrodtError
     from risk_engine.hrp import HierarchicalRiskParity
     from risk_engine.hrp import returns_from_prices
 
@@ -152,7 +152,7 @@ def compute_hrp(
 
 def load_risk_file(path: Path) -> Any:
     """The validated risk section of a node config (``risk:``) or of a risk component file."""
-    from grodt.errors import ConfigError
+    from grodt.core.errors import ConfigError
     from node_configs.loader import load_yaml_document
     from risk_engine.config import parse_risk_config
 
@@ -219,7 +219,7 @@ def hrp_command(
     Tickers that start late (leading empty cells) are handled with pairwise covariance and
     correlation: each pair uses the dates where both have returns.
     """
-    from grodt.errors import ConfigError
+    from grodt.core.errors import ConfigError
     from risk_engine.config import HrpConfig
 
     if method != "textbook":
@@ -302,7 +302,7 @@ def audit_command(
 
     import yaml
 
-    from grodt.settings import get_settings
+    from grodt.core.settings import get_settings
     from risk_engine.audit import audit_run
 
     if catalog is None:

@@ -63,8 +63,8 @@ def sync(run_dirs: tuple[Path, ...], sync_all: bool, tracking_uri: str | None) -
     Idempotent: a run already in the store is not uploaded again. Exits 1 if any run could not
     be uploaded.
     """
-    from grodt.errors import GrodtError
-    from grodt.settings import get_settings
+    from grodt.core.errors import GrodtError
+    from grodt.core.settings import get_settings
     from grodt.tracking.bundle import has_bundle
     from grodt.tracking.bundle import pending_run_dirs
     from grodt.tracking.bundle import publish
@@ -114,7 +114,7 @@ def status(run_dir: Path) -> None:
 
 
 def _client(tracking_uri: str | None) -> tuple[Any, Any]:
-    from grodt.errors import GrodtError
+    from grodt.core.errors import GrodtError
     from grodt.tracking.store import open_client
     from grodt.tracking.store import probe
     from grodt.tracking.store import resolve_store
@@ -157,7 +157,7 @@ def list_runs(
     tracking_uri: str | None,
 ) -> None:
     """List recent runs with a few metrics."""
-    from grodt.errors import GrodtError
+    from grodt.core.errors import GrodtError
     from grodt.tracking.store import quiet_mlflow
 
     store, client = _client(tracking_uri)
@@ -201,7 +201,7 @@ def compare(run_ids: tuple[str, ...], all_params: bool, tracking_uri: str | None
     """Compare runs side by side: metrics, then params that differ."""
     from mlflow.exceptions import MlflowException
 
-    from grodt.errors import GrodtError
+    from grodt.core.errors import GrodtError
     from grodt.tracking.store import quiet_mlflow
 
     _, client = _client(tracking_uri)
@@ -307,7 +307,7 @@ def prune(
 @click.option("--rolling-window", type=int, default=None, help="Rolling Sharpe window (days).")
 def tearsheet(run_dir: Path, output: Path | None, rolling_window: int | None) -> None:
     """(Re)render RUN_DIR's tearsheet.html."""
-    from research.tearsheet import render_tearsheet
+    from grodt.reports.tearsheet import render_tearsheet
 
     path = render_tearsheet(run_dir, output=output, rolling_window=rolling_window)
     click.echo(path.resolve().as_uri())

@@ -24,7 +24,7 @@ def command(host: str, port: int, workers: int, tracking_uri: str | None, dry_ru
     The embedded SQLite store needs no server for tracking; this starts one only to browse.
     With an http(s) tracking URI the UI is that server's: its address is printed.
     """
-    from grodt.errors import GrodtError
+    from grodt.core.errors import GrodtError
     from grodt.tracking.store import open_client
     from grodt.tracking.store import probe
     from grodt.tracking.store import resolve_store

@@ -1,7 +1,7 @@
 """Decision forensics: get every "why" out of the node without slowing it down.
 
 Producers (strategies, the risk gate, the meta-controller, the regime actor) publish records from
-:mod:`grodt.records` on the message bus (:class:`grodt.messages.Topics`). The bridge actor
+:mod:`grodt.core.records` on the message bus (:class:`grodt.core.topics.Topics`). The bridge actor
 (:mod:`actors.forensics_bridge`) hands them, with order and position events, to a
 :class:`~grodt.forensics.pipeline.ForensicsPipeline`: a bounded queue drained by a thread that
 delivers to Kafka (:class:`~grodt.forensics.sinks.KafkaSink`) or, by default, to Parquet in the

@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from grodt.records import RecordBase
+from grodt.core.records import RecordBase
 
 HEADER_SESSION = "grodt-session"
 HEADER_SEQ = "grodt-seq"
@@ -39,7 +39,7 @@ class Envelope:
     record_type, trace_id, ts_event, ts_init, component_id
         Copied from the record (ns timestamps) for routing and columnar storage.
     value : bytes
-        The record's wire form (:func:`grodt.records.record_to_json`).
+        The record's wire form (:func:`grodt.core.records.record_to_json`).
     from_spill : bool
         Read back from a spill file (counts as "replayed" once delivered).
     attempts : int

@@ -32,8 +32,8 @@ from pydantic import PositiveFloat
 from pydantic import PositiveInt
 from pydantic import ValidationError
 
-from grodt.errors import ConfigError
-from grodt.messages import Topics
+from grodt.core.errors import ConfigError
+from grodt.core.topics import Topics
 
 TOPIC_PATTERN = r"^[A-Za-z0-9._-]{1,249}$"
 """Legal Kafka topic names."""
@@ -113,7 +113,7 @@ def parse_section(section: dict[str, Any] | None) -> ForensicsSection:
 def resolve_sink(sink: str, bootstrap_servers: str | None) -> tuple[str, str | None]:
     """``(sink, bootstrap)`` after defaults: ``auto`` is Kafka when a bootstrap is configured
     (section, else ``GRODT_KAFKA_BOOTSTRAP``), Parquet otherwise."""
-    from grodt.settings import get_settings
+    from grodt.core.settings import get_settings
 
     bootstrap = bootstrap_servers or get_settings().kafka_bootstrap
     if sink == "parquet":

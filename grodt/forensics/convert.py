@@ -30,12 +30,12 @@ from nautilus_trader.model.events import OrderTriggered
 from nautilus_trader.model.events import PositionClosed
 from nautilus_trader.model.events import PositionEvent
 
+from grodt.core.records import SCHEMA_VERSION
+from grodt.core.records import OrderEventRecord
+from grodt.core.records import PositionEventRecord
+from grodt.core.records import RecordBase
+from grodt.core.records import record_to_json
 from grodt.forensics.codec import EncodedRecord
-from grodt.records import SCHEMA_VERSION
-from grodt.records import OrderEventRecord
-from grodt.records import PositionEventRecord
-from grodt.records import RecordBase
-from grodt.records import record_to_json
 
 
 def _text(value: Any) -> str | None:

@@ -7,7 +7,8 @@ appended to the *overflow* spill file instead, and so is every later one until t
 caught up — so the stream stays in order.
 
 Worker side, one thread takes records in order, converts them (Nautilus events become
-:class:`~grodt.records.OrderEventRecord`/:class:`~grodt.records.PositionEventRecord`), serialises
+:class:`~grodt.core.records.OrderEventRecord`/
+:class:`~grodt.core.records.PositionEventRecord`), serialises
 and (optionally) validates them, and hands them to the sink. When the sink is down it appends them
 to the *outbox* spill file, probes the sink every ``reconnect_interval_s``, and once it is back
 replays, in order: deliveries that failed, the outbox, then the queue. Records in flight when a
@@ -39,6 +40,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
 
+from grodt.core.records import RecordBase
 from grodt.forensics.codec import EncodedRecord
 from grodt.forensics.codec import Envelope
 from grodt.forensics.codec import record_key
@@ -46,7 +48,6 @@ from grodt.forensics.sinks import Sink
 from grodt.forensics.spill import LogLike
 from grodt.forensics.spill import SpillLog
 from grodt.forensics.spill import default_log
-from grodt.records import RecordBase
 
 RecordConverter = Callable[[Any, Any], "RecordBase | EncodedRecord"]
 """``(item, context) -> record`` for items that are not records already (Nautilus events); may

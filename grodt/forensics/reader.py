@@ -15,15 +15,15 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from grodt.errors import GrodtError
+from grodt.core.errors import GrodtError
+from grodt.core.records import RecordBase
+from grodt.core.records import RecordDecodeError
+from grodt.core.records import record_from_json
 from grodt.forensics.codec import HEADER_SEQ
 from grodt.forensics.codec import HEADER_SESSION
 from grodt.forensics.codec import header_value
 from grodt.forensics.config import TopicNames
 from grodt.forensics.spill import read_spill_dir
-from grodt.records import RecordBase
-from grodt.records import RecordDecodeError
-from grodt.records import record_from_json
 
 DEFAULT_TOPICS: tuple[str, ...] = tuple(TopicNames().model_dump().values())
 

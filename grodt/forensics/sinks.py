@@ -18,7 +18,7 @@ from typing import Protocol
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from grodt.errors import ConfigError
+from grodt.core.errors import ConfigError
 from grodt.forensics.codec import Envelope
 from grodt.forensics.spill import LogLike
 

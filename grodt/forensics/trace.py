@@ -16,12 +16,12 @@ from decimal import Decimal
 from decimal import InvalidOperation
 from typing import Any
 
-from grodt.records import DecisionRecord
-from grodt.records import OrderEventRecord
-from grodt.records import PositionEventRecord
-from grodt.records import RecordBase
-from grodt.records import RiskVerdictRecord
-from grodt.records import record_json_dict
+from grodt.core.records import DecisionRecord
+from grodt.core.records import OrderEventRecord
+from grodt.core.records import PositionEventRecord
+from grodt.core.records import RecordBase
+from grodt.core.records import RiskVerdictRecord
+from grodt.core.records import record_json_dict
 
 _SUBMITTED_EVENTS = frozenset({"OrderSubmitted", "OrderDenied"})
 

@@ -28,14 +28,13 @@ from nautilus_trader.common.config import LoggingConfig
 from nautilus_trader.config import ImportableStrategyConfig
 from nautilus_trader.config import RiskEngineConfig
 from nautilus_trader.model.data import Bar
-from nautilus_trader.model.data import BarType
 from nautilus_trader.model.enums import AccountType
 from nautilus_trader.model.identifiers import Venue
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
-from catalogs.reader import read_bars_frame
-from grodt.errors import ConfigError
-from grodt.nodes.extensions import node_extensions
+from catalogs.reader import read_closes
+from grodt.core.errors import ConfigError
+from node_configs.extensions import node_extensions
 from node_configs.schema import BacktestNodeSpec
 from node_configs.schema import ComponentSpec
 from node_configs.schema import DataSpec
@@ -235,24 +234,6 @@ class BacktestOutcome:
     reports: dict[str, Path] = field(default_factory=dict)
     fills: pd.DataFrame = field(default_factory=pd.DataFrame)
     curve: EquityCurve | None = None
-
-
-def read_closes(
-    catalog: Path,
-    bar_types: list[str],
-    start_ns: int | None,
-    end_ns: int | None,
-) -> pd.DataFrame:
-    """Wide close prices (one column per instrument, first bar type wins) at every bar close of
-    the given bar types, forward-filled across instruments."""
-    series: dict[str, pd.Series] = {}
-    for bar_type in bar_types:
-        instrument_id = str(BarType.from_str(bar_type).instrument_id)
-        if instrument_id in series:
-            continue
-        frame = read_bars_frame(catalog, bar_type, start=start_ns, end=end_ns)
-        series[instrument_id] = frame["close"]
-    return pd.DataFrame(series).sort_index().ffill()
 
 
 def engine_equity(engine: BacktestEngine, venues: list[VenueSpec]) -> float:

@@ -17,7 +17,7 @@ from typing import Any
 from nautilus_trader.model.data import BarType
 from nautilus_trader.model.identifiers import InstrumentId
 
-from grodt.errors import ConfigError
+from grodt.core.errors import ConfigError
 from node_configs.live_schema import BinanceDataSpec
 from node_configs.live_schema import BinanceExecSpec
 from node_configs.live_schema import InteractiveBrokersDataSpec
@@ -237,7 +237,7 @@ def _check_client_configs(spec: LiveNodeSpec, catalog: Path | None, result: Chec
 
 
 def _check_paths(spec: LiveNodeSpec, result: CheckResult) -> None:
-    from grodt.settings import get_settings
+    from grodt.core.settings import get_settings
 
     runs_dir = Path(get_settings().runs_dir)
     result.add(*_writable("runs dir", runs_dir))

@@ -46,17 +46,16 @@ from nautilus_trader.model.identifiers import Venue
 from nautilus_trader.model.orders import Order
 from nautilus_trader.trading.strategy import Strategy
 
-from grodt.errors import ConfigError
-from grodt.errors import GrodtError
+from catalogs.reader import read_closes
+from grodt.core.errors import ConfigError
+from grodt.core.errors import GrodtError
+from grodt.core.topics import NAUTILUS_SHUTDOWN
 from grodt.nodes.backtest import BAR_DATA_CLS
 from grodt.nodes.backtest import importable_actor
 from grodt.nodes.backtest import importable_strategy
 from grodt.nodes.backtest import logging_config
-from grodt.nodes.backtest import read_closes
 from grodt.nodes.backtest import venue_config
 from grodt.nodes.backtest import write_json
-from grodt.nodes.extensions import NodeExtension
-from grodt.nodes.extensions import node_extensions
 from grodt.nodes.latency import LatencyProbe
 from grodt.nodes.operations import DEFAULT_KILL_FILE
 from grodt.nodes.operations import HealthMonitor
@@ -72,6 +71,8 @@ from grodt.nodes.replay import ReplayLiveDataClientFactory
 from grodt.nodes.sandbox import GrodtSandboxExecClientConfig
 from grodt.nodes.sandbox import GrodtSandboxExecutionClient
 from grodt.nodes.sandbox import SandboxLiveExecClientFactory
+from node_configs.extensions import NodeExtension
+from node_configs.extensions import node_extensions
 from node_configs.live_schema import BinanceDataSpec
 from node_configs.live_schema import BinanceExecSpec
 from node_configs.live_schema import InteractiveBrokersDataSpec
@@ -91,7 +92,6 @@ bound that keeps the throttler's timestamp window small."""
 IB_CLIENT_NAME = "IB"
 BINANCE_CLIENT_NAME = "BINANCE"
 REPLAY_CLIENT_NAME = "REPLAY"
-SHUTDOWN_TOPIC = "commands.system.shutdown"
 MARKET_TIME_PRUNE_EVERY = 10_000
 FLATTEN_SOURCE = "node"
 """Kill-switch source of the node's own halt while it flattens on stop."""
@@ -122,7 +122,7 @@ def resolve_catalog(spec: LiveNodeSpec, catalog: Path | None) -> Path | None:
         return Path(catalog)
     if spec.catalog:
         return Path(spec.catalog)
-    from grodt.settings import get_settings
+    from grodt.core.settings import get_settings
 
     return get_settings().catalog
 
@@ -532,9 +532,9 @@ class LiveNode:
         self.probe.attach(kernel.msgbus)
         # ShutdownSystem (a component's shutdown_system(), an engine's queue exception) stops the
         # node through this runner's graceful path, not through a second concurrent stop_async.
-        if kernel.msgbus.is_subscribed(SHUTDOWN_TOPIC, kernel._on_shutdown_system):
-            kernel.msgbus.unsubscribe(SHUTDOWN_TOPIC, kernel._on_shutdown_system)
-        kernel.msgbus.subscribe(SHUTDOWN_TOPIC, self._on_shutdown_command)
+        if kernel.msgbus.is_subscribed(NAUTILUS_SHUTDOWN, kernel._on_shutdown_system):
+            kernel.msgbus.unsubscribe(NAUTILUS_SHUTDOWN, kernel._on_shutdown_system)
+        kernel.msgbus.subscribe(NAUTILUS_SHUTDOWN, self._on_shutdown_command)
         if self.replay is not None:
             kernel.msgbus.subscribe("events.order.*", self._record_market_time, priority=1_000)
         kill_switch = self.spec.operations.kill_switch

@@ -2,7 +2,7 @@
 
 Kill switch
 -----------
-One message contract, :data:`grodt.messages.KILL_SWITCH_TOPIC`, carries every halt and reset:
+One message contract, :data:`grodt.core.topics.KILL_SWITCH_TOPIC`, carries every halt and reset:
 ``{"action": "halt" | "reset", "reason": str, "source": str}``. The operator's kill file and
 ``grodt live kill`` publish on it (source ``"operator"``); the portfolio risk gate listens to it and
 publishes its own halts (drawdown, daily loss) on it; the node's flatten-on-stop halts with source
@@ -51,8 +51,8 @@ from nautilus_trader.model.events import OrderDenied
 from nautilus_trader.model.identifiers import Venue
 from nautilus_trader.model.orders import Order
 
-from grodt.errors import GrodtError
-from grodt.messages import KILL_SWITCH_TOPIC
+from grodt.core.errors import GrodtError
+from grodt.core.topics import KILL_SWITCH_TOPIC
 
 NODE_FILE = "node.json"
 """Written into the run directory of a running live node: pid, kill file, start time."""

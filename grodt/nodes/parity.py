@@ -37,7 +37,7 @@ from typing import Any
 
 import pandas as pd
 
-from grodt.errors import GrodtError
+from grodt.core.errors import GrodtError
 from node_configs.live_schema import LiveNodeSpec
 from node_configs.live_schema import backtest_twin
 from node_configs.live_schema import paper_twin
@@ -349,9 +349,9 @@ def run_parity(
     backtest twin is derived); either way both nodes get the same components, sections, data
     and venues. Reports go to ``run_dir/backtest`` and ``run_dir/paper``.
     """
+    from grodt.core.settings import get_settings
     from grodt.nodes.backtest import run_backtest
     from grodt.nodes.live import LiveNode
-    from grodt.settings import get_settings
 
     if isinstance(spec, LiveNodeSpec):
         backtest_spec = backtest_twin(spec, source)

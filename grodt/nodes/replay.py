@@ -62,7 +62,7 @@ from nautilus_trader.model.identifiers import ClientId
 from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
-from grodt.errors import ConfigError
+from grodt.core.errors import ConfigError
 from grodt.nodes.latency import LatencyProbe
 
 REPLAY_CLIENT_ID = "REPLAY"

@@ -37,7 +37,7 @@ from pydantic import ConfigDict
 from pydantic import Field
 from pydantic import ValidationError
 
-from grodt.errors import GrodtError
+from grodt.core.errors import GrodtError
 from grodt.tracking.store import TrackingStore
 from grodt.tracking.store import ensure_experiment
 from grodt.tracking.store import open_client

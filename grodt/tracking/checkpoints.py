@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 from typing import Literal
 
-from grodt.errors import ConfigError
-from grodt.errors import GrodtError
+from grodt.core.errors import ConfigError
+from grodt.core.errors import GrodtError
 
 logger = logging.getLogger("grodt.tracking")
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from typing import Literal
 
-from grodt.errors import GrodtError
+from grodt.core.errors import GrodtError
 
 NATIVE_DIR = "native"
 META_FILE = "grodt_model.json"

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from grodt.errors import GrodtError
+from grodt.core.errors import GrodtError
 
 _BIN_CANDIDATES = ("/usr/lib/postgresql", "/usr/local/pgsql/bin", "/opt/homebrew/bin")
 

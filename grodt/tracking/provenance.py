@@ -26,7 +26,7 @@ from typing import Literal
 
 import pandas as pd
 
-from grodt.errors import GrodtError
+from grodt.core.errors import GrodtError
 from node_configs.schema import BacktestNodeSpec
 
 logger = logging.getLogger("grodt.tracking")

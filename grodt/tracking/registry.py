@@ -36,9 +36,9 @@ from pathlib import Path
 from typing import Any
 from typing import Literal
 
-from grodt.errors import ConfigError
-from grodt.errors import GrodtError
-from grodt.settings import get_settings
+from grodt.core.errors import ConfigError
+from grodt.core.errors import GrodtError
+from grodt.core.settings import get_settings
 from grodt.tracking.native import NativeMeta
 from grodt.tracking.native import load_native
 from grodt.tracking.native import native_dir_of

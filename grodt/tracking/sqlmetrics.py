@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from grodt.errors import GrodtError
+from grodt.core.errors import GrodtError
 from grodt.tracking.store import TrackingStore
 
 MetricRow = tuple[str, float, int, int]

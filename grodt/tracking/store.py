@@ -3,7 +3,7 @@
 Resolution order of the tracking URI:
 
 1. an explicit ``uri`` argument (``--tracking-uri``);
-2. ``GRODT_TRACKING_URI`` (``grodt.settings``);
+2. ``GRODT_TRACKING_URI`` (``grodt.core.settings``);
 3. MLflow's own ``MLFLOW_TRACKING_URI``;
 4. the embedded default: ``sqlite:///<runs_dir>/mlflow.db`` — no server needed.
 
@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 from urllib.parse import urlunsplit
 
-from grodt.errors import ConfigError
-from grodt.settings import Settings
-from grodt.settings import get_settings
+from grodt.core.errors import ConfigError
+from grodt.core.settings import Settings
+from grodt.core.settings import get_settings
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient

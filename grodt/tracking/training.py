@@ -27,7 +27,7 @@ from types import TracebackType
 from typing import Any
 from typing import TextIO
 
-from grodt.settings import get_settings
+from grodt.core.settings import get_settings
 from grodt.tracking.bundle import ArtifactEntry
 from grodt.tracking.bundle import ModelEntry
 from grodt.tracking.bundle import PublishResult

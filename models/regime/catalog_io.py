@@ -1,11 +1,11 @@
 """Catalog I/O of the regime model: bars in, regime records out.
 
-``grodt regime infer --to-catalog`` writes :class:`~grodt.messages.RegimeProbabilities` records
+``grodt regime infer --to-catalog`` writes :class:`~grodt.core.messages.RegimeProbabilities` records
 into a ParquetDataCatalog (``data/custom_regime_probabilities/<instrument_id>/``); a backtest
 replays them without the actor through a data config::
 
     data:
-      - data_cls: grodt.messages:RegimeProbabilities
+      - data_cls: grodt.core.messages:RegimeProbabilities
         instrument_ids: [SPX.SAMPLE]
         client_id: REGIME
         metadata: {instrument_id: SPX.SAMPLE}
@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from grodt.errors import ConfigError
-from grodt.messages import RegimeProbabilities
+from grodt.core.errors import ConfigError
+from grodt.core.messages import RegimeProbabilities
 
 REGIME_FRAME_COLUMNS: tuple[str, ...] = (
     "ts_event",
@@ -177,7 +177,7 @@ def read_regime_records(catalog: str | Path, instrument_id: str) -> list[RegimeP
 def replay_data_config(instrument_id: str, client_id: str = "REGIME") -> dict[str, Any]:
     """The node-config ``data`` entry that replays an instrument's regime records."""
     return {
-        "data_cls": "grodt.messages:RegimeProbabilities",
+        "data_cls": "grodt.core.messages:RegimeProbabilities",
         "instrument_ids": [instrument_id],
         "client_id": client_id,
         "metadata": {"instrument_id": instrument_id},

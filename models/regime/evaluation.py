@@ -14,7 +14,7 @@ import pandas as pd
 from sklearn.metrics import confusion_matrix
 from sklearn.metrics import f1_score
 
-from grodt.messages import REGIME_LABELS
+from grodt.core.messages import REGIME_LABELS
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from typing import Literal
 
 import numpy as np
 
-from grodt.errors import ConfigError
+from grodt.core.errors import ConfigError
 
 FeatureKind = Literal[
     "log_return",

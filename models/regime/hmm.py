@@ -33,9 +33,9 @@ import numpy as np
 from hmmlearn.hmm import GaussianHMM
 from threadpoolctl import threadpool_limits
 
-from grodt.errors import ConfigError
-from grodt.errors import GrodtError
-from grodt.messages import REGIME_LABELS
+from grodt.core.errors import ConfigError
+from grodt.core.errors import GrodtError
+from grodt.core.messages import REGIME_LABELS
 from models.regime.features import DEFAULT_FEATURES
 from models.regime.features import FeatureSpec
 from models.regime.features import parse_features

@@ -34,7 +34,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from grodt.messages import REGIME_LABELS
+from grodt.core.messages import REGIME_LABELS
 from models.regime.features import DRIFT_KINDS
 from models.regime.features import FeatureSpec
 

@@ -30,9 +30,9 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from grodt.errors import ConfigError
-from grodt.messages import NEUTRAL_REGIME_PROBABILITIES
-from grodt.messages import REGIME_LABELS
+from grodt.core.errors import ConfigError
+from grodt.core.messages import NEUTRAL_REGIME_PROBABILITIES
+from grodt.core.messages import REGIME_LABELS
 from models.regime.features import DEFAULT_FEATURES
 from models.regime.features import FeatureExtractor
 from models.regime.features import parse_features

@@ -21,7 +21,7 @@ from catalogs.reader import read_bars_frame
 from catalogs.specs import parse_instrument_spec
 from catalogs.transaction import CatalogConflictError
 from catalogs.validation import ValidationConfig
-from grodt.errors import DataValidationError
+from grodt.core.errors import DataValidationError
 
 BAR_TYPE = "TEST.XNAS-1-MINUTE-LAST-EXTERNAL"
 CLOSE = ValidationConfig(label="close")

@@ -12,7 +12,7 @@ from catalog_helpers import write_text
 from catalogs.parsing import NAT_NS
 from catalogs.parsing import ReadOptions
 from catalogs.parsing import read_bars_file
-from grodt.errors import DataValidationError
+from grodt.core.errors import DataValidationError
 
 FIRST_UTC = pd.Timestamp("2024-01-02 14:31", tz="UTC").value
 MINUTE = 60_000_000_000

@@ -26,7 +26,7 @@ from catalogs.sample import build_sample_catalog
 from catalogs.sample import close_only_bars
 from catalogs.synthetic import SyntheticParams
 from catalogs.synthetic import load_regime_truth
-from grodt.errors import ConfigError
+from grodt.core.errors import ConfigError
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from nautilus_trader.model.instruments import FuturesContract
 
 from catalogs.specs import SPECS_DIR
 from catalogs.specs import load_instrument_spec
-from grodt.errors import ConfigError
+from grodt.core.errors import ConfigError
 
 
 def _write(tmp_path, text):

@@ -9,8 +9,8 @@ from catalogs.ingest import ingest_files
 from catalogs.ingest import validate_files
 from catalogs.validation import ValidationConfig
 from catalogs.validation import parse_policies
-from grodt.errors import ConfigError
-from grodt.errors import DataValidationError
+from grodt.core.errors import ConfigError
+from grodt.core.errors import DataValidationError
 
 HEADER = "timestamp,open,high,low,close,volume"
 

@@ -39,19 +39,19 @@ from nautilus_trader.persistence.catalog import ParquetDataCatalog
 from nautilus_trader.persistence.wranglers import BarDataWrangler
 from nautilus_trader.trading.strategy import Strategy
 
+from grodt.core.records import AllocationRecord
+from grodt.core.records import DecisionRecord
+from grodt.core.records import IntendedOrder
+from grodt.core.records import RecordBase
+from grodt.core.records import RegimeUpdateRecord
+from grodt.core.records import Signal
+from grodt.core.records import make_trace_id
+from grodt.core.records import record_from_json
+from grodt.core.records import trace_tag
+from grodt.core.topics import Topics
 from grodt.forensics.codec import HEADER_SEQ
 from grodt.forensics.codec import HEADER_SESSION
 from grodt.forensics.codec import header_value
-from grodt.messages import Topics
-from grodt.records import AllocationRecord
-from grodt.records import DecisionRecord
-from grodt.records import IntendedOrder
-from grodt.records import RecordBase
-from grodt.records import RegimeUpdateRecord
-from grodt.records import Signal
-from grodt.records import make_trace_id
-from grodt.records import record_from_json
-from grodt.records import trace_tag
 
 INSTRUMENT = "TEST.SIM"
 BAR_TYPE = "TEST.SIM-1-MINUTE-LAST-EXTERNAL"

@@ -22,6 +22,12 @@ from forensics_testkit import traced_cross
 from nautilus_trader.model.events import OrderEvent
 from nautilus_trader.model.events import OrderInitialized
 
+from grodt.core.records import DecisionRecord
+from grodt.core.records import OrderEventRecord
+from grodt.core.records import PositionEventRecord
+from grodt.core.records import record_to_json
+from grodt.core.records import trace_id_from_tags
+from grodt.core.settings import get_settings
 from grodt.forensics.config import TopicNames
 from grodt.forensics.convert import encode_order_event
 from grodt.forensics.convert import encode_position_event
@@ -32,12 +38,6 @@ from grodt.forensics.pipeline import active_pipelines
 from grodt.forensics.reader import read_run
 from grodt.forensics.trace import build_traces
 from grodt.nodes.backtest import run_backtest
-from grodt.records import DecisionRecord
-from grodt.records import OrderEventRecord
-from grodt.records import PositionEventRecord
-from grodt.records import record_to_json
-from grodt.records import trace_id_from_tags
-from grodt.settings import get_settings
 from node_configs.schema import BacktestNodeSpec
 
 pytestmark = pytest.mark.slow

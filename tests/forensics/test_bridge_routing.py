@@ -10,10 +10,10 @@ from test_records import EXAMPLES
 
 from actors.forensics_bridge import ForensicsBridge
 from actors.forensics_bridge import ForensicsBridgeConfig
+from grodt.core.records import record_to_json
+from grodt.core.topics import Topics
 from grodt.forensics.config import TopicNames
 from grodt.forensics.reader import read_run
-from grodt.messages import Topics
-from grodt.records import record_to_json
 
 
 def test_records_are_routed_by_class_and_strays_are_dead_lettered(tmp_path: Path) -> None:

@@ -9,11 +9,11 @@ from forensics_testkit import TansuBroker
 from forensics_testkit import risk_gate_available
 
 from grodt.cli import main
+from grodt.core.records import DecisionRecord
 from grodt.forensics.config import TopicNames
 from grodt.forensics.pipeline import ForensicsPipeline
 from grodt.forensics.reader import read_run
 from grodt.forensics.sinks import KafkaSink
-from grodt.records import DecisionRecord
 
 
 def invoke(*args: str) -> tuple[int, str, str]:
@@ -121,7 +121,7 @@ def test_tail_and_trace_from_kafka(broker: TansuBroker, tmp_path: Path) -> None:
 
 
 def test_tail_without_a_source_explains_what_to_give(monkeypatch: pytest.MonkeyPatch) -> None:
-    from grodt.settings import get_settings
+    from grodt.core.settings import get_settings
 
     monkeypatch.delenv("GRODT_KAFKA_BOOTSTRAP", raising=False)
     get_settings.cache_clear()

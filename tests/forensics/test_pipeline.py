@@ -13,14 +13,14 @@ import numpy as np
 from forensics_testkit import TansuBroker
 from forensics_testkit import consume_all
 
+from grodt.core.records import DecisionRecord
+from grodt.core.records import Signal
+from grodt.core.records import record_to_json
 from grodt.forensics.config import TopicNames
 from grodt.forensics.pipeline import ForensicsPipeline
 from grodt.forensics.reader import read_run
 from grodt.forensics.sinks import KafkaSink
 from grodt.forensics.sinks import ParquetSink
-from grodt.records import DecisionRecord
-from grodt.records import Signal
-from grodt.records import record_to_json
 
 TOPICS = list(TopicNames().model_dump().values())
 DECISIONS = TopicNames().decisions

@@ -23,13 +23,13 @@ from test_pipeline import decision
 from test_pipeline import kafka_pipeline
 from test_pipeline import parquet_pipeline
 
+from grodt.core.records import DecisionRecord
 from grodt.forensics.codec import Envelope
 from grodt.forensics.pipeline import ForensicsPipeline
 from grodt.forensics.reader import read_run
 from grodt.forensics.sinks import KafkaSink
 from grodt.forensics.sinks import ParquetSink
 from grodt.forensics.spill import read_spill_dir
-from grodt.records import DecisionRecord
 
 
 class ListLog:

@@ -15,23 +15,23 @@ from pathlib import Path
 import pytest
 from pydantic_core import PydanticSerializationError
 
-from grodt.records import RECORD_TYPES
-from grodt.records import SCHEMA_VERSION
-from grodt.records import AllocationRecord
-from grodt.records import DecisionRecord
-from grodt.records import IntendedOrder
-from grodt.records import OrderEventRecord
-from grodt.records import PositionEventRecord
-from grodt.records import RecordBase
-from grodt.records import RecordDecodeError
-from grodt.records import RegimeUpdateRecord
-from grodt.records import RiskVerdictRecord
-from grodt.records import Signal
-from grodt.records import make_trace_id
-from grodt.records import record_from_json
-from grodt.records import record_to_json
-from grodt.records import trace_id_from_tags
-from grodt.records import trace_tag
+from grodt.core.records import RECORD_TYPES
+from grodt.core.records import SCHEMA_VERSION
+from grodt.core.records import AllocationRecord
+from grodt.core.records import DecisionRecord
+from grodt.core.records import IntendedOrder
+from grodt.core.records import OrderEventRecord
+from grodt.core.records import PositionEventRecord
+from grodt.core.records import RecordBase
+from grodt.core.records import RecordDecodeError
+from grodt.core.records import RegimeUpdateRecord
+from grodt.core.records import RiskVerdictRecord
+from grodt.core.records import Signal
+from grodt.core.records import make_trace_id
+from grodt.core.records import record_from_json
+from grodt.core.records import record_to_json
+from grodt.core.records import trace_id_from_tags
+from grodt.core.records import trace_tag
 
 GOLDEN = Path(__file__).parent / "golden"
 TS = 1_704_209_160_000_000_000  # 2024-01-02 15:26:00 UTC

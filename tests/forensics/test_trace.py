@@ -1,13 +1,13 @@
 """Trace joins: what makes a trace complete, on hand-made record sequences."""
 
+from grodt.core.records import DecisionRecord
+from grodt.core.records import IntendedOrder
+from grodt.core.records import OrderEventRecord
+from grodt.core.records import RecordBase
+from grodt.core.records import RiskVerdictRecord
+from grodt.core.records import Signal
 from grodt.forensics.trace import build_trace
 from grodt.forensics.trace import build_traces
-from grodt.records import DecisionRecord
-from grodt.records import IntendedOrder
-from grodt.records import OrderEventRecord
-from grodt.records import RecordBase
-from grodt.records import RiskVerdictRecord
-from grodt.records import Signal
 
 TRACE = "S1-000:100:1"
 BASE = {"trace_id": TRACE, "ts_event": 100, "ts_init": 100, "component_id": "S1-000"}

@@ -18,7 +18,7 @@ from nautilus_trader.model.objects import Price
 from nautilus_trader.model.objects import Quantity
 from nautilus_trader.trading.strategy import Strategy
 
-from grodt.messages import KILL_SWITCH_TOPIC
+from grodt.core.topics import KILL_SWITCH_TOPIC
 
 
 class OrderProbeConfig(StrategyConfig, frozen=True):

@@ -6,7 +6,7 @@ import pytest
 from live_kit import REPO
 from live_kit import write_yaml
 
-from grodt.errors import ConfigError
+from grodt.core.errors import ConfigError
 from grodt.nodes.live import LOCKSTEP_MIN_SUBMIT_LIMIT
 from grodt.nodes.live import scaled_rate
 from node_configs.live_schema import ReplaySpec

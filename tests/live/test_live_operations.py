@@ -17,7 +17,7 @@ from live_kit import write_yaml
 from nautilus_trader.model.enums import TradingState
 
 from grodt.cli import main
-from grodt.messages import KILL_SWITCH_TOPIC
+from grodt.core.topics import KILL_SWITCH_TOPIC
 from grodt.nodes.live import LiveNode
 from node_configs.live_schema import load_live_config
 

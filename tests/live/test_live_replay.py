@@ -197,7 +197,7 @@ def test_a_failed_replay_leaves_no_unretrieved_future(
     import gc
     import logging
 
-    from grodt.errors import GrodtError
+    from grodt.core.errors import GrodtError
     from grodt.nodes.replay import ReplayDataClient
 
     original = ReplayDataClient._handle_data

@@ -18,8 +18,8 @@ from nautilus_trader.persistence.catalog import ParquetDataCatalog
 from nautilus_trader.persistence.wranglers import BarDataWrangler
 from nautilus_trader.trading.strategy import Strategy
 
-from grodt.messages import Topics
-from grodt.messages import regime_data_type
+from grodt.core.messages import regime_data_type
+from grodt.core.topics import Topics
 
 # bull, bear, sideways: per-bar drift and volatility of log returns
 REGIME_DRIFT = (0.0012, -0.0015, 0.0)

@@ -9,9 +9,9 @@ import pytest
 from nautilus_trader.backtest.node import BacktestNode
 from regime_kit import RegimeRecorder
 
-from grodt.errors import ConfigError
+from grodt.core.errors import ConfigError
+from grodt.core.records import RegimeUpdateRecord
 from grodt.nodes.backtest import build_run_config
-from grodt.records import RegimeUpdateRecord
 from models.regime.catalog_io import load_bars
 from models.regime.catalog_io import read_regime_records
 from models.regime.catalog_io import regime_records

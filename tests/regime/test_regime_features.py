@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from grodt.errors import ConfigError
+from grodt.core.errors import ConfigError
 from models.regime.features import FeatureExtractor
 from models.regime.features import FeatureSpec
 from models.regime.features import parse_features

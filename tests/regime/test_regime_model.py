@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from grodt.errors import ConfigError
+from grodt.core.errors import ConfigError
 from models.regime.features import FeatureExtractor
 from models.regime.hmm import GaussianRegimeHMM
 from models.regime.hmm import RegimeFitError

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from grodt.errors import ConfigError
+from grodt.core.errors import ConfigError
 from models.regime.features import FeatureExtractor
 from models.regime.hmm import GaussianRegimeHMM
 from models.regime.hmm import RegimeFitError

@@ -14,8 +14,8 @@ from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.objects import Quantity
 from nautilus_trader.trading.strategy import Strategy
 
-from grodt.records import make_trace_id
-from grodt.records import trace_tag
+from grodt.core.records import make_trace_id
+from grodt.core.records import trace_tag
 
 
 class StressStrategyConfig(StrategyConfig, frozen=True):

@@ -21,10 +21,10 @@ from risk_kit import START
 from risk_kit import bar_type
 from risk_kit import equity_instrument
 
+from grodt.core.topics import RISK_TARGETS_TOPIC
 from risk_engine.hrp import HierarchicalRiskParity
 from risk_engine.hrp_actor import HrpTargetActor
 from risk_engine.hrp_actor import HrpTargetActorConfig
-from risk_engine.messages import RISK_TARGETS_TOPIC
 
 SYMBOLS = ("AAA", "BBB", "CCC", "DDD")
 BARS = 240

@@ -9,7 +9,7 @@ import yaml
 from click.testing import CliRunner
 
 from grodt.cli import main
-from grodt.errors import ConfigError
+from grodt.core.errors import ConfigError
 from node_configs.loader import import_object
 from node_configs.loader import load_backtest_config
 from node_configs.schema import BacktestNodeSpec

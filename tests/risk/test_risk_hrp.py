@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from skfolio.datasets import load_sp500_dataset
 
 from grodt.cli import main
-from grodt.errors import GrodtError
+from grodt.core.errors import GrodtError
 from risk_engine.hrp import HierarchicalRiskParity
 from risk_engine.hrp import pairwise_correlation
 from risk_engine.hrp import pairwise_covariance

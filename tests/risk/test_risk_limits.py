@@ -15,9 +15,9 @@ from risk_kit import MINUTE
 from risk_kit import OFF
 from risk_kit import limits
 
-from grodt.messages import KILL_SWITCH_TOPIC
-from grodt.records import RiskVerdictRecord
-from grodt.records import trace_tag
+from grodt.core.records import RiskVerdictRecord
+from grodt.core.records import trace_tag
+from grodt.core.topics import KILL_SWITCH_TOPIC
 from risk_engine.tags import stop_loss_tag
 
 

@@ -28,7 +28,7 @@ from nautilus_trader.model.identifiers import Venue
 from nautilus_trader.model.objects import Quantity
 from risk_kit import RiskHarness
 
-from grodt.messages import KILL_SWITCH_TOPIC
+from grodt.core.topics import KILL_SWITCH_TOPIC
 
 SYMBOLS = ("AAA", "BBB", "CCC")
 MAX_WEIGHT, GROSS, NET, GROUP = 0.2, 0.5, 0.3, 0.3

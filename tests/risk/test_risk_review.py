@@ -23,7 +23,7 @@ from risk_kit import RiskHarness
 from risk_kit import limits
 
 import risk_engine.gate as gate_module
-from grodt.messages import KILL_SWITCH_TOPIC
+from grodt.core.topics import KILL_SWITCH_TOPIC
 from node_configs.loader import load_yaml_document
 from risk_engine.audit import audit_frames
 from risk_engine.config import CvarLimit

@@ -37,14 +37,14 @@ from nautilus_trader.model.objects import Price
 from nautilus_trader.model.objects import Quantity
 from nautilus_trader.trading.strategy import Strategy
 
-from grodt.messages import KILL_SWITCH_TOPIC
-from grodt.messages import RegimeProbabilities
-from grodt.messages import StrategyAllocation
-from grodt.messages import Topics
-from grodt.messages import allocation_data_type
-from grodt.messages import regime_data_type
-from grodt.records import DecisionRecord
-from strategies.base import TARGET_EXPOSURE_TOPIC
+from grodt.core.messages import RegimeProbabilities
+from grodt.core.messages import StrategyAllocation
+from grodt.core.messages import allocation_data_type
+from grodt.core.messages import regime_data_type
+from grodt.core.records import DecisionRecord
+from grodt.core.topics import KILL_SWITCH_TOPIC
+from grodt.core.topics import TARGET_EXPOSURE_TOPIC
+from grodt.core.topics import Topics
 from strategies.base import TargetExposure
 
 INSTRUMENT_ID = InstrumentId.from_str("TEST.SIM")

@@ -8,7 +8,7 @@ from strategy_harness import atr_of
 from strategy_harness import make_bars
 from strategy_harness import run
 
-from grodt.records import DecisionRecord
+from grodt.core.records import DecisionRecord
 from strategies.s1_vwap_ema_scalper import S1VwapEmaScalper
 from strategies.s1_vwap_ema_scalper import S1VwapEmaScalperConfig
 

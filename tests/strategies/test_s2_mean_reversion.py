@@ -10,7 +10,7 @@ from strategy_harness import atr_of
 from strategy_harness import make_bars
 from strategy_harness import run
 
-from grodt.records import DecisionRecord
+from grodt.core.records import DecisionRecord
 from strategies.s2_mean_reversion import S2MeanReversion
 from strategies.s2_mean_reversion import S2MeanReversionConfig
 

@@ -8,7 +8,7 @@ from strategy_harness import make_bars
 from strategy_harness import regime
 from strategy_harness import run
 
-from grodt.records import DecisionRecord
+from grodt.core.records import DecisionRecord
 from strategies.s3_breakout import S3Breakout
 from strategies.s3_breakout import S3BreakoutConfig
 

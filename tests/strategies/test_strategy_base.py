@@ -23,10 +23,10 @@ from strategy_harness import make_bars
 from strategy_harness import regime
 from strategy_harness import run
 
-from grodt.messages import NEUTRAL_REGIME_PROBABILITIES
-from grodt.records import DecisionRecord
-from grodt.records import trace_id_from_tags
-from grodt.records import trace_tag
+from grodt.core.messages import NEUTRAL_REGIME_PROBABILITIES
+from grodt.core.records import DecisionRecord
+from grodt.core.records import trace_id_from_tags
+from grodt.core.records import trace_tag
 from strategies.s1_vwap_ema_scalper import S1VwapEmaScalper
 from strategies.s1_vwap_ema_scalper import S1VwapEmaScalperConfig
 

@@ -13,8 +13,8 @@ from strategy_harness import MINUTE_BARS
 from strategy_harness import equity
 from strategy_harness import make_bars
 
-from grodt.errors import ConfigError
-from grodt.messages import RegimeProbabilities
+from grodt.core.errors import ConfigError
+from grodt.core.messages import RegimeProbabilities
 from grodt.nodes.backtest import run_backtest
 from node_configs.loader import load_backtest_config
 from node_configs.schema import BacktestNodeSpec
@@ -149,7 +149,7 @@ def _replay_catalog(path: Path, probabilities: tuple[float, float, float], metad
 
 def _replay_spec(metadata: bool) -> BacktestNodeSpec:
     regime_data = {
-        "data_cls": "grodt.messages:RegimeProbabilities",
+        "data_cls": "grodt.core.messages:RegimeProbabilities",
         "client_id": "REGIME",
         "metadata": {"instrument_id": "TEST.SIM"} if metadata else None,
     }

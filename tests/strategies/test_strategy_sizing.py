@@ -7,11 +7,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from models.regime.gating import regime_scale
+from models.regime.gating import validate_affinity
 from strategies.sizing import floor_to_lot
 from strategies.sizing import position_size
-from strategies.sizing import regime_scale
 from strategies.sizing import round_to_tick
-from strategies.sizing import validate_affinity
 
 TRENDING = {"bull": 1.0, "bear": 1.0, "sideways": 0.0}
 RANGING = {"bull": 0.0, "bear": 0.0, "sideways": 1.0}

@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 from tracking_helpers import write_tiny_catalog
 
-from grodt.settings import get_settings
+from grodt.core.settings import get_settings
 from grodt.tracking.store import TrackingStore
 
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[object]:
     """A PostgreSQL server started by the suite (as the `postgres` user when run as root)."""
-    from grodt.errors import GrodtError
+    from grodt.core.errors import GrodtError
     from grodt.tracking.pgcluster import TemporaryPostgres
     from grodt.tracking.pgcluster import find_pg_bin_dir
 

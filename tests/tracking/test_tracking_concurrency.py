@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from grodt.errors import ConfigError
+from grodt.core.errors import ConfigError
 from grodt.tracking.checkpoints import CheckpointManager
 from grodt.tracking.checkpoints import RetentionPolicy
 from grodt.tracking.loadgen import run_load

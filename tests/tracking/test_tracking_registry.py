@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grodt.errors import ConfigError
-from grodt.errors import GrodtError
+from grodt.core.errors import ConfigError
+from grodt.core.errors import GrodtError
 from grodt.tracking.bundle import read_bundle
 from grodt.tracking.bundle import read_series
 from grodt.tracking.pgcluster import free_port

@@ -9,8 +9,8 @@ import pytest
 from tracking_helpers import write_node_config
 from tracking_helpers import write_tiny_catalog
 
-from grodt.errors import ConfigError
-from grodt.settings import get_settings
+from grodt.core.errors import ConfigError
+from grodt.core.settings import get_settings
 from grodt.tracking.flatten import flatten_metrics
 from grodt.tracking.flatten import flatten_params
 from grodt.tracking.flatten import sanitise_key

@@ -23,20 +23,20 @@ from tracking_chromium import Browser
 from tracking_helpers import write_node_config
 
 from grodt.cli import main
+from grodt.core.records import AllocationRecord
+from grodt.core.records import RegimeUpdateRecord
+from grodt.core.records import RiskVerdictRecord
 from grodt.nodes.backtest import run_backtest
-from grodt.records import AllocationRecord
-from grodt.records import RegimeUpdateRecord
-from grodt.records import RiskVerdictRecord
+from grodt.reports.tearsheet import RunData
+from grodt.reports.tearsheet import build_sections
+from grodt.reports.tearsheet import monthly_returns
+from grodt.reports.tearsheet import rolling_sharpe
 from grodt.tracking.pgcluster import free_port
 from grodt.tracking.store import ensure_experiment
 from grodt.tracking.store import open_client
 from grodt.tracking.store import resolve_store
 from node_configs.loader import load_backtest_config
 from node_configs.loader import load_yaml_document
-from research.tearsheet import RunData
-from research.tearsheet import build_sections
-from research.tearsheet import monthly_returns
-from research.tearsheet import rolling_sharpe
 
 FORENSICS_CHARTS = {"chart-regime", "chart-allocation", "chart-risk"}
 BASE_CHARTS = {
@@ -65,7 +65,7 @@ def backtest_run(tiny_catalog, tmp_path_factory) -> Path:
 def write_forensics(run_dir: Path, ts: list[int]) -> None:
     """Regime updates, allocations and risk verdicts in the forensics bridge's Parquet layout
     (``forensics/<topic>/part-*.parquet``, record JSON in ``payload``)."""
-    from grodt.records import record_to_json
+    from grodt.core.records import record_to_json
 
     rng = np.random.default_rng(1)
     records = []

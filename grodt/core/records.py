@@ -12,7 +12,7 @@ reads it from ``OrderInitialized.tags`` and stamps every later event of that ord
 position event the order's fills cause.
 
 Records are built only when something is decided, never per bar, and are published on the message
-bus (:class:`grodt.messages.Topics`); serialisation happens off the engine thread.
+bus (:class:`grodt.core.topics.Topics`); serialisation happens off the engine thread.
 
 Wire format (Kafka value, spill file, Parquet ``payload`` column): one JSON object, the record's
 fields preceded by ``"record_type"`` (:func:`record_to_json`). Floats that are not finite are
@@ -40,7 +40,7 @@ from pydantic import ConfigDict
 from pydantic import Field
 from pydantic import ValidationError
 
-from grodt.errors import GrodtError
+from grodt.core.errors import GrodtError
 
 SCHEMA_VERSION = 1
 """Major version of the record contracts. See docs/forensics.md for the compatibility rule."""

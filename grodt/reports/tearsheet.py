@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from grodt.errors import GrodtError
+from grodt.core.errors import GrodtError
 from research.performance import daily_returns
 from research.performance import money_to_float
 

@@ -84,24 +84,3 @@ def regime_data_type(instrument_id: InstrumentId | str | None = None) -> DataTyp
 def allocation_data_type() -> DataType:
     """The DataType to publish/subscribe strategy allocations."""
     return DataType(StrategyAllocation)
-
-
-class Topics:
-    """Message-bus topics for forensics records (plain ``msgbus.publish``; not market data).
-
-    The forensics bridge subscribes to ``Topics.FORENSICS_ALL`` and ships records out of the
-    process; producers only publish, so a record costs the engine a publish, not an I/O.
-    """
-
-    FORENSICS_PREFIX = "grodt.forensics"
-    DECISIONS = "grodt.forensics.decisions"
-    RISK = "grodt.forensics.risk"
-    ALLOCATIONS = "grodt.forensics.allocations"
-    REGIME = "grodt.forensics.regime"
-    FORENSICS_ALL = "grodt.forensics.*"
-
-
-KILL_SWITCH_TOPIC = "grodt.control.kill_switch"
-"""Operator control: publish ``{"action": "halt" | "reset", "reason": str, "source": str}`` to stop
-new risk (only risk-reducing orders pass) or to resume. The live node's kill-switch file/command
-and the risk gate's own drawdown/daily-loss switch both speak this topic."""
