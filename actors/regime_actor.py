@@ -19,24 +19,19 @@ backtest without the actor; see ``docs/regime.md``.
 
 from pathlib import Path
 
+import msgspec
 from nautilus_trader.common.actor import Actor
 from nautilus_trader.config import ActorConfig
-from nautilus_trader.config import NonNegativeFloat
-from nautilus_trader.config import NonNegativeInt
-from nautilus_trader.config import PositiveFloat
-from nautilus_trader.config import PositiveInt
 from nautilus_trader.model.data import Bar
 from nautilus_trader.model.data import BarType
 from nautilus_trader.model.data import DataType
 from nautilus_trader.model.identifiers import InstrumentId
 
-from grodt.core.errors import GrodtError
 from grodt.core.messages import RegimeProbabilities
 from grodt.core.messages import regime_data_type
 from grodt.core.records import RegimeUpdateRecord
 from grodt.core.records import make_trace_id
 from grodt.core.topics import Topics
-from models.regime.features import DEFAULT_FEATURES
 from models.regime.hmm import GaussianRegimeHMM
 from models.regime.walk_forward import RegimeStep
 from models.regime.walk_forward import WalkForwardConfig
@@ -50,45 +45,15 @@ class RegimeActorConfig(ActorConfig, frozen=True):
     ----------
     bar_types : list[BarType]
         The bars to filter, one bar type per instrument; records are published per instrument.
-    features : tuple[str, ...]
-        Feature specs (``log_return``, ``realized_vol:20``, ``trend:50``, ``efficiency:50``,
-        ``log_realized_vol:20``, ``log_return:5``; see ``models.regime.features``).
-    n_states : int, default 3
-        Hidden states; with more than 3, the middle states share the ``sideways`` label.
-    covariance_type : str, default "full"
-        ``full``, ``diag``, ``spherical`` or ``tied``.
-    min_covar : float, default 1e-3
-        Floor on state covariance eigenvalues (standardised units); clamping is logged.
-    n_iter : int, default 100
-        Maximum EM iterations per fit.
-    tol : float, default 1e-4
-        EM convergence threshold (log-likelihood gain).
-    n_init : int, default 3
-        Cold EM starts of a first fit (the best log-likelihood wins).
-    random_state : int, default 0
-        Seed: fits are deterministic.
-    label_z : float, default 3.0
-        Drift t-statistic a state needs to be called bull (≥ +label_z) or bear (≤ −label_z);
-        weaker states are sideways (see ``models.regime.labels``).
-    transition_pseudocount : float, default 1.0
-        Dirichlet pseudo-count per transition (no transition probability is exactly 0).
-    temperature : float, default 1.0
-        Emission tempering of the forward filter (≥ 1). Features over overlapping windows
-        repeat information bar after bar; T ≈ their window gives calibrated probabilities that
-        move smoothly instead of jumping between 0 and 1. 1 = the exact model posterior.
-    train_bars : int, default 1000
-        Trailing training window, in bars with valid features. Too few for the model's
-        parameters is an error when the config is loaded.
-    min_train_bars : int, optional
-        Bars needed for the first fit (default ``train_bars``); the neutral prior until then.
-    refit_every : int, default 0
-        Bars between walk-forward refits; 0 = never refit (after the first fit, or never when
-        ``model_path`` is given).
-    warm_start : bool, default True
-        Start refits from the previous model's parameters.
+    walk_forward : WalkForwardConfig
+        The regime model and its refit schedule, one mapping in YAML: features, the HMM's
+        hyperparameters (``n_states``, ``covariance_type``, ``temperature``, …), ``train_bars``,
+        ``min_train_bars``, ``refit_every`` and ``warm_start``; every field and default is
+        documented on :class:`~models.regime.walk_forward.WalkForwardConfig`. A window too short
+        for the model is an error when the config is loaded.
     model_path : str, optional
         A model saved by ``grodt regime fit`` to start with (used from the first bar after the
-        features' warm-up); must have the configured ``features``.
+        features' warm-up); must have the configured features.
     model_dir : str, optional
         Write every model the actor fits to ``<model_dir>/<instrument_id>/<version>.json``.
     publish_updates : bool, default True
@@ -96,21 +61,7 @@ class RegimeActorConfig(ActorConfig, frozen=True):
     """
 
     bar_types: list[BarType]
-    features: tuple[str, ...] = DEFAULT_FEATURES
-    n_states: PositiveInt = 3
-    covariance_type: str = "full"
-    min_covar: PositiveFloat = 1e-3
-    n_iter: PositiveInt = 100
-    tol: PositiveFloat = 1e-4
-    n_init: PositiveInt = 3
-    random_state: NonNegativeInt = 0
-    label_z: PositiveFloat = 3.0
-    transition_pseudocount: NonNegativeFloat = 1.0
-    temperature: PositiveFloat = 1.0
-    train_bars: PositiveInt = 1000
-    min_train_bars: PositiveInt | None = None
-    refit_every: NonNegativeInt = 0
-    warm_start: bool = True
+    walk_forward: WalkForwardConfig = msgspec.field(default_factory=WalkForwardConfig)
     model_path: str | None = None
     model_dir: str | None = None
     publish_updates: bool = True
@@ -125,32 +76,8 @@ class RegimeActorConfig(ActorConfig, frozen=True):
                 f"bar_types: one bar type per instrument (records are keyed by instrument); "
                 f"{duplicates} appear more than once",
             )
-        try:
-            self.walk_forward_config()
-        except GrodtError as e:
-            raise ValueError(str(e)) from None
         if self.model_path is not None and not Path(self.model_path).is_file():
             raise ValueError(f"model_path: {self.model_path} does not exist")
-
-    def walk_forward_config(self) -> WalkForwardConfig:
-        """The model and refit schedule as a :class:`WalkForwardConfig`."""
-        return WalkForwardConfig(
-            features=tuple(self.features),
-            n_states=self.n_states,
-            covariance_type=self.covariance_type,
-            min_covar=self.min_covar,
-            n_iter=self.n_iter,
-            tol=self.tol,
-            n_init=self.n_init,
-            random_state=self.random_state,
-            label_z=self.label_z,
-            transition_pseudocount=self.transition_pseudocount,
-            temperature=self.temperature,
-            train_bars=self.train_bars,
-            min_train_bars=self.min_train_bars,
-            refit_every=self.refit_every,
-            warm_start=self.warm_start,
-        )
 
 
 class RegimeActor(Actor):
@@ -158,7 +85,7 @@ class RegimeActor(Actor):
 
     def __init__(self, config: RegimeActorConfig) -> None:
         super().__init__(config)
-        self.walk_forward = config.walk_forward_config()
+        self.walk_forward = config.walk_forward
         self.filters: dict[BarType, WalkForwardRegime] = {}
         """The walk-forward filter of each bar type (models, fits and counters)."""
         self._data_types: dict[BarType, DataType] = {}

@@ -28,15 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from models.regime.features import DEFAULT_FEATURES  # noqa: E402
-from models.regime.features import FeatureExtractor  # noqa: E402
-from models.regime.hmm import GaussianRegimeHMM  # noqa: E402
-from models.regime.walk_forward import WalkForwardConfig  # noqa: E402
-from models.regime.walk_forward import WalkForwardRegime  # noqa: E402
+from models.regime.features import DEFAULT_FEATURES
+from models.regime.features import FeatureExtractor
+from models.regime.hmm import GaussianRegimeHMM
+from models.regime.walk_forward import WalkForwardConfig
+from models.regime.walk_forward import WalkForwardRegime
 
 
 def market(n: int, seed: int = 5) -> np.ndarray:
@@ -104,10 +100,8 @@ def engine_throughput(closes: np.ndarray, model_path: Path) -> dict[str, float]:
     from nautilus_trader.backtest.node import BacktestNode
 
     from grodt.nodes.backtest import build_run_config
+    from grodt.test_kit.regime import write_catalog
     from node_configs.schema import BacktestNodeSpec
-
-    sys.path.insert(0, str(REPO / "tests" / "regime"))
-    from regime_kit import write_catalog
 
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -124,9 +118,11 @@ def engine_throughput(closes: np.ndarray, model_path: Path) -> dict[str, float]:
                     **actor,
                     "config": {
                         **actor["config"],
-                        "train_bars": 3900,
-                        "min_train_bars": 1950,
-                        "refit_every": 390,
+                        "walk_forward": {
+                            "train_bars": 3900,
+                            "min_train_bars": 1950,
+                            "refit_every": 390,
+                        },
                     },
                 },
             ],

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from pydantic import ValidationError
 
 from grodt.core.errors import ConfigError
+from grodt.core.errors import GrodtError
 from node_configs.extensions import node_extensions
 from node_configs.schema import BacktestNodeSpec
 from node_configs.schema import ComponentSpec
@@ -135,7 +136,8 @@ def check_component(component: ComponentSpec, location: str, source: str) -> Non
         message, _, at = str(e).partition(" - at `$")
         field = at.rstrip("`")
         raise ConfigError(f"{source}: {location}.config{field}: {message}") from None
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, GrodtError) as e:
+        # GrodtError: a nested config's own validation (e.g. the regime actor's walk_forward).
         raise ConfigError(f"{source}: {location}.config: {e}") from None
 
 

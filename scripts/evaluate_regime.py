@@ -78,7 +78,7 @@ def walk_forward(catalog: Path, bar_type: str, component: Path) -> tuple[pd.Data
     frame, engine = run_walk_forward(
         bars.close,
         bars.ts_event,
-        config.walk_forward_config(),
+        config.walk_forward,
         on_warning=lambda _m: None,
         on_info=lambda _m: None,
     )

@@ -26,6 +26,10 @@ _MODEL_OPTIONS = (
     ("transition_pseudocount", "transition_pseudocount"),
     ("temperature", "temperature"),
 )
+"""CLI option → field of the ``walk_forward`` mapping of the regime actor config."""
+
+_SCHEDULE_FIELDS = frozenset({"train_bars", "min_train_bars", "refit_every"})
+"""Options of ``grodt regime infer`` that set the ``walk_forward`` refit schedule."""
 
 
 def _model_options(function: Any) -> Any:
@@ -104,14 +108,20 @@ def _actor_config(
         source = str(config_file)
         document = load_yaml_document(config_file)
         settings = dict(document.get("config", document))
+    walk_forward = dict(settings.get("walk_forward") or {})
     for option_name, field in _MODEL_OPTIONS:
         value = options.get(option_name)
         if value is None or value == ():
             continue
-        settings[field] = list(value) if isinstance(value, tuple) else value
+        walk_forward[field] = list(value) if isinstance(value, tuple) else value
     for field, value in (extra or {}).items():
-        if value is not None:
+        if value is None:
+            continue
+        if field in _SCHEDULE_FIELDS:
+            walk_forward[field] = value
+        else:
             settings[field] = value
+    settings["walk_forward"] = walk_forward
     if bar_type is None:
         configured = settings.get("bar_types") or []
         if len(configured) != 1:
@@ -130,7 +140,7 @@ def _actor_config(
         raise ConfigError(
             f"{prefix}{where}: {message}" if where else f"{prefix}{message}"
         ) from None
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, ConfigError) as e:
         raise ConfigError(f"{source}: {e}" if source else str(e)) from None
     return config, bar_type
 
@@ -199,7 +209,7 @@ def fit_command(
     from models.regime.features import parse_features
 
     config, bar_type = _actor_config(config_file, bar_type, options)
-    walk = config.walk_forward_config()
+    walk = config.walk_forward
     series = load_bars(_catalog(catalog), bar_type, start, end)
     features = FeatureExtractor(parse_features(walk.features)).transform(series.close)
     valid = np.isfinite(features).all(axis=1)
@@ -342,7 +352,7 @@ def infer_command(
     frame, engine = run_walk_forward(
         series.close,
         series.ts_event,
-        config.walk_forward_config(),
+        config.walk_forward,
         model=model,
         on_warning=warn,
         on_info=lambda _message: None,

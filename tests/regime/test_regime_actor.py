@@ -26,14 +26,14 @@ from node_configs.schema import ComponentSpec
 REPO = Path(__file__).resolve().parents[2]
 INSTRUMENT = "REG.TEST"
 BAR_TYPE = "REG.TEST-1-MINUTE-LAST-EXTERNAL"
-ACTOR = {
-    "bar_types": [BAR_TYPE],
+WALK_FORWARD = {
     "train_bars": 600,
     "min_train_bars": 400,
     "refit_every": 250,
     "n_init": 1,
     "n_iter": 50,
 }
+ACTOR = {"bar_types": [BAR_TYPE], "walk_forward": WALK_FORWARD}
 RECORDER = {
     "path": f"{RegimeRecorder.__module__}:RegimeRecorder",
     "config": {"instrument_id": INSTRUMENT, "bar_type": BAR_TYPE},
@@ -180,11 +180,20 @@ def test_component_files_load_with_the_actor_config():
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ({"train_bars": 100}, r"actors\[0\]\.config: train_bars: 100 is too few bars to fit"),
-        ({"features": ["log_return", "nope:3"]}, r"features\[1\]: unknown feature kind 'nope'"),
+        (
+            {"walk_forward": {**WALK_FORWARD, "train_bars": 100}},
+            r"actors\[0\]\.config: train_bars: 100 is too few bars to fit",
+        ),
+        (
+            {"walk_forward": {**WALK_FORWARD, "features": ["log_return", "nope:3"]}},
+            r"features\[1\]: unknown feature kind 'nope'",
+        ),
         ({"bar_types": [BAR_TYPE, BAR_TYPE]}, "one bar type per instrument"),
         ({"model_path": "/nonexistent/model.json"}, "model_path: /nonexistent/model.json does"),
-        ({"n_states": 0}, r"actors\[0\]\.config\.n_states: Expected `int` >= 1"),
+        (
+            {"walk_forward": {**WALK_FORWARD, "n_states": 0}},
+            r"actors\[0\]\.config: n_states: must be at least 2, was 0",
+        ),
     ],
 )
 def test_bad_actor_configs_fail_at_load_naming_the_field(override, message):

@@ -108,9 +108,11 @@ def test_settings_come_from_an_actor_component_file(regime_catalog, tmp_path):
                 "path": "actors.regime_actor:RegimeActor",
                 "config": {
                     "bar_types": [BAR_TYPE],
-                    "features": ["log_return", "realized_vol:10", "trend:30"],
-                    "n_states": 2,
-                    "n_init": 1,
+                    "walk_forward": {
+                        "features": ["log_return", "realized_vol:10", "trend:30"],
+                        "n_states": 2,
+                        "n_init": 1,
+                    },
                 },
             },
         ),
