@@ -19,24 +19,21 @@ Usage::
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from nautilus_trader.core.uuid import UUID4
+from nautilus_trader.execution.messages import SubmitOrder
+from nautilus_trader.execution.messages import SubmitOrderList
+from nautilus_trader.model.enums import OrderSide
+from nautilus_trader.model.objects import Price
+from nautilus_trader.model.objects import Quantity
+
+from risk_engine.sandbox import GateSandbox
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from nautilus_trader.core.uuid import UUID4  # noqa: E402
-from nautilus_trader.execution.messages import SubmitOrder  # noqa: E402
-from nautilus_trader.execution.messages import SubmitOrderList  # noqa: E402
-from nautilus_trader.model.enums import OrderSide  # noqa: E402
-from nautilus_trader.model.objects import Price  # noqa: E402
-from nautilus_trader.model.objects import Quantity  # noqa: E402
-
-from risk_engine.sandbox import GateSandbox  # noqa: E402
 
 ALL_LIMITS = {
     "limits": {

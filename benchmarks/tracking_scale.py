@@ -1,11 +1,11 @@
 """Tracking at scale: N concurrent processes logging metrics to PostgreSQL and to SQLite.
 
-Starts its own PostgreSQL server (``grodt.tracking.pgcluster``, durable commits: fsync and
+Starts its own PostgreSQL server (``grodt.test_kit.pgcluster``, durable commits: fsync and
 synchronous_commit on) and a fresh embedded SQLite store, then for each store and mode runs
 ``--writers`` processes, each logging ``--keys`` metrics per step at ``--steps-per-second`` for
 ``--duration`` seconds, and reads every run back to count lost metrics.
 
-Modes (see ``grodt.tracking.loadgen``):
+Modes (see ``grodt.test_kit.loadgen``):
 
 - ``stream``: grodt's MetricStream with one-transaction SQL commits (what TrainingRun uses);
 - ``stream-mlflow``: the same stream committing through MLflow's ``log_batch``;
@@ -25,16 +25,13 @@ import argparse
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from grodt.tracking.loadgen import MODES
-from grodt.tracking.loadgen import run_load
-from grodt.tracking.pgcluster import TemporaryPostgres
+from grodt.test_kit.loadgen import MODES
+from grodt.test_kit.loadgen import run_load
+from grodt.test_kit.pgcluster import TemporaryPostgres
 from grodt.tracking.store import TrackingStore
 
 

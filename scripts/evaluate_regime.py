@@ -38,12 +38,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from grodt.core.settings import get_settings
+
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from grodt.core.settings import get_settings  # noqa: E402
-
 COMPONENTS = REPO / "node_configs" / "components" / "actors"
 BACKTESTS = REPO / "node_configs" / "backtest"
 SYNTHETIC_COMPONENT = COMPONENTS / "regime_synthetic.yaml"

@@ -337,7 +337,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--regime", action="store_true", help="also the regime-actor configs")
     args = parser.parse_args(argv)
 
-    sys.path.insert(0, str(REPO))
     from grodt.core.errors import GrodtError
     from grodt.core.settings import get_settings
 

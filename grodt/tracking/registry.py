@@ -20,7 +20,6 @@ so every version points at the run, params and metrics that produced it; :func:`
 is the one-call shortcut.
 """
 
-import functools
 import json
 import logging
 import math
@@ -31,7 +30,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from datetime import datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 from typing import Literal
@@ -39,10 +37,8 @@ from typing import Literal
 from grodt.core.errors import ConfigError
 from grodt.core.errors import GrodtError
 from grodt.core.settings import get_settings
+from grodt.tracking.modeldir import load_model_dir
 from grodt.tracking.native import NativeMeta
-from grodt.tracking.native import load_native
-from grodt.tracking.native import native_dir_of
-from grodt.tracking.native import save_native
 from grodt.tracking.store import TrackingStore
 from grodt.tracking.store import open_client
 from grodt.tracking.store import probe
@@ -130,80 +126,6 @@ def parse_model_ref(ref: str) -> ModelRef:
             "(e.g. 'regime_hmm@champion')",
         )
     return ModelRef(match["name"], match["alias"], match["version"])
-
-
-_FIRST_PARTY = frozenset(
-    {"grodt", "models", "strategies", "actors", "risk_engine", "research", "catalogs"},
-)
-
-
-@functools.lru_cache(maxsize=1)
-def _packages_distributions() -> dict[str, list[str]]:
-    # Scans every installed distribution's file list: seconds, so once per process.
-    return dict(metadata.packages_distributions())
-
-
-def _distributions_of(module: str) -> list[str]:
-    top = module.split(".")[0]
-    if top in _FIRST_PARTY:
-        return ["grodt"]
-    try:
-        metadata.version(top)
-        return [top]
-    except metadata.PackageNotFoundError:
-        return list(_packages_distributions().get(top, []))
-
-
-def _requirements(model: Any) -> list[str]:
-    """pip requirements of a saved model: the model's own distribution plus the runtime."""
-    names = {"mlflow", "numpy", "pandas", "joblib"}
-    names.update(_distributions_of(type(model).__module__))
-    found = []
-    for name in sorted(names):
-        try:
-            found.append(f"{name}=={metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            continue
-    return found
-
-
-def save_model(
-    model: Any,
-    path: Path,
-    filename: str = "model",
-    predict_method: str | None = None,
-) -> NativeMeta:
-    """Save ``model`` as an MLflow pyfunc model directory at ``path`` (must not exist).
-
-    The native format is chosen by :func:`grodt.tracking.native.save_native`; ``filename`` is
-    the file name passed to the model's ``save`` (e.g. ``"regime.json"``).
-    """
-    import tempfile
-
-    path = Path(path)
-    if path.exists():
-        raise GrodtError(f"{path}: already exists; save_model writes a new directory")
-    with tempfile.TemporaryDirectory(prefix="grodt-native-") as tmp:
-        native = Path(tmp) / "native"
-        meta = save_native(model, native, filename=filename, predict_method=predict_method)
-        with quiet_mlflow():
-            import mlflow.pyfunc
-
-            from grodt.tracking import pyfunc_model
-
-            mlflow.pyfunc.save_model(
-                str(path),
-                python_model=str(Path(pyfunc_model.__file__)),
-                artifacts={"native": str(native)},
-                pip_requirements=_requirements(model),
-                metadata={k: v for k, v in meta.__dict__.items() if v is not None},
-            )
-    return meta
-
-
-def load_model_dir(path: Path) -> tuple[Any, NativeMeta]:
-    """Load the native model from a saved MLflow model directory (no store needed)."""
-    return load_native(native_dir_of(Path(path)))
 
 
 def _cache_root(cache_dir: Path | None) -> Path:

@@ -41,6 +41,7 @@ from grodt.tracking.bundle import write_bundle
 from grodt.tracking.flatten import flatten_metrics
 from grodt.tracking.flatten import flatten_params
 from grodt.tracking.flatten import sanitise_key
+from grodt.tracking.modeldir import save_model
 from grodt.tracking.provenance import current_user
 from grodt.tracking.provenance import git_state
 from grodt.tracking.store import TrackingStore
@@ -284,9 +285,7 @@ class TrainingRun:
     ) -> Path:
         """Save ``model`` into ``<run_dir>/models/<name>/`` and register it when the run is
         published (new version of ``name``, ``aliases`` moved to it). Returns the saved MLflow
-        model directory (loadable offline with :func:`grodt.tracking.registry.load_model`)."""
-        from grodt.tracking.registry import save_model
-
+        model directory (loadable offline with :func:`grodt.tracking.modeldir.load_model_dir`)."""
         target = self.run_dir / "models" / name
         if target.exists():
             shutil.rmtree(target)

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from regime_kit import regime_series
-from regime_kit import write_catalog
 
+from grodt.test_kit.regime import regime_series
+from grodt.test_kit.regime import write_catalog
 from models.regime.walk_forward import WalkForwardConfig
 
 INSTRUMENT = "REG.TEST"

@@ -16,8 +16,8 @@ from grodt.tracking.store import TrackingStore
 def pg_server() -> Iterator[object]:
     """A PostgreSQL server started by the suite (as the `postgres` user when run as root)."""
     from grodt.core.errors import GrodtError
-    from grodt.tracking.pgcluster import TemporaryPostgres
-    from grodt.tracking.pgcluster import find_pg_bin_dir
+    from grodt.test_kit.pgcluster import TemporaryPostgres
+    from grodt.test_kit.pgcluster import find_pg_bin_dir
 
     try:
         find_pg_bin_dir()

@@ -8,10 +8,10 @@ from click.testing import CliRunner
 from tracking_helpers import write_node_config
 
 from grodt.cli import main
+from grodt.test_kit.ports import free_port
 from grodt.tracking.bundle import TAG_BUNDLE_ID
 from grodt.tracking.bundle import TAG_SYNC_COMPLETE
 from grodt.tracking.bundle import read_bundle
-from grodt.tracking.pgcluster import free_port
 from grodt.tracking.provenance import catalog_fingerprint
 from grodt.tracking.store import TrackingStore
 from grodt.tracking.store import open_client

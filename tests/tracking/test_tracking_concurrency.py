@@ -7,9 +7,9 @@ import threading
 import pytest
 
 from grodt.core.errors import ConfigError
+from grodt.test_kit.loadgen import run_load
 from grodt.tracking.checkpoints import CheckpointManager
 from grodt.tracking.checkpoints import RetentionPolicy
-from grodt.tracking.loadgen import run_load
 from grodt.tracking.sqlmetrics import SqlMetricCommitter
 from grodt.tracking.store import ensure_experiment
 from grodt.tracking.store import open_client

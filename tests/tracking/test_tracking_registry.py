@@ -9,9 +9,9 @@ import pytest
 
 from grodt.core.errors import ConfigError
 from grodt.core.errors import GrodtError
+from grodt.test_kit.ports import free_port
 from grodt.tracking.bundle import read_bundle
 from grodt.tracking.bundle import read_series
-from grodt.tracking.pgcluster import free_port
 from grodt.tracking.registry import load_model
 from grodt.tracking.registry import parse_model_ref
 from grodt.tracking.registry import prune_model_versions
@@ -21,6 +21,7 @@ from grodt.tracking.registry import set_alias
 from grodt.tracking.store import TrackingStore
 from grodt.tracking.store import open_client
 from grodt.tracking.training import TrainingRun
+from models.regime.hmm import GaussianRegimeHMM
 
 
 @pytest.fixture(scope="module")
@@ -95,8 +96,7 @@ def test_lightgbm_booster_round_trip(runs_dir, shared_sqlite_store):
 
 
 def test_grodt_regime_model_round_trip_uses_its_own_format(runs_dir, shared_sqlite_store, features):
-    hmm = pytest.importorskip("models.regime.hmm")
-    model = hmm.GaussianRegimeHMM(
+    model = GaussianRegimeHMM(
         features=("log_return", "realized_vol:20"),
         n_init=1,
         n_iter=30,

@@ -51,7 +51,7 @@ def test_redaction_leaves_passwordless_uris_alone():
 
 
 def test_unreachable_postgres_is_detected_quickly():
-    from grodt.tracking.pgcluster import free_port
+    from grodt.test_kit.ports import free_port
 
     store = resolve_store(f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/mlflow")
     started = time.monotonic()

@@ -31,7 +31,7 @@ from grodt.reports.tearsheet import RunData
 from grodt.reports.tearsheet import build_sections
 from grodt.reports.tearsheet import monthly_returns
 from grodt.reports.tearsheet import rolling_sharpe
-from grodt.tracking.pgcluster import free_port
+from grodt.test_kit.ports import free_port
 from grodt.tracking.store import ensure_experiment
 from grodt.tracking.store import open_client
 from grodt.tracking.store import resolve_store

@@ -16,7 +16,6 @@ import contextlib
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -24,6 +23,9 @@ from pathlib import Path
 from types import TracebackType
 
 from grodt.core.errors import GrodtError
+from grodt.test_kit.ports import free_port
+
+__all__ = ["TemporaryPostgres", "find_pg_bin_dir"]
 
 _BIN_CANDIDATES = ("/usr/lib/postgresql", "/usr/local/pgsql/bin", "/opt/homebrew/bin")
 
@@ -58,13 +60,6 @@ def find_pg_bin_dir() -> Path:
         "PostgreSQL server binaries (initdb, pg_ctl) not found: install PostgreSQL or set "
         "GRODT_PG_BIN to their directory",
     )
-
-
-def free_port() -> int:
-    """An unused loopback TCP port."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class TemporaryPostgres:

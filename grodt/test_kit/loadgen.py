@@ -35,6 +35,8 @@ from grodt.tracking.store import quiet_mlflow
 Mode = Literal["stream", "stream-mlflow", "mlflow-async", "sync"]
 MODES: tuple[Mode, ...] = ("stream", "stream-mlflow", "mlflow-async", "sync")
 
+__all__ = ["MODES", "LoadResult", "Mode", "WriterResult", "run_load"]
+
 
 @dataclass
 class WriterResult:
