@@ -105,7 +105,9 @@ def test_mirror_trading_state_is_kept_as_an_option(harness):
 
 def test_default_component_does_not_mirror_the_trading_state():
     components = Path(__file__).resolve().parents[2] / "node_configs" / "components" / "risk"
-    for path in sorted(components.glob("*.yaml")):
+    paths = sorted(components.glob("*.yaml"))
+    assert paths, f"no risk components under {components}"
+    for path in paths:
         config = parse_risk_config(load_yaml_document(path))
         assert config.kill_switch.mirror_trading_state is False, path.name
 

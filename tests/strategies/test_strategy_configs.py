@@ -25,6 +25,11 @@ COMPONENTS = REPO / "node_configs" / "components" / "strategies"
 RULE_CONFIGS = sorted(p for p in BACKTEST.glob("*.yaml") if re.match(r"(s[123]|rules)_", p.name))
 
 
+def test_rule_configs_are_found():
+    """The test below runs once per rule config: finding none must fail, not skip."""
+    assert RULE_CONFIGS, f"no s1_/s2_/s3_/rules_*.yaml under {BACKTEST}"
+
+
 @pytest.mark.parametrize("path", RULE_CONFIGS, ids=lambda p: p.stem)
 def test_rule_configs_load_with_unique_ids_and_per_strategy_venues(path):
     spec = load_backtest_config(path)
