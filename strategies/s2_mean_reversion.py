@@ -97,13 +97,13 @@ class S2MeanReversion(RegimeAwareStrategy):
             "sigma": self.bands.upper - self.bands.middle,
         }
 
-    def on_bar(self, bar: Bar) -> None:
+    def pre_bar(self, bar: Bar) -> None:
+        # The bands include this bar's close, like the VWAP registered for the bars.
         close = bar.close.as_double()
         self.bands.update_raw(close, close, close)
         sigma = self.bands.upper - self.bands.middle
         vwap = self.vwap.value
         self.deviation = (close - vwap) / sigma if sigma > 0.0 else 0.0
-        super().on_bar(bar)
 
     def on_reset(self) -> None:
         super().on_reset()

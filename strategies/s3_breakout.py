@@ -125,10 +125,10 @@ class S3Breakout(RegimeAwareStrategy):
             "volume_ratio": self.volume_ratio,
         }
 
-    def on_bar(self, bar: Bar) -> None:
+    def pre_bar(self, bar: Bar) -> None:
+        # Before post_bar feeds this bar's volume: the ratio is over the prior bars' mean.
         average = self.volume_average.value if self.volume_average.initialized else 0.0
         self.volume_ratio = bar.volume.as_double() / average if average > 0.0 else 0.0
-        super().on_bar(bar)
 
     def post_bar(self, bar: Bar) -> None:
         self.volume_average.update_raw(bar.volume.as_double())

@@ -45,7 +45,7 @@ from grodt.core.records import DecisionRecord
 from grodt.core.topics import KILL_SWITCH_TOPIC
 from grodt.core.topics import TARGET_EXPOSURE_TOPIC
 from grodt.core.topics import Topics
-from strategies.base import TargetExposure
+from strategies.decisions import TargetExposure
 
 INSTRUMENT_ID = InstrumentId.from_str("TEST.SIM")
 MINUTE_BARS = BarType.from_str("TEST.SIM-1-MINUTE-LAST-EXTERNAL")

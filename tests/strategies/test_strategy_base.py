@@ -692,3 +692,39 @@ def test_exits_larger_than_the_bar_liquidity_close_the_whole_position(exit_bar, 
     # The other child was cancelled once the position was closed.
     children = [o for o in result.orders(strategy) if trace_id_from_tags(o.tags) == entry.trace_id]
     assert all(o.is_closed for o in children)
+
+
+# -- the researcher's boundary ---------------------------------------------------------------------
+
+
+def test_a_subclass_may_not_override_the_framework_handlers():
+    with pytest.raises(TypeError, match=r"overrides on_bar, on_order_filled .*pre_bar"):
+
+        class Sneaky(S1VwapEmaScalper):
+            def on_bar(self, bar) -> None:
+                super().on_bar(bar)
+
+            def on_order_filled(self, event) -> None:
+                super().on_order_filled(event)
+
+
+def test_pre_bar_sees_every_bar_before_the_decision_and_post_bar_after():
+    seen: list[tuple[str, int]] = []
+
+    class Traced(S1VwapEmaScalper):
+        def pre_bar(self, bar) -> None:
+            seen.append(("pre", bar.ts_event))
+
+        def entry_signal(self, bar):
+            seen.append(("entry", bar.ts_event))
+            return super().entry_signal(bar)
+
+        def post_bar(self, bar) -> None:
+            seen.append(("post", bar.ts_event))
+            super().post_bar(bar)
+
+    strategy = Traced(s1().config)
+    bars = make_bars([*UPTREND, PULLBACK])
+    run([strategy], bars)
+    assert [kind for kind, ts in seen if ts == bars[0].ts_event] == ["pre", "post"]  # warm-up
+    assert [kind for kind, ts in seen if ts == bars[ENTRY].ts_event] == ["pre", "entry", "post"]
