@@ -4,7 +4,7 @@ regime updates, order, fill and position events — without slowing the engine.
 The actor subscribes to the forensics topics (``grodt.forensics.*``, see
 :class:`grodt.core.topics.Topics`; records are routed to their stream by class) and to
 ``events.order.*`` / ``events.position.*``. Its handlers only hand the message to a bounded queue
-(:class:`grodt.forensics.pipeline.ForensicsPipeline`); a background thread converts, serialises
+(:class:`actors.forensics.pipeline.ForensicsPipeline`); a background thread converts, serialises
 and delivers to Kafka (idempotent producer, keyed by strategy/instrument) or, without Kafka, to
 Parquet in the run directory. A full queue or a broker outage spills to an append-only file that
 is replayed in order; nothing is dropped.
@@ -41,6 +41,17 @@ from nautilus_trader.model.events import PositionEvent
 from nautilus_trader.model.identifiers import ClientOrderId
 from nautilus_trader.model.identifiers import PositionId
 
+from actors.forensics.config import TopicNames
+from actors.forensics.config import resolve_sink
+from actors.forensics.convert import nautilus_to_wire
+from actors.forensics.encoder import VALIDATION_MODES
+from actors.forensics.pipeline import ForensicsPipeline
+from actors.forensics.pipeline import new_session_id
+from actors.forensics.sinks import KafkaSink
+from actors.forensics.sinks import ParquetSink
+from actors.forensics.sinks import Sink
+from actors.forensics.sinks import resolve_client_config
+from actors.forensics.stats import PipelineStats
 from grodt.core.records import AllocationRecord
 from grodt.core.records import DecisionRecord
 from grodt.core.records import OrderEventRecord
@@ -49,17 +60,6 @@ from grodt.core.records import RegimeUpdateRecord
 from grodt.core.records import RiskVerdictRecord
 from grodt.core.records import trace_id_from_tags
 from grodt.core.topics import Topics
-from grodt.forensics.config import TopicNames
-from grodt.forensics.config import resolve_sink
-from grodt.forensics.convert import nautilus_to_wire
-from grodt.forensics.pipeline import VALIDATION_MODES
-from grodt.forensics.pipeline import ForensicsPipeline
-from grodt.forensics.pipeline import PipelineStats
-from grodt.forensics.pipeline import new_session_id
-from grodt.forensics.sinks import KafkaSink
-from grodt.forensics.sinks import ParquetSink
-from grodt.forensics.sinks import Sink
-from grodt.forensics.sinks import resolve_client_config
 
 _TERMINAL_EVENTS = (OrderCanceled, OrderExpired, OrderRejected, OrderDenied)
 _CLOSED_ORDERS_KEPT = 10_000
@@ -97,7 +97,7 @@ class ForensicsBridgeConfig(ActorConfig, frozen=True):
     validation : {"all", "sampled", "off"}, default "sampled"
         Validate records against their contract on the worker thread: all, the first 100 per
         (component, record type) and one in 100 after, or none (see
-        :class:`grodt.forensics.pipeline.ForensicsPipeline`).
+        :class:`actors.forensics.pipeline.ForensicsPipeline`).
     queue_size : int, default 65_536
         In-memory records before the engine spills to disk.
     flush_timeout_s : float, default 30.0

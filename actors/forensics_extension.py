@@ -12,11 +12,11 @@ from typing import Any
 from nautilus_trader.common.config import ImportableActorConfig
 from nautilus_trader.system.kernel import NautilusKernel
 
+from actors.forensics.config import ForensicsSection
+from actors.forensics.config import bridge_config
+from actors.forensics.config import parse_section
 from actors.forensics_bridge import ForensicsBridge
 from grodt.core.errors import GrodtError
-from grodt.forensics.config import ForensicsSection
-from grodt.forensics.config import bridge_config
-from grodt.forensics.config import parse_section
 from node_configs.schema import NodeSpec
 
 BRIDGE_COMPONENT_ID = "ForensicsBridge"

@@ -40,17 +40,17 @@ from nautilus_trader.model.objects import Money  # noqa: E402
 from nautilus_trader.test_kit.stubs.events import TestEventStubs  # noqa: E402
 from nautilus_trader.test_kit.stubs.execution import TestExecStubs  # noqa: E402
 
+from actors.forensics.config import TopicNames  # noqa: E402
+from actors.forensics.convert import nautilus_to_wire  # noqa: E402
+from actors.forensics.pipeline import ForensicsPipeline  # noqa: E402
+from actors.forensics.sinks import KafkaSink  # noqa: E402
+from actors.forensics.sinks import ParquetSink  # noqa: E402
 from actors.forensics_bridge import ForensicsBridge  # noqa: E402
 from actors.forensics_bridge import ForensicsBridgeConfig  # noqa: E402
-from grodt.core.messages import Topics  # noqa: E402
 from grodt.core.records import DecisionRecord  # noqa: E402
 from grodt.core.records import IntendedOrder  # noqa: E402
 from grodt.core.records import Signal  # noqa: E402
-from grodt.forensics.config import TopicNames  # noqa: E402
-from grodt.forensics.convert import nautilus_to_wire  # noqa: E402
-from grodt.forensics.pipeline import ForensicsPipeline  # noqa: E402
-from grodt.forensics.sinks import KafkaSink  # noqa: E402
-from grodt.forensics.sinks import ParquetSink  # noqa: E402
+from grodt.core.topics import Topics  # noqa: E402
 from grodt.nodes.backtest import run_backtest  # noqa: E402
 from node_configs.schema import BacktestNodeSpec  # noqa: E402
 

@@ -84,7 +84,7 @@ def format_record(stored: Any) -> str:
 
 def _topics(streams: Iterable[str]) -> list[str]:
     """Stream aliases (``decisions``, ``orders``, ...) → default topic names; others verbatim."""
-    from grodt.forensics.config import TopicNames
+    from actors.forensics.config import TopicNames
 
     defaults = TopicNames().model_dump()
     chosen = [defaults.get(s, s) for s in streams]

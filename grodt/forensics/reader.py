@@ -15,15 +15,15 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.dataset as ds
 
+from actors.forensics.codec import HEADER_SEQ
+from actors.forensics.codec import HEADER_SESSION
+from actors.forensics.codec import header_value
+from actors.forensics.config import TopicNames
+from actors.forensics.spill import read_spill_dir
 from grodt.core.errors import GrodtError
 from grodt.core.records import RecordBase
 from grodt.core.records import RecordDecodeError
 from grodt.core.records import record_from_json
-from grodt.forensics.codec import HEADER_SEQ
-from grodt.forensics.codec import HEADER_SESSION
-from grodt.forensics.codec import header_value
-from grodt.forensics.config import TopicNames
-from grodt.forensics.spill import read_spill_dir
 
 DEFAULT_TOPICS: tuple[str, ...] = tuple(TopicNames().model_dump().values())
 

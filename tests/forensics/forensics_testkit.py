@@ -39,6 +39,9 @@ from nautilus_trader.persistence.catalog import ParquetDataCatalog
 from nautilus_trader.persistence.wranglers import BarDataWrangler
 from nautilus_trader.trading.strategy import Strategy
 
+from actors.forensics.codec import HEADER_SEQ
+from actors.forensics.codec import HEADER_SESSION
+from actors.forensics.codec import header_value
 from grodt.core.records import AllocationRecord
 from grodt.core.records import DecisionRecord
 from grodt.core.records import IntendedOrder
@@ -49,9 +52,6 @@ from grodt.core.records import make_trace_id
 from grodt.core.records import record_from_json
 from grodt.core.records import trace_tag
 from grodt.core.topics import Topics
-from grodt.forensics.codec import HEADER_SEQ
-from grodt.forensics.codec import HEADER_SESSION
-from grodt.forensics.codec import header_value
 
 INSTRUMENT = "TEST.SIM"
 BAR_TYPE = "TEST.SIM-1-MINUTE-LAST-EXTERNAL"

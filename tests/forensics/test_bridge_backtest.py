@@ -22,19 +22,19 @@ from forensics_testkit import traced_cross
 from nautilus_trader.model.events import OrderEvent
 from nautilus_trader.model.events import OrderInitialized
 
+from actors.forensics.config import TopicNames
+from actors.forensics.convert import encode_order_event
+from actors.forensics.convert import encode_position_event
+from actors.forensics.convert import order_event_record
+from actors.forensics.convert import position_event_record
+from actors.forensics.pipeline import ForensicsPipeline
+from actors.forensics.pipeline import active_pipelines
 from grodt.core.records import DecisionRecord
 from grodt.core.records import OrderEventRecord
 from grodt.core.records import PositionEventRecord
 from grodt.core.records import record_to_json
 from grodt.core.records import trace_id_from_tags
 from grodt.core.settings import get_settings
-from grodt.forensics.config import TopicNames
-from grodt.forensics.convert import encode_order_event
-from grodt.forensics.convert import encode_position_event
-from grodt.forensics.convert import order_event_record
-from grodt.forensics.convert import position_event_record
-from grodt.forensics.pipeline import ForensicsPipeline
-from grodt.forensics.pipeline import active_pipelines
 from grodt.forensics.reader import read_run
 from grodt.forensics.trace import build_traces
 from grodt.nodes.backtest import run_backtest

@@ -8,11 +8,11 @@ from nautilus_trader.backtest.engine import BacktestEngineConfig
 from nautilus_trader.common.config import LoggingConfig
 from test_records import EXAMPLES
 
+from actors.forensics.config import TopicNames
 from actors.forensics_bridge import ForensicsBridge
 from actors.forensics_bridge import ForensicsBridgeConfig
 from grodt.core.records import record_to_json
 from grodt.core.topics import Topics
-from grodt.forensics.config import TopicNames
 from grodt.forensics.reader import read_run
 
 

@@ -8,12 +8,12 @@ from click.testing import CliRunner
 from forensics_testkit import TansuBroker
 from forensics_testkit import risk_gate_available
 
+from actors.forensics.config import TopicNames
+from actors.forensics.pipeline import ForensicsPipeline
+from actors.forensics.sinks import KafkaSink
 from grodt.cli import main
 from grodt.core.records import DecisionRecord
-from grodt.forensics.config import TopicNames
-from grodt.forensics.pipeline import ForensicsPipeline
 from grodt.forensics.reader import read_run
-from grodt.forensics.sinks import KafkaSink
 
 
 def invoke(*args: str) -> tuple[int, str, str]:

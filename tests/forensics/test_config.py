@@ -5,13 +5,13 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from actors.forensics.config import parse_section
+from actors.forensics.config import resolve_sink
+from actors.forensics.sinks import resolve_client_config
 from actors.forensics_bridge import ForensicsBridgeConfig
 from actors.forensics_extension import create_extension
 from grodt.core.errors import ConfigError
 from grodt.core.settings import get_settings
-from grodt.forensics.config import parse_section
-from grodt.forensics.config import resolve_sink
-from grodt.forensics.sinks import resolve_client_config
 from node_configs.loader import load_backtest_config
 from node_configs.schema import NodeSpec
 

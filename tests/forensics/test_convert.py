@@ -11,13 +11,13 @@ from nautilus_trader.model.position import Position
 from nautilus_trader.test_kit.stubs.events import TestEventStubs
 from nautilus_trader.test_kit.stubs.execution import TestExecStubs
 
+from actors.forensics.convert import encode_order_event
+from actors.forensics.convert import encode_position_event
+from actors.forensics.convert import order_event_record
+from actors.forensics.convert import position_event_record
 from grodt.core.records import record_from_json
 from grodt.core.records import record_to_json
 from grodt.core.records import trace_tag
-from grodt.forensics.convert import encode_order_event
-from grodt.forensics.convert import encode_position_event
-from grodt.forensics.convert import order_event_record
-from grodt.forensics.convert import position_event_record
 
 TRACE = "S-001:1:1"
 

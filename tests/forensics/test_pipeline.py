@@ -13,14 +13,14 @@ import numpy as np
 from forensics_testkit import TansuBroker
 from forensics_testkit import consume_all
 
+from actors.forensics.config import TopicNames
+from actors.forensics.pipeline import ForensicsPipeline
+from actors.forensics.sinks import KafkaSink
+from actors.forensics.sinks import ParquetSink
 from grodt.core.records import DecisionRecord
 from grodt.core.records import Signal
 from grodt.core.records import record_to_json
-from grodt.forensics.config import TopicNames
-from grodt.forensics.pipeline import ForensicsPipeline
 from grodt.forensics.reader import read_run
-from grodt.forensics.sinks import KafkaSink
-from grodt.forensics.sinks import ParquetSink
 
 TOPICS = list(TopicNames().model_dump().values())
 DECISIONS = TopicNames().decisions

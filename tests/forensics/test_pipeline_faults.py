@@ -23,13 +23,13 @@ from test_pipeline import decision
 from test_pipeline import kafka_pipeline
 from test_pipeline import parquet_pipeline
 
+from actors.forensics.codec import Envelope
+from actors.forensics.pipeline import ForensicsPipeline
+from actors.forensics.sinks import KafkaSink
+from actors.forensics.sinks import ParquetSink
+from actors.forensics.spill import read_spill_dir
 from grodt.core.records import DecisionRecord
-from grodt.forensics.codec import Envelope
-from grodt.forensics.pipeline import ForensicsPipeline
 from grodt.forensics.reader import read_run
-from grodt.forensics.sinks import KafkaSink
-from grodt.forensics.sinks import ParquetSink
-from grodt.forensics.spill import read_spill_dir
 
 
 class ListLog:
@@ -276,8 +276,8 @@ def test_a_full_disk_during_an_outage_keeps_the_records(tansu: Path, tmp_path: P
     pipeline = kafka_pipeline(broker.bootstrap, spill, log=log)
     gate = gate_open(pipeline.sink)
     pipeline.start()
-    assert pipeline._outbox is not None
-    outbox = pipeline._outbox
+    assert pipeline.outbox.spill is not None
+    outbox = pipeline.outbox.spill
     original = outbox.append
     state = {"calls": 0, "full": True}
 
@@ -331,7 +331,7 @@ def test_close_keeps_its_deadline_while_the_worker_waits_on_a_reconnect(tmp_path
     stats = pipeline.close(1.0)
     elapsed = time.monotonic() - started
     assert elapsed < 8.0
-    assert pipeline._thread is not None and not pipeline._thread.is_alive()
+    assert pipeline.worker.thread is not None and not pipeline.worker.is_alive()
     assert stats.undelivered == 10
     assert sorted(e.seq for e in read_spill_dir(spill / "outbox")) == list(range(1, 11))
 
@@ -375,7 +375,7 @@ def test_close_never_spills_from_the_engine_thread_while_the_worker_runs(tmp_pat
         assert "10 queued" in errors[0] and "10 in flight" in errors[0], errors[0]
     finally:
         sink.release.set()
-    assert pipeline._stopped.wait(10.0)
+    assert pipeline.worker.wait_stopped(10.0)
     # The worker, once free, kept everything.
     assert sorted(e.seq for e in read_spill_dir(spill / "outbox")) == list(range(1, 21))
 
@@ -389,8 +389,8 @@ def test_the_engine_does_not_wait_while_the_worker_reads_the_overflow(tmp_path: 
     pipeline.start()
     for i in range(500):
         pipeline.offer(DECISIONS, decision(i))
-    assert pipeline._overflow is not None
-    overflow = pipeline._overflow
+    assert pipeline.ingress.overflow is not None
+    overflow = pipeline.ingress.overflow
     original = overflow.read
     reading = threading.Event()
 

@@ -2,11 +2,11 @@
 
 from pathlib import Path
 
-from grodt.forensics.codec import Envelope
-from grodt.forensics.codec import envelope_from_line
-from grodt.forensics.codec import envelope_to_line
-from grodt.forensics.spill import SpillLog
-from grodt.forensics.spill import read_spill_dir
+from actors.forensics.codec import Envelope
+from actors.forensics.codec import envelope_from_line
+from actors.forensics.codec import envelope_to_line
+from actors.forensics.spill import SpillLog
+from actors.forensics.spill import read_spill_dir
 
 SESSION = "1704209160000000000-0a1b2c3d"
 
