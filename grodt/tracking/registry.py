@@ -1,19 +1,22 @@
-"""The model registry: register trained models, name them in node configs, load them back.
+"""The model registry: register trained models, refer to them by name, load them back.
 
-A node config names a model as ``name@alias`` (``regime_hmm@champion``), ``name/version``
-(``regime_hmm/7``) or plain ``name`` (its latest version). Components resolve it once, at start::
+A model is named as ``name@alias`` (``regime_hmm@champion``), ``name/version``
+(``regime_hmm/7``) or plain ``name`` (its latest version), and resolved once::
 
     from grodt.tracking.registry import load_model
 
-    loaded = load_model(self.config.model)          # "regime_hmm@champion"
-    self.model = loaded.model                       # the native object, e.g. GaussianRegimeHMM
-    self.model_version = loaded.tag                 # "regime_hmm/7" for forensics records
+    loaded = load_model("regime_hmm@champion")
+    model = loaded.model                            # the native object, e.g. GaussianRegimeHMM
+    model_version = loaded.tag                      # "regime_hmm/7" for forensics records
+
+(No shipped component config takes such a reference yet; the regime actor loads a model file.)
 
 Resolution pins an alias to a concrete version (``models:/regime_hmm/7``) so what ran is
 recorded exactly. Downloaded models are cached under ``<runs_dir>/model_cache/<name>/<version>``
-(versions are immutable); the last resolution of each alias is remembered there too, so a node
-that restarts while the tracking store is down still loads the model it last resolved, with a
-warning naming the version (``offline_fallback=False`` makes that an error).
+(versions are immutable); the last resolution of each alias is remembered there too, so a process
+that starts while the tracking store is down still loads the model it last resolved, with a
+warning naming the version (``offline_fallback=False`` makes that an error). Model directories
+are written and read by :mod:`grodt.tracking.modeldir`.
 
 Registration goes through a run (:meth:`grodt.tracking.training.TrainingRun.register_model`),
 so every version points at the run, params and metrics that produced it; :func:`register_model`

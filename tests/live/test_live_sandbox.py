@@ -1,6 +1,5 @@
 """The sandbox venue inside the paper node: matching engines, synchronous venue events."""
 
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -77,18 +76,11 @@ def _node(minute_catalog, tmp_path: Path) -> LiveNode:
 
 def test_synchronous_venue_events_are_a_flag_not_a_re_registration(minute_catalog, tmp_path):
     """One router holds the ExecEngine.process endpoint; a synchronous section (every bar, every
-    command) only flips its counter (re-registering cost ~6 µs per swap, four per section)."""
+    command) only flips its counter (re-registering cost ~6 µs per swap, four per section; the
+    cost per section is a figure of benchmarks/live_latency.py)."""
     node = _node(minute_catalog, tmp_path)
     try:
         sandbox = node.sandboxes[0]
-        best = float("inf")
-        for _ in range(5):
-            started = time.perf_counter()
-            for _ in range(2_000):
-                with sandbox._synchronous_events():
-                    pass
-            best = min(best, (time.perf_counter() - started) / 2_000)
-        assert best < 2e-6, f"{best * 1e6:.2f} µs per synchronous section"
         from grodt.nodes.sandbox import SynchronousEvents
 
         router = sandbox._synchronous_events()

@@ -136,6 +136,7 @@ def test_forensics_updates_on_refits_and_label_changes_only(actor_run):
 def test_fitted_models_are_saved_with_their_versions(actor_run):
     _, actors, model_dir = actor_run
     saved = sorted(p.stem for p in (model_dir / INSTRUMENT).glob("*.json"))
+    assert saved, f"no fitted model saved under {model_dir / INSTRUMENT}"
     assert saved == sorted(
         {f.version for f in actors[0].filters[actors[0].config.bar_types[0]].fits}
     )

@@ -34,7 +34,8 @@ def test_concurrent_writers_lose_no_metric(backend, pg_store, shared_sqlite_stor
     assert result.errors == []
     assert result.logged >= 8 * 5 * 40  # every writer ran (≥ 2/3 of the nominal steps)
     assert result.lost == 0 and result.stored == result.logged
-    assert result.caller_p95_ms < 5.0  # the training loop never waits on the database
+    # Caller-side latency (the training loop never waits on the database) is a figure of
+    # benchmarks/tracking_scale.py, not asserted here.
 
 
 def test_direct_commits_read_back_like_mlflow_writes(pg_store):
