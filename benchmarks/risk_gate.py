@@ -121,11 +121,11 @@ def gate_cost(positions: int, open_orders: int, orders: int) -> dict:
         results: dict[str, dict] = {}
         for label, make in (("market", single), ("bracket", bracket)):
             commands = [make(k) for k in range(orders)]
-            gate.gate_ns.clear()
+            gate.cost.gate_ns.clear()
             for command in commands:
                 gate._execute(command, noop)
                 gate._pending.clear()  # keep the state fixed: nothing reaches the venue
-            own = [ns / 1000 for ns in list(gate.gate_ns)[orders // 10 :]]
+            own = [ns / 1000 for ns in list(gate.cost.gate_ns)[orders // 10 :]]
             results[label] = {
                 "mean_us": statistics.fmean(own),
                 "p50_us": _percentile(own, 50),

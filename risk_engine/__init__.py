@@ -6,6 +6,8 @@ Public API:
 - :func:`risk_engine.extension.create_extension` — the ``risk:`` node-config section as a node
   extension (``actors()``, ``install(kernel)``, ``finish(kernel)``);
 - :class:`risk_engine.gate.PortfolioRiskGate` — the gate itself (``install`` / ``uninstall``);
+- :func:`risk_engine.evaluation.evaluate` — the verdict, a pure function of snapshot, limits, order;
+- :class:`risk_engine.kill_switch.KillSwitch` — the kernel's one kill switch (``join`` / ``leave``);
 - :func:`risk_engine.config.parse_risk_config` — validate a ``risk:`` section;
 - :class:`risk_engine.hrp.HierarchicalRiskParity` — textbook / riskfolio HRP and HERC weights;
 - :class:`risk_engine.hrp_actor.HrpTargetActor` — rolling targets published to the gate;

@@ -23,6 +23,7 @@ from node_configs.schema import NodeSpec
 from risk_engine.config import RiskConfig
 from risk_engine.config import parse_risk_config
 from risk_engine.gate import PortfolioRiskGate
+from risk_engine.verdict_recorder import VERDICT_COLUMNS
 
 ACTOR_PATH = "risk_engine.hrp_actor:HrpTargetActor"
 ACTOR_CONFIG_PATH = "risk_engine.hrp_actor:HrpTargetActorConfig"
@@ -120,13 +121,12 @@ class RiskExtension:
 
     def install(self, kernel: Any) -> None:
         self.gate = PortfolioRiskGate(self.config)
+        self.gate.install(kernel)
         if self.run_dir is not None and self.config.write_verdicts:
             self.verdicts_csv = VerdictCsv(
-                Path(self.run_dir) / "risk_verdicts.csv",
-                self.gate.VERDICT_COLUMNS,
+                Path(self.run_dir) / "risk_verdicts.csv", VERDICT_COLUMNS
             )
             self.gate.stream_verdicts(self.verdicts_csv.write)
-        self.gate.install(kernel)
 
     def finish(self, kernel: Any) -> dict[str, Any]:
         if self.gate is None:

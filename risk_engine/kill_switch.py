@@ -1,34 +1,70 @@
-"""Kill switch state: daily loss and drawdown triggers, operator halts, resets.
+"""The kill switch: one per kernel, it owns the ``ExecEngine.execute`` endpoint.
 
-Pure state (no engine): the gate feeds it equity observations and operator messages and asks
-whether it is halted. While halted, only risk-reducing orders pass the gate.
+Sources halt and reset it; the switch keeps the halts and guards the step after every risk
+check. Sources:
 
-- ``daily_loss``: equity ≤ (1 − limit) × equity at the start of the trading day (the last equity
-  seen before the day boundary, in ``kill_switch.timezone`` at ``kill_switch.day_start``).
-- ``max_drawdown``: equity ≤ (1 − limit) × high-water mark.
-- any other component: a ``{"action": "halt", "source": ...}`` message on
-  :data:`grodt.core.topics.KILL_SWITCH_TOPIC` (the operator's kill file and command use source
-  ``"operator"``).
+- any component, through :data:`grodt.core.topics.KILL_SWITCH_TOPIC`: a message
+  ``{"action": "halt" | "reset", "reason": str, "source": str}`` (the live node's kill file and
+  ``grodt live kill`` use source ``"operator"``, its flatten-on-stop ``"node"``);
+- the risk gate's loss triggers (:mod:`risk_engine.loss_halts`), which :meth:`KillSwitch.trip`
+  and :meth:`KillSwitch.rearm` under their own codes (``max_drawdown``, ``daily_loss``) and
+  announce it on the topic (strategies listen there and stop entering).
 
-Halts are kept per source, like the live node's kill switch (``grodt.nodes.operations``), so both
-read one state from one topic: a ``reset`` from a source clears that source's halt; a reset from
-the operator clears every halt, this gate's own included, and re-bases the high-water mark and
-the day's start equity at the current equity (otherwise the drawdown switch would trip again at
-once). A halt caused only by the daily loss re-arms by itself at the next trading day when
-``auto_reset_daily_loss`` is set.
+Halts are kept per code: an external source's code is its name (``operator``) or
+``source:<name>``. A reset from a source clears that source's halt; the operator's reset clears
+every halt (listeners re-base their marks).
+
+While any halt is active the switch guards ``ExecEngine.execute``: a submission passes only if it
+reduces the submitting strategy's own position (reduce-only orders, or the opposite side for at
+most the open quantity; a list is judged by its first order, a bracket's entry). Others get
+``OrderDenied`` with the halts as reason. Cancels and modifications always pass, so flattening
+works while halted. Submissions a listener revoked after approving them (:meth:`revoke`: a live
+engine queues commands between the risk gate and the venue) are dropped there as well.
+
+Nautilus' ``TradingState.REDUCING`` is instrument-net-wide (a BUY is denied while the instrument is
+net long across all strategies): with S0 long 2000 and S1 short 100, S1's reduce-only BUY would
+be denied. So the switch moves the risk engine between ``ACTIVE`` and ``REDUCING`` only when a
+member asks for it (``mirror_trading_state``), and only undoes a ``REDUCING`` it set itself.
+
+Whoever needs the switch joins it (:meth:`KillSwitch.join`): the first creates and installs it,
+later ones find it through an endpoint on the same bus; the last to leave gives the endpoint
+back.
 """
 
 import datetime as dt
-import zoneinfo
+from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
-from dataclasses import field
+from typing import Any
 
-from risk_engine.config import KillSwitchConfig
+from nautilus_trader.core.uuid import UUID4
+from nautilus_trader.execution.messages import SubmitOrder
+from nautilus_trader.execution.messages import SubmitOrderList
+from nautilus_trader.model.enums import OrderSide
+from nautilus_trader.model.enums import TradingState
+from nautilus_trader.model.enums import trading_state_to_str
+from nautilus_trader.model.events import OrderDenied
+from nautilus_trader.model.identifiers import ClientOrderId
+from nautilus_trader.model.orders import Order
 
-_NS = 1_000_000_000
+from grodt.core.errors import GrodtError
+from grodt.core.topics import KILL_SWITCH_TOPIC
+
+__all__ = [
+    "EXEC_ENDPOINT",
+    "JOIN_ENDPOINT",
+    "OPERATOR",
+    "KillSwitch",
+    "KillSwitchEvent",
+    "source_code",
+]
+
+EXEC_ENDPOINT = "ExecEngine.execute"
+JOIN_ENDPOINT = "grodt.KillSwitch.join"
+"""Where an installed switch hands itself to a callable (how later members find it)."""
 OPERATOR = "operator"
 """Source of the operator's kill file and command; its reset clears every halt."""
-OWN_CODES = ("max_drawdown", "daily_loss")
+_NS = 1_000_000_000
 
 
 def source_code(source: str) -> str:
@@ -38,173 +74,328 @@ def source_code(source: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class KillSwitchEvent:
-    """A halt or reset, for logs and the run summary."""
+    """A halt or reset as the switch applied it (listeners get each one).
 
-    ts_ns: int
-    action: str
-    reason_code: str
-    reason: str
-    source: str
-    equity: float
-
-
-@dataclass
-class KillSwitch:
-    """Halt state and the equity marks the automatic triggers compare against.
-
-    Parameters
+    Attributes
     ----------
-    config : KillSwitchConfig
-        Day boundary and reset behaviour.
-    daily_loss, max_drawdown : float | None
-        Trigger levels as fractions of equity (None = off).
+    action : str
+        ``halt`` or ``reset``.
+    code : str
+        The halt's code (``max_drawdown``, ``operator``, ``source:node``; ``all`` for the
+        operator's reset).
+    reason : str
+        Why, as the source gave it.
+    source : str
+        Who.
+    ts_ns : int
+        When the source observed it, UNIX ns (−1: a message from the bus, no time given).
+    equity : float
+        The equity the source observed (NaN: not given).
     """
 
-    config: KillSwitchConfig
-    daily_loss: float | None
-    max_drawdown: float | None
-    reasons: dict[str, str] = field(default_factory=dict)
-    high_water: float | None = None
-    day_start_equity: float | None = None
-    last_equity: float | None = None
-    events: list[KillSwitchEvent] = field(default_factory=list)
-    _next_boundary_ns: int = -1
+    action: str
+    code: str
+    reason: str
+    source: str
+    ts_ns: int = -1
+    equity: float = float("nan")
 
-    def __post_init__(self) -> None:
-        self._zone = zoneinfo.ZoneInfo(self.config.timezone)
-        self._start = self.config.day_start_time()
+
+@dataclass(frozen=True, slots=True)
+class _Halt:
+    source: str
+    reason: str
+
+
+class KillSwitch:
+    """Halt state of one kernel and the guard at its ``ExecEngine.execute``.
+
+    Construct through :meth:`join`. Parameters are the kernel's parts.
+    """
+
+    def __init__(self, msgbus: Any, cache: Any, clock: Any, logger: Any, risk_engine: Any) -> None:
+        self._msgbus = msgbus
+        self._cache = cache
+        self._clock = clock
+        self._log = logger
+        self._risk = risk_engine
+        self._halts: dict[str, _Halt] = {}
+        self.history: list[dict[str, Any]] = []
+        self.denied = 0
+        self.mirror_trading_state = False
+        self.labels: dict[str, str] = {}
+        """What sources want shown with the state (the kill file's path)."""
+        self._listeners: list[Callable[[KillSwitchEvent], None]] = []
+        self._revoked: set[ClientOrderId] = set()
+        self._members = 0
+        self._exec_execute: Callable[[Any], None] | None = None
+        self._echo: dict[str, str] | None = None
+        self._we_set_reducing = False
+
+    # -- membership -----------------------------------------------------------------------------
+
+    @classmethod
+    def join(
+        cls,
+        kernel: Any,
+        mirror_trading_state: bool = False,
+    ) -> "KillSwitch":
+        """The kernel's switch (installed by the first member); every member :meth:`leave` s.
+
+        ``mirror_trading_state``: this member wants Nautilus' trading state to follow the halts.
+        """
+        msgbus = kernel.msgbus
+        if JOIN_ENDPOINT in msgbus.endpoints():
+            found: list[KillSwitch] = []
+            msgbus.send(JOIN_ENDPOINT, found.append)
+            switch = found[0]
+        else:
+            switch = cls(msgbus, kernel.cache, kernel.clock, kernel.logger, kernel.risk_engine)
+            switch._install(kernel.exec_engine.execute)
+        switch._members += 1
+        switch.mirror_trading_state = switch.mirror_trading_state or mirror_trading_state
+        return switch
+
+    def listen(self, listener: Callable[[KillSwitchEvent], None]) -> None:
+        """Call ``listener`` with every halt and reset this switch applies (after announcing it)."""
+        self._listeners.append(listener)
+
+    def leave(self, listener: Callable[[KillSwitchEvent], None] | None = None) -> None:
+        """Give back one membership (and stop calling ``listener``); the last one gives the
+        endpoint back and stops listening to the topic."""
+        if listener is not None and listener in self._listeners:
+            self._listeners.remove(listener)
+        if self._members == 0:
+            return
+        self._members -= 1
+        if self._members == 0:
+            self._uninstall()
+
+    def _install(self, exec_execute: Callable[[Any], None]) -> None:
+        msgbus = self._msgbus
+        try:
+            msgbus.deregister(EXEC_ENDPOINT, exec_execute)
+        except ValueError as e:
+            raise GrodtError(
+                f"cannot install the kill switch: the handler at {EXEC_ENDPOINT!r} is not the "
+                f"execution engine's (another component replaced it?): {e}",
+            ) from None
+        msgbus.register(EXEC_ENDPOINT, self._guard_execute)
+        self._exec_execute = exec_execute
+        msgbus.register(JOIN_ENDPOINT, self._hand_over)
+        msgbus.subscribe(KILL_SWITCH_TOPIC, self.on_message)
+
+    def _uninstall(self) -> None:
+        msgbus = self._msgbus
+        msgbus.unsubscribe(KILL_SWITCH_TOPIC, self.on_message)
+        msgbus.deregister(JOIN_ENDPOINT, self._hand_over)
+        if self._exec_execute is not None:
+            msgbus.deregister(EXEC_ENDPOINT, self._guard_execute)
+            msgbus.register(EXEC_ENDPOINT, self._exec_execute)
+            self._exec_execute = None
+
+    def _hand_over(self, receive: Callable[["KillSwitch"], None]) -> None:
+        receive(self)
+
+    # -- state ----------------------------------------------------------------------------------
 
     @property
     def halted(self) -> bool:
-        return bool(self.reasons)
+        return bool(self._halts)
+
+    @property
+    def reasons(self) -> dict[str, str]:
+        """Active halts by code."""
+        return {code: halt.reason for code, halt in self._halts.items()}
+
+    @property
+    def halts(self) -> dict[str, str]:
+        """Active halts by source, each with the reason its source announced."""
+        return {
+            halt.source: halt.reason
+            if code == source_code(halt.source)
+            else f"{code}: {halt.reason}"
+            for code, halt in self._halts.items()
+        }
 
     def describe(self) -> str:
-        return "; ".join(f"{code}: {text}" for code, text in self.reasons.items())
+        """The active halts, ``code: reason; ...``."""
+        return "; ".join(f"{code}: {halt.reason}" for code, halt in self._halts.items())
 
-    def _boundary_after(self, ts_ns: int) -> int:
-        """The first day boundary strictly after ``ts_ns``."""
-        local = dt.datetime.fromtimestamp(ts_ns / _NS, tz=self._zone)
-        candidate = local.replace(
-            hour=self._start.hour,
-            minute=self._start.minute,
-            second=0,
-            microsecond=0,
+    def state(self) -> dict[str, Any]:
+        """For the health line and the run summary."""
+        return {
+            "halted": self.halted,
+            "halts": self.halts,
+            "denied": self.denied,
+            "trading_state": trading_state_to_str(self._risk.trading_state),
+            "mirror_trading_state": self.mirror_trading_state,
+            **self.labels,
+        }
+
+    # -- sources --------------------------------------------------------------------------------
+
+    def halt(self, reason: str, source: str = OPERATOR) -> None:
+        """Announce a halt on the topic; this switch applies it as it reaches the bus."""
+        self._msgbus.publish(
+            KILL_SWITCH_TOPIC, {"action": "halt", "reason": reason, "source": source}
         )
-        if candidate.timestamp() * _NS <= ts_ns:
-            candidate = (candidate + dt.timedelta(days=1)).replace(
-                hour=self._start.hour,
-                minute=self._start.minute,
+
+    def reset(self, reason: str, source: str = OPERATOR) -> None:
+        """Announce a reset on the topic."""
+        self._msgbus.publish(
+            KILL_SWITCH_TOPIC,
+            {"action": "reset", "reason": reason, "source": source},
+        )
+
+    def trip(self, code: str, reason: str, source: str, ts_ns: int, equity: float) -> None:
+        """Halt under a code the caller owns (a loss trigger); announced as ``code: reason``."""
+        self._halts[code] = _Halt(source, reason)
+        self._apply(
+            KillSwitchEvent("halt", code, reason, source, ts_ns, equity),
+            {"action": "halt", "reason": f"{code}: {reason}", "source": source},
+        )
+
+    def rearm(self, code: str, reason: str, source: str, ts_ns: int, equity: float) -> None:
+        """Clear a halt the caller tripped (a new trading day), and announce it."""
+        self._halts.pop(code, None)
+        self._apply(
+            KillSwitchEvent("reset", code, reason, source, ts_ns, equity),
+            {"action": "reset", "reason": reason, "source": source},
+        )
+
+    def on_message(self, message: Any) -> None:
+        """A halt or reset from the topic."""
+        if message is self._echo:
+            return  # our own announcement
+        if not isinstance(message, Mapping) or message.get("action") not in ("halt", "reset"):
+            self._log.error(
+                f"Ignored kill-switch message {message!r}: expected a mapping with action "
+                "'halt' or 'reset'",
             )
-        return int(candidate.timestamp()) * _NS
+            return
+        source = str(message.get("source") or OPERATOR)
+        reason = str(message.get("reason") or "")
+        code = source_code(source)
+        if message["action"] == "halt":
+            self._halts[code] = _Halt(source, reason or "operator request")
+            event = KillSwitchEvent("halt", code, reason or "operator request", source)
+        elif source == OPERATOR:
+            self._halts.clear()
+            event = KillSwitchEvent("reset", "all", reason, source)
+        else:
+            self._halts.pop(code, None)
+            event = KillSwitchEvent("reset", code, reason, source)
+        self._apply(event, None, message)
 
-    def observe(self, equity: float, ts_ns: int) -> list[KillSwitchEvent]:
-        """Feed one equity observation; returns the halts (and daily re-arms) it caused."""
-        caused: list[KillSwitchEvent] = []
-        if self._next_boundary_ns < 0:
-            self._next_boundary_ns = self._boundary_after(ts_ns)
-            self.day_start_equity = equity
-        elif ts_ns >= self._next_boundary_ns:
-            self._next_boundary_ns = self._boundary_after(ts_ns)
-            # The day opens at the last equity of the previous day.
-            self.day_start_equity = self.last_equity if self.last_equity is not None else equity
-            if (
-                self.config.auto_reset_daily_loss
-                and "daily_loss" in self.reasons
-                and len(self.reasons) == 1
-            ):
-                del self.reasons["daily_loss"]
-                caused.append(self._event(ts_ns, "reset", "daily_loss", "new trading day", equity))
-        self.last_equity = equity
-        if self.high_water is None or equity > self.high_water:
-            self.high_water = equity
-        if self.max_drawdown is not None and "max_drawdown" not in self.reasons:
-            floor = self.high_water * (1.0 - self.max_drawdown)
-            if equity <= floor:
-                drawdown = 1.0 - equity / self.high_water
-                caused.append(
-                    self.halt(
-                        ts_ns,
-                        "max_drawdown",
-                        f"drawdown {drawdown:.2%} from high-water mark {self.high_water:,.2f} "
-                        f"reached the limit {self.max_drawdown:.2%}",
-                        "RiskGate",
-                        equity,
-                    ),
-                )
-        if (
-            self.daily_loss is not None
-            and "daily_loss" not in self.reasons
-            and self.day_start_equity is not None
-            and self.day_start_equity > 0.0
-        ):
-            floor = self.day_start_equity * (1.0 - self.daily_loss)
-            if equity <= floor:
-                loss = 1.0 - equity / self.day_start_equity
-                caused.append(
-                    self.halt(
-                        ts_ns,
-                        "daily_loss",
-                        f"daily loss {loss:.2%} from {self.day_start_equity:,.2f} reached the "
-                        f"limit {self.daily_loss:.2%}",
-                        "RiskGate",
-                        equity,
-                    ),
-                )
-        return caused
-
-    def halt(
+    def _apply(
         self,
-        ts_ns: int,
-        code: str,
-        reason: str,
-        source: str,
-        equity: float | None,
-    ) -> KillSwitchEvent:
-        self.reasons[code] = reason
-        return self._event(ts_ns, "halt", code, reason, equity, source)
-
-    def external_halt(
-        self,
-        ts_ns: int,
-        reason: str,
-        source: str,
-        equity: float | None,
-    ) -> KillSwitchEvent:
-        """A halt published by another component (the operator, the live node)."""
-        return self.halt(ts_ns, source_code(source), reason, source, equity)
-
-    def reset(self, ts_ns: int, reason: str, source: str, equity: float | None) -> KillSwitchEvent:
-        """Clear ``source``'s halt; the operator's reset clears all and re-bases the marks."""
-        if source != OPERATOR:
-            self.reasons.pop(source_code(source), None)
-            return self._event(ts_ns, "reset", source_code(source), reason, equity, source)
-        self.reasons.clear()
-        if equity is not None:
-            self.high_water = equity
-            self.day_start_equity = equity
-            self.last_equity = equity
-        return self._event(ts_ns, "reset", "all", reason, equity, source)
-
-    def own_halt(self) -> bool:
-        """Whether one of this switch's own triggers (drawdown, daily loss) holds a halt."""
-        return any(code in self.reasons for code in OWN_CODES)
-
-    def _event(
-        self,
-        ts_ns: int,
-        action: str,
-        code: str,
-        reason: str,
-        equity: float | None,
-        source: str = "RiskGate",
-    ) -> KillSwitchEvent:
-        event = KillSwitchEvent(
-            ts_ns=ts_ns,
-            action=action,
-            reason_code=code,
-            reason=reason,
-            source=source,
-            equity=float("nan") if equity is None else equity,
+        event: KillSwitchEvent,
+        announce: dict[str, str] | None,
+        received: Mapping[str, Any] | None = None,
+    ) -> None:
+        message = announce if announce is not None else received or {}
+        now = self._clock.timestamp_ns()
+        self.history.append(
+            {
+                "ts": dt.datetime.fromtimestamp(now / _NS, tz=dt.UTC).isoformat(timespec="seconds"),
+                "action": event.action,
+                "source": event.source,
+                "reason": str(message.get("reason") or ""),
+            },
         )
-        self.events.append(event)
-        return event
+        if event.action == "halt":
+            self._log.warning(
+                f"KILL SWITCH HALT ({event.code}, from {event.source}): {event.reason}. Only "
+                "orders reducing the submitting strategy's position pass until reset.",
+            )
+        else:
+            self._log.warning(
+                f"Kill switch reset ({event.code}, from {event.source}): {event.reason}",
+            )
+        if announce is not None:
+            self._echo = announce
+            try:
+                self._msgbus.publish(KILL_SWITCH_TOPIC, announce)
+            finally:
+                self._echo = None
+        for listener in list(self._listeners):
+            listener(event)
+        self._mirror()
+
+    def _mirror(self) -> None:
+        if not self.mirror_trading_state:
+            return
+        # Never override HALTED set by someone else; only move between ACTIVE and REDUCING.
+        state = self._risk.trading_state
+        if self._halts and state == TradingState.ACTIVE:
+            self._risk.set_trading_state(TradingState.REDUCING)
+            self._we_set_reducing = True
+        elif not self._halts and state == TradingState.REDUCING and self._we_set_reducing:
+            self._risk.set_trading_state(TradingState.ACTIVE)
+            self._we_set_reducing = False
+
+    # -- guard ----------------------------------------------------------------------------------
+
+    def revoke(self, client_order_id: ClientOrderId) -> None:
+        """Drop the submission of an order approved earlier (its denial is the caller's)."""
+        self._revoked.add(client_order_id)
+
+    def _guard_execute(self, command: Any) -> None:
+        if isinstance(command, SubmitOrder | SubmitOrderList):
+            if isinstance(command, SubmitOrder):
+                orders = [command.order]
+            else:
+                orders = list(command.order_list.orders)
+            revoked = self._revoked
+            if revoked:
+                ids = [order.client_order_id for order in orders]
+                if any(i in revoked for i in ids):
+                    revoked.difference_update(ids)
+                    self._log.warning(
+                        f"Dropped the submission of {', '.join(map(str, ids))}: revoked by the "
+                        "kill switch after approval",
+                    )
+                    return
+            if self._halts and not self.reduces(orders, command.position_id):
+                reason = "kill switch: " + "; ".join(
+                    f"{source}: {why}" for source, why in self.halts.items()
+                )
+                for order in orders:
+                    self._deny(order, reason)
+                return
+        assert self._exec_execute is not None
+        self._exec_execute(command)
+
+    def reduces(self, orders: list[Order], position_id: Any = None) -> bool:
+        """Whether a submission only reduces its strategy's position (its first order decides)."""
+        if all(order.is_reduce_only for order in orders):
+            return True
+        entry = orders[0]
+        cache = self._cache
+        if position_id is not None:
+            position = cache.position(position_id)
+            held = float(position.signed_qty) if position is not None and position.is_open else 0.0
+        else:
+            held = sum(
+                float(p.signed_qty)
+                for p in cache.positions_open(
+                    instrument_id=entry.instrument_id,
+                    strategy_id=entry.strategy_id,
+                )
+            )
+        signed = float(entry.quantity) * (1.0 if entry.side == OrderSide.BUY else -1.0)
+        return held != 0.0 and (held > 0) != (signed > 0) and abs(signed) <= abs(held) + 1e-12
+
+    def _deny(self, order: Order, reason: str) -> None:
+        self.denied += 1
+        event = OrderDenied(
+            trader_id=order.trader_id,
+            strategy_id=order.strategy_id,
+            instrument_id=order.instrument_id,
+            client_order_id=order.client_order_id,
+            reason=reason,
+            event_id=UUID4(),
+            ts_init=self._clock.timestamp_ns(),
+        )
+        self._msgbus.send("ExecEngine.process", event)

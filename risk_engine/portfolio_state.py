@@ -256,6 +256,11 @@ class PortfolioView:
         # multiplier × FX for instruments quoted in the risk currency (fixed).
         self._factors: dict[InstrumentId, float] = {}
 
+    @property
+    def cache(self) -> Cache:
+        """The cache this view reads."""
+        return self._cache
+
     # -- static data -------------------------------------------------------------------------
 
     def info(self, instrument_id: InstrumentId) -> InstrumentInfo | None:

@@ -1,30 +1,15 @@
-"""Live operations: kill switch (file, command, bus topic), periodic health line, node files.
+"""Live operations: the operator's kill file (a kill-switch source), health line, node files.
 
 Kill switch
 -----------
-One message contract, :data:`grodt.core.topics.KILL_SWITCH_TOPIC`, carries every halt and reset:
-``{"action": "halt" | "reset", "reason": str, "source": str}``. The operator's kill file and
-``grodt live kill`` publish on it (source ``"operator"``); the portfolio risk gate listens to it and
-publishes its own halts (drawdown, daily loss) on it; the node's flatten-on-stop halts with source
-``"node"``. :class:`KillSwitch` listens as well, so the switch also works in a node without the
-gate:
-
-- halts are kept per source; a reset from a source clears that source's halt; an operator reset
-  clears all of them;
-- while any halt is active, the switch guards the ``ExecEngine.execute`` endpoint (the step after
-  every risk check, the gate's included): a submission passes only if it reduces the submitting
-  strategy's own position (reduce-only orders, or the opposite side for at most the open
-  quantity; a bracket list is judged by its entry). Others get ``OrderDenied`` with the halt's
-  reason. Cancels and modifications always pass, so flattening works while halted.
-
-Positions can always be reduced, per strategy. Nautilus' own ``TradingState.REDUCING`` is not
-that: it is instrument-net-wide (a BUY is denied while the *instrument* is net long across all
-strategies, a SELL while net short) and lets an order from a flat position through. With several
-strategies on one instrument (S0 long 2000, S1 short 100), S1's reduce-only BUY that closes its own
-short would be denied. So the switch does not touch the risk engine's trading state unless
-``operations.kill_switch.mirror_trading_state`` is set (then ``REDUCING`` while halted, ``ACTIVE``
-again when no halt is left, only if this switch set ``REDUCING``). The health line and
-``grodt live status`` show the halt either way.
+The kernel has one kill switch, :class:`risk_engine.kill_switch.KillSwitch`: it keeps the halts
+of every source and guards ``ExecEngine.execute`` while any is active (only submissions that
+reduce the submitting strategy's own position pass). Every halt and reset travels on
+:data:`grodt.core.topics.KILL_SWITCH_TOPIC` as ``{"action": "halt" | "reset", "reason": str,
+"source": str}``. The live node joins the switch and adds its sources: the operator's kill file
+and ``grodt live kill`` (source ``"operator"``, :class:`KillFile`) and its flatten-on-stop
+(source ``"node"``); the portfolio risk gate, when configured, joins the same switch with its
+drawdown and daily-loss halts.
 
 The kill file is level-triggered: while it exists the node is halted, deleting it resumes. A node
 started while the file exists starts halted, so a halt survives restarts.
@@ -41,217 +26,62 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from nautilus_trader.core.uuid import UUID4
-from nautilus_trader.execution.messages import SubmitOrder
-from nautilus_trader.execution.messages import SubmitOrderList
-from nautilus_trader.model.enums import OrderSide
-from nautilus_trader.model.enums import TradingState
 from nautilus_trader.model.enums import trading_state_to_str
-from nautilus_trader.model.events import OrderDenied
 from nautilus_trader.model.identifiers import Venue
-from nautilus_trader.model.orders import Order
 
 from grodt.core.errors import GrodtError
-from grodt.core.topics import KILL_SWITCH_TOPIC
+from risk_engine.kill_switch import OPERATOR
+from risk_engine.kill_switch import KillSwitch
 
 NODE_FILE = "node.json"
 """Written into the run directory of a running live node: pid, kill file, start time."""
 DEFAULT_KILL_FILE = "KILL"
-OPERATOR = "operator"
-EXEC_ENDPOINT = "ExecEngine.execute"
 
 
 def utc_now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-# -- Kill switch --------------------------------------------------------------------------------
+# -- Kill file ----------------------------------------------------------------------------------
 
 
-class KillSwitch:
-    """Halts new risk on a live node; see the module docstring for the coordination rules.
+class KillFile:
+    """The operator's kill file as a source of the kernel's kill switch.
 
     Parameters
     ----------
-    kernel : NautilusKernel
-        The node's kernel (message bus, risk engine, logger).
-    kill_file : Path
-        The operator's kill file.
+    switch : KillSwitch
+        The kernel's switch (its state shows the file's path).
+    path : Path
+        The kill file.
     poll_seconds : float
-        How often the file is checked.
-    mirror_trading_state : bool, default False
-        Also set Nautilus' risk engine to ``REDUCING`` while halted (instrument-net-wide: it can
-        deny a strategy's own closing order; see the module docstring).
+        How often :meth:`watch` checks the file.
+    logger
+        Where a failing check is reported.
     """
 
-    def __init__(
-        self,
-        kernel: Any,
-        kill_file: Path,
-        poll_seconds: float = 1.0,
-        mirror_trading_state: bool = False,
-    ) -> None:
-        self._kernel = kernel
-        self._msgbus = kernel.msgbus
-        self._risk = kernel.risk_engine
-        self._log = kernel.logger
-        self.kill_file = Path(kill_file)
+    def __init__(self, switch: KillSwitch, path: Path, poll_seconds: float, logger: Any) -> None:
+        self.switch = switch
+        self.path = Path(path)
         self.poll_seconds = poll_seconds
-        self.mirror_trading_state = mirror_trading_state
-        self.halts: dict[str, str] = {}
-        self.history: list[dict[str, Any]] = []
-        self._file_present = False
-        self._we_set_reducing = False
-        self._exec_execute = kernel.exec_engine.execute
-        self._guarding = False
-        self.denied = 0
+        self._log = logger
+        self._present = False
+        switch.labels["kill_file"] = str(self.path)
 
-    # -- bus ------------------------------------------------------------------------------------
-
-    def attach(self) -> None:
-        """Listen on the kill-switch topic and guard the execution endpoint."""
-        self._msgbus.subscribe(KILL_SWITCH_TOPIC, self.on_message)
-        self._msgbus.deregister(EXEC_ENDPOINT, self._exec_execute)
-        self._msgbus.register(EXEC_ENDPOINT, self._guard_execute)
-        self._guarding = True
-
-    def detach(self) -> None:
-        if self._msgbus.is_subscribed(KILL_SWITCH_TOPIC, self.on_message):
-            self._msgbus.unsubscribe(KILL_SWITCH_TOPIC, self.on_message)
-        if self._guarding:
-            self._msgbus.deregister(EXEC_ENDPOINT, self._guard_execute)
-            self._msgbus.register(EXEC_ENDPOINT, self._exec_execute)
-            self._guarding = False
-
-    # -- guard ----------------------------------------------------------------------------------
-
-    def _guard_execute(self, command: Any) -> None:
-        if self.halts and isinstance(command, SubmitOrder | SubmitOrderList):
-            if isinstance(command, SubmitOrder):
-                orders = [command.order]
-            else:
-                orders = list(command.order_list.orders)
-            if not self.reduces(orders, command.position_id):
-                reason = "kill switch: " + "; ".join(
-                    f"{source}: {why}" for source, why in self.halts.items()
-                )
-                for order in orders:
-                    self._deny(order, reason)
-                return
-        self._exec_execute(command)
-
-    def reduces(self, orders: list[Order], position_id: Any = None) -> bool:
-        """Whether a submission only reduces its strategy's position (entry order decides)."""
-        if all(order.is_reduce_only for order in orders):
-            return True
-        entry = orders[0]
-        cache = self._kernel.cache
-        if position_id is not None:
-            position = cache.position(position_id)
-            held = float(position.signed_qty) if position is not None and position.is_open else 0.0
-        else:
-            held = sum(
-                float(p.signed_qty)
-                for p in cache.positions_open(
-                    instrument_id=entry.instrument_id,
-                    strategy_id=entry.strategy_id,
-                )
-            )
-        signed = float(entry.quantity) * (1.0 if entry.side == OrderSide.BUY else -1.0)
-        return held != 0.0 and (held > 0) != (signed > 0) and abs(signed) <= abs(held) + 1e-12
-
-    def _deny(self, order: Order, reason: str) -> None:
-        self.denied += 1
-        event = OrderDenied(
-            trader_id=order.trader_id,
-            strategy_id=order.strategy_id,
-            instrument_id=order.instrument_id,
-            client_order_id=order.client_order_id,
-            reason=reason,
-            event_id=UUID4(),
-            ts_init=self._kernel.clock.timestamp_ns(),
-        )
-        self._msgbus.send("ExecEngine.process", event)
-
-    def halt(self, reason: str, source: str = OPERATOR) -> None:
-        """Publish a halt (everyone listening, this switch included, reacts)."""
-        self._msgbus.publish(
-            KILL_SWITCH_TOPIC,
-            {"action": "halt", "reason": reason, "source": source},
-        )
-
-    def reset(self, reason: str, source: str = OPERATOR) -> None:
-        """Publish a reset."""
-        self._msgbus.publish(
-            KILL_SWITCH_TOPIC,
-            {"action": "reset", "reason": reason, "source": source},
-        )
-
-    def on_message(self, message: Any) -> None:
-        if not isinstance(message, dict) or message.get("action") not in ("halt", "reset"):
-            self._log.error(f"Malformed kill-switch message ignored: {message!r}")
-            return
-        action = message["action"]
-        source = str(message.get("source") or "unknown")
-        reason = str(message.get("reason") or "")
-        self.history.append(
-            {"ts": utc_now_iso(), "action": action, "source": source, "reason": reason},
-        )
-        if action == "halt":
-            self.halts[source] = reason
-            self._log.warning(
-                f"KILL SWITCH halt from {source}: {reason} (orders reducing the submitting "
-                "strategy's position only)",
-            )
-        elif source == OPERATOR:
-            self.halts.clear()
-            self._log.warning(f"KILL SWITCH reset by operator: {reason}")
-        else:
-            self.halts.pop(source, None)
-            self._log.warning(f"KILL SWITCH reset from {source}: {reason}")
-        self._apply()
-
-    def _apply(self) -> None:
-        if not self.mirror_trading_state:
-            return
-        state = self._risk.trading_state
-        if self.halts and state == TradingState.ACTIVE:
-            self._risk.set_trading_state(TradingState.REDUCING)
-            self._we_set_reducing = True
-        elif not self.halts and state == TradingState.REDUCING and self._we_set_reducing:
-            self._risk.set_trading_state(TradingState.ACTIVE)
-            self._we_set_reducing = False
-
-    @property
-    def halted(self) -> bool:
-        return bool(self.halts)
-
-    def state(self) -> dict[str, Any]:
-        return {
-            "halted": self.halted,
-            "halts": dict(self.halts),
-            "denied": self.denied,
-            "trading_state": trading_state_to_str(self._risk.trading_state),
-            "mirror_trading_state": self.mirror_trading_state,
-            "kill_file": str(self.kill_file),
-        }
-
-    # -- file -----------------------------------------------------------------------------------
-
-    def check_file(self) -> None:
-        """Apply the kill file's presence (level-triggered)."""
-        present = self.kill_file.exists()
-        if present and not self._file_present:
-            self._file_present = True
-            self.halt(read_kill_reason(self.kill_file), OPERATOR)
-        elif not present and self._file_present:
-            self._file_present = False
-            self.reset(f"kill file {self.kill_file} removed", OPERATOR)
+    def check(self) -> None:
+        """Apply the file's presence (level-triggered): a halt while it exists."""
+        present = self.path.exists()
+        if present and not self._present:
+            self._present = True
+            self.switch.halt(read_kill_reason(self.path), OPERATOR)
+        elif not present and self._present:
+            self._present = False
+            self.switch.reset(f"kill file {self.path} removed", OPERATOR)
 
     async def watch(self) -> None:
         while True:
             try:
-                self.check_file()
+                self.check()
             except Exception as e:  # the switch must keep watching whatever the file holds
                 self._log.exception("Kill-file check failed", e)
             await asyncio.sleep(self.poll_seconds)

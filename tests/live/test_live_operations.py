@@ -116,6 +116,7 @@ def test_operator_kill_switch_reaches_the_portfolio_risk_gate(minute_catalog, tm
     try:
         kernel = node.node.kernel
         gate = next(e for e in node.extensions if e.name == "risk").gate
+        assert gate.kill_switch is node.kill_switch  # one switch per kernel, two members
         node.kill_switch.halt("fat finger", "operator")
         assert gate.kill_switch.halted and node.kill_switch.halted
         node.kill_switch.reset("checked", "operator")

@@ -359,7 +359,7 @@ def test_drawdown_halt_needs_an_operator_reset(harness):
     assert gate.kill_switch.halted  # only the operator's reset clears another source's halt
     bus.publish(KILL_SWITCH_TOPIC, {"action": "reset", "reason": "ok", "source": "operator"})
     assert not gate.kill_switch.halted
-    assert gate.kill_switch.high_water == pytest.approx(harness.equity())
+    assert gate.triggers.high_water == pytest.approx(harness.equity())
     assert harness.market("BBB", "BUY", 10).status == OrderStatus.SUBMITTED
 
 
@@ -438,7 +438,7 @@ def test_gate_fails_closed_on_an_internal_error(harness, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(gate.limits, "check", broken)
+    monkeypatch.setattr(gate.limits.checks, "check", broken)
     order = harness.market("AAA", "BUY", 10)
     assert order.status == OrderStatus.DENIED
     assert "gate_error" in harness.strategies[0].denied[-1].reason

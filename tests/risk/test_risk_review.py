@@ -22,7 +22,8 @@ from risk_kit import OFF
 from risk_kit import RiskHarness
 from risk_kit import limits
 
-import risk_engine.gate as gate_module
+import risk_engine.gate_cost as gate_cost
+import risk_engine.verdict_recorder as verdict_recorder
 from grodt.core.topics import KILL_SWITCH_TOPIC
 from node_configs.loader import load_yaml_document
 from risk_engine.audit import audit_frames
@@ -198,7 +199,7 @@ def test_gate_error_on_a_modify_sends_modify_rejected(harness, monkeypatch):
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(gate.limits, "check", broken)
+    monkeypatch.setattr(gate.limits.checks, "check", broken)
     strategy = harness.strategies[0]
     strategy.modify_order(order, quantity=Quantity.from_int(2000))
     assert order.status == OrderStatus.ACCEPTED  # not left PENDING_UPDATE
@@ -278,9 +279,9 @@ def test_audit_classes_a_breach_from_a_reducing_fill_as_reducing():
 
 
 def test_verdicts_stream_to_the_csv_with_a_bounded_memory_window(harness, tmp_path, monkeypatch):
-    monkeypatch.setattr(gate_module, "MAX_KEPT", 3)
-    monkeypatch.setattr(gate_module, "MAX_TIMINGS", 4, raising=False)
-    monkeypatch.setattr(gate_module, "VERDICT_FLUSH_ROWS", 2, raising=False)
+    monkeypatch.setattr(verdict_recorder, "MAX_KEPT", 3)
+    monkeypatch.setattr(gate_cost, "MAX_TIMINGS", 4)
+    monkeypatch.setattr(verdict_recorder, "VERDICT_FLUSH_ROWS", 2)
     config = parse_risk_config(limits(max_weight=0.25))
     extension = RiskExtension(config, [], tmp_path)
     extension.install(harness.engine.kernel)
@@ -290,7 +291,7 @@ def test_verdicts_stream_to_the_csv_with_a_bounded_memory_window(harness, tmp_pa
     orders.append(harness.market("AAA", "BUY", 10))
     assert [qty(o) for o in orders[:3]] == [1000, 1000, 500]
     assert [o.status for o in orders[3:]] == [OrderStatus.DENIED] * 2
-    assert len(gate.verdict_log) <= 3 and len(gate.gate_ns) <= 4
+    assert len(gate.recorder.rows) <= 3 and len(gate.cost.gate_ns) <= 4
     summary = extension.finish(harness.engine.kernel)
     harness.gate = None  # uninstalled by finish
     with open(summary["verdicts_csv"], newline="", encoding="utf-8") as handle:
