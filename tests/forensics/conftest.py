@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 from forensics_testkit import TansuBroker
 from forensics_testkit import build_catalog
-from forensics_testkit import risk_gate_available
 from forensics_testkit import tansu_binary
 
 
@@ -37,7 +36,7 @@ def catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def traced_run(catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    """One backtest with the risk gate (when available) and forensics to Parquet: its run
+    """One backtest with the risk gate and forensics to Parquet: its run
     directory and summary. Shared by the join and CLI tests."""
     from forensics_testkit import node_document
     from forensics_testkit import traced_cross
@@ -45,9 +44,7 @@ def traced_run(catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple
     from grodt.nodes.backtest import run_backtest
     from node_configs.schema import BacktestNodeSpec
 
-    sections: dict = {"forensics": {"sink": "parquet"}}
-    if risk_gate_available():
-        sections["risk"] = {}
+    sections: dict = {"forensics": {"sink": "parquet"}, "risk": {}}
     recorder = {"path": "forensics_testkit:EventRecorder", "config": {"run_tag": "traced"}}
     document = node_document("traced", [traced_cross("traced")], actors=[recorder], **sections)
     run_dir = tmp_path_factory.mktemp("traced-run")

@@ -255,15 +255,6 @@ def consume_all(bootstrap: str, topics: list[str], expected: int, timeout: float
         return list(consumer.messages)
 
 
-def risk_gate_available() -> bool:
-    """Whether the portfolio risk gate (another feature of the project) can be switched on."""
-    try:
-        import risk_engine.extension  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 # -- Catalog ---------------------------------------------------------------------------------------
 
 

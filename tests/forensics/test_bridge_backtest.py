@@ -17,7 +17,6 @@ from forensics_testkit import Consumed
 from forensics_testkit import TansuBroker
 from forensics_testkit import consume_all
 from forensics_testkit import node_document
-from forensics_testkit import risk_gate_available
 from forensics_testkit import traced_cross
 from nautilus_trader.model.events import OrderEvent
 from nautilus_trader.model.events import OrderInitialized
@@ -285,7 +284,7 @@ def test_one_decision_per_order_and_every_trace_joins(traced_run: tuple[Path, di
         assert trace.decisions == [decision]
         assert decision.intended_order is not None
         assert list(trace.orders) == [decision.intended_order.client_order_id]
-        assert trace.problems(require_verdicts=risk_gate_available()) == []
+        assert trace.problems(require_verdicts=True) == []
         assert order_traces[decision.intended_order.client_order_id] == decision.trace_id
     # Fills in the forensics are exactly the engine's fills.
     forensic_fills = sorted(
@@ -303,8 +302,6 @@ def test_one_decision_per_order_and_every_trace_joins(traced_run: tuple[Path, di
 
 
 def test_risk_verdicts_join_their_orders(traced_run: tuple[Path, dict]) -> None:
-    if not risk_gate_available():
-        pytest.skip("risk_engine.extension is not importable: no gate to verify")
     run_dir, summary = traced_run
     records = [s.record for s in read_run(run_dir, topics=[TOPICS.risk])]
     assert len(records) == summary["orders"]
@@ -351,8 +348,6 @@ def test_the_rule_strategies_and_the_risk_gate_join_completely(
     """The project's own S1 + S2 + S3 on the real S&P 500 sample, through the risk gate, with
     every record validated: every order carries a trace with its decision, and every trace joins
     (verdicts included; bracket children are judged with their entry)."""
-    if not (RULES_CONFIG.is_file() and RISK_COMPONENT.is_file() and risk_gate_available()):
-        pytest.skip("rules_sp500.yaml, the risk component or the risk gate is not in this tree")
     from node_configs.loader import load_yaml_document
 
     document = load_yaml_document(RULES_CONFIG)

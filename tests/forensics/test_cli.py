@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from forensics_testkit import TansuBroker
-from forensics_testkit import risk_gate_available
 
 from actors.forensics.config import TopicNames
 from actors.forensics.pipeline import ForensicsPipeline
@@ -39,8 +38,7 @@ def test_trace_tells_the_whole_story(traced_run: tuple[Path, dict]) -> None:
     assert "signal: strength" in out and "regime: bull 0.50" in out
     assert any(line.strip().startswith("fill") for line in lines)
     assert "PositionClosed" in out or "PositionOpened" in out
-    if risk_gate_available():
-        assert any(line.strip().startswith("verdict") for line in lines)
+    assert any(line.strip().startswith("verdict") for line in lines)
     assert lines[-1].strip().startswith("complete: 1 decision")
 
 
@@ -48,7 +46,7 @@ def test_trace_as_json_and_strict(traced_run: tuple[Path, dict]) -> None:
     run_dir, _ = traced_run
     decision = first_decision(run_dir)
     args = ["forensics", "trace", decision.trace_id, "--run", str(run_dir), "--json"]
-    code, out, _ = invoke(*args, "--strict" if risk_gate_available() else "--json")
+    code, out, _ = invoke(*args, "--strict")
     assert code == 0
     payload = json.loads(out)
     assert payload["problems"] == []

@@ -188,16 +188,14 @@ def test_offer_never_waits_for_a_dead_broker(tansu: Path, tmp_path: Path) -> Non
     pipeline = kafka_pipeline(broker.bootstrap, tmp_path / "spill", queue_size=1_000)
     pipeline.start()
     records = [decision(i) for i in range(5_000)]
-    started_cpu = time.thread_time()
     started = time.perf_counter()
     for record in records:
         pipeline.offer(DECISIONS, record)
-    cpu = time.thread_time() - started_cpu
     elapsed = time.perf_counter() - started
     stats = pipeline.close(0.5)
     assert stats.enqueued == 5_000 and stats.undelivered == 5_000
     assert stats.spilled >= 4_000  # the 1,000-record queue overflowed to disk
-    # Nothing waits on the network: the loop costs CPU (encoding the overflow), and a hang
-    # would show as wall time far beyond it (bounds generous for a loaded CI machine).
-    assert cpu / len(records) < 500e-6
+    # Nothing waits on the network: a hang would show as wall time far beyond encoding 5,000
+    # records (bound generous for a loaded CI machine). The cost per record on the engine thread
+    # is a figure of benchmarks/forensics_bridge.py.
     assert elapsed < 60.0
