@@ -58,7 +58,7 @@ class RssSampler(threading.Thread):
 
 def pace_for(config: Path, catalog: Path, duration: float) -> tuple[float, float, int]:
     """(speed, max_gap_seconds, records) making the replay last ``duration`` wall seconds."""
-    from grodt.nodes.live import replay_client_config
+    from grodt.nodes.adapters.paper import replay_client_config
     from grodt.nodes.replay import ReplayDataClient
     from node_configs.live_schema import load_live_config
 

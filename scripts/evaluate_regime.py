@@ -173,8 +173,8 @@ def run_with_recorder(
     from nautilus_trader.common.config import ImportableActorConfig
 
     from catalogs.reader import read_closes
-    from grodt.nodes.backtest import bar_types_of
     from grodt.nodes.backtest import build_run_config
+    from grodt.nodes.catalog_data import bar_types_of
     from node_configs.loader import load_backtest_config
     from node_configs.loader import load_yaml_document
     from node_configs.schema import BacktestNodeSpec
@@ -207,7 +207,7 @@ def run_with_recorder(
     finally:
         node.dispose()
     seconds = time.perf_counter() - started
-    grid = read_closes(catalog, bar_types_of(spec), None, None).index
+    grid = read_closes(catalog, bar_types_of(spec.data), None, None).index
     return events, grid, {"bars": bars, "fills": fills, "seconds": seconds}
 
 
@@ -424,8 +424,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from catalogs.sample import build_sample_catalog
-    from grodt.nodes.backtest import new_run_dir
-    from grodt.nodes.backtest import write_json
+    from grodt.nodes.run_files import new_run_dir
+    from grodt.nodes.run_files import write_json
 
     settings = get_settings()
     catalog = args.catalog or settings.catalog

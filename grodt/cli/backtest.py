@@ -161,9 +161,9 @@ def command(
     """
     from grodt.cli.tracking import echo_warnings
     from grodt.core.settings import get_settings
-    from grodt.nodes.backtest import json_safe
-    from grodt.nodes.backtest import new_run_dir
     from grodt.nodes.backtest import run_backtest
+    from grodt.nodes.run_files import json_safe
+    from grodt.nodes.run_files import new_run_dir
     from grodt.tracking.store import resolve_store
     from node_configs.loader import load_backtest_config
     from node_configs.loader import load_yaml_document

@@ -112,11 +112,11 @@ def run_command(
 ) -> None:
     """Run CONFIG until its replay ends or SIGINT/SIGTERM (graceful stop)."""
     from grodt.core.settings import get_settings
-    from grodt.nodes.backtest import json_safe
-    from grodt.nodes.backtest import new_run_dir
     from grodt.nodes.checks import check_deployment
     from grodt.nodes.checks import format_checks
     from grodt.nodes.live import run_live
+    from grodt.nodes.run_files import json_safe
+    from grodt.nodes.run_files import new_run_dir
     from node_configs.live_schema import load_live_config
     from node_configs.loader import load_yaml_document
 

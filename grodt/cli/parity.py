@@ -34,10 +34,10 @@ def command(config: Path, catalog: Path | None, run_dir: Path | None, as_json: b
     "first_divergence", ...}.
     """
     from grodt.core.settings import get_settings
-    from grodt.nodes.backtest import json_safe
-    from grodt.nodes.backtest import new_run_dir
     from grodt.nodes.parity import format_report
     from grodt.nodes.parity import run_parity
+    from grodt.nodes.run_files import json_safe
+    from grodt.nodes.run_files import new_run_dir
     from node_configs.live_schema import load_node_config
 
     settings = get_settings()

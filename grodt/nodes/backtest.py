@@ -1,31 +1,24 @@
 """Backtest node building and running: a validated :class:`BacktestNodeSpec` → BacktestNode →
-reports, equity curve and summary in a run directory."""
+reports, equity curve and summary in a run directory.
 
-import json
-import math
-import secrets
+What a paper node shares with it (strategy, actor, logging and venue configs, catalog queries, the
+run directory) lives in :mod:`grodt.nodes.components`, :mod:`grodt.nodes.catalog_data` and
+:mod:`grodt.nodes.run_files`.
+"""
+
 import time
 from dataclasses import dataclass
 from dataclasses import field
-from datetime import UTC
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import yaml
-from nautilus_trader.backtest.config import BacktestDataConfig
 from nautilus_trader.backtest.config import BacktestEngineConfig
 from nautilus_trader.backtest.config import BacktestRunConfig
-from nautilus_trader.backtest.config import BacktestVenueConfig
-from nautilus_trader.backtest.config import FillModelConfig
-from nautilus_trader.backtest.config import ImportableFeeModelConfig
-from nautilus_trader.backtest.config import ImportableFillModelConfig
 from nautilus_trader.backtest.engine import BacktestEngine
 from nautilus_trader.backtest.node import BacktestNode
 from nautilus_trader.common.config import ImportableActorConfig
-from nautilus_trader.common.config import LoggingConfig
-from nautilus_trader.config import ImportableStrategyConfig
 from nautilus_trader.config import RiskEngineConfig
 from nautilus_trader.model.data import Bar
 from nautilus_trader.model.enums import AccountType
@@ -33,49 +26,32 @@ from nautilus_trader.model.identifiers import Venue
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 from catalogs.reader import read_closes
-from grodt.core.errors import ConfigError
+from grodt.nodes.catalog_data import bar_types_of
+from grodt.nodes.catalog_data import check_catalog
+from grodt.nodes.catalog_data import data_config
+from grodt.nodes.components import importable_actor
+from grodt.nodes.components import importable_strategy
+from grodt.nodes.components import logging_config
+from grodt.nodes.components import starting_equity
+from grodt.nodes.components import venue_config
+from grodt.nodes.run_files import write_json
 from node_configs.extensions import node_extensions
 from node_configs.schema import BacktestNodeSpec
-from node_configs.schema import ComponentSpec
-from node_configs.schema import DataSpec
 from node_configs.schema import EngineSpec
-from node_configs.schema import LoggingSpec
 from node_configs.schema import VenueSpec
 from research.performance import EquityCurve
 from research.performance import equity_curve
 from research.performance import normalise_fills
 from research.performance import run_summary
 
-BAR_DATA_CLS = "nautilus_trader.model.data:Bar"
-_FEE_MODELS = {
-    "maker_taker": "MakerTakerFeeModel",
-    "fixed": "FixedFeeModel",
-    "per_contract": "PerContractFeeModel",
-}
-
-
-def new_run_dir(runs_dir: Path, name: str) -> Path:
-    """A fresh directory ``<runs_dir>/<name>/<UTC timestamp>-<random>``."""
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = Path(runs_dir) / name / f"{stamp}-{secrets.token_hex(3)}"
-    path.mkdir(parents=True, exist_ok=False)
-    return path
-
-
-def importable_strategy(component: ComponentSpec) -> ImportableStrategyConfig:
-    return ImportableStrategyConfig(
-        strategy_path=component.path,
-        config_path=component.resolved_config_path,
-        config=dict(component.config),
-    )
-
-
-def importable_actor(component: ComponentSpec) -> ImportableActorConfig:
-    return ImportableActorConfig(
-        actor_path=component.path,
-        config_path=component.resolved_config_path,
-        config=dict(component.config),
-    )
+__all__ = [
+    "BacktestOutcome",
+    "build_run_config",
+    "data_span_ns",
+    "engine_equity",
+    "risk_engine_config",
+    "run_backtest",
+]
 
 
 def risk_engine_config(engine: EngineSpec) -> RiskEngineConfig:
@@ -87,84 +63,11 @@ def risk_engine_config(engine: EngineSpec) -> RiskEngineConfig:
     )
 
 
-def logging_config(spec: LoggingSpec, run_dir: Path | None, quiet: bool) -> LoggingConfig:
-    """Console logging at ``spec.level`` (OFF when ``quiet``), JSON file logs in the run dir."""
-    file_level = None if spec.file_level == "OFF" or run_dir is None else spec.file_level
-    return LoggingConfig(
-        log_level="OFF" if quiet else spec.level,
-        log_level_file=file_level,
-        log_directory=str(run_dir / "logs") if file_level else None,
-        log_file_format="JSON" if file_level else None,
-        log_colors=False,
-        # Nautilus' own engine cannot price-check MARKET orders on bar data and warns on every
-        # one; the portfolio risk gate does those checks. Keep the warning in the file log only.
-        log_component_levels={"RiskEngine": "ERROR"} if not quiet else None,
-    )
-
-
-def venue_config(venue: VenueSpec) -> BacktestVenueConfig:
-    fee_model = None
-    if venue.fee_model.kind != "maker_taker" or venue.fee_model.commission is not None:
-        cls_name = _FEE_MODELS[venue.fee_model.kind]
-        fee_model = ImportableFeeModelConfig(
-            fee_model_path=f"nautilus_trader.backtest.models:{cls_name}",
-            config_path=f"nautilus_trader.backtest.config:{cls_name}Config",
-            config={"commission": venue.fee_model.commission} if venue.fee_model.commission else {},
-        )
-    fill = venue.fill_model
-    return BacktestVenueConfig(
-        name=venue.name,
-        oms_type=venue.oms_type,
-        account_type=venue.account_type,
-        base_currency=venue.base_currency,
-        starting_balances=list(venue.starting_balances),
-        default_leverage=venue.default_leverage,
-        leverages=dict(venue.leverages) if venue.leverages else None,
-        fill_model=ImportableFillModelConfig(
-            fill_model_path="nautilus_trader.backtest.models:FillModel",
-            config_path="nautilus_trader.backtest.config:FillModelConfig",
-            config=FillModelConfig(
-                prob_fill_on_limit=fill.prob_fill_on_limit,
-                prob_fill_on_stop=fill.prob_fill_on_stop,
-                prob_slippage=fill.prob_slippage,
-                random_seed=fill.random_seed,
-            ).dict(),
-        ),
-        fee_model=fee_model,
-        bar_adaptive_high_low_ordering=venue.bar_adaptive_high_low_ordering,
-        reject_stop_orders=venue.reject_stop_orders,
-        support_contingent_orders=venue.support_contingent_orders,
-        use_reduce_only=venue.use_reduce_only,
-    )
-
-
-def data_config(data: DataSpec, catalog: Path, spec: BacktestNodeSpec) -> BacktestDataConfig:
-    return BacktestDataConfig(
-        catalog_path=str(catalog),
-        data_cls=data.data_cls,
-        bar_types=list(data.bar_types) if data.bar_types else None,
-        instrument_ids=list(data.instrument_ids) if data.instrument_ids else None,
-        start_time=data.start or spec.start,
-        end_time=data.end or spec.end,
-        client_id=data.client_id,
-        metadata=dict(data.metadata) if data.metadata else None,
-    )
-
-
-def bar_types_of(spec: BacktestNodeSpec) -> list[str]:
-    """Every bar type the node reads from the catalog, in config order."""
-    found: list[str] = []
-    for data in spec.data:
-        if data.data_cls == BAR_DATA_CLS and data.bar_types:
-            found.extend(b for b in data.bar_types if b not in found)
-    return found
-
-
 def data_span_ns(spec: BacktestNodeSpec, catalog: Path) -> tuple[int, int] | None:
     """First and last bar timestamps the run will see (from catalog file names, no reads)."""
     cat = ParquetDataCatalog(str(catalog))
     starts, ends = [], []
-    for bar_type in bar_types_of(spec):
+    for bar_type in bar_types_of(spec.data):
         intervals = cat.get_intervals(Bar, bar_type)
         if intervals:
             starts.append(intervals[0][0])
@@ -177,22 +80,6 @@ def data_span_ns(spec: BacktestNodeSpec, catalog: Path) -> tuple[int, int] | Non
     if spec.end:
         end = min(end, pd.Timestamp(spec.end, tz="UTC").value)
     return start, end
-
-
-def check_catalog(spec: BacktestNodeSpec, catalog: Path, source: str) -> None:
-    """Fail before building the node if the catalog lacks a configured bar type."""
-    if not catalog.is_dir():
-        raise ConfigError(
-            f"{source}: catalog {catalog} does not exist "
-            "(build the sample with `grodt catalog sample --catalog DIR`)",
-        )
-    cat = ParquetDataCatalog(str(catalog))
-    for index, data in enumerate(spec.data):
-        for bar_type in data.bar_types or []:
-            if data.data_cls == BAR_DATA_CLS and not cat.get_intervals(Bar, bar_type):
-                raise ConfigError(
-                    f"{source}: data[{index}].bar_types: no bars for {bar_type!r} in {catalog}",
-                )
 
 
 def build_run_config(
@@ -215,7 +102,7 @@ def build_run_config(
     )
     return BacktestRunConfig(
         venues=[venue_config(v) for v in spec.venues],
-        data=[data_config(d, catalog, spec) for d in spec.data],
+        data=[data_config(d, catalog, spec.start, spec.end) for d in spec.data],
         engine=engine,
         chunk_size=spec.chunk_size,
         start=spec.start,
@@ -254,35 +141,6 @@ def engine_equity(engine: BacktestEngine, venues: list[VenueSpec]) -> float:
     return total
 
 
-def _starting_equity(venues: list[VenueSpec]) -> float:
-    return sum(
-        float(balance.split()[0].replace("_", ""))
-        for v in venues
-        for balance in v.starting_balances
-    )
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
-        return None
-    return str(value)
-
-
-def write_json(path: Path, payload: Any) -> None:
-    path.write_text(json.dumps(json_safe(payload), indent=2, default=_json_default) + "\n")
-
-
-def json_safe(value: Any) -> Any:
-    """JSON has no NaN/inf: write them as null (strict parsers reject the bare tokens)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    return value
-
-
 def run_backtest(
     spec: BacktestNodeSpec,
     catalog: Path,
@@ -299,7 +157,7 @@ def run_backtest(
     """
     catalog = Path(catalog)
     run_dir.mkdir(parents=True, exist_ok=True)
-    check_catalog(spec, catalog, spec.name)
+    check_catalog(spec.data, catalog, spec.name)
     span = data_span_ns(spec, catalog)
     extra_actors = []
     if progress and span is not None:
@@ -364,14 +222,14 @@ def _collect(
         reports[f"account_{venue_spec.name}"] = path
 
     fills = normalise_fills(fills_report)
-    bar_types = bar_types_of(spec)
+    bar_types = bar_types_of(spec.data)
     start_ns, end_ns = span if span else (None, None)
     closes = read_closes(catalog, bar_types, start_ns, end_ns)
     multipliers = {
         str(instrument.id): float(instrument.multiplier)
         for instrument in engine.cache.instruments()
     }
-    curve = equity_curve(fills, closes, _starting_equity(spec.venues), multipliers)
+    curve = equity_curve(fills, closes, starting_equity(spec.venues), multipliers)
     summary = run_summary(curve, fills, positions_report, spec.report.periods_per_year, multipliers)
     summary["name"] = spec.name
     summary["orders"] = len(orders_report)

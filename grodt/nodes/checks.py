@@ -18,20 +18,13 @@ from nautilus_trader.model.data import BarType
 from nautilus_trader.model.identifiers import InstrumentId
 
 from grodt.core.errors import ConfigError
-from node_configs.live_schema import BinanceDataSpec
-from node_configs.live_schema import BinanceExecSpec
-from node_configs.live_schema import InteractiveBrokersDataSpec
-from node_configs.live_schema import InteractiveBrokersExecSpec
+from grodt.nodes.adapters import adapter_for
+from grodt.nodes.catalog_data import check_catalog
+from grodt.nodes.trading_config import resolve_catalog
+from grodt.nodes.trading_config import trading_node_config
 from node_configs.live_schema import LiveNodeSpec
 from node_configs.live_schema import load_live_config
 
-_ADAPTERS = {
-    "interactive_brokers": (
-        "nautilus_trader.adapters.interactive_brokers.factories",
-        "install the Interactive Brokers extra: pip install -e '.[ib]'",
-    ),
-    "binance": ("nautilus_trader.adapters.binance.factories", "reinstall nautilus_trader"),
-}
 _INSTRUMENT_KEYS = ("instrument_id", "instrument_ids")
 _BAR_TYPE_KEYS = ("bar_type", "bar_types")
 
@@ -109,14 +102,7 @@ def provided_instruments(spec: LiveNodeSpec) -> set[str]:
     """Instrument ids the data clients provide (replayed bar types' instruments included)."""
     provided: set[str] = set()
     for client in spec.data_clients:
-        if isinstance(client, InteractiveBrokersDataSpec | BinanceDataSpec):
-            provided.update(str(InstrumentId.from_str(i)) for i in client.instrument_ids)
-        else:
-            for data in client.data:
-                provided.update(
-                    str(BarType.from_str(b).instrument_id) for b in data.bar_types or []
-                )
-                provided.update(data.instrument_ids or [])
+        provided.update(adapter_for(client.type).instruments(client))
     return provided
 
 
@@ -144,9 +130,12 @@ def check_deployment(config: Path, catalog: Path | None = None) -> CheckResult:
 
 
 def _check_adapters(spec: LiveNodeSpec, result: CheckResult) -> None:
-    kinds = {c.type for c in [*spec.data_clients, *spec.exec_clients]}
-    for kind in sorted(kinds & set(_ADAPTERS)):
-        module, remedy = _ADAPTERS[kind]
+    kinds = sorted({c.type for c in [*spec.data_clients, *spec.exec_clients]})
+    for kind in kinds:
+        requires = adapter_for(kind).requires
+        if requires is None:
+            continue
+        module, remedy = requires
         try:
             importlib.import_module(module)
         except ImportError as e:
@@ -165,30 +154,18 @@ def _check_environment(spec: LiveNodeSpec, result: CheckResult) -> None:
         else:
             result.add(f"env {name}", True, "set")
     for client in spec.exec_clients:
-        if isinstance(client, BinanceExecSpec) and not client.testnet:
-            result.add(
-                "binance testnet",
-                True,
-                "testnet: false — orders go to the REAL Binance spot account",
-            )
-        if isinstance(client, InteractiveBrokersExecSpec) and client.gateway.port in (4001, 7496):
-            result.add(
-                "ib gateway port",
-                True,
-                f"port {client.gateway.port} is a LIVE-trading port (paper: 4002 / 7497)",
-            )
+        for name, detail in adapter_for(client.type).notices(client):
+            result.add(name, True, detail)
 
 
 def _check_paper(spec: LiveNodeSpec, catalog: Path | None, result: CheckResult) -> None:
-    from grodt.nodes.live import check_replay_catalog
-    from grodt.nodes.live import resolve_catalog
-
     replay = spec.replay
     if replay is None:
         return
     catalog_path = resolve_catalog(spec, catalog)
     try:
-        check_replay_catalog(spec, catalog_path, "replay")
+        index = spec.data_clients.index(replay)
+        check_catalog(replay.data, catalog_path, "replay", f"data_clients[{index}].")
     except ConfigError as e:
         result.add("replay catalog", False, str(e))
         return
@@ -222,9 +199,6 @@ def _check_instruments(spec: LiveNodeSpec, result: CheckResult) -> None:
 
 def _check_client_configs(spec: LiveNodeSpec, catalog: Path | None, result: CheckResult) -> None:
     """Build the Nautilus client configs (types, ids) without creating or connecting clients."""
-    from grodt.nodes.live import resolve_catalog
-    from grodt.nodes.live import trading_node_config
-
     try:
         trading_node_config(spec, resolve_catalog(spec, catalog), run_dir=None, quiet=True)
     except ImportError as e:

@@ -162,7 +162,7 @@ class GrodtSandboxExecClientConfig(LiveExecClientConfig, frozen=True, kw_only=Tr
     Parameters
     ----------
     venue : BacktestVenueConfig
-        The simulated venue, as the backtest builds it (``grodt.nodes.backtest.venue_config``).
+        The simulated venue, as the backtest builds it (``grodt.nodes.components.venue_config``).
     """
 
     venue: BacktestVenueConfig

@@ -60,7 +60,7 @@ _AUTO = "auto"
 
 def new_training_dir(name: str) -> Path:
     """``<runs_dir>/training/<name>/<UTC timestamp>-<random>``."""
-    from grodt.nodes.backtest import new_run_dir
+    from grodt.nodes.run_files import new_run_dir
 
     return new_run_dir(Path(get_settings().runs_dir) / "training", name)
 

@@ -7,8 +7,8 @@ from live_kit import REPO
 from live_kit import write_yaml
 
 from grodt.core.errors import ConfigError
-from grodt.nodes.live import LOCKSTEP_MIN_SUBMIT_LIMIT
-from grodt.nodes.live import scaled_rate
+from grodt.nodes.trading_config import LOCKSTEP_MIN_SUBMIT_LIMIT
+from grodt.nodes.trading_config import scaled_rate
 from node_configs.live_schema import ReplaySpec
 from node_configs.live_schema import backtest_twin
 from node_configs.live_schema import load_live_config

@@ -22,7 +22,9 @@ from grodt.nodes.live import LiveNode
 from node_configs.live_schema import load_live_config
 
 HERE = Path(__file__).resolve().parent
-GRODT = str(Path(sys.executable).parent / "grodt")
+# The command as a module of this interpreter: works whatever the venv layout (no assumption
+# that a `grodt` script sits next to sys.executable).
+GRODT_COMMAND = [sys.executable, "-m", "grodt"]
 
 
 def _probe(bar_type: str, instrument_id: str = "AAA.PAPER", **config) -> dict:
@@ -193,7 +195,7 @@ def test_sigterm_kill_command_and_health_line_in_a_running_node(minute_catalog, 
     run_dir = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(REPO)])}
     process = subprocess.Popen(
-        [GRODT, "live", str(config), "--run-dir", str(run_dir), "--catalog", str(catalog)],
+        [*GRODT_COMMAND, "live", str(config), "--run-dir", str(run_dir), "--catalog", str(catalog)],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,

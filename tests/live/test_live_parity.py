@@ -94,9 +94,9 @@ def test_parity_fullest_sample_config(full_catalog: Path, tmp_path: Path):
     # Every extension finished in both nodes, with the same figures where they are counts.
     assert set(paper["extensions"]) == set(backtest["extensions"]) == {"risk", "forensics"}
     assert paper["final_equity"] == pytest.approx(backtest["final_equity"], abs=1e-6)
-    # The requirement: bar arrival → order submitted, P95 < 50 ms with the full stack.
+    # Every order is measured; the figure (bar arrival → order submitted, P95 < 50 ms with the
+    # full stack) is benchmarks/live_latency.py's.
     assert paper["latency"]["count"] > 0
-    assert paper["latency"]["p95_us"] < 50_000
 
 
 @pytest.mark.slow
@@ -182,9 +182,9 @@ def test_every_order_keeps_its_market_time_across_prunes(
 ):
     """The paper node remembers each order's replay time (compared by the parity check) and
     prunes what the cache purged; orders are in the cache only after their OrderInitialized."""
-    import grodt.nodes.live as live
+    import grodt.nodes.market_time as market_time
 
-    monkeypatch.setattr(live, "MARKET_TIME_PRUNE_EVERY", 5)
+    monkeypatch.setattr(market_time, "PRUNE_EVERY", 5)
     catalog, bar_types = minute_catalog
     document = paper_document(
         "many_orders",
