@@ -31,6 +31,7 @@ from grodt.nodes.catalog_data import check_catalog
 from grodt.nodes.catalog_data import data_config
 from grodt.nodes.components import importable_actor
 from grodt.nodes.components import importable_strategy
+from grodt.nodes.components import keep_logging_alive
 from grodt.nodes.components import logging_config
 from grodt.nodes.components import starting_equity
 from grodt.nodes.components import venue_config
@@ -179,6 +180,7 @@ def run_backtest(
     try:
         node.build()
         engine = node.get_engine(run_config.id)
+        keep_logging_alive(engine.kernel)
         for extension in extensions:
             extension.install(engine.kernel)
         started = time.perf_counter()

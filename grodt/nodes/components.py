@@ -3,6 +3,7 @@ simulated venues (a backtest venue, or a sandbox venue of a paper node)."""
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from nautilus_trader.backtest.config import BacktestVenueConfig
 from nautilus_trader.backtest.config import FillModelConfig
@@ -11,6 +12,7 @@ from nautilus_trader.backtest.config import ImportableFillModelConfig
 from nautilus_trader.common.config import ImportableActorConfig
 from nautilus_trader.common.config import LoggingConfig
 from nautilus_trader.config import ImportableStrategyConfig
+from nautilus_trader.system.kernel import NautilusKernel
 
 from node_configs.schema import ComponentSpec
 from node_configs.schema import LoggingSpec
@@ -19,6 +21,7 @@ from node_configs.schema import VenueSpec
 __all__ = [
     "importable_actor",
     "importable_strategy",
+    "keep_logging_alive",
     "logging_config",
     "starting_equity",
     "venue_config",
@@ -60,6 +63,22 @@ def logging_config(spec: LoggingSpec, run_dir: Path | None, quiet: bool) -> Logg
         # one; the portfolio risk gate does those checks. Keep the warning in the file log only.
         log_component_levels={"RiskEngine": "ERROR"} if not quiet else None,
     )
+
+
+_PROCESS_LOG_GUARDS: list[Any] = []
+
+
+def keep_logging_alive(kernel: NautilusKernel) -> None:
+    """Keep the kernel's log guard for the life of the process.
+
+    Nautilus initialises its (Rust) logging once per process, in the first kernel, and hands
+    that kernel the guard. When that kernel is garbage-collected the guard drops and logging
+    reads as uninitialised, so the next kernel initialises it again and the Rust logger panics
+    (the process aborts). Every node this process builds hands its guard here.
+    """
+    guard = kernel.get_log_guard()
+    if guard is not None and not any(guard is kept for kept in _PROCESS_LOG_GUARDS):
+        _PROCESS_LOG_GUARDS.append(guard)
 
 
 def venue_config(venue: VenueSpec) -> BacktestVenueConfig:

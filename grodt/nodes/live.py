@@ -28,6 +28,7 @@ from nautilus_trader.live.node import TradingNode
 from grodt.core.errors import GrodtError
 from grodt.core.topics import NAUTILUS_SHUTDOWN
 from grodt.nodes.catalog_data import check_catalog
+from grodt.nodes.components import keep_logging_alive
 from grodt.nodes.flatten import flatten_strategies
 from grodt.nodes.latency import LatencyProbe
 from grodt.nodes.live_reports import LiveOutcome
@@ -188,6 +189,7 @@ class LiveNode:
             node.add_exec_client_factory(name, factory)
         node.build()
         kernel = node.kernel
+        keep_logging_alive(kernel)
         self.idle = EngineIdle(kernel, turns=self.spec.replay.idle_turns if self.spec.replay else 3)
         # Registered clients are only reachable through the engines' (read-only) client maps.
         for client in kernel.data_engine._clients.values():
