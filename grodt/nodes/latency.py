@@ -37,6 +37,9 @@ from nautilus_trader.common.component import MessageBus
 from nautilus_trader.model.events import OrderInitialized
 from nautilus_trader.model.identifiers import ClientOrderId
 
+from grodt.core.topics import NAUTILUS_ALL_DATA
+from grodt.core.topics import NAUTILUS_ORDER_EVENTS
+
 _MAX_PENDING = 65_536
 
 
@@ -121,13 +124,13 @@ class LatencyProbe:
 
     def attach(self, msgbus: MessageBus) -> None:
         """Subscribe to data dispatches (before any other handler) and order events."""
-        msgbus.subscribe("data.*", self.on_dispatch, priority=1_000_000)
-        msgbus.subscribe("events.order.*", self.on_order_initialized, priority=1_000_000)
+        msgbus.subscribe(NAUTILUS_ALL_DATA, self.on_dispatch, priority=1_000_000)
+        msgbus.subscribe(NAUTILUS_ORDER_EVENTS, self.on_order_initialized, priority=1_000_000)
 
     def detach(self, msgbus: MessageBus) -> None:
         for topic, handler in (
-            ("data.*", self.on_dispatch),
-            ("events.order.*", self.on_order_initialized),
+            (NAUTILUS_ALL_DATA, self.on_dispatch),
+            (NAUTILUS_ORDER_EVENTS, self.on_order_initialized),
         ):
             if msgbus.is_subscribed(topic, handler):
                 msgbus.unsubscribe(topic, handler)

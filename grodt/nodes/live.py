@@ -26,6 +26,7 @@ from nautilus_trader.common.config import ImportableActorConfig
 from nautilus_trader.live.node import TradingNode
 
 from grodt.core.errors import GrodtError
+from grodt.core.topics import NAUTILUS_ORDER_EVENTS
 from grodt.core.topics import NAUTILUS_SHUTDOWN
 from grodt.nodes.catalog_data import check_catalog
 from grodt.nodes.components import keep_logging_alive
@@ -211,7 +212,9 @@ class LiveNode:
         kernel.msgbus.subscribe(NAUTILUS_SHUTDOWN, self._on_shutdown_command)
         if self.replay is not None:
             self._market_times = OrderMarketTimes(self.replay, kernel.cache)
-            kernel.msgbus.subscribe("events.order.*", self._market_times.record, priority=1_000)
+            kernel.msgbus.subscribe(
+                NAUTILUS_ORDER_EVENTS, self._market_times.record, priority=1_000
+            )
         kill_switch = self.spec.operations.kill_switch
         self.kill_switch = KillSwitch.join(
             kernel,

@@ -63,6 +63,7 @@ from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 from grodt.core.errors import ConfigError
+from grodt.core.topics import NAUTILUS_ALL_DATA
 from grodt.nodes.latency import LatencyProbe
 
 REPLAY_CLIENT_ID = "REPLAY"
@@ -173,12 +174,12 @@ class ReplayDataClient(LiveMarketDataClient):
         the data engine's dispatches (the replay clock)."""
         self._idle = idle
         self._probe = probe
-        if not self._msgbus.is_subscribed("data.*", self._on_dispatch):
-            self._msgbus.subscribe("data.*", self._on_dispatch, priority=DISPATCH_PRIORITY)
+        if not self._msgbus.is_subscribed(NAUTILUS_ALL_DATA, self._on_dispatch):
+            self._msgbus.subscribe(NAUTILUS_ALL_DATA, self._on_dispatch, priority=DISPATCH_PRIORITY)
 
     def detach(self) -> None:
-        if self._msgbus.is_subscribed("data.*", self._on_dispatch):
-            self._msgbus.unsubscribe("data.*", self._on_dispatch)
+        if self._msgbus.is_subscribed(NAUTILUS_ALL_DATA, self._on_dispatch):
+            self._msgbus.unsubscribe(NAUTILUS_ALL_DATA, self._on_dispatch)
 
     def _on_dispatch(self, data: object) -> None:
         """A record is published to subscribers: if it is a replayed one, the clock moves.

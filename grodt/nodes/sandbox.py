@@ -74,6 +74,8 @@ from nautilus_trader.model.identifiers import Venue
 from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.portfolio.base import PortfolioFacade
 
+from grodt.core.topics import NAUTILUS_BARS
+from grodt.core.topics import venue_data_pattern
 from grodt.nodes.latency import LatencyProbe
 
 EXEC_ENGINE_PROCESS = "ExecEngine.process"
@@ -270,11 +272,11 @@ class GrodtSandboxExecutionClient(SandboxExecutionClient):
                 "asynchronously and fills can diverge from the backtest",
             )
         self._msgbus.subscribe(
-            f"data.*.{self.venue}.*",
+            venue_data_pattern(self.venue),
             handler=self._on_venue_data,
             priority=VENUE_DATA_PRIORITY,
         )
-        self._msgbus.subscribe("data.bars.*", handler=self.on_bar, priority=VENUE_DATA_PRIORITY)
+        self._msgbus.subscribe(NAUTILUS_BARS, handler=self.on_bar, priority=VENUE_DATA_PRIORITY)
         for instrument in self._cache.instruments(venue=self.venue):
             self._ensure_instrument(instrument.id)
         self._client._set_connected(True)
@@ -284,8 +286,8 @@ class GrodtSandboxExecutionClient(SandboxExecutionClient):
     def disconnect(self) -> None:
         self._log.info("Disconnecting...")
         for topic, handler in (
-            (f"data.*.{self.venue}.*", self._on_venue_data),
-            ("data.bars.*", self.on_bar),
+            (venue_data_pattern(self.venue), self._on_venue_data),
+            (NAUTILUS_BARS, self.on_bar),
         ):
             if self._msgbus.is_subscribed(topic, handler):
                 self._msgbus.unsubscribe(topic, handler)
