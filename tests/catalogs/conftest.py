@@ -1,4 +1,4 @@
-"""Fixtures of the catalogs tests (helpers live in catalog_helpers.py)."""
+"""Fixtures of the catalogs tests (helpers live in catalogs_kit.py)."""
 
 from pathlib import Path
 

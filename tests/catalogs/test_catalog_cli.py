@@ -2,9 +2,9 @@
 
 import json
 
-from catalog_helpers import bars_csv
-from catalog_helpers import clean_bars
-from catalog_helpers import write_text
+from catalogs_kit import bars_csv
+from catalogs_kit import clean_bars
+from catalogs_kit import write_text
 from click.testing import CliRunner
 
 from grodt.cli import main

@@ -5,10 +5,10 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
-from catalog_helpers import bars_csv
-from catalog_helpers import clean_bars
-from catalog_helpers import snapshot
-from catalog_helpers import write_text
+from catalogs_kit import bars_csv
+from catalogs_kit import clean_bars
+from catalogs_kit import snapshot
+from catalogs_kit import write_text
 from nautilus_trader.model.data import BarType
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 from nautilus_trader.persistence.wranglers import BarDataWrangler

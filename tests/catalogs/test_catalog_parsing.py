@@ -5,9 +5,9 @@ import gzip
 import numpy as np
 import pandas as pd
 import pytest
-from catalog_helpers import bars_csv
-from catalog_helpers import clean_bars
-from catalog_helpers import write_text
+from catalogs_kit import bars_csv
+from catalogs_kit import clean_bars
+from catalogs_kit import write_text
 
 from catalogs.parsing import NAT_NS
 from catalogs.parsing import ReadOptions

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
-from catalog_helpers import snapshot
+from catalogs_kit import snapshot
 from nautilus_trader.backtest.engine import BacktestEngine
 from nautilus_trader.backtest.engine import BacktestEngineConfig
 from nautilus_trader.config import LoggingConfig

@@ -3,7 +3,7 @@ write exactly the expected audit rows; rejects name file, row and column."""
 
 import pandas as pd
 import pytest
-from catalog_helpers import write_text
+from catalogs_kit import write_text
 
 from catalogs.ingest import ingest_files
 from catalogs.ingest import validate_files

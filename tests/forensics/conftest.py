@@ -5,9 +5,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from forensics_testkit import TansuBroker
-from forensics_testkit import build_catalog
-from forensics_testkit import tansu_binary
+
+from grodt.test_kit.forensics import build_catalog
+from grodt.test_kit.tansu import TansuBroker
+from grodt.test_kit.tansu import tansu_binary
 
 
 @pytest.fixture(scope="session")
@@ -38,14 +39,13 @@ def catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def traced_run(catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     """One backtest with the risk gate and forensics to Parquet: its run
     directory and summary. Shared by the join and CLI tests."""
-    from forensics_testkit import node_document
-    from forensics_testkit import traced_cross
-
     from grodt.nodes.backtest import run_backtest
+    from grodt.test_kit.forensics import node_document
+    from grodt.test_kit.forensics import traced_cross
     from node_configs.schema import BacktestNodeSpec
 
     sections: dict = {"forensics": {"sink": "parquet"}, "risk": {}}
-    recorder = {"path": "forensics_testkit:EventRecorder", "config": {"run_tag": "traced"}}
+    recorder = {"path": "forensics_kit:EventRecorder", "config": {"run_tag": "traced"}}
     document = node_document("traced", [traced_cross("traced")], actors=[recorder], **sections)
     run_dir = tmp_path_factory.mktemp("traced-run")
     outcome = run_backtest(BacktestNodeSpec.model_validate(document), catalog, run_dir, quiet=True)

@@ -8,16 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from forensics_testkit import BAR_TYPE
-from forensics_testkit import HOOKS
-from forensics_testkit import PUBLISHED
-from forensics_testkit import RECORDED
-from forensics_testkit import BackgroundConsumer
-from forensics_testkit import Consumed
-from forensics_testkit import TansuBroker
-from forensics_testkit import consume_all
-from forensics_testkit import node_document
-from forensics_testkit import traced_cross
+from forensics_kit import HOOKS
+from forensics_kit import RECORDED
+from forensics_kit import BackgroundConsumer
+from forensics_kit import Consumed
+from forensics_kit import consume_all
 from nautilus_trader.model.events import OrderEvent
 from nautilus_trader.model.events import OrderInitialized
 
@@ -37,6 +32,11 @@ from grodt.core.settings import get_settings
 from grodt.forensics.reader import read_run
 from grodt.forensics.trace import build_traces
 from grodt.nodes.backtest import run_backtest
+from grodt.test_kit.forensics import BAR_TYPE
+from grodt.test_kit.forensics import PUBLISHED
+from grodt.test_kit.forensics import node_document
+from grodt.test_kit.forensics import traced_cross
+from grodt.test_kit.tansu import TansuBroker
 from node_configs.schema import BacktestNodeSpec
 
 pytestmark = pytest.mark.slow
@@ -56,12 +56,12 @@ def run(document: dict, catalog: Path, run_dir: Path) -> dict:
 
 
 def recorder(tag: str) -> dict:
-    return {"path": "forensics_testkit:EventRecorder", "config": {"run_tag": tag}}
+    return {"path": "forensics_kit:EventRecorder", "config": {"run_tag": tag}}
 
 
 def fault_injector(schedule: dict[int, str]) -> dict:
     return {
-        "path": "forensics_testkit:FaultInjector",
+        "path": "forensics_kit:FaultInjector",
         "config": {"bar_type": BAR_TYPE, "schedule": schedule},
     }
 

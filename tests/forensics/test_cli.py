@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from forensics_testkit import TansuBroker
 
 from actors.forensics.config import TopicNames
 from actors.forensics.pipeline import ForensicsPipeline
@@ -13,6 +12,7 @@ from actors.forensics.sinks import KafkaSink
 from grodt.cli import main
 from grodt.core.records import DecisionRecord
 from grodt.forensics.reader import read_run
+from grodt.test_kit.tansu import TansuBroker
 
 
 def invoke(*args: str) -> tuple[int, str, str]:

@@ -2,7 +2,6 @@
 validated records, for every event class (the backtests cover the ones they produce)."""
 
 import pytest
-from forensics_testkit import equity
 from nautilus_trader.model.enums import OrderSide
 from nautilus_trader.model.identifiers import PositionId
 from nautilus_trader.model.objects import Price
@@ -18,6 +17,7 @@ from actors.forensics.convert import position_event_record
 from grodt.core.records import record_from_json
 from grodt.core.records import record_to_json
 from grodt.core.records import trace_tag
+from grodt.test_kit.forensics import equity
 
 TRACE = "S-001:1:1"
 

@@ -10,8 +10,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from forensics_testkit import TansuBroker
-from forensics_testkit import consume_all
+from forensics_kit import consume_all
 
 from actors.forensics.config import TopicNames
 from actors.forensics.pipeline import ForensicsPipeline
@@ -21,6 +20,7 @@ from grodt.core.records import DecisionRecord
 from grodt.core.records import Signal
 from grodt.core.records import record_to_json
 from grodt.forensics.reader import read_run
+from grodt.test_kit.tansu import TansuBroker
 
 TOPICS = list(TopicNames().model_dump().values())
 DECISIONS = TopicNames().decisions

@@ -14,9 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from forensics_testkit import TansuBroker
-from forensics_testkit import consume_all
-from forensics_testkit import free_port
+from forensics_kit import consume_all
 from test_pipeline import DECISIONS
 from test_pipeline import TOPICS
 from test_pipeline import decision
@@ -30,6 +28,8 @@ from actors.forensics.sinks import ParquetSink
 from actors.forensics.spill import read_spill_dir
 from grodt.core.records import DecisionRecord
 from grodt.forensics.reader import read_run
+from grodt.test_kit.ports import free_port
+from grodt.test_kit.tansu import TansuBroker
 
 
 class ListLog:

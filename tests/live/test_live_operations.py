@@ -29,7 +29,7 @@ GRODT_COMMAND = [sys.executable, "-m", "grodt"]
 
 def _probe(bar_type: str, instrument_id: str = "AAA.PAPER", **config) -> dict:
     return {
-        "path": "live_probes:OrderProbe",
+        "path": "live_kit_probes:OrderProbe",
         "config": {"instrument_id": instrument_id, "bar_type": bar_type, **config},
     }
 
@@ -267,7 +267,7 @@ MARGIN_VENUE = {
 
 def _script(bar_type: str, tag: str = "001", **config) -> dict:
     return {
-        "path": "live_probes:ScriptProbe",
+        "path": "live_kit_probes:ScriptProbe",
         "config": {
             "instrument_id": "AAA.PAPER",
             "bar_type": bar_type,

@@ -159,7 +159,7 @@ def test_two_instruments_on_the_same_timestamps(minute_catalog, tmp_path: Path):
             ema_cross("AAA.PAPER", bar_types["AAA"], order_id_tag="001"),
             ema_cross("BBB.PAPER", bar_types["BBB"], order_id_tag="002", equity_fraction=0.3),
             {
-                "path": "live_probes:OrderProbe",
+                "path": "live_kit_probes:OrderProbe",
                 "config": {
                     "instrument_id": "BBB.PAPER",
                     "bar_type": bar_types["BBB"],
@@ -191,7 +191,7 @@ def test_every_order_keeps_its_market_time_across_prunes(
         [bar_types["AAA"]],
         [
             {
-                "path": "live_probes:OrderProbe",
+                "path": "live_kit_probes:OrderProbe",
                 "config": {
                     "instrument_id": "AAA.PAPER",
                     "bar_type": bar_types["AAA"],

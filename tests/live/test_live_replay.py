@@ -162,7 +162,7 @@ def test_bar_requests_never_return_bars_the_node_has_not_dispatched(
     monkeypatch.setattr(ReplayDataClient, "_handle_bars", spy)
     catalog, bar_types = minute_catalog
     probe = {
-        "path": "live_probes:ScriptProbe",
+        "path": "live_kit_probes:ScriptProbe",
         "config": {
             "instrument_id": "AAA.PAPER",
             "bar_type": bar_types["AAA"],

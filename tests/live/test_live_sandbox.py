@@ -25,7 +25,7 @@ def test_orders_sent_before_the_first_bar_trade_as_in_the_backtest(minute_catalo
     of them, in catalog order: venue order ids follow it), as in a backtest."""
     catalog, bar_types = minute_catalog
     on_start = {
-        "path": "live_probes:ScriptProbe",
+        "path": "live_kit_probes:ScriptProbe",
         "config": {
             "instrument_id": "BBB.PAPER",  # the venue's second instrument trades first
             "bar_type": bar_types["BBB"],

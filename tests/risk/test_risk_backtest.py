@@ -59,7 +59,7 @@ def test_rule_strategies_with_the_gate_never_breach_by_order(synthetic_catalog, 
 def _stress_spec(risk: dict | None) -> BacktestNodeSpec:
     strategies = [
         {
-            "path": "risk_stress_strategy:StressStrategy",
+            "path": "risk_kit_stress:StressStrategy",
             "config": {
                 "bar_types": BAR_TYPES,
                 "seed": seed,

@@ -2,11 +2,11 @@
 
 import pytest
 from nautilus_trader.model.enums import AccountType
-from strategy_harness import INSTRUMENT_ID
-from strategy_harness import MINUTE_BARS
-from strategy_harness import atr_of
-from strategy_harness import make_bars
-from strategy_harness import run
+from strategies_kit import INSTRUMENT_ID
+from strategies_kit import MINUTE_BARS
+from strategies_kit import atr_of
+from strategies_kit import make_bars
+from strategies_kit import run
 
 from grodt.core.records import DecisionRecord
 from strategies.s1_vwap_ema_scalper import S1VwapEmaScalper

@@ -4,11 +4,11 @@ import math
 
 import numpy as np
 import pytest
-from strategy_harness import INSTRUMENT_ID
-from strategy_harness import MINUTE_BARS
-from strategy_harness import atr_of
-from strategy_harness import make_bars
-from strategy_harness import run
+from strategies_kit import INSTRUMENT_ID
+from strategies_kit import MINUTE_BARS
+from strategies_kit import atr_of
+from strategies_kit import make_bars
+from strategies_kit import run
 
 from grodt.core.records import DecisionRecord
 from strategies.s2_mean_reversion import S2MeanReversion

@@ -1,12 +1,12 @@
 """S3 breakout on crafted 1-minute bars in a real BacktestEngine."""
 
 import pytest
-from strategy_harness import INSTRUMENT_ID
-from strategy_harness import MINUTE_BARS
-from strategy_harness import atr_of
-from strategy_harness import make_bars
-from strategy_harness import regime
-from strategy_harness import run
+from strategies_kit import INSTRUMENT_ID
+from strategies_kit import MINUTE_BARS
+from strategies_kit import atr_of
+from strategies_kit import make_bars
+from strategies_kit import regime
+from strategies_kit import run
 
 from grodt.core.records import DecisionRecord
 from strategies.s3_breakout import S3Breakout

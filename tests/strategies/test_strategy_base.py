@@ -17,11 +17,11 @@ from nautilus_trader.model.identifiers import PositionId
 from nautilus_trader.model.objects import Quantity
 from nautilus_trader.trading.strategy import Strategy
 from nautilus_trader.trading.strategy import StrategyConfig
-from strategy_harness import INSTRUMENT_ID
-from strategy_harness import MINUTE_BARS
-from strategy_harness import make_bars
-from strategy_harness import regime
-from strategy_harness import run
+from strategies_kit import INSTRUMENT_ID
+from strategies_kit import MINUTE_BARS
+from strategies_kit import make_bars
+from strategies_kit import regime
+from strategies_kit import run
 
 from grodt.core.messages import NEUTRAL_REGIME_PROBABILITIES
 from grodt.core.records import DecisionRecord

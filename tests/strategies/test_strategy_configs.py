@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
-from strategy_harness import MINUTE_BARS
-from strategy_harness import equity
-from strategy_harness import make_bars
+from strategies_kit import MINUTE_BARS
+from strategies_kit import equity
+from strategies_kit import make_bars
 
 from grodt.core.errors import ConfigError
 from grodt.core.messages import RegimeProbabilities

@@ -12,7 +12,7 @@ from nautilus_trader.model.identifiers import StrategyId
 from nautilus_trader.model.identifiers import TraderId
 from nautilus_trader.model.objects import Price
 from nautilus_trader.model.objects import Quantity
-from strategy_harness import INSTRUMENT_ID
+from strategies_kit import INSTRUMENT_ID
 
 from grodt.core.records import DecisionRecord
 from grodt.core.topics import TARGET_EXPOSURE_TOPIC

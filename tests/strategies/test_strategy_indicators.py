@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from nautilus_trader.indicators import VolumeWeightedAveragePrice
 from nautilus_trader.model.data import BarType
-from strategy_harness import make_bars
+from strategies_kit import make_bars
 
 from strategies.indicators import RollingVwap
 from strategies.indicators import SessionSchedule

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tracking_helpers import write_tiny_catalog
+from tracking_kit import write_tiny_catalog
 
 from grodt.core.settings import get_settings
 from grodt.tracking.store import TrackingStore
@@ -100,8 +100,8 @@ def tiny_catalog(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def chromium() -> tuple[str, str]:
     """(chromium, chromedriver) paths; installs the Debian packages as root if missing."""
-    from tracking_chromium import find_binaries
-    from tracking_chromium import install_chromium
+    from tracking_kit_chromium import find_binaries
+    from tracking_kit_chromium import install_chromium
 
     reason = install_chromium()
     found = find_binaries()

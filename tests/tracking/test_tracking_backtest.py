@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from tracking_helpers import write_node_config
+from tracking_kit import write_node_config
 
 from grodt.cli import main
 from grodt.test_kit.ports import free_port

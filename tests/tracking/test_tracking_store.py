@@ -6,8 +6,8 @@ import time
 from pathlib import Path
 
 import pytest
-from tracking_helpers import write_node_config
-from tracking_helpers import write_tiny_catalog
+from tracking_kit import write_node_config
+from tracking_kit import write_tiny_catalog
 
 from grodt.core.errors import ConfigError
 from grodt.core.settings import get_settings

@@ -18,9 +18,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from tracking_chromium import CHART_PROBE
-from tracking_chromium import Browser
-from tracking_helpers import write_node_config
+from tracking_kit import write_node_config
+from tracking_kit_chromium import CHART_PROBE
+from tracking_kit_chromium import Browser
 
 from grodt.cli import main
 from grodt.core.records import AllocationRecord

@@ -1,4 +1,4 @@
-"""Strategies used by the live-node tests (importable as ``live_probes:<Name>``)."""
+"""Strategies used by the live-node tests (importable as ``live_kit_probes:<Name>``)."""
 
 from decimal import Decimal
 
