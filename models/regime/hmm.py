@@ -22,6 +22,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 from collections.abc import Sequence
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -591,15 +592,37 @@ class GaussianRegimeHMM:
         }
 
     def save(self, path: str | Path) -> Path:
-        """Write the model as JSON (no pickle: safe to load, diffable); returns the path."""
+        """Write the model as JSON (no pickle: safe to load, diffable); returns the path.
+
+        The file is written beside its target and renamed into place, so a crash never leaves
+        a half-written model that a later :meth:`load` would reject.
+
+        Raises
+        ------
+        ConfigError
+            Naming the file, when it cannot be written (its directory is a file, no permission).
+        """
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=1) + "\n", encoding="utf-8")
+        text = json.dumps(self.to_dict(), indent=1) + "\n"
+        partial = path.with_name(f".{path.name}.partial")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial.write_text(text, encoding="utf-8")
+            os.replace(partial, path)
+        except OSError as e:
+            if partial.parent.is_dir():
+                partial.unlink(missing_ok=True)
+            raise ConfigError(f"{path}: cannot write the model file ({e.strerror})") from None
         return path
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "<dict>") -> Self:
+    def from_dict(cls, data: Any, source: str = "<dict>") -> Self:
         """Rebuild a fitted model; raises ConfigError naming ``source`` and the bad field."""
+        if not isinstance(data, dict):
+            raise ConfigError(
+                f"{source}: not a grodt regime model (the JSON is a {type(data).__name__}, "
+                "expected an object)"
+            )
         if data.get("format") != MODEL_FORMAT:
             raise ConfigError(f"{source}: not a grodt regime model (format {data.get('format')!r})")
         if data.get("format_version") != MODEL_FORMAT_VERSION:
@@ -607,8 +630,20 @@ class GaussianRegimeHMM:
                 f"{source}: format_version {data.get('format_version')!r} is not supported "
                 f"(this grodt reads {MODEL_FORMAT_VERSION})",
             )
+        for name in ("hyperparameters", "training"):
+            if name in data and not isinstance(data[name], dict):
+                raise ConfigError(
+                    f"{source}: {name} must be an object, got {type(data[name]).__name__}"
+                )
         try:
             model = cls(**data["hyperparameters"])
+        except KeyError as e:
+            raise ConfigError(f"{source}: missing field {e.args[0]!r}") from None
+        except ConfigError as e:
+            raise ConfigError(f"{source}: hyperparameters.{e}") from None
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"{source}: hyperparameters: {e}") from None
+        try:
             model.scaler_mean_ = np.asarray(data["scaler_mean"], dtype=float)
             model.scaler_scale_ = np.asarray(data["scaler_scale"], dtype=float)
             model.means_ = np.asarray(data["means"], dtype=float)
@@ -617,6 +652,12 @@ class GaussianRegimeHMM:
             model.state_occupancy_ = np.asarray(data["state_occupancy"], dtype=float)
             stored_labels = tuple(data["state_labels"])
             training = data["training"]
+            model.log_likelihood_ = float(training.get("log_likelihood", math.nan))
+            model.n_train_ = int(training.get("n_samples", 0))
+            model.train_start_ns_ = training.get("start_ns")
+            model.train_end_ns_ = training.get("end_ns")
+            model.converged_ = bool(training.get("converged", True))
+            model.fit_warnings_ = list(training.get("warnings", []))
         except KeyError as e:
             raise ConfigError(f"{source}: missing field {e.args[0]!r}") from None
         except (TypeError, ValueError) as e:
@@ -632,12 +673,8 @@ class GaussianRegimeHMM:
         ):
             if value.shape != shape:
                 raise ConfigError(f"{source}: {name} has shape {value.shape}, expected {shape}")
-        model.log_likelihood_ = float(training.get("log_likelihood", math.nan))
-        model.n_train_ = int(training.get("n_samples", 0))
-        model.train_start_ns_ = training.get("start_ns")
-        model.train_end_ns_ = training.get("end_ns")
-        model.converged_ = bool(training.get("converged", True))
-        model.fit_warnings_ = list(training.get("warnings", []))
+            if not np.isfinite(value).all():
+                raise ConfigError(f"{source}: {name} holds a non-finite value")
         try:
             model._finish()
         except np.linalg.LinAlgError as e:
@@ -657,14 +694,33 @@ class GaussianRegimeHMM:
 
     @classmethod
     def load(cls, path: str | Path) -> Self:
-        """Read a model written by :meth:`save`; the version is re-derived and checked."""
+        """Read a model written by :meth:`save`; the version is re-derived and checked.
+
+        Raises
+        ------
+        ConfigError
+            Naming the file: missing or unreadable, not UTF-8, not JSON, not a JSON object, or
+            not a regime model of this format (missing/mistyped field, wrong shape, edited).
+        """
         path = Path(path)
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            text = path.read_bytes().decode("utf-8")
         except FileNotFoundError:
             raise ConfigError(f"{path}: model file not found") from None
+        except IsADirectoryError:
+            raise ConfigError(f"{path}: is a directory, not a model file") from None
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot read the model file ({e.strerror})") from None
+        except UnicodeDecodeError as e:
+            raise ConfigError(
+                f"{path}: not a grodt regime model (not UTF-8 text: byte {e.start})"
+            ) from None
+        try:
+            data = json.loads(text)
         except json.JSONDecodeError as e:
             raise ConfigError(f"{path}: not valid JSON: {e}") from None
+        except RecursionError:
+            raise ConfigError(f"{path}: not valid JSON: nested too deeply") from None
         return cls.from_dict(data, source=str(path))
 
 

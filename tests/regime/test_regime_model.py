@@ -149,3 +149,61 @@ def test_an_edited_model_file_is_rejected(model, tmp_path):
 def test_bad_hyperparameters_name_the_field(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         GaussianRegimeHMM(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"\xff\xfe{\x00}", "not UTF-8 text"),
+        (b"{not json", "not valid JSON"),
+        (b"[1, 2, 3]", "the JSON is a list, expected an object"),
+        (b'"regime"', "the JSON is a str, expected an object"),
+        (b"null", "the JSON is a NoneType, expected an object"),
+        (b"[" * 100_000, "not valid JSON"),
+    ],
+)
+def test_a_model_file_that_is_not_a_json_object_is_a_config_error_naming_it(
+    tmp_path, content, message
+):
+    path = tmp_path / "broken.json"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match=message) as caught:
+        GaussianRegimeHMM.load(path)
+    assert str(path) in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: d.update(hyperparameters=[1, 2]), "hyperparameters must be an object"),
+        (lambda d: d.update(training="yesterday"), "training must be an object"),
+        (lambda d: d["hyperparameters"].update(n_states=1), "hyperparameters.n_states"),
+        (lambda d: d["hyperparameters"].update(colour="red"), "hyperparameters: .*colour"),
+        (lambda d: d.pop("means"), "missing field 'means'"),
+        (lambda d: d.update(means="wide"), "could not convert"),
+        (lambda d: d.update(means=[[1.0]]), "means has shape"),
+        (lambda d: d.update(state_labels=7), "not iterable"),
+        (lambda d: d["training"].update(n_samples="many"), "invalid literal"),
+    ],
+)
+def test_a_model_file_with_the_wrong_schema_is_a_config_error_naming_it(
+    model, tmp_path, edit, message
+):
+    path = model.save(tmp_path / "regime.json")
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match=message) as caught:
+        GaussianRegimeHMM.load(path)
+    assert str(path) in str(caught.value)
+
+
+def test_save_to_an_unwritable_place_names_the_file(model, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    with pytest.raises(ConfigError, match="cannot write the model file") as caught:
+        model.save(blocker / "regime.json")
+    assert str(blocker / "regime.json") in str(caught.value)
+    path = model.save(tmp_path / "regime.json")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "regime.json"]
+    assert GaussianRegimeHMM.load(path).version_ == model.version_
