@@ -24,6 +24,10 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 	command -v chromium >/dev/null || [ "$$(id -u)" != 0 ] || (apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 		chromium chromium-driver >/dev/null) || echo "chromium not installed: its test will skip"
+	@# The live restart tests start their own redis-server (the cache database; Debian package).
+	command -v redis-server >/dev/null || [ "$$(id -u)" != 0 ] || (apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		redis-server >/dev/null) || echo "redis-server not installed: the restart tests will fail"
 	touch $@
 
 install: $(VENV)/.installed

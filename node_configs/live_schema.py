@@ -282,6 +282,58 @@ class CachePurgeSpec(StrictModel):
     account_events_lookback_mins: NonNegativeInt = 60
 
 
+class CacheDatabaseSpec(StrictModel):
+    """Nautilus' cache database (Redis): orders, positions, accounts and strategy/actor state
+    survive a crash of the node, and a restarted node loads them before its strategies start.
+
+    ``host`` and ``port`` are literal values or ``env:NAME`` (read from the environment when the
+    node is built). The password, if the server needs one, is read only from the environment
+    variable named by ``auth_env``; a literal password is never accepted.
+    """
+
+    type: Literal["redis"] = "redis"
+    """The cache database server: Redis."""
+    host: str = Field(default="127.0.0.1", description="Host name, or env:NAME.")
+    port: int | str = Field(default=6379, description="TCP port, or env:NAME.")
+    auth_env: str | None = Field(
+        default=None,
+        description="Name of the environment variable holding the Redis password (AUTH).",
+    )
+    ssl: bool = False
+    """Connect with TLS."""
+    timeout_seconds: PositiveInt = Field(default=20, description="Connection timeout, seconds.")
+    buffer_interval_ms: PositiveInt | None = Field(
+        default=None,
+        description="Batch writes every N ms (None: each write at once, the least lost at a "
+        "crash).",
+    )
+    persist_account_events: bool = True
+    """Write account events to the database too."""
+    checkpoint_seconds: PositiveFloat = Field(
+        default=1.0,
+        description="State checkpoint interval, wall seconds (lockstep replay: every record).",
+    )
+
+    @model_validator(mode="after")
+    def _env_names(self) -> "CacheDatabaseSpec":
+        if isinstance(self.port, str) and not self.port.startswith("env:"):
+            raise ValueError("port: an integer or env:NAME")
+        for name, value in (("host", self.host), ("port", self.port)):
+            if isinstance(value, str) and value.startswith("env:") and not value[4:]:
+                raise ValueError(f"{name}: env: needs a variable name")
+        return self
+
+    def required_env(self) -> dict[str, str]:
+        """Environment variables this section reads, with what each is for."""
+        env: dict[str, str] = {}
+        for name, value in (("host", self.host), ("port", self.port)):
+            if isinstance(value, str) and value.startswith("env:"):
+                env[value[4:]] = f"cache database {name}"
+        if self.auth_env:
+            env[self.auth_env] = "cache database password (Redis AUTH)"
+        return env
+
+
 # -- The node -----------------------------------------------------------------------------------
 
 
@@ -299,6 +351,10 @@ class LiveNodeSpec(NodeSpec):
     timeouts: TimeoutsSpec = Field(default_factory=TimeoutsSpec)
     reconciliation: ReconciliationSpec = Field(default_factory=ReconciliationSpec)
     cache_purge: CachePurgeSpec = Field(default_factory=CachePurgeSpec)
+    cache_database: CacheDatabaseSpec | None = Field(
+        default=None,
+        description="Redis cache database: state survives a crash (None: in memory only).",
+    )
     report: ReportSpec = Field(default_factory=ReportSpec)
 
     @model_validator(mode="after")
@@ -345,6 +401,8 @@ class LiveNodeSpec(NodeSpec):
             required = getattr(client, "required_env", None)
             if required is not None:
                 env.update(required())
+        if self.cache_database is not None:
+            env.update(self.cache_database.required_env())
         return env
 
 

@@ -49,6 +49,7 @@ Nautilus handlers the base implements (``on_bar``, ``on_start``, the order and p
 are sealed: a subclass that overrides one is a ``TypeError`` when its class is defined.
 """
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -113,6 +114,8 @@ from strategies.indicators import parse_time_of_day
 from strategies.indicators import parse_timezone
 from strategies.lifecycle import OrderFailure
 from strategies.lifecycle import PositionLifecycle
+from strategies.lifecycle import lifecycle_state_from_bytes
+from strategies.lifecycle import lifecycle_state_to_bytes
 from strategies.lifecycle import same_order
 from strategies.orders import bracket
 from strategies.sizing import SizeBreakdown
@@ -141,6 +144,8 @@ SEALED_HANDLERS = frozenset(
     {
         "on_start",
         "on_stop",
+        "on_save",
+        "on_load",
         "on_data",
         "on_bar",
         "on_order_filled",
@@ -156,6 +161,9 @@ SEALED_HANDLERS = frozenset(
     },
 )
 _NANOS_PER_MINUTE = 60_000_000_000
+_STATE_LIFECYCLE = "grodt.lifecycle"
+_STATE_INPUTS = "grodt.inputs"
+"""Keys of the saved state (:meth:`RegimeAwareStrategy.on_save`)."""
 _PROBABILITY_TOLERANCE = 1e-6
 _TIE_TOLERANCE = 1e-12
 
@@ -416,6 +424,7 @@ class RegimeAwareStrategy(Strategy):
         self._min_quantity = Decimal(1)
         self._multiplier = 1.0
         self._lifecycle = PositionLifecycle()
+        self._restored = False  # on_load gave a lifecycle state that on_start checks
         self._recorder = DecisionRecorder(
             config.instrument_id.value,
             publish=self._publish,
@@ -563,6 +572,59 @@ class RegimeAwareStrategy(Strategy):
         self._reset_inputs()
         self._lifecycle.reset()
         self._recorder.reset()
+
+    def on_save(self) -> dict[str, bytes]:
+        """What a restarted node needs to carry on as this strategy (Nautilus calls it when the
+        node saves state: at a graceful stop, and at the live node's checkpoints when it has a
+        cache database): the lifecycle (bracket ids, trailing stop, entry sizing, deferred
+        work), the regime and allocation inputs and the decision counters. Indicators are not
+        saved: they are rebuilt from bars (see docs/live.md, "Crash and restart")."""
+        recorder = self._recorder
+        inputs = {
+            "regime_probabilities": self.regime_probabilities,
+            "regime_most_likely": self.regime_most_likely,
+            "regime_model_version": self.regime_model_version,
+            "allocation_weight": self.allocation_weight,
+            "allocation_model_version": self.allocation_model_version,
+            "allocation_trace_id": self.allocation_trace_id,
+            "skipped_entries": self.skipped_entries,
+            "last_price": self._last_price,
+            "last_ts": self._last_ts,
+            "decision_sequence": recorder._sequence,
+            "decisions": recorder.decisions,
+            "target_quantity": recorder.target_quantity,
+            "target_exposure": recorder.target_exposure,
+        }
+        return {
+            _STATE_LIFECYCLE: lifecycle_state_to_bytes(self._lifecycle.state),
+            _STATE_INPUTS: json.dumps(inputs, sort_keys=True).encode(),
+        }
+
+    def on_load(self, state: dict[str, bytes]) -> None:
+        """Restore what :meth:`on_save` saved (called before ``on_start``); ``on_start`` then
+        checks the restored position against the cache (:meth:`_recover_position`)."""
+        if _STATE_LIFECYCLE in state:
+            self._lifecycle.state = lifecycle_state_from_bytes(state[_STATE_LIFECYCLE])
+            self._restored = True
+        if _STATE_INPUTS in state:
+            inputs = json.loads(state[_STATE_INPUTS].decode())
+            self.regime_probabilities = {
+                k: float(v) for k, v in inputs["regime_probabilities"].items()
+            }
+            self.regime_most_likely = inputs["regime_most_likely"]
+            self.regime_model_version = inputs["regime_model_version"]
+            self.allocation_weight = float(inputs["allocation_weight"])
+            self.allocation_model_version = inputs["allocation_model_version"]
+            self.allocation_trace_id = inputs["allocation_trace_id"]
+            self.skipped_entries = {k: int(v) for k, v in inputs["skipped_entries"].items()}
+            self._last_price = float(inputs["last_price"])
+            self._last_ts = int(inputs["last_ts"])
+            recorder = self._recorder
+            recorder._sequence = int(inputs["decision_sequence"])
+            recorder.decisions = int(inputs["decisions"])
+            recorder.target_quantity = float(inputs["target_quantity"])
+            recorder.target_exposure = float(inputs["target_exposure"])
+        self.log.info(f"Loaded saved state ({', '.join(sorted(state))})")
 
     def on_data(self, data: Any) -> None:
         if isinstance(data, RegimeProbabilities):
@@ -1174,9 +1236,22 @@ class RegimeAwareStrategy(Strategy):
         regime-rebalanced; its time stop counts bars from the restart.
         """
         position = self._position()
+        lifecycle = self._lifecycle
+        if self._restored:
+            self._restored = False
+            direction = 0 if position is None else (1 if position.is_long else -1)
+            if lifecycle.state.direction == direction:
+                # The saved lifecycle describes the cached position: this strategy carries on
+                # (sizing, allocation and rebalancing as before the restart).
+                self.log.info(f"Restored lifecycle state (direction {direction:+d})")
+                return
+            self.log.warning(
+                f"Saved lifecycle state (direction {lifecycle.state.direction:+d}) does not "
+                f"match the cached position (direction {direction:+d}): adopting the position",
+            )
+            lifecycle.reset()
         if position is None:
             return
-        lifecycle = self._lifecycle
         lifecycle.adopt(
             1 if position.is_long else -1,
             position.quantity.as_decimal(),

@@ -17,9 +17,11 @@ leftovers) is therefore recorded with :meth:`PositionLifecycle.defer` and done b
 in backtest and live.
 """
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from dataclasses import fields
 from decimal import Decimal
 from enum import Enum
 
@@ -28,7 +30,14 @@ from nautilus_trader.model.objects import Quantity
 
 from strategies.sizing import floor_to_lot
 
-__all__ = ["LifecycleState", "OrderFailure", "PositionLifecycle", "same_order"]
+__all__ = [
+    "LifecycleState",
+    "OrderFailure",
+    "PositionLifecycle",
+    "lifecycle_state_from_bytes",
+    "lifecycle_state_to_bytes",
+    "same_order",
+]
 
 
 def same_order(order_id: ClientOrderId, other: ClientOrderId | None) -> bool:
@@ -98,6 +107,38 @@ class LifecycleState:
     protect: bool = False
     sync_bracket: bool = False
     cleanup: bool = False
+
+
+_ORDER_ID_FIELDS = ("pending_entry_id", "pending_exit_id", "stop_order_id", "target_order_id")
+
+
+def lifecycle_state_to_bytes(state: LifecycleState) -> bytes:
+    """The whole state as UTF-8 JSON (the strategy's ``on_save``): order ids as strings, the
+    Decimal as a string, NaN prices as JSON ``NaN``."""
+    document: dict[str, object] = {}
+    for item in fields(state):
+        value = getattr(state, item.name)
+        if isinstance(value, ClientOrderId):
+            value = value.value
+        elif isinstance(value, Decimal):
+            value = str(value)
+        document[item.name] = value
+    return json.dumps(document, sort_keys=True).encode()
+
+
+def lifecycle_state_from_bytes(data: bytes) -> LifecycleState:
+    """The inverse of :func:`lifecycle_state_to_bytes` (``on_load``); unknown keys are errors."""
+    document = json.loads(data.decode())
+    known = {item.name for item in fields(LifecycleState)}
+    unknown = sorted(set(document) - known)
+    if unknown:
+        raise ValueError(f"lifecycle state: unknown fields {unknown}")
+    for name in _ORDER_ID_FIELDS:
+        if document.get(name) is not None:
+            document[name] = ClientOrderId(document[name])
+    if "entry_quantity" in document:
+        document["entry_quantity"] = Decimal(document["entry_quantity"])
+    return LifecycleState(**document)
 
 
 class PositionLifecycle:

@@ -1,6 +1,7 @@
 """``grodt live``: run a TradingNode config, check a deployment, and operate a running node.
 
 grodt live CONFIG [--check] [--pacing ...] [--speed X] [--run-dir DIR] [--json]
+    [--supervise [--max-restarts N] [--backoff SECONDS]]
 grodt live kill TARGET [--reason TEXT | --reset]
 grodt live stop RUN_DIR
 grodt live status RUN_DIR
@@ -72,6 +73,13 @@ def _format_summary(summary: dict[str, Any]) -> str:
     kill = summary.get("kill_switch") or {}
     if kill.get("history"):
         lines.append(f"  kill switch: {len(kill['history'])} event(s), halted={kill['halted']}")
+    forensics = (summary.get("extensions") or {}).get("forensics") or {}
+    if "delivered" in forensics:
+        line = f"  forensics: {forensics['delivered']:,} records delivered"
+        if forensics.get("undelivered"):
+            where = forensics.get("outbox") or forensics.get("spill_dir")
+            line += f"; {forensics['undelivered']:,} NOT DELIVERED, waiting in {where}"
+        lines.append(line)
     lines.append(f"Reports: {summary['run_dir']}")
     return "\n".join(lines)
 
@@ -100,6 +108,30 @@ def _format_summary(summary: dict[str, Any]) -> str:
 @click.option("--speed", type=float, default=None, help="Override the accelerated replay speed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the final summary as JSON.")
 @click.option("--quiet", is_flag=True, help="No health lines on stderr, engine logs off.")
+@click.option(
+    "--allow-undelivered",
+    is_flag=True,
+    help="Exit 0 even when forensics records were left undelivered (default: exit 3).",
+)
+@click.option(
+    "--supervise",
+    is_flag=True,
+    help="Run the node as a child process and restart it when it crashes (same run dir).",
+)
+@click.option(
+    "--max-restarts",
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
+    help="With --supervise: restarts allowed before giving up.",
+)
+@click.option(
+    "--backoff",
+    type=click.FloatRange(min=0.0),
+    default=1.0,
+    show_default=True,
+    help="With --supervise: seconds before the first restart, doubled each time (max 60).",
+)
 def run_command(
     config: Path,
     check: bool,
@@ -109,6 +141,10 @@ def run_command(
     speed: float | None,
     as_json: bool,
     quiet: bool,
+    allow_undelivered: bool,
+    supervise: bool,
+    max_restarts: int,
+    backoff: float,
 ) -> None:
     """Run CONFIG until its replay ends or SIGINT/SIGTERM (graceful stop)."""
     from grodt.core.settings import get_settings
@@ -142,6 +178,20 @@ def run_command(
     elif pacing or speed:
         raise click.UsageError("--pacing/--speed apply to paper configs (a replay data client)")
     run_path = run_dir or new_run_dir(settings.runs_dir, spec.name)
+    if supervise:
+        _run_supervised(
+            config,
+            run_path,
+            catalog,
+            pacing,
+            speed,
+            as_json,
+            quiet,
+            max_restarts,
+            backoff,
+            persistent=spec.cache_database is not None,
+        )
+        return
     click.echo(
         f"{spec.name}: running in {run_path} (pid {os.getpid()}); "
         f"stop with Ctrl-C or `grodt live stop {run_path}`",
@@ -159,6 +209,52 @@ def run_command(
         click.echo(json.dumps(json_safe(outcome.summary), default=str))
     else:
         click.echo(_format_summary(outcome.summary))
+    from grodt.cli.forensics import exit_if_undelivered
+
+    exit_if_undelivered(outcome.summary, allow_undelivered)
+
+
+def _run_supervised(
+    config: Path,
+    run_path: Path,
+    catalog: Path | None,
+    pacing: str | None,
+    speed: float | None,
+    as_json: bool,
+    quiet: bool,
+    max_restarts: int,
+    backoff: float,
+    persistent: bool,
+) -> None:
+    """``--supervise``: the node in a child process, restarted on a crash (same run dir)."""
+    from grodt.nodes.supervisor import RestartPolicy
+    from grodt.nodes.supervisor import supervise
+
+    command = [sys.executable, "-m", "grodt", "live", str(config), "--run-dir", str(run_path)]
+    if catalog is not None:
+        command += ["--catalog", str(catalog)]
+    if pacing:
+        command += ["--pacing", pacing]
+    if speed:
+        command += ["--speed", str(speed)]
+    if as_json:
+        command.append("--json")
+    if quiet:
+        command.append("--quiet")
+    if not persistent:
+        click.echo(
+            "warning: no cache_database in the config: a restarted node starts afresh "
+            "(positions from before a crash are not its strategies' any more)",
+            err=True,
+        )
+    click.echo(f"supervisor (pid {os.getpid()}): node in {run_path}", err=True)
+    returncode = supervise(
+        command,
+        run_path,
+        RestartPolicy(max_restarts=max_restarts, initial=backoff),
+        lambda line: click.echo(line, err=True),
+    )
+    sys.exit(returncode if returncode >= 0 else 128 - returncode)
 
 
 @command.command(name="kill")

@@ -21,7 +21,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
 from nautilus_trader.common.config import ImportableActorConfig
 from nautilus_trader.live.node import TradingNode
 
@@ -29,6 +28,9 @@ from grodt.core.errors import GrodtError
 from grodt.core.topics import NAUTILUS_ORDER_EVENTS
 from grodt.core.topics import NAUTILUS_SHUTDOWN
 from grodt.nodes.catalog_data import check_catalog
+from grodt.nodes.checkpoint import Checkpoint
+from grodt.nodes.checkpoint import load_checkpoint
+from grodt.nodes.checkpoint import save_checkpoint
 from grodt.nodes.components import keep_logging_alive
 from grodt.nodes.flatten import flatten_strategies
 from grodt.nodes.latency import LatencyProbe
@@ -45,6 +47,7 @@ from grodt.nodes.operations import utc_now_iso
 from grodt.nodes.operations import write_node_file
 from grodt.nodes.replay import EngineIdle
 from grodt.nodes.replay import ReplayDataClient
+from grodt.nodes.run_files import write_config_yaml
 from grodt.nodes.run_files import write_json
 from grodt.nodes.sandbox import GrodtSandboxExecutionClient
 from grodt.nodes.trading_config import resolve_catalog
@@ -116,6 +119,8 @@ class LiveNode:
         self._market_times: OrderMarketTimes | None = None
         self._tasks: list[asyncio.Task] = []
         self._jsonl: JsonlSink | None = None
+        self.resumed_from: Checkpoint | None = None
+        self.checkpoints = 0
 
     # -- public control -------------------------------------------------------------------------
 
@@ -162,9 +167,7 @@ class LiveNode:
             check_catalog(replay.data, self.catalog, self.spec.name, f"data_clients[{index}].")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.document is not None:
-            (self.run_dir / "config.yaml").write_text(
-                yaml.safe_dump(self.document, sort_keys=False),
-            )
+            write_config_yaml(self.run_dir, self.document)
         self.extensions = node_extensions(self.spec, self.run_dir)
         extra_actors: list[ImportableActorConfig] = []
         for extension in self.extensions:
@@ -193,13 +196,30 @@ class LiveNode:
         keep_logging_alive(kernel)
         self.idle = EngineIdle(kernel, turns=self.spec.replay.idle_turns if self.spec.replay else 3)
         # Registered clients are only reachable through the engines' (read-only) client maps.
+        persistent = self.spec.cache_database is not None
+        lockstep = self.spec.replay is not None and self.spec.replay.pacing == "lockstep"
         for client in kernel.data_engine._clients.values():
             if isinstance(client, ReplayDataClient):
                 self.replay = client
-                client.attach(self.idle, self.probe)
+                # Lockstep with a cache database: a checkpoint after every record, once idle.
+                waiter = self._idle_then_checkpoint if persistent and lockstep else self.idle
+                client.attach(waiter, self.probe)
                 # Read the catalog now: inside the client's connect it would run after Nautilus
                 # started the connection deadline, and a large replay would time out.
                 client.load()
+        if persistent:
+            # The cache loaded its database when the kernel was built: a checkpoint there means
+            # this node crashed (or stopped) before, and resumes where it stood.
+            self.resumed_from = load_checkpoint(kernel.cache)
+            if self.resumed_from is not None:
+                kernel.logger.warning(
+                    f"Resuming from checkpoint: {self.resumed_from.replayed:,} records replayed",
+                )
+                if self.replay is not None:
+                    self.replay.resume_at(
+                        self.resumed_from.replayed,
+                        self.resumed_from.market_ts,
+                    )
         for client in kernel.exec_engine._clients.values():
             if isinstance(client, GrodtSandboxExecutionClient):
                 client.bind(kernel.exec_engine, self.probe)
@@ -231,6 +251,35 @@ class LiveNode:
         # A halt survives restarts: a kill file present now halts the node before any strategy
         # starts (orders sent in on_start included), and reaches the extensions (risk gate).
         self.kill_file_source.check()
+
+    async def _idle_then_checkpoint(self) -> None:
+        assert self.idle is not None
+        await self.idle()
+        self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """Save strategy/actor state and the replay position into the cache database."""
+        if self.node is None or self.spec.cache_database is None:
+            return
+        replay = self.replay
+        save_checkpoint(
+            self.node.kernel,
+            Checkpoint(
+                replayed=replay.progress()["dispatched"] if replay is not None else 0,
+                market_ts=replay.market_ts if replay is not None else 0,
+                saved_ns=time.time_ns(),
+            ),
+        )
+        self.checkpoints += 1
+
+    async def _checkpoint_periodically(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                self.checkpoint()
+            except Exception as e:  # logged, and the next interval tries again
+                assert self.node is not None
+                self.node.kernel.logger.exception("Checkpoint failed", e)
 
     def _on_shutdown_command(self, command: Any) -> None:
         reason = getattr(command, "reason", None) or "ShutdownSystem"
@@ -343,6 +392,7 @@ class LiveNode:
                     else None
                 ),
                 "idle_loop_turns": self.idle.loop_turns,
+                "resumed_at": self.resumed_from.replayed if self.resumed_from else None,
                 "pacing": self.replay.pacing,
             },
         )
@@ -352,6 +402,12 @@ class LiveNode:
         kernel = self.node.kernel
         # The kill file was first checked at the end of build(); watch() polls it from now on.
         self._tasks.append(asyncio.ensure_future(self.kill_file_source.watch()))
+        database = self.spec.cache_database
+        replay = self.spec.replay
+        if database is not None and (replay is None or replay.pacing != "lockstep"):
+            self._tasks.append(
+                asyncio.ensure_future(self._checkpoint_periodically(database.checkpoint_seconds)),
+            )
         interval = self.spec.operations.health_interval_seconds
         sinks: list[Callable[[dict[str, Any]], None]] = []
         self._jsonl = JsonlSink(self.run_dir / "health.jsonl")
@@ -460,6 +516,14 @@ class LiveNode:
                 ),
                 "health": final_health,
                 "extensions": extension_figures,
+                "cache_database": (
+                    {
+                        "checkpoints": self.checkpoints,
+                        "resumed_from": (self.resumed_from.replayed if self.resumed_from else None),
+                    }
+                    if self.spec.cache_database is not None
+                    else None
+                ),
                 "run_dir": str(self.run_dir),
             },
         )

@@ -264,6 +264,24 @@ class ReplayDataClient(LiveMarketDataClient):
         first_ns = records[0].ts_init if records else 0
         self._start_ns = start_ns if start_ns is not None else first_ns
 
+    def resume_at(self, replayed: int, market_ts: int) -> None:
+        """Continue a crashed node's replay after its first ``replayed`` records (a checkpoint,
+        :mod:`grodt.nodes.checkpoint`); ``market_ts`` must be the ``ts_init`` of the last of
+        them, or the catalog or the config changed since the checkpoint (ConfigError)."""
+        self.load()
+        if not 0 <= replayed <= len(self._records):
+            raise ConfigError(
+                f"replay: checkpoint at record {replayed:,} but the replay has "
+                f"{len(self._records):,} records",
+            )
+        if replayed and self._records[replayed - 1].ts_init != market_ts:
+            raise ConfigError(
+                f"replay: checkpoint record {replayed:,} was at ts {market_ts}, the catalog "
+                f"has {self._records[replayed - 1].ts_init} there (data or config changed)",
+            )
+        self._position = self._dispatched = replayed
+        self.market_ts = market_ts
+
     # -- connection -----------------------------------------------------------------------------
 
     async def _connect(self) -> None:

@@ -6,8 +6,11 @@ clients come from the adapters (:mod:`grodt.nodes.adapters`); what only a Tradin
 """
 
 import math
+import os
 from pathlib import Path
 
+from nautilus_trader.cache.config import CacheConfig
+from nautilus_trader.common.config import DatabaseConfig
 from nautilus_trader.common.config import ImportableActorConfig
 from nautilus_trader.config import LiveDataEngineConfig
 from nautilus_trader.config import LiveExecEngineConfig
@@ -21,12 +24,14 @@ from grodt.nodes.adapters import live_clients
 from grodt.nodes.components import importable_actor
 from grodt.nodes.components import importable_strategy
 from grodt.nodes.components import logging_config
+from node_configs.live_schema import CacheDatabaseSpec
 from node_configs.live_schema import LiveNodeSpec
 from node_configs.live_schema import ReplaySpec
 
 __all__ = [
     "LOCKSTEP_MIN_SUBMIT_LIMIT",
     "TradingNodeSetup",
+    "cache_config",
     "resolve_catalog",
     "scaled_rate",
     "trading_node_config",
@@ -85,6 +90,50 @@ def scaled_rate(rate: str, replay: ReplaySpec | None) -> str:
     return f"{scaled}/{interval}"
 
 
+def _from_env(value: str | int, field: str) -> str:
+    """A literal value, or the environment variable an ``env:NAME`` value names."""
+    text = str(value)
+    if not text.startswith("env:"):
+        return text
+    name = text[4:]
+    found = os.environ.get(name)
+    if not found:
+        raise ConfigError(f"cache_database.{field}: environment variable {name} is not set")
+    return found
+
+
+def cache_config(spec: CacheDatabaseSpec | None) -> CacheConfig | None:
+    """The Nautilus cache config of a ``cache_database:`` section; None keeps the in-memory
+    cache. Environment variables are read here, when the node is built (never written back)."""
+    if spec is None:
+        return None
+    port_text = _from_env(spec.port, "port")
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ConfigError(f"cache_database.port: not an integer port: {port_text!r}") from None
+    password = None
+    if spec.auth_env:
+        password = os.environ.get(spec.auth_env)
+        if not password:
+            raise ConfigError(
+                f"cache_database.auth_env: environment variable {spec.auth_env} is not set",
+            )
+    return CacheConfig(
+        database=DatabaseConfig(
+            type=spec.type,
+            host=_from_env(spec.host, "host"),
+            port=port,
+            password=password,
+            ssl=spec.ssl,
+            timeout=spec.timeout_seconds,
+        ),
+        encoding="msgpack",
+        buffer_interval_ms=spec.buffer_interval_ms,
+        persist_account_events=spec.persist_account_events,
+    )
+
+
 def trading_node_config(
     spec: LiveNodeSpec,
     catalog: Path | None,
@@ -103,8 +152,14 @@ def trading_node_config(
     reconciliation = spec.reconciliation
     purge = spec.cache_purge
     timeouts = spec.timeouts
+    # With a cache database, strategy and actor state are loaded when the node is built and
+    # saved at a graceful stop; the live node also checkpoints it while running (a crash).
+    persistent = spec.cache_database is not None
     config = TradingNodeConfig(
         trader_id=spec.engine.trader_id,
+        cache=cache_config(spec.cache_database),
+        load_state=persistent,
+        save_state=persistent,
         logging=logging_config(spec.logging, run_dir, quiet),
         # An exception in an engine queue must stop the node through the graceful path (which
         # flushes the extensions and writes the reports); Nautilus' default is os._exit(1).

@@ -10,6 +10,8 @@ Modules:
 - :mod:`grodt.test_kit.pgcluster` — a throw-away PostgreSQL server (``TemporaryPostgres``);
 - :mod:`grodt.test_kit.loadgen` — concurrent metric-logging load against a tracking store
   (``run_load``), used by the tracking tests and ``benchmarks/tracking_scale.py``;
+- :mod:`grodt.test_kit.redis` — a throw-away Redis server (``TemporaryRedis``), the live
+  node's cache database in the restart tests;
 - :mod:`grodt.test_kit.tansu` — a Tansu (Kafka-protocol) broker process (``TansuBroker``);
 - :mod:`grodt.test_kit.forensics` — a tiny bar catalog and a strategy that records a decision
   for every order it sends (``TracedCross``), used by ``benchmarks/forensics_bridge.py``;

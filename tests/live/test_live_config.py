@@ -3,12 +3,14 @@
 from pathlib import Path
 
 import pytest
+import yaml
 from live_kit import REPO
 from live_kit import write_yaml
 
 from grodt.core.errors import ConfigError
 from grodt.nodes.trading_config import LOCKSTEP_MIN_SUBMIT_LIMIT
 from grodt.nodes.trading_config import scaled_rate
+from grodt.nodes.trading_config import trading_node_config
 from node_configs.live_schema import ReplaySpec
 from node_configs.live_schema import backtest_twin
 from node_configs.live_schema import load_live_config
@@ -136,3 +138,47 @@ def test_order_rate_is_scaled_from_data_time_to_wall_time():
     )
     with pytest.raises(ConfigError, match=r"engine\.risk_engine"):
         scaled_rate("fast/00:00:01", replay("lockstep"))
+
+
+def _with_cache_database(tmp_path: Path, section: dict) -> Path:
+    document = yaml.safe_load((LIVE / "ema_cross_sp500_paper.yaml").read_text())
+    document["exec_clients"][0]["venue"] = {
+        "include": str(REPO / "node_configs/venues/sample_cash.yaml")
+    }
+    document["strategies"] = [
+        {"include": str(REPO / "node_configs/components/strategies/ema_cross_spx.yaml")}
+    ]
+    document["cache_database"] = section
+    return write_yaml(tmp_path / "cached.yaml", document)
+
+
+def test_cache_database_section_becomes_nautilus_redis_cache(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("GRODT_TEST_CACHE_HOST", "10.1.2.3")
+    monkeypatch.setenv("GRODT_TEST_CACHE_AUTH", "s3cret-value")
+    path = _with_cache_database(
+        tmp_path,
+        {"host": "env:GRODT_TEST_CACHE_HOST", "port": 6390, "auth_env": "GRODT_TEST_CACHE_AUTH"},
+    )
+    spec = load_live_config(path)
+    assert spec.required_env() == {
+        "GRODT_TEST_CACHE_HOST": "cache database host",
+        "GRODT_TEST_CACHE_AUTH": "cache database password (Redis AUTH)",
+    }
+    config, _, _ = trading_node_config(spec, REPO / "data" / "catalog", None)
+    database = config.cache.database
+    assert (database.type, database.host, database.port) == ("redis", "10.1.2.3", 6390)
+    assert database.password == "s3cret-value"
+    assert "s3cret-value" not in repr(config.cache)
+    assert config.load_state and config.save_state
+    # Without the section: Nautilus' in-memory cache, no state loaded or saved.
+    plain = load_live_config(LIVE / "ema_cross_sp500_paper.yaml")
+    plain_config, _, _ = trading_node_config(plain, REPO / "data" / "catalog", None)
+    assert plain_config.cache is None and not plain_config.load_state
+
+
+def test_cache_database_rejects_literal_passwords_and_unset_variables(tmp_path: Path):
+    with pytest.raises(ConfigError, match=r"cache_database\.password"):
+        load_live_config(_with_cache_database(tmp_path, {"password": "hunter2"}))
+    spec = load_live_config(_with_cache_database(tmp_path, {"port": "env:GRODT_TEST_UNSET_PORT"}))
+    with pytest.raises(ConfigError, match="GRODT_TEST_UNSET_PORT is not set"):
+        trading_node_config(spec, REPO / "data" / "catalog", None)
