@@ -9,6 +9,7 @@ Every input is read and validated before anything is written; a rejected finding
 untouched. Writes go through :class:`~catalogs.transaction.CatalogTransaction`.
 """
 
+import dataclasses
 import datetime as dt
 import uuid
 from collections.abc import Sequence
@@ -102,6 +103,9 @@ def validate_files(
     Rejected findings are returned (``result.rejected``), not raised.
     """
     resolved = resolve_spec(spec) if spec is not None else None
+    options = options or ReadOptions()
+    if options.dayfirst is None and resolved is not None and resolved.dayfirst is not None:
+        options = dataclasses.replace(options, dayfirst=resolved.dayfirst)
     raw = read_bars_files(list(paths), options)
     return validate_raw(raw, resolved, config)
 

@@ -22,8 +22,12 @@ from their magnitude, and ``YYYYMMDD`` integers. Naive timestamps are local time
 import csv
 import gzip
 import io
+import math
 import re
+import warnings
+import zlib
 from collections import Counter
+from collections.abc import Callable
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
@@ -38,6 +42,8 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytz
 
+from catalogs.date_order import rewrite_numeric_dates
+from grodt.core.errors import ConfigError
 from grodt.core.errors import DataValidationError
 
 NAT_NS = int(np.iinfo(np.int64).min)
@@ -49,6 +55,7 @@ TIMESTAMP_COLUMN = "timestamp"
 
 _DELIMITERS = (",", ";", "\t", "|")
 _SNIFF_LINES = 50
+_SAMPLE_BYTES = 65536
 _NULL_TOKENS = frozenset({"", "nan", "na", "n/a", "null", "none", "-nan"})
 
 _ALIASES: dict[str, frozenset[str]] = {
@@ -95,8 +102,13 @@ class ReadOptions:
     timezone : str
         IANA zone of naive timestamps (default UTC). Epoch numbers and strings with an offset are
         absolute and ignore it.
-    datetime_format : str | None
-        strftime format of the timestamp text when neither ISO-8601 nor pandas' inference fits.
+    date_format : str | None
+        strftime format of the timestamp text (``%d/%m/%Y``, ``%d/%m/%Y %H:%M``; with separate
+        date and time columns, of ``<date> <time>``) when the formats read by default do not fit.
+    dayfirst : bool | None
+        Order of numeric dates such as ``02/01/2024``: True day-first, False month-first, None
+        detect it from the whole column (an ambiguous column is then an error asking for it;
+        see :mod:`catalogs.date_order`).
     delimiter : str | None
         CSV delimiter; None detects it.
     default_volume : float | None
@@ -104,9 +116,25 @@ class ReadOptions:
     """
 
     timezone: str = "UTC"
-    datetime_format: str | None = None
+    date_format: str | None = None
+    dayfirst: bool | None = None
     delimiter: str | None = None
     default_volume: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.date_format is not None:
+            try:
+                pd.to_datetime(pd.Series(["2024-01-02"]), format=self.date_format, errors="coerce")
+            except ValueError as e:
+                raise ConfigError(f"date_format {self.date_format!r}: {e}") from None
+        if self.default_volume is not None and not (
+            math.isfinite(self.default_volume) and self.default_volume >= 0
+        ):
+            raise ConfigError(
+                f"default_volume must be a finite number >= 0, was {self.default_volume}"
+            )
+        if self.delimiter is not None and len(self.delimiter) != 1:
+            raise ConfigError(f"delimiter must be one character, was {self.delimiter!r}")
 
 
 @dataclass
@@ -161,18 +189,95 @@ def read_bars_file(path: str | Path, options: ReadOptions | None = None) -> RawB
     """
     options = options or ReadOptions()
     path = Path(path)
+    source = str(path)
     try:
         with path.open("rb") as handle:
             magic = handle.read(4)
+        # Parquet is read from the path (memory-mapped); everything else as bytes.
+        data = b"" if magic == _PARQUET_MAGIC else path.read_bytes()
     except FileNotFoundError:
-        raise DataValidationError("file not found", str(path), check="parse") from None
-    if magic == b"PAR1":
-        table = pq.read_table(path)
-        return table_to_raw(table, str(path), options)
-    data = path.read_bytes()
-    if magic[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
-    return _csv_to_raw(data, str(path), options)
+        raise DataValidationError("file not found", source, check="parse") from None
+    except IsADirectoryError:
+        raise DataValidationError("is a directory, not a bar file", source, check="parse") from None
+    except OSError as e:
+        raise DataValidationError(f"cannot read the file ({e.strerror})", source) from None
+    if magic == _PARQUET_MAGIC:
+        return table_to_raw(_read_parquet(path, source), source, options)
+    if data[:2] == _GZIP_MAGIC:
+        data = _gunzip(data, source)
+        if data[:4] == _PARQUET_MAGIC:
+            return table_to_raw(_read_parquet(pa.BufferReader(data), source), source, options)
+    return _csv_to_raw(_as_utf8_text(data, source), source, options)
+
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_PARQUET_MAGIC = b"PAR1"
+_NOT_CSV_MAGIC = {
+    b"PK\x03\x04": "a ZIP archive (or an Excel .xlsx workbook): extract it or export it as CSV",
+    b"\xd0\xcf\x11\xe0": "an old Excel (.xls) workbook: export it as CSV",
+    b"\x89HDF": "an HDF5 file: export it as CSV or Parquet",
+    b"SQLi": "an SQLite database: export the table as CSV or Parquet",
+}
+_BINARY_SHARE = 0.01
+"""A sample with more than this share of control bytes (other than tab, CR, LF) is binary."""
+
+
+def _gunzip(data: bytes, source: str) -> bytes:
+    try:
+        return gzip.decompress(data)
+    except EOFError:
+        raise DataValidationError(
+            "truncated gzip file: it ends before the compressed data does (an interrupted "
+            "download or copy?)",
+            source,
+            check="parse",
+        ) from None
+    except (gzip.BadGzipFile, zlib.error) as e:
+        raise DataValidationError(f"corrupt gzip file ({e})", source, check="parse") from None
+
+
+def _read_parquet(file: Path | pa.BufferReader, source: str) -> pa.Table:
+    try:
+        table = pq.read_table(file)
+    except (pa.ArrowException, OSError) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise DataValidationError(
+            f"not a readable Parquet file (it starts like one): {reason}", source, check="parse"
+        ) from None
+    if table.num_rows == 0:
+        raise DataValidationError("the Parquet file has no rows", source, check="parse")
+    return table
+
+
+def _as_utf8_text(data: bytes, source: str) -> bytes:
+    """CSV bytes as UTF-8: UTF-16 (with its BOM) is transcoded, binary files are refused."""
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        try:
+            return data.decode("utf-16").encode("utf-8")
+        except UnicodeDecodeError as e:
+            raise DataValidationError(
+                f"starts with a UTF-16 byte order mark but is not UTF-16 text ({e.reason} at "
+                f"byte {e.start})",
+                source,
+                check="parse",
+            ) from None
+    for magic, what in _NOT_CSV_MAGIC.items():
+        if data.startswith(magic):
+            raise DataValidationError(f"not a CSV or Parquet file: {what}", source, check="parse")
+    sample = data[:65536]
+    nul = sample.find(b"\x00")
+    control = sum(sample.count(bytes([byte])) for byte in _CONTROL_BYTES)
+    if nul >= 0 or control > _BINARY_SHARE * len(sample):
+        where = f"a NUL byte at byte {nul}" if nul >= 0 else f"{control} control bytes"
+        raise DataValidationError(
+            f"not a CSV or Parquet file: binary data ({where} of the first {len(sample):,} bytes)",
+            source,
+            check="parse",
+        )
+    return data
+
+
+_CONTROL_BYTES = bytes([*range(0, 9), 11, 12, *range(14, 32), 127])
 
 
 def read_bars_files(paths: Sequence[str | Path], options: ReadOptions | None = None) -> RawBars:
@@ -243,16 +348,23 @@ def _csv_to_raw(data: bytes, source: str, options: ReadOptions) -> RawBars:
     needed = list(dict.fromkeys(layout.roles.values()))
     table, row_numbers, problems = _read_csv_fast(data, layout, needed)
     if table is None or row_numbers is None or problems is None:
-        table, row_numbers, problems = _read_csv_slow(data, layout, needed)
+        table, row_numbers, problems = _read_csv_slow(data, layout, needed, source)
     return _columns_to_raw(table, layout.roles, row_numbers, problems, source, options)
 
 
 def _detect_layout(data: bytes, source: str, options: ReadOptions) -> _Layout:
-    head = data[:65536].decode("utf-8-sig", errors="replace")
+    head = data[:_SAMPLE_BYTES].decode("utf-8-sig", errors="replace")
     lines = head.splitlines()
-    if len(data) > 65536 and lines:
+    if len(data) > _SAMPLE_BYTES and lines:
         lines = lines[:-1]  # the last line of the sample may be cut
     lines = [line for line in lines if line.strip()][:_SNIFF_LINES]
+    if len(data) > _SAMPLE_BYTES and len(lines) < 2:
+        raise DataValidationError(
+            f"no header and data row within the first {_SAMPLE_BYTES // 1024} KiB: a line is far "
+            "too long for a bar file",
+            source,
+            check="parse",
+        )
     if not lines:
         raise DataValidationError("the file is empty", source, check="parse")
     delimiter = options.delimiter or _sniff_delimiter(lines, source)
@@ -268,8 +380,11 @@ def _detect_layout(data: bytes, source: str, options: ReadOptions) -> _Layout:
             # Header names one date/time column, rows carry the date and the time separately.
             names = ["date", "time", *header[1:]]
         elif len(data_fields) != len(header):
+            raw_line = lines[1]
+            hint = "; the row has an unclosed quote" if raw_line.count('"') % 2 else ""
             raise DataValidationError(
-                f"the header names {len(header)} columns but the row has {len(data_fields)} fields",
+                f"the header names {len(header)} columns but the row has {len(data_fields)} "
+                f"fields{hint}",
                 source,
                 row=1,
                 check="parse",
@@ -299,8 +414,11 @@ def _sniff_delimiter(lines: list[str], source: str) -> str:
         if best is None or score[:2] > best[:2]:
             best = score
     if best is None:
+        unclosed = [number for number, line in enumerate(lines, 1) if line.count('"') % 2]
+        hint = f"; line {unclosed[0]} has an unclosed quote" if unclosed else ""
         raise DataValidationError(
-            "cannot detect the delimiter (tried , ; TAB |; give it)",
+            "cannot detect the delimiter (tried , ; TAB |; give it with --delimiter or "
+            f"ReadOptions.delimiter){hint}",
             source,
             check="parse",
         )
@@ -429,8 +547,16 @@ def _read_csv_slow(
     data: bytes,
     layout: _Layout,
     needed: list[str],
+    source: str,
 ) -> tuple[pa.Table, np.ndarray, pd.DataFrame]:
-    """Row-by-row read that keeps exact row numbers and reports malformed rows."""
+    """Row-by-row read that keeps exact row numbers and reports malformed rows.
+
+    Raises
+    ------
+    DataValidationError
+        When the CSV module cannot split a row (a field longer than its limit, usually from an
+        unclosed quote), naming the row.
+    """
     text = data.decode("utf-8-sig", errors="replace")
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=layout.delimiter)
     if layout.has_header:
@@ -445,20 +571,29 @@ def _read_csv_slow(
     bad_text: list[str] = []
     bad_detail: list[str] = []
     row = 0
-    for record in reader:
-        row += 1
-        if not record or all(not value.strip() for value in record):
-            continue
-        rows.append(row)
-        if len(record) != width:
-            bad_pos.append(len(rows) - 1)
-            bad_text.append(layout.delimiter.join(record)[:200])
-            bad_detail.append(f"malformed row: expected {width} fields, got {len(record)}")
-            for values in columns:
-                values.append(None)
-            continue
-        for values, index in zip(columns, wanted, strict=True):
-            values.append(record[index])
+    try:
+        for record in reader:
+            row += 1
+            if not record or all(not value.strip() for value in record):
+                continue
+            rows.append(row)
+            if len(record) != width:
+                bad_pos.append(len(rows) - 1)
+                bad_text.append(layout.delimiter.join(record)[:200])
+                bad_detail.append(f"malformed row: expected {width} fields, got {len(record)}")
+                for values in columns:
+                    values.append(None)
+                continue
+            for values, index in zip(columns, wanted, strict=True):
+                values.append(record[index])
+    except csv.Error as e:
+        raise DataValidationError(
+            f"cannot split the row into fields ({e}; an unclosed quote makes the rest of the "
+            "file one field)",
+            source,
+            row=row + 1,
+            check="parse",
+        ) from None
     table = pa.table(
         {name: pa.array(values, pa.string()) for name, values in zip(needed, columns, strict=True)}
     )
@@ -495,7 +630,7 @@ def _columns_to_raw(
         name = roles.get(role)
         if name is None:
             continue
-        array, bad = _to_float(table.column(name))
+        array, bad = _to_float(_readable_column(table, name, source, _NUMBER_TYPES))
         if bad is not None:
             bad &= ~malformed
             text = _texts(table.column(name), bad)
@@ -519,10 +654,11 @@ def _columns_to_raw(
         values["volume"] = np.full(n, float(options.default_volume))
 
     ts, date_only, bad_ts, notes = _parse_timestamps(
-        table.column(roles["timestamp"]),
-        table.column(roles["time"]) if "time" in roles else None,
+        _readable_column(table, roles["timestamp"], source, _TIMESTAMP_TYPES),
+        _readable_column(table, roles["time"], source, _TEXT_TYPES) if "time" in roles else None,
         options,
         source,
+        rows,
     )
     if bad_ts is not None:
         bad_ts &= ~malformed
@@ -547,6 +683,55 @@ def _columns_to_raw(
         date_only=date_only,
         values=values,
         problems=pd.concat(problem_parts, ignore_index=True),
+    )
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+
+
+def _is_number(kind: pa.DataType) -> bool:
+    return pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)
+
+
+def _is_time(kind: pa.DataType) -> bool:
+    return pa.types.is_timestamp(kind) or pa.types.is_date(kind)
+
+
+_TEXT_TYPES = (_is_text,)
+_NUMBER_TYPES = (_is_text, _is_number)
+_TIMESTAMP_TYPES = (_is_text, _is_number, _is_time)
+
+
+def _readable_column(
+    table: pa.Table,
+    name: str,
+    source: str,
+    accepted: tuple[Callable[[pa.DataType], bool], ...],
+) -> pa.ChunkedArray:
+    """A column whose Arrow type can be read (dictionary-encoded columns are decoded).
+
+    Raises
+    ------
+    DataValidationError
+        For a column of another type (binary, list, struct, ...), naming it.
+    """
+    column = table.column(name)
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    if any(accept(column.type) for accept in accepted):
+        return column
+    hint = ""
+    if pa.types.is_fixed_size_binary(column.type) and column.type.byte_width == 16:
+        hint = (
+            " (a Nautilus catalog bar file? Its fixed-point prices are read with "
+            "catalogs.reader.read_bars_frame, not ingested again)"
+        )
+    raise DataValidationError(
+        f"the Parquet column holds {column.type}, not numbers or text{hint}",
+        source,
+        column=name,
+        check="parse",
     )
 
 
@@ -594,8 +779,11 @@ def _parse_timestamps(
     time_column: pa.ChunkedArray | None,
     options: ReadOptions,
     source: str,
+    rows: np.ndarray,
 ) -> tuple[np.ndarray, bool, np.ndarray | None, dict[int, str]]:
     """Parse a timestamp column (or date + time columns) to int64 ns UTC.
+
+    ``rows`` (int64, shape (n,)) are the data rows of the values, for messages.
 
     Returns
     -------
@@ -648,7 +836,14 @@ def _parse_timestamps(
                 check="parse",
             )
     has_time = bool(pc.any(pc.match_substring(text, ":")).as_py())
-    ts = _strings_to_nanos(text, options.datetime_format, utc=aware)
+    numeric = None
+    if options.date_format is None:
+        numeric = rewrite_numeric_dates(text, options.dayfirst, rows, source, TIMESTAMP_COLUMN)
+        if numeric is not None:
+            text = numeric.text
+            notes.update(numeric.notes)
+    # Numeric dates were read in one order: pandas' per-value inference must not re-read them.
+    ts = _strings_to_nanos(text, options.date_format, utc=aware, infer=numeric is None)
     if aware or not has_time:
         return _finish(ts, not has_time and not aware, notes)
     return _finish(_localise(ts, options.timezone, notes), False, notes)
@@ -740,20 +935,29 @@ def _join_date_time(dates: pa.Array, times: pa.Array) -> pa.Array:
     return pc.binary_join_element_wise(dates, times, " ")
 
 
-def _strings_to_nanos(text: pa.Array, datetime_format: str | None, utc: bool) -> np.ndarray:
-    """Timestamp text → int64 ns (UTC wall clock for naive text), NAT_NS where unparseable."""
-    if datetime_format is None and not utc:
+def _strings_to_nanos(
+    text: pa.Array, date_format: str | None, utc: bool, infer: bool = True
+) -> np.ndarray:
+    """Timestamp text → int64 ns (UTC wall clock for naive text), NAT_NS where unparseable.
+
+    ``infer`` lets pandas guess other formats when ISO-8601 does not fit every value.
+    """
+    if date_format is None and not utc:
         try:
             return _nanos(pc.cast(text, pa.timestamp("ns")))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             pass  # not plain ISO-8601: let pandas try the formats it knows
     series = text.to_pandas()
-    if datetime_format is not None:
-        parsed = pd.to_datetime(series, format=datetime_format, errors="coerce", utc=utc)
+    if date_format is not None:
+        parsed = pd.to_datetime(series, format=date_format, errors="coerce", utc=utc)
     else:
         parsed = pd.to_datetime(series, format="ISO8601", errors="coerce", utc=utc)
-        if parsed.isna().any():
-            inferred = pd.to_datetime(series, errors="coerce", utc=utc)
+        if infer and parsed.isna().any():
+            with warnings.catch_warnings():
+                # "Could not infer format ... falling back to dateutil": the rows that still
+                # fail become parse findings; the warning would only be noise on the console.
+                warnings.simplefilter("ignore", UserWarning)
+                inferred = pd.to_datetime(series, errors="coerce", utc=utc)
             if inferred.notna().sum() > parsed.notna().sum():
                 parsed = inferred
     if utc:

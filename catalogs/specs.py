@@ -73,6 +73,11 @@ class _InstrumentSpecBase(_StrictModel):
         description="Skip the 'positive' check (spreads, some energy futures).",
     )
     price_type: Literal["LAST", "BID", "ASK", "MID"] = "LAST"
+    dayfirst: bool | None = Field(
+        default=None,
+        description="Order of the vendor's numeric dates (02/01/2024): true day-first, false "
+        "month-first; unset detects it per file. A read option given by the caller wins.",
+    )
 
     @field_validator("timezone")
     @classmethod

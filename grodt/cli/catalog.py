@@ -61,7 +61,18 @@ def _read_options(function: Callable[..., Any]) -> Callable[..., Any]:
             show_default=True,
             help="Outlier: number of previous bars in the causal window.",
         ),
-        click.option("--datetime-format", default=None, help="strftime format of the timestamps."),
+        click.option(
+            "--date-format",
+            default=None,
+            help="strftime format of the timestamps, e.g. '%d/%m/%Y' or '%d/%m/%Y %H:%M'.",
+        ),
+        click.option(
+            "--dayfirst/--monthfirst",
+            "dayfirst",
+            default=None,
+            help="Order of numeric dates like 02/01/2024 (default: detected from the whole "
+            "column; an ambiguous column is an error asking for this option).",
+        ),
         click.option("--delimiter", default=None, help="CSV delimiter (default: detected; 'tab')."),
         click.option(
             "--default-volume",
@@ -85,7 +96,8 @@ def _configs(kwargs: dict[str, Any]) -> tuple[Any, Any]:
         delimiter = "\t"
     read_options = ReadOptions(
         timezone=kwargs["timezone"],
-        datetime_format=kwargs["datetime_format"],
+        date_format=kwargs["date_format"],
+        dayfirst=kwargs["dayfirst"],
         delimiter=delimiter,
         default_volume=kwargs["default_volume"],
     )

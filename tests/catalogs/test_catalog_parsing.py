@@ -57,7 +57,7 @@ def test_separate_date_and_time_columns(tmp_path):
         "02/01/2024;14:32:00;100.5;101;100;100.7;20\n"
     )
     raw = read_bars_file(
-        write_text(tmp_path, "bars.csv", text), ReadOptions(datetime_format="%d/%m/%Y %H:%M:%S")
+        write_text(tmp_path, "bars.csv", text), ReadOptions(date_format="%d/%m/%Y %H:%M:%S")
     )
     _assert_two_minute_bars(raw)
 
