@@ -1,4 +1,5 @@
-"""The run directory every node writes into, and the JSON files it holds (``summary.json``, ...)."""
+"""The run directory every node writes into, and the files it holds (``config.yaml``,
+``summary.json``, ...), secret values redacted (:func:`node_configs.secrets.redact_secrets`)."""
 
 import json
 import math
@@ -8,7 +9,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-__all__ = ["json_safe", "new_run_dir", "write_json"]
+import yaml
+
+from node_configs.secrets import redact_secrets
+
+__all__ = ["json_safe", "new_run_dir", "write_config_yaml", "write_json"]
 
 
 def new_run_dir(runs_dir: Path, name: str) -> Path:
@@ -26,8 +31,18 @@ def _json_default(value: Any) -> Any:
 
 
 def write_json(path: Path, payload: Any) -> None:
-    """``payload`` as indented JSON (NaN/inf as null, other non-JSON values as strings)."""
-    path.write_text(json.dumps(json_safe(payload), indent=2, default=_json_default) + "\n")
+    """``payload`` as indented JSON (NaN/inf as null, other non-JSON values as strings, secret
+    values as ``***``)."""
+    text = json.dumps(json_safe(redact_secrets(payload)), indent=2, default=_json_default)
+    path.write_text(text + "\n")
+
+
+def write_config_yaml(run_dir: Path, document: Any) -> Path:
+    """The run's resolved node config as ``<run_dir>/config.yaml``, secret values as ``***``
+    (``env:NAME`` references stay: they say which variable the run read)."""
+    path = Path(run_dir) / "config.yaml"
+    path.write_text(yaml.safe_dump(redact_secrets(document), sort_keys=False))
+    return path
 
 
 def json_safe(value: Any) -> Any:
