@@ -27,6 +27,7 @@ from node_configs.extensions import node_extensions
 from node_configs.schema import BacktestNodeSpec
 from node_configs.schema import ComponentSpec
 from node_configs.schema import NodeSpec
+from node_configs.secrets import reject_literal_secrets
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -96,7 +97,9 @@ def load_yaml_document(path: str | Path) -> dict[str, Any]:
 
 
 def validate_model(model: type[ModelT], document: Mapping[str, Any], source: str) -> ModelT:
-    """Validate ``document`` against ``model``; errors list every bad field path."""
+    """Validate ``document`` against ``model``; errors list every bad field path. A literal
+    secret is rejected first, so no message ever echoes one (:mod:`node_configs.secrets`)."""
+    reject_literal_secrets(document, source)
     try:
         return model.model_validate(document)
     except ValidationError as e:

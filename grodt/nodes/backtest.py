@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 from nautilus_trader.backtest.config import BacktestEngineConfig
 from nautilus_trader.backtest.config import BacktestRunConfig
 from nautilus_trader.backtest.engine import BacktestEngine
@@ -35,6 +34,7 @@ from grodt.nodes.components import keep_logging_alive
 from grodt.nodes.components import logging_config
 from grodt.nodes.components import starting_equity
 from grodt.nodes.components import venue_config
+from grodt.nodes.run_files import write_config_yaml
 from grodt.nodes.run_files import write_json
 from node_configs.extensions import node_extensions
 from node_configs.schema import BacktestNodeSpec
@@ -152,9 +152,9 @@ def run_backtest(
 ) -> BacktestOutcome:
     """Run a node spec on a catalog and write its reports into ``run_dir``.
 
-    Writes ``config.yaml`` (resolved), ``summary.json``, ``fills.csv``, ``orders.csv``,
-    ``positions.csv``, ``account_<VENUE>.csv``, ``equity.parquet`` (every bar) and
-    ``equity_daily.csv``, and engine logs under ``logs/``.
+    Writes ``config.yaml`` (resolved, secret values redacted), ``summary.json``, ``fills.csv``,
+    ``orders.csv``, ``positions.csv``, ``account_<VENUE>.csv``, ``equity.parquet`` (every bar)
+    and ``equity_daily.csv``, and engine logs under ``logs/``.
     """
     catalog = Path(catalog)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -173,9 +173,7 @@ def run_backtest(
     for extension in extensions:
         extra_actors.extend(extension.actors())
     run_config = build_run_config(spec, catalog, run_dir, quiet, extra_actors)
-    (run_dir / "config.yaml").write_text(
-        yaml.safe_dump(document or spec.model_dump(mode="json"), sort_keys=False),
-    )
+    write_config_yaml(run_dir, document or spec.model_dump(mode="json"))
     node = BacktestNode(configs=[run_config])
     try:
         node.build()

@@ -3,7 +3,8 @@
 Every problem found is listed (not only the first), each naming what to fix: the config field,
 the missing environment variable and what it is for, the missing adapter extra, the bar type
 absent from the catalog, the instrument a strategy trades that no data client provides.
-Environment variables are reported as set or missing, never with their values.
+Environment variables are reported as set or missing, never with their values. What is ready but
+risky (an execution client that trades real money) is a ``WARN`` line, never an ``ok`` one.
 """
 
 import importlib
@@ -31,11 +32,13 @@ _BAR_TYPE_KEYS = ("bar_type", "bar_types")
 
 @dataclass
 class CheckItem:
-    """One check: what was checked, whether it passed, and what to do if not."""
+    """One check: what was checked, whether it passed, and what to do if not. A ``warning`` passed
+    (it does not block the node) but needs the operator's attention (real money)."""
 
     name: str
     ok: bool
     detail: str = ""
+    warning: bool = False
 
 
 @dataclass
@@ -51,23 +54,41 @@ class CheckResult:
     def missing(self) -> list[CheckItem]:
         return [item for item in self.items if not item.ok]
 
+    @property
+    def warnings(self) -> list[CheckItem]:
+        return [item for item in self.items if item.warning]
+
     def add(self, name: str, ok: bool, detail: str = "") -> None:
         self.items.append(CheckItem(name, ok, detail))
+
+    def warn(self, name: str, detail: str) -> None:
+        """A check that passed but must be read (not shown as ``ok``)."""
+        self.items.append(CheckItem(name, True, detail, warning=True))
 
     def as_json(self) -> dict[str, Any]:
         return {
             "config": self.config,
             "ready": self.ready,
-            "checks": [{"name": i.name, "ok": i.ok, "detail": i.detail} for i in self.items],
+            "checks": [
+                {"name": i.name, "ok": i.ok, "warning": i.warning, "detail": i.detail}
+                for i in self.items
+            ],
         }
 
 
 def format_checks(result: CheckResult) -> str:
     lines = [f"{result.config}:"]
     for item in result.items:
-        mark = "ok  " if item.ok else "FAIL"
+        mark = "FAIL" if not item.ok else "WARN" if item.warning else "ok  "
         lines.append(f"  {mark} {item.name}" + (f": {item.detail}" if item.detail else ""))
-    if result.ready:
+    warnings = result.warnings
+    if result.ready and warnings:
+        names = ", ".join(item.name for item in warnings)
+        lines.append(
+            f"ready, with {len(warnings)} warning(s) to read first: {names} (nothing was "
+            "connected)",
+        )
+    elif result.ready:
         lines.append("ready: every check passed (nothing was connected)")
     else:
         names = ", ".join(item.name for item in result.missing)
@@ -155,7 +176,7 @@ def _check_environment(spec: LiveNodeSpec, result: CheckResult) -> None:
             result.add(f"env {name}", True, "set")
     for client in spec.exec_clients:
         for name, detail in adapter_for(client.type).notices(client):
-            result.add(name, True, detail)
+            result.warn(name, detail)
 
 
 def _check_paper(spec: LiveNodeSpec, catalog: Path | None, result: CheckResult) -> None:

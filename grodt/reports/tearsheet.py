@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from grodt.core.errors import GrodtError
+from node_configs.secrets import redact_yaml_text
 from research.performance import daily_returns
 from research.performance import money_to_float
 
@@ -86,7 +87,8 @@ class RunData:
     forensics : dict[str, pd.DataFrame]
         Records by type (``regime_update``, ``allocation``, ``risk_verdict``, ``decision``).
     config_text : str
-        ``config.yaml``.
+        ``config.yaml``, secret values redacted (also in run directories written before the
+        node redacted them itself).
     """
 
     summary: dict[str, Any]
@@ -168,7 +170,11 @@ def load_run(run_dir: Path) -> RunData:
         equity=equity,
         positions=positions,
         forensics=forensics,
-        config_text=config_path.read_text(encoding="utf-8") if config_path.is_file() else "",
+        config_text=(
+            redact_yaml_text(config_path.read_text(encoding="utf-8"))
+            if config_path.is_file()
+            else ""
+        ),
     )
 
 

@@ -20,6 +20,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from node_configs.secrets import redact_secrets
+
 MAX_KEY_LENGTH = 250
 MAX_PARAM_VALUE_LENGTH = 6000
 _TRUNCATED = "…[truncated]"
@@ -68,6 +70,7 @@ def flatten_params(document: Mapping[str, Any], prefix: str = "") -> dict[str, s
     -------
     dict[str, str]
         Sanitised keys in document order; values are strings, truncated to 6000 characters.
+        Secret values are ``***`` (:func:`node_configs.secrets.redact_secrets`).
     """
     flat: dict[str, str] = {}
 
@@ -87,7 +90,7 @@ def flatten_params(document: Mapping[str, Any], prefix: str = "") -> dict[str, s
             text = text[: MAX_PARAM_VALUE_LENGTH - len(_TRUNCATED)] + _TRUNCATED
         flat[sanitise_key(key)] = text
 
-    visit(document, prefix.rstrip("."))
+    visit(redact_secrets(document), prefix.rstrip("."))
     return flat
 
 

@@ -113,12 +113,15 @@ class InteractiveBrokersAdapter:
         return {str(InstrumentId.from_str(i)) for i in client.instrument_ids}
 
     def notices(self, client: InteractiveBrokersExecSpec) -> list[tuple[str, str]]:
+        """Real money: a gateway on a live-trading port, or ``trading_mode: live``."""
+        found = []
         port = client.gateway.port
         if port in LIVE_TRADING_PORTS:
-            return [
-                (
-                    "ib gateway port",
-                    f"port {port} is a LIVE-trading port (paper: 4002 / 7497)",
-                ),
-            ]
-        return []
+            found.append(
+                ("ib gateway port", f"port {port} is a LIVE-trading port (paper: 4002 / 7497)"),
+            )
+        if client.gateway.trading_mode == "live":
+            found.append(
+                ("ib trading mode", "trading_mode: live — orders go to the REAL-money account"),
+            )
+        return found
