@@ -29,6 +29,7 @@ from grodt.core.topics import NAUTILUS_ORDER_EVENTS
 from grodt.core.topics import NAUTILUS_SHUTDOWN
 from grodt.nodes.catalog_data import check_catalog
 from grodt.nodes.checkpoint import Checkpoint
+from grodt.nodes.checkpoint import DurableCheckpoint
 from grodt.nodes.checkpoint import load_checkpoint
 from grodt.nodes.checkpoint import save_checkpoint
 from grodt.nodes.components import keep_logging_alive
@@ -50,6 +51,7 @@ from grodt.nodes.replay import ReplayDataClient
 from grodt.nodes.run_files import write_config_yaml
 from grodt.nodes.run_files import write_json
 from grodt.nodes.sandbox import GrodtSandboxExecutionClient
+from grodt.nodes.trading_config import cache_config
 from grodt.nodes.trading_config import resolve_catalog
 from grodt.nodes.trading_config import trading_node_config
 from node_configs.extensions import NodeExtension
@@ -121,6 +123,7 @@ class LiveNode:
         self._jsonl: JsonlSink | None = None
         self.resumed_from: Checkpoint | None = None
         self.checkpoints = 0
+        self._durable: DurableCheckpoint | None = None
 
     # -- public control -------------------------------------------------------------------------
 
@@ -201,8 +204,11 @@ class LiveNode:
         for client in kernel.data_engine._clients.values():
             if isinstance(client, ReplayDataClient):
                 self.replay = client
-                # Lockstep with a cache database: a checkpoint after every record, once idle.
+                # Lockstep with a cache database: a checkpoint after every record, once idle,
+                # in Redis before the next record.
                 waiter = self._idle_then_checkpoint if persistent and lockstep else self.idle
+                if persistent and lockstep:
+                    self._durable = self._durable_checkpoint()
                 client.attach(waiter, self.probe)
                 # Read the catalog now: inside the client's connect it would run after Nautilus
                 # started the connection deadline, and a large replay would time out.
@@ -252,17 +258,32 @@ class LiveNode:
         # starts (orders sent in on_start included), and reaches the extensions (risk gate).
         self.kill_file_source.check()
 
+    def _durable_checkpoint(self) -> DurableCheckpoint:
+        config = cache_config(self.spec.cache_database)
+        assert config is not None and config.database is not None
+        database = config.database
+        return DurableCheckpoint(
+            database.host or "127.0.0.1",
+            database.port or 6379,
+            self.spec.engine.trader_id,
+            password=database.password,
+            use_ssl=database.ssl,
+        )
+
     async def _idle_then_checkpoint(self) -> None:
         assert self.idle is not None
         await self.idle()
-        self.checkpoint()
+        value = self.checkpoint()
+        if value is not None and self._durable is not None:
+            await self._durable.wait(value)
 
-    def checkpoint(self) -> None:
-        """Save strategy/actor state and the replay position into the cache database."""
+    def checkpoint(self) -> bytes | None:
+        """Save strategy/actor state and the replay position into the cache database; the
+        checkpoint's bytes (None without a cache database)."""
         if self.node is None or self.spec.cache_database is None:
-            return
+            return None
         replay = self.replay
-        save_checkpoint(
+        value = save_checkpoint(
             self.node.kernel,
             Checkpoint(
                 replayed=replay.progress()["dispatched"] if replay is not None else 0,
@@ -271,6 +292,7 @@ class LiveNode:
             ),
         )
         self.checkpoints += 1
+        return value
 
     async def _checkpoint_periodically(self, interval: float) -> None:
         while True:
@@ -519,6 +541,7 @@ class LiveNode:
                 "cache_database": (
                     {
                         "checkpoints": self.checkpoints,
+                        "durable_polls": self._durable.polls if self._durable else None,
                         "resumed_from": (self.resumed_from.replayed if self.resumed_from else None),
                     }
                     if self.spec.cache_database is not None
@@ -562,6 +585,8 @@ class LiveNode:
         if self.kill_switch is not None:
             with contextlib.suppress(Exception):
                 self.kill_switch.leave()
+        if self._durable is not None:
+            self._durable.close()
         if self.replay is not None:
             with contextlib.suppress(Exception):
                 self.replay.detach()
