@@ -8,10 +8,14 @@ each replaced file kept aside; any error undoes the moves done so far (restores 
 deletes new files and the directories created for them). Nautilus only reads ``<catalog>/data``,
 so ``_staging`` and ``_audit`` are invisible to it.
 
+A killed process cannot leave half a commit: the renames are journaled first (see
+:mod:`catalogs.journal`), and every transaction first finishes or undoes what a killed one left.
+
 Not a lock: two processes writing the same catalog at once are not supported (neither are they
 by Nautilus).
 """
 
+import logging
 import os
 import shutil
 import uuid
@@ -23,13 +27,27 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from catalogs.bar_table import ROW_GROUP_SIZE
+from catalogs.journal import JOURNAL_FILE
+from catalogs.journal import STAGING_DIR
+from catalogs.journal import Journal
+from catalogs.journal import Rename
+from catalogs.journal import apply_rename
+from catalogs.journal import fsync_directory
+from catalogs.journal import notify_step
+from catalogs.journal import recover_catalog
+from catalogs.journal import roll_back
+from catalogs.journal import write_owner
 from grodt.core.errors import GrodtError
 
 if TYPE_CHECKING:
     from nautilus_trader.model.instruments import Instrument
 
-STAGING_DIR = "_staging"
 AUDIT_DIR = "_audit"
+
+logger = logging.getLogger("grodt.catalogs")
+
+_LIVE: set[Path] = set()
+"""Staging directories of this process's open transactions: recovery leaves them alone."""
 
 
 class CatalogConflictError(GrodtError):
@@ -66,15 +84,19 @@ class CatalogTransaction:
         self._removals: list[str] = []
         self._created_root = False
         self._committed = False
+        self._keep_staging = False
 
     # -- context ----------------------------------------------------------------------------------
 
     def __enter__(self) -> "CatalogTransaction":
+        recover_catalog(self.root, live=frozenset(_LIVE))
         if not self.root.exists():
             self.root.mkdir(parents=True)
             self._created_root = True
         self._staging = self.root / STAGING_DIR / uuid.uuid4().hex
         self._staging.mkdir(parents=True)
+        _LIVE.add(self._staging)
+        write_owner(self._staging, self._created_root)
         return self
 
     def __exit__(
@@ -169,6 +191,10 @@ class CatalogTransaction:
     def commit(self) -> list[Path]:
         """Check for overlaps, then move every staged file into the catalog.
 
+        The renames are journaled (and the staged files fsynced) before the first one, so a
+        process killed during them leaves a commit the next transaction finishes (see
+        :mod:`catalogs.journal`); an exception undoes them at once.
+
         Returns
         -------
         list[Path]
@@ -180,40 +206,59 @@ class CatalogTransaction:
             If a new bar file's interval overlaps another file of its bar type (nothing moved).
         """
         self._check_disjoint()
-        backup = self.staging / "_backup"
-        journal: list[tuple[str, str]] = []
-        created_dirs: list[Path] = []
+        journal = self._plan()
+        self._sync_staged()
+        journal_path = self.staging / JOURNAL_FILE
+        notify_step(-1)
+        journal.write(journal_path)
+        notify_step(0)
         try:
-            for rel_path in self._removals:
-                self._move(self.root / rel_path, backup / rel_path)
-                journal.append(("removed", rel_path))
-            for rel_path in self._staged:
-                target = self.root / rel_path
-                created_dirs.extend(_make_parents(target.parent))
-                if target.exists():
-                    self._move(target, backup / rel_path)
-                    journal.append(("removed", rel_path))
-                self._move(self.staging / rel_path, target)
-                journal.append(("placed", rel_path))
+            for number, step in enumerate(journal.renames, start=1):
+                apply_rename(self.root, step)
+                notify_step(number)
+            for directory in {(self.root / step.target).parent for step in journal.renames}:
+                fsync_directory(directory)
         except BaseException:
-            self._rollback(journal, backup, created_dirs)
+            try:
+                roll_back(self.root, journal)
+                journal_path.unlink()
+            except Exception:
+                # Keep the staging directory (backups, journal): `grodt catalog recover` can
+                # still finish or undo the commit. The original error is the one raised.
+                self._keep_staging = True
+                logger.exception("%s: rolling back a failed commit failed", self.root)
             raise
+        journal.state = "committed"
+        journal.write(journal_path)
+        notify_step(len(journal.renames) + 1)
         self._committed = True
         return [self.root / rel_path for rel_path in self._staged]
 
-    def _move(self, source: Path, target: Path) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(source, target)
+    def _plan(self) -> Journal:
+        """The renames of the commit: replaced files into the staging backup, then new files."""
+        staging = self.staging.relative_to(self.root).as_posix()
+        backup = f"{staging}/_backup"
+        renames: list[Rename] = []
+        for rel_path in self._removals:
+            renames.append(Rename(rel_path, f"{backup}/{rel_path}"))
+        removed = set(self._removals)
+        for rel_path in self._staged:
+            if rel_path not in removed and (self.root / rel_path).exists():
+                renames.append(Rename(rel_path, f"{backup}/{rel_path}"))
+            renames.append(Rename(f"{staging}/{rel_path}", rel_path))
+        created: list[str] = []
+        for rel_path in self._staged:
+            for directory in _missing_parents(self.root / rel_path):
+                rel_dir = directory.relative_to(self.root).as_posix()
+                if rel_dir not in created:
+                    created.append(rel_dir)
+        return Journal(renames=renames, created_dirs=created)
 
-    def _rollback(self, journal: list[tuple[str, str]], backup: Path, created: list[Path]) -> None:
-        # Undo in reverse so a replaced file is restored after its replacement is deleted.
-        for action, rel_path in reversed(journal):
-            if action == "placed":
-                (self.root / rel_path).unlink()
-            else:
-                os.replace(backup / rel_path, self.root / rel_path)
-        for directory in sorted(created, key=lambda p: len(p.parts), reverse=True):
-            directory.rmdir()
+    def _sync_staged(self) -> None:
+        """fsync the staged files: the journal must never point at data still in page cache."""
+        for rel_path in self._staged:
+            with (self.staging / rel_path).open("rb") as handle:
+                os.fsync(handle.fileno())
 
     def _check_disjoint(self) -> None:
         from nautilus_trader.persistence.catalog.parquet import _parse_filename_timestamps
@@ -262,8 +307,10 @@ class CatalogTransaction:
         ]
 
     def _cleanup(self) -> None:
-        if self._staging is not None and self._staging.exists():
-            shutil.rmtree(self._staging)
+        if self._staging is not None:
+            _LIVE.discard(self._staging)
+            if self._staging.exists() and not self._keep_staging:
+                shutil.rmtree(self._staging)
         staging_root = self.root / STAGING_DIR
         if staging_root.is_dir() and not any(staging_root.iterdir()):
             staging_root.rmdir()
@@ -271,13 +318,11 @@ class CatalogTransaction:
             self.root.rmdir()
 
 
-def _make_parents(directory: Path) -> list[Path]:
-    """mkdir -p, returning the directories it created (outermost first)."""
+def _missing_parents(path: Path) -> list[Path]:
+    """The parent directories of ``path`` that do not exist yet (outermost first)."""
     missing: list[Path] = []
-    current = directory
+    current = path.parent
     while not current.exists():
         missing.append(current)
         current = current.parent
-    for path in reversed(missing):
-        path.mkdir()
     return list(reversed(missing))

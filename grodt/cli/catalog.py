@@ -142,7 +142,8 @@ def _summary(findings: Any) -> str:
 
 @click.group(name="catalog")
 def command() -> None:
-    """Real market data into a Nautilus ParquetDataCatalog: ingest, validate, list, sample."""
+    """Real market data into a Nautilus ParquetDataCatalog: ingest, validate, list, sample,
+    recover."""
 
 
 @command.command()
@@ -302,3 +303,26 @@ def sample(
         detail = f"{rows} bars" if entry["status"] == "built" else "already present"
         click.echo(f"{name}: {entry['status']} ({len(entry['bar_types'])} bar types, {detail})")
     click.echo(f"catalog: {report['catalog']}")
+
+
+@command.command()
+@click.option("--catalog", type=click.Path(file_okay=False), default=None, help="Catalog dir.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def recover(catalog: str | None, as_json: bool) -> None:
+    """Finish or undo a commit that a killed process left, and clear stale staging directories.
+
+    Every ingest does this first by itself; a commit whose process is still running is left
+    alone.
+    """
+    from catalogs.journal import recover_catalog
+
+    catalog_dir = Path(catalog) if catalog else get_settings().catalog
+    report = recover_catalog(catalog_dir)
+    if as_json:
+        click.echo(json.dumps([entry.__dict__ for entry in report], indent=2))
+        return
+    if not report:
+        click.echo(f"{catalog_dir}: nothing to recover")
+    for entry in report:
+        detail = f" ({entry.detail})" if entry.detail else ""
+        click.echo(f"{catalog_dir}: staging {entry.staging} {entry.action}{detail}")

@@ -162,7 +162,8 @@ def test_crash_during_commit_rolls_back_byte_for_byte(tmp_path, equity_spec, mon
 
     def failing_replace(source, target):
         calls["n"] += 1
-        if calls["n"] == 3:  # after the instrument was swapped and one new file placed
+        # 1: the journal; 2, 3: the instrument swapped; 4: the first new file placed
+        if calls["n"] == 5:
             raise OSError("disk full")
         return real_replace(source, target)
 
@@ -171,7 +172,7 @@ def test_crash_during_commit_rolls_back_byte_for_byte(tmp_path, equity_spec, mon
     frame.iloc[2, frame.columns.get_loc("high")] = 1.0  # a repair -> an audit file to place too
     with pytest.raises(OSError, match="disk full"):
         ingest_frame(frame, equity_spec, catalog)
-    assert calls["n"] > 3  # the rollback moved files back
+    assert calls["n"] > 5  # the rollback moved files back
     assert snapshot(catalog) == before
 
 
