@@ -117,6 +117,12 @@ NOT_SECRET_KEYS: frozenset[str] = frozenset(
 """librdkafka settings (lower case) that name SASL or a token but hold no secret."""
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_NOT_ALNUM = re.compile(r"[^a-z0-9]+")
+_PARTS = re.compile("|".join(SECRET_PARTS))
+_TRIGGER = re.compile(
+    "|".join(("pass", "secret", "credential", "key", "jaas", "pwd", "creds", "token", "username"))
+    + "|accountid|sasl",
+)
 _WORD_BREAK = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
 
@@ -128,16 +134,16 @@ def key_words(key: str) -> list[str]:
 def looks_secret(key: object) -> bool:
     """Whether a config key looks like it holds a secret (the rule in the module docstring)."""
     text = str(key)
-    if text.lower() in NOT_SECRET_KEYS:
+    lower = text.lower()
+    # Every rule needs one of these letter runs somewhere in the key: most keys stop here.
+    if _TRIGGER.search(_NOT_ALNUM.sub("", lower)) is None or lower in NOT_SECRET_KEYS:
         return False
     words = key_words(text)
-    if not words:
-        return False
     if words == ["key"] or words[-1] == "pass" or "sasl" in words:
         return True
     candidates = words + [a + b for a, b in pairwise(words)]
     return any(
-        word in SECRET_WORDS or word.endswith("token") or any(part in word for part in SECRET_PARTS)
+        word in SECRET_WORDS or word.endswith("token") or _PARTS.search(word) is not None
         for word in candidates
     )
 
