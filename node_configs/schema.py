@@ -76,6 +76,11 @@ class VenueSpec(StrictModel):
     fill_model: FillModelSpec = Field(default_factory=FillModelSpec)
     fee_model: FeeModelSpec = Field(default_factory=FeeModelSpec)
     bar_adaptive_high_low_ordering: bool = False
+    fill_at: Literal["close", "next_open"] = Field(
+        default="close",
+        description="When orders sent on a bar act: at that bar's close, or from the next bar's "
+        "open (market orders fill at it); see docs/fills.md.",
+    )
     reject_stop_orders: bool = True
     support_contingent_orders: bool = True
     use_reduce_only: bool = Field(

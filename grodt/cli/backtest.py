@@ -50,6 +50,7 @@ def format_summary(summary: dict) -> str:
     """The human-readable summary block."""
     lines = [
         f"{summary['name']}: {summary['start']} → {summary['end']}, {summary['bars']:,} bar closes",
+        f"  fill_at: {summary.get('fill_at', 'close')} (when orders fill: docs/fills.md)",
     ]
     width = max(len(label) for _, label, _ in SUMMARY_ROWS)
     for key, label, kind in SUMMARY_ROWS:

@@ -34,6 +34,8 @@ from grodt.nodes.components import keep_logging_alive
 from grodt.nodes.components import logging_config
 from grodt.nodes.components import starting_equity
 from grodt.nodes.components import venue_config
+from grodt.nodes.fill_timing import fill_convention
+from grodt.nodes.fill_timing import hold_venue_commands
 from grodt.nodes.run_files import write_config_yaml
 from grodt.nodes.run_files import write_json
 from node_configs.extensions import node_extensions
@@ -179,6 +181,8 @@ def run_backtest(
         node.build()
         engine = node.get_engine(run_config.id)
         keep_logging_alive(engine.kernel)
+        for venue_spec in spec.venues:
+            hold_venue_commands(engine.kernel, Venue(venue_spec.name))
         for extension in extensions:
             extension.install(engine.kernel)
         started = time.perf_counter()
@@ -232,6 +236,7 @@ def _collect(
     curve = equity_curve(fills, closes, starting_equity(spec.venues), multipliers)
     summary = run_summary(curve, fills, positions_report, spec.report.periods_per_year, multipliers)
     summary["name"] = spec.name
+    summary["fill_at"] = fill_convention(spec.venues)
     summary["orders"] = len(orders_report)
     summary["engine_final_equity"] = engine_equity(engine, spec.venues)
     summary["bars_processed"] = int(engine.iteration)

@@ -14,6 +14,7 @@ from nautilus_trader.common.config import LoggingConfig
 from nautilus_trader.config import ImportableStrategyConfig
 from nautilus_trader.system.kernel import NautilusKernel
 
+from grodt.nodes.fill_timing import fill_timing_modules
 from node_configs.schema import ComponentSpec
 from node_configs.schema import LoggingSpec
 from node_configs.schema import VenueSpec
@@ -115,6 +116,7 @@ def venue_config(venue: VenueSpec) -> BacktestVenueConfig:
         reject_stop_orders=venue.reject_stop_orders,
         support_contingent_orders=venue.support_contingent_orders,
         use_reduce_only=venue.use_reduce_only,
+        modules=fill_timing_modules(venue.fill_at),
     )
 
 

@@ -22,6 +22,9 @@ leverages, bar ordering, ...) and fixes the traps met when a live node trades on
    command, whichever comes first (an order sent in a strategy's ``on_start`` precedes every
    bar), always all of the venue's instruments at once in cache (= catalog) order, as the
    BacktestEngine adds them: venue order ids follow that order.
+5. ``fill_at: next_open`` (:mod:`grodt.nodes.fill_timing`): the exchange gets the venue config's
+   simulation modules, as ``BacktestEngine.add_venue`` gives them, and this client hands every
+   command to the ``NextOpenFills`` module, which runs it at the open of its instrument's next bar.
 
 Synchronous venue events go through one router registered at the ``ExecEngine.process`` endpoint
 when the client is bound (:class:`SynchronousEvents`): entering and leaving a synchronous section
@@ -30,6 +33,7 @@ is a counter, not a re-registration of the endpoint per bar and per command.
 
 import asyncio
 import weakref
+from collections.abc import Callable
 from decimal import Decimal
 from types import TracebackType
 from typing import Any
@@ -55,6 +59,7 @@ from nautilus_trader.cache.cache import Cache
 from nautilus_trader.common.component import LiveClock
 from nautilus_trader.common.component import MessageBus
 from nautilus_trader.common.component import TestClock
+from nautilus_trader.common.config import ActorFactory
 from nautilus_trader.common.providers import InstrumentProvider
 from nautilus_trader.config import LiveExecClientConfig
 from nautilus_trader.core.data import Data
@@ -65,6 +70,7 @@ from nautilus_trader.execution.messages import ModifyOrder
 from nautilus_trader.execution.messages import QueryOrder
 from nautilus_trader.execution.messages import SubmitOrder
 from nautilus_trader.execution.messages import SubmitOrderList
+from nautilus_trader.execution.messages import TradingCommand
 from nautilus_trader.live.execution_client import LiveExecutionClient
 from nautilus_trader.live.factories import LiveExecClientFactory
 from nautilus_trader.model.data import Bar
@@ -76,6 +82,7 @@ from nautilus_trader.portfolio.base import PortfolioFacade
 
 from grodt.core.topics import NAUTILUS_BARS
 from grodt.core.topics import venue_data_pattern
+from grodt.nodes.fill_timing import NextOpenFills
 from grodt.nodes.latency import LatencyProbe
 
 EXEC_ENGINE_PROCESS = "ExecEngine.process"
@@ -213,7 +220,7 @@ class GrodtSandboxExecutionClient(SandboxExecutionClient):
             default_leverage=Decimal(venue_config.default_leverage),
             leverages=get_leverages(venue_config),
             margin_model=get_margin_model(venue_config) or LeveragedMarginModel(),
-            modules=[],
+            modules=[ActorFactory.create(module) for module in venue_config.modules or []],
             portfolio=portfolio,
             msgbus=msgbus,
             cache=cache,
@@ -244,6 +251,11 @@ class GrodtSandboxExecutionClient(SandboxExecutionClient):
         self._engine: Any = None
         self._router: SynchronousEvents | _QueuedEvents = _QUEUED
         self._probe: LatencyProbe | None = None
+        # fill_at: next_open — commands wait in the venue's module for the next bar's open.
+        self._next_open = next(
+            (m for m in self.exchange.modules if isinstance(m, NextOpenFills)),
+            None,
+        )
         self.exchange.initialize_account()
 
     # -- wiring by the node runner --------------------------------------------------------------
@@ -347,42 +359,41 @@ class GrodtSandboxExecutionClient(SandboxExecutionClient):
     def submit_order(self, command: SubmitOrder) -> None:
         if self._probe is not None:
             self._probe.on_submit(command.order.client_order_id)
-        self._ensure_instrument(command.instrument_id)
-        with self._router:
-            self._client.submit_order(command)
+        self._send(command, self._client.submit_order)
 
     def submit_order_list(self, command: SubmitOrderList) -> None:
         if self._probe is not None:
             for order in command.order_list.orders:
                 self._probe.on_submit(order.client_order_id)
-        self._ensure_instrument(command.instrument_id)
-        with self._router:
-            self._client.submit_order_list(command)
+        self._send(command, self._client.submit_order_list)
 
     def modify_order(self, command: ModifyOrder) -> None:
-        self._ensure_instrument(command.instrument_id)
-        with self._router:
-            self._client.modify_order(command)
+        self._send(command, self._client.modify_order)
 
     def cancel_order(self, command: CancelOrder) -> None:
-        self._ensure_instrument(command.instrument_id)
-        with self._router:
-            self._client.cancel_order(command)
+        self._send(command, self._client.cancel_order)
 
     def cancel_all_orders(self, command: CancelAllOrders) -> None:
-        self._ensure_instrument(command.instrument_id)
-        with self._router:
-            self._client.cancel_all_orders(command)
+        self._send(command, self._client.cancel_all_orders)
 
     def batch_cancel_orders(self, command: BatchCancelOrders) -> None:
-        self._ensure_instrument(command.instrument_id)
-        with self._router:
-            self._client.batch_cancel_orders(command)
+        self._send(command, self._client.batch_cancel_orders)
 
     def query_order(self, command: QueryOrder) -> None:
+        self._send(command, self._client.query_order)
+
+    def _send(self, command: TradingCommand, run: Callable[[Any], None]) -> None:
+        """Run ``command`` on the exchange now, or (``fill_at: next_open``) hand it to the venue's
+        module, which runs it at the next bar's open."""
+        if self._next_open is not None:
+            self._next_open.hold(command, lambda held: self._run_command(held, run))
+        else:
+            self._run_command(command, run)
+
+    def _run_command(self, command: TradingCommand, run: Callable[[Any], None]) -> None:
         self._ensure_instrument(command.instrument_id)
         with self._router:
-            self._client.query_order(command)
+            run(command)
 
 
 class SandboxLiveExecClientFactory(LiveExecClientFactory):

@@ -710,6 +710,7 @@ def render_html(data: RunData, sections: list[Section], title: str | None = None
     meta = (
         f"{html.escape(str(summary.get('start', '')))} → {html.escape(str(summary.get('end', '')))}"
         f" · {int(summary.get('bars', 0) or 0):,} bar closes"
+        f" · fills at {html.escape(str(summary.get('fill_at', 'close')))}"
         f" · generated {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}"
     )
     body = [f"<h1>{html.escape(name)}</h1><div class='meta'>{meta}</div>", _tables(summary)]

@@ -178,6 +178,7 @@ def build_backtest_bundle(
     params = flatten_params(document)
     params.update(
         {
+            "fill_at": str(summary.get("fill_at", "close")),
             "git.commit": git.commit or "unknown",
             "git.dirty": "true" if git.dirty else "false",
             "catalog.fingerprint": fingerprint.short,
