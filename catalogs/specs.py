@@ -35,6 +35,7 @@ from pydantic import ValidationError
 from pydantic import field_validator
 from pydantic import model_validator
 
+from catalogs.calendars import check_calendar_name
 from grodt.core.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -73,6 +74,11 @@ class _InstrumentSpecBase(_StrictModel):
         description="Skip the 'positive' check (spreads, some energy futures).",
     )
     price_type: Literal["LAST", "BID", "ASK", "MID"] = "LAST"
+    calendar: str | None = Field(
+        default=None,
+        description="exchange-calendars name (XNYS, XLON, CMES, 24/7, ...): only bars missing "
+        "from its trading sessions are gap findings.",
+    )
     dayfirst: bool | None = Field(
         default=None,
         description="Order of the vendor's numeric dates (02/01/2024): true day-first, false "
@@ -87,6 +93,11 @@ class _InstrumentSpecBase(_StrictModel):
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from None
         return value
+
+    @field_validator("calendar")
+    @classmethod
+    def _known_calendar(cls, value: str | None) -> str | None:
+        return None if value is None else check_calendar_name(value)
 
     @model_validator(mode="after")
     def _increment_fits_precision(self) -> "_InstrumentSpecBase":

@@ -50,6 +50,9 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from catalogs.calendars import load_sessions
+from catalogs.calendars import missing_in_sessions
+from catalogs.calendars import missing_sessions
 from catalogs.fixed_point import MAX_MANTISSA
 from catalogs.fixed_point import round_half_away
 from catalogs.parsing import NAT_NS
@@ -112,6 +115,9 @@ _UNITS_NS = (
 _SESSION_RECURRENCE = 3
 """A same-day gap starting at one time of day on at least this many dates, and on at least half
 the trading dates, is a session break (e.g. CME's daily halt)."""
+
+_HARD_GAPS = frozenset({"intraday", "irregular", "trading_session"})
+"""Gap classes that ``gap=reject`` rejects: bars missing while the market trades."""
 
 FINDING_COLUMNS = ("file", "row", "column", "check", "action", "detail", "value")
 AUDIT_COLUMNS = ("file", "row", "column", "old", "new", "reason", "check")
@@ -688,6 +694,9 @@ class _Validator:
     def _check_gaps(self, order: np.ndarray, interval_ns: int) -> None:
         if order.size < 2:
             return
+        if self.spec is not None and self.spec.calendar is not None:
+            self._check_gaps_by_calendar(order, interval_ns, self.spec.calendar)
+            return
         t = self.ts[order]
         step = np.diff(t)
         if self.raw.date_only:
@@ -702,17 +711,58 @@ class _Validator:
             trading_days = 1 + int(np.count_nonzero(np.diff(t // NS_PER_DAY)))
             kinds = self._classify_gaps(t[idx], t[idx + 1], interval_ns, trading_days)
             missing = step[idx] // interval_ns - 1
-        if idx.size == 0:
-            return
-        after = order[idx + 1]
         details = [
             f"{kind} gap: {count} missing bar{'' if count == 1 else 's'} between {_iso(a)} "
             f"and {_iso(b)}"
             for kind, count, a, b in zip(kinds, missing, t[idx], t[idx + 1], strict=True)
         ]
+        self._report_gaps(order[idx + 1], kinds, details)
+
+    def _check_gaps_by_calendar(self, order: np.ndarray, interval_ns: int, name: str) -> None:
+        """Gaps against the exchange calendar's sessions (see :mod:`catalogs.calendars`)."""
+        t = self.ts[order]
+        sessions = load_sessions(name, int(t[0]), int(t[-1]))
+        if self.raw.date_only or interval_ns == NS_PER_DAY:
+            if self.raw.date_only:
+                days = (self.raw.ts[order] // NS_PER_DAY).astype("datetime64[D]")
+            else:  # the session a daily bar closes: its local date just before the close
+                days = _wall_clock(t - 1, sessions.timezone).to_numpy().astype("datetime64[D]")
+            missing = missing_sessions(sessions, days)
+            if missing.size == 0:
+                return
+            next_bar = np.searchsorted(days, missing, side="right")
+            bars, first, count = np.unique(next_bar, return_index=True, return_counts=True)
+            details = [
+                f"trading_session gap: {n} missing {name} session{'' if n == 1 else 's'} "
+                f"({missing[i]}{'' if n == 1 else f' .. {missing[i + n - 1]}'}) between "
+                f"{_iso(t[b - 1])} and {_iso(t[b])}"
+                for b, i, n in zip(bars.tolist(), first.tolist(), count.tolist(), strict=True)
+            ]
+            kinds = np.full(bars.size, "trading_session", dtype=object)
+            self._report_gaps(order[bars], kinds, details)
+            return
+        step = np.diff(t)
+        idx = np.flatnonzero((step > interval_ns) | ((step > 0) & (step % interval_ns != 0)))
+        counts, whole = missing_in_sessions(sessions, t[idx], t[idx + 1], interval_ns)
+        keep = counts > 0
+        idx, counts, whole = idx[keep], counts[keep], whole[keep]
+        kinds = np.where(whole > 0, "trading_session", "intraday").astype(object)
+        kinds[step[idx] % interval_ns != 0] = "irregular"
+        details = [
+            f"{kind} gap: {count} missing bar{'' if count == 1 else 's'} in {name} sessions "
+            f"between {_iso(a)} and {_iso(b)}"
+            + (f" ({w} whole session{'' if w == 1 else 's'})" if w else "")
+            for kind, count, w, a, b in zip(kinds, counts, whole, t[idx], t[idx + 1], strict=True)
+        ]
+        self._report_gaps(order[idx + 1], kinds, details)
+
+    def _report_gaps(self, after: np.ndarray, kinds: np.ndarray, details: list[str]) -> None:
+        """Report gaps at the bar after each; ``reject`` fails the hard kinds only."""
+        if after.size == 0:
+            return
         value = list(kinds)
         if self.config.policy("gap") == "reject":
-            hard = np.isin(kinds, ["intraday", "irregular"])
+            hard = np.isin(kinds, list(_HARD_GAPS))
             self._report(
                 "gap",
                 "reject",

@@ -6,6 +6,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+EQUITY_YAML = """\
+kind: equity
+id: TEST.XNAS
+currency: USD
+price_precision: 2
+lot_size: 1
+maker_fee: 0.0001
+taker_fee: 0.0001
+timezone: America/New_York
+session_close: "16:00"
+"""
+"""The ``spec_file`` fixture's instrument spec (TEST.XNAS, New York, 16:00 close)."""
+
 
 def write_text(directory: Path, name: str, text: str) -> Path:
     path = directory / name

@@ -3,21 +3,10 @@
 from pathlib import Path
 
 import pytest
+from catalogs_kit import EQUITY_YAML
 
 from catalogs.specs import EquitySpec
 from catalogs.specs import parse_instrument_spec
-
-EQUITY_YAML = """\
-kind: equity
-id: TEST.XNAS
-currency: USD
-price_precision: 2
-lot_size: 1
-maker_fee: 0.0001
-taker_fee: 0.0001
-timezone: America/New_York
-session_close: "16:00"
-"""
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import sys
 import textwrap
 
 import pytest
+from catalogs_kit import EQUITY_YAML
 from catalogs_kit import bars_csv
 from catalogs_kit import clean_bars
 from catalogs_kit import snapshot
@@ -51,8 +52,6 @@ COMMIT_SCRIPT = textwrap.dedent(
 @pytest.fixture(scope="module")
 def scene(tmp_path_factory):
     """The old catalog, the new data, the new catalog, and the commit's step numbers."""
-    from conftest import EQUITY_YAML
-
     root = tmp_path_factory.mktemp("crash")
     spec = root / "spec.yaml"
     spec.write_text(EQUITY_YAML)
