@@ -175,3 +175,8 @@ class BacktestNodeSpec(NodeSpec):
     venues: list[VenueSpec] = Field(min_length=1)
     data: list[DataSpec] = Field(min_length=1)
     report: ReportSpec = Field(default_factory=ReportSpec)
+    benchmark: str | None = Field(default=None, pattern=r"^\S+-\d+-[A-Z_]+-[A-Z_]+-[A-Z]+$")
+    """Bar type (any in the catalog, e.g. ``SPX.SAMPLE-1-DAY-LAST-EXTERNAL``) whose buy-and-hold
+    over the run's span is reported beside the run: its return, Sharpe and max drawdown, the
+    run's alpha, beta, information ratio and tracking error against it, and a second line in the
+    tearsheet's equity chart. None: no benchmark."""

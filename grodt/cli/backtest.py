@@ -55,6 +55,7 @@ def format_summary(summary: dict) -> str:
     width = max(len(label) for _, label, _ in SUMMARY_ROWS)
     for key, label, kind in SUMMARY_ROWS:
         lines.append(f"  {label:<{width}}  {_format(summary.get(key), kind)}")
+    lines.extend(_benchmark_lines(summary.get("benchmark")))
     strategies = summary.get("strategies", {})
     if len(strategies) > 1:
         lines.append("  Per strategy:")
@@ -70,6 +71,22 @@ def format_summary(summary: dict) -> str:
         f"{summary['bars_per_second']:,.0f} bars/s)",
     )
     return "\n".join(lines)
+
+
+def _benchmark_lines(benchmark: dict | None) -> list[str]:
+    """The benchmark's buy-and-hold figures and the run's figures against it."""
+    if not benchmark:
+        return []
+    return [
+        f"  Benchmark {benchmark['bar_type']} (buy and hold): "
+        f"return {_format(benchmark['total_return'], 'pct')}, "
+        f"Sharpe {_format(benchmark['sharpe'], 'ratio')}, "
+        f"max drawdown {_format(benchmark['max_drawdown'], 'pct')}",
+        f"  Against it: alpha {_format(benchmark['alpha'], 'pct')}/yr, "
+        f"beta {_format(benchmark['beta'], 'ratio')}, "
+        f"information ratio {_format(benchmark['information_ratio'], 'ratio')}, "
+        f"tracking error {_format(benchmark['tracking_error'], 'pct')}/yr",
+    ]
 
 
 def _extension_lines(extensions: dict) -> list[str]:

@@ -25,6 +25,8 @@ from nautilus_trader.model.identifiers import Venue
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 from catalogs.reader import read_closes
+from grodt.nodes.benchmark import add_benchmark
+from grodt.nodes.benchmark import check_benchmark
 from grodt.nodes.catalog_data import bar_types_of
 from grodt.nodes.catalog_data import check_catalog
 from grodt.nodes.catalog_data import data_config
@@ -34,6 +36,7 @@ from grodt.nodes.components import keep_logging_alive
 from grodt.nodes.components import logging_config
 from grodt.nodes.components import starting_equity
 from grodt.nodes.components import venue_config
+from grodt.nodes.console_filter import filtered_console
 from grodt.nodes.fill_timing import fill_convention
 from grodt.nodes.fill_timing import hold_venue_commands
 from grodt.nodes.run_files import write_config_yaml
@@ -161,6 +164,8 @@ def run_backtest(
     catalog = Path(catalog)
     run_dir.mkdir(parents=True, exist_ok=True)
     check_catalog(spec.data, catalog, spec.name)
+    if spec.benchmark:
+        check_benchmark(catalog, spec.benchmark)
     span = data_span_ns(spec, catalog)
     extra_actors = []
     if progress and span is not None:
@@ -177,22 +182,24 @@ def run_backtest(
     run_config = build_run_config(spec, catalog, run_dir, quiet, extra_actors)
     write_config_yaml(run_dir, document or spec.model_dump(mode="json"))
     node = BacktestNode(configs=[run_config])
-    try:
-        node.build()
-        engine = node.get_engine(run_config.id)
-        keep_logging_alive(engine.kernel)
-        for venue_spec in spec.venues:
-            hold_venue_commands(engine.kernel, Venue(venue_spec.name))
-        for extension in extensions:
-            extension.install(engine.kernel)
-        started = time.perf_counter()
-        node.run()
-        wall_seconds = time.perf_counter() - started
-        extension_figures = {ext.name: ext.finish(engine.kernel) for ext in extensions}
-        outcome = _collect(spec, catalog, run_dir, engine, span)
-        outcome.summary["extensions"] = extension_figures
-    finally:
-        node.dispose()
+    # Nautilus' "handler was called when not overridden" warnings stay in the log file only.
+    with filtered_console(enabled=not quiet and spec.logging.level != "OFF"):
+        try:
+            node.build()
+            engine = node.get_engine(run_config.id)
+            keep_logging_alive(engine.kernel)
+            for venue_spec in spec.venues:
+                hold_venue_commands(engine.kernel, Venue(venue_spec.name))
+            for extension in extensions:
+                extension.install(engine.kernel)
+            started = time.perf_counter()
+            node.run()
+            wall_seconds = time.perf_counter() - started
+            extension_figures = {ext.name: ext.finish(engine.kernel) for ext in extensions}
+            outcome = _collect(spec, catalog, run_dir, engine, span)
+            outcome.summary["extensions"] = extension_figures
+        finally:
+            node.dispose()
     outcome.summary["wall_seconds"] = wall_seconds
     bars = outcome.summary.get("bars_processed", 0)
     outcome.summary["bars_per_second"] = bars / wall_seconds if wall_seconds > 0 else None
@@ -235,6 +242,10 @@ def _collect(
     }
     curve = equity_curve(fills, closes, starting_equity(spec.venues), multipliers)
     summary = run_summary(curve, fills, positions_report, spec.report.periods_per_year, multipliers)
+    if spec.benchmark:
+        summary["benchmark"] = add_benchmark(
+            curve, catalog, spec.benchmark, summary["periods_per_year"]
+        )
     summary["name"] = spec.name
     summary["fill_at"] = fill_convention(spec.venues)
     summary["orders"] = len(orders_report)

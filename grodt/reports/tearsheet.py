@@ -1,4 +1,4 @@
-"""Self-contained HTML tearsheet of a backtest run (Plotly, opens offline).
+"""Self-contained HTML tearsheet of a backtest run (plotly.js inlined, opens offline).
 
 ``render_tearsheet(run_dir)`` reads what a run directory holds — ``summary.json``,
 ``equity.parquet`` (equity, exposures and ``pnl:<strategy_id>`` at every bar close),
@@ -6,7 +6,7 @@
 writes ``tearsheet.html`` with plotly.js inlined (no network needed to open it):
 
 - headline statistics and a per-strategy table (``research.metrics`` conventions);
-- equity and drawdown;
+- equity and drawdown (and the benchmark's buy-and-hold when the run has one);
 - monthly returns heat map (rows: years with their annual return; columns: months);
 - rolling Sharpe ratio (annualised, window in trading days);
 - trade distribution (realised PnL per closed position, per strategy);
@@ -33,15 +33,24 @@ import numpy as np
 import pandas as pd
 
 from grodt.core.errors import GrodtError
+from grodt.reports.figures import Figure
+from grodt.reports.figures import allocation_figure
+from grodt.reports.figures import contribution_figure
+from grodt.reports.figures import equity_figure
+from grodt.reports.figures import monthly_figure
+from grodt.reports.figures import plotly_js
+from grodt.reports.figures import regime_figure
+from grodt.reports.figures import risk_figure
+from grodt.reports.figures import rolling_sharpe_figure
+from grodt.reports.figures import to_json
+from grodt.reports.figures import trades_figure
 from node_configs.secrets import redact_yaml_text
+from research.benchmark import BENCHMARK_COLUMN
 from research.performance import daily_returns
 from research.performance import money_to_float
 
 logger = logging.getLogger("grodt.tracking")
 
-REGIME_COLORS = {"bull": "#2ca02c", "bear": "#d62728", "sideways": "#7f7f7f"}
-VERDICT_COLORS = {"deny": "#d62728", "resize": "#ff7f0e"}
-MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 RECORD_TYPES = ("regime_update", "allocation", "risk_verdict", "decision")
 _HEADLINE: tuple[tuple[str, str, str], ...] = (
     ("total_return", "Total return", "pct"),
@@ -59,6 +68,16 @@ _HEADLINE: tuple[tuple[str, str, str], ...] = (
     ("final_equity", "Final equity", "money"),
 )
 
+_BENCHMARK_HEADLINE: tuple[tuple[str, str, str], ...] = (
+    ("total_return", "Benchmark return", "pct"),
+    ("sharpe", "Benchmark Sharpe", "ratio"),
+    ("max_drawdown", "Benchmark max drawdown", "pct"),
+    ("alpha", "Alpha (annual)", "pct"),
+    ("beta", "Beta", "ratio"),
+    ("information_ratio", "Information ratio", "ratio"),
+    ("tracking_error", "Tracking error (annual)", "pct"),
+)
+
 
 @dataclass(frozen=True)
 class Section:
@@ -66,7 +85,7 @@ class Section:
 
     key: str
     title: str
-    figure: Any | None = None
+    figure: Figure | None = None
     note: str = ""
     height: int = 420
 
@@ -319,241 +338,21 @@ def risk_verdicts(records: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-# -- figures -------------------------------------------------------------------------------------
+# -- sections ------------------------------------------------------------------------------------
 
 
-def _layout(fig: Any, height: int, **extra: Any) -> Any:
-    layout = {
-        "template": "plotly_white",
-        "height": height,
-        "margin": {"l": 60, "r": 20, "t": 30, "b": 40},
-        "legend": {"orientation": "h", "y": -0.15},
-        "hovermode": "x unified",
-        **extra,
-    }
-    fig.update_layout(**layout)
-    return fig
-
-
-def equity_figure(frame: pd.DataFrame, starting_equity: float) -> Any:
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    fig = make_subplots(
-        rows=2,
-        cols=1,
-        shared_xaxes=True,
-        row_heights=[0.7, 0.3],
-        vertical_spacing=0.04,
+def _equity_chart(frame: pd.DataFrame, starting: float, summary: dict[str, Any]) -> Figure:
+    """Equity and drawdown, with the benchmark's buy-and-hold as a second line when the run
+    has one."""
+    if BENCHMARK_COLUMN not in frame.columns:
+        return equity_figure(frame, starting)
+    bar_type = (summary.get("benchmark") or {}).get("bar_type", "benchmark")
+    return equity_figure(
+        frame,
+        starting,
+        benchmark=frame[BENCHMARK_COLUMN],
+        benchmark_name=f"{bar_type} (buy and hold)",
     )
-    fig.add_trace(
-        go.Scatter(x=frame.index, y=frame["equity"], name="Equity", line={"color": "#1f77b4"}),
-        row=1,
-        col=1,
-    )
-    fig.add_hline(y=starting_equity, line={"dash": "dot", "color": "#999"}, row=1, col=1)
-    fig.add_trace(
-        go.Scatter(
-            x=frame.index,
-            y=frame["drawdown"] * 100.0,
-            name="Drawdown",
-            fill="tozeroy",
-            line={"color": "#d62728", "width": 1},
-        ),
-        row=2,
-        col=1,
-    )
-    fig.update_yaxes(title_text="Equity", row=1, col=1)
-    fig.update_yaxes(title_text="Drawdown %", row=2, col=1)
-    return _layout(fig, 520)
-
-
-def monthly_figure(table: pd.DataFrame, returns: pd.Series) -> Any:
-    import plotly.graph_objects as go
-
-    annual = (1.0 + returns).groupby(returns.index.year).prod() - 1.0
-    years = list(table.index)
-    labels = [f"{year} ({annual.get(year, math.nan) * 100:+.1f}%)" for year in years]
-    z = table.to_numpy(dtype=float) * 100.0
-    text = [[("" if math.isnan(v) else f"{v:.1f}") for v in row] for row in z]
-    limit = float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 1.0
-    fig = go.Figure(
-        go.Heatmap(
-            z=z,
-            x=list(MONTHS),
-            y=labels,
-            text=text,
-            texttemplate="%{text}",
-            colorscale="RdYlGn",
-            zmid=0.0,
-            zmin=-limit,
-            zmax=limit,
-            colorbar={"title": {"text": "%"}},
-            hovertemplate="%{y} %{x}: %{z:.2f}%<extra></extra>",
-        ),
-    )
-    fig.update_yaxes(autorange="reversed", type="category")
-    return _layout(fig, max(260, 26 * len(years) + 80), hovermode="closest")
-
-
-def rolling_sharpe_figure(series: pd.Series, window: int, overall: float | None) -> Any:
-    import plotly.graph_objects as go
-
-    fig = go.Figure(
-        go.Scatter(x=series.index, y=series, name=f"Rolling Sharpe ({window}d)"),
-    )
-    fig.add_hline(y=0.0, line={"color": "#999"})
-    if overall is not None and math.isfinite(overall):
-        fig.add_hline(
-            y=overall,
-            line={"dash": "dash", "color": "#2ca02c"},
-            annotation_text=f"full period {overall:.2f}",
-        )
-    fig.update_yaxes(title_text="Sharpe (annualised)")
-    return _layout(fig, 340)
-
-
-def trades_figure(trades: pd.DataFrame) -> Any:
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    for strategy_id, group in trades.groupby("strategy_id", sort=True):
-        fig.add_trace(
-            go.Histogram(
-                x=group["realized_pnl"],
-                name=f"{strategy_id} ({len(group)})",
-                opacity=0.7,
-                nbinsx=min(60, max(10, len(group) // 3)),
-            ),
-        )
-    fig.add_vline(x=0.0, line={"color": "#333", "dash": "dot"})
-    fig.update_layout(barmode="overlay")
-    fig.update_xaxes(title_text="Realised PnL per closed position")
-    fig.update_yaxes(title_text="Positions")
-    return _layout(fig, 360, hovermode="closest")
-
-
-def contribution_figure(equity: pd.DataFrame, strategies: dict[str, Any], max_points: int) -> Any:
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    columns = [c for c in equity.columns if c.startswith("pnl:")]
-    frame = equity[columns]
-    if len(frame) > max_points:
-        frame = frame.groupby(frame.index.normalize()).last()
-    fig = make_subplots(
-        rows=1,
-        cols=2,
-        column_widths=[0.72, 0.28],
-        subplot_titles=("Cumulative PnL", "Contribution to return"),
-    )
-    for column in columns:
-        fig.add_trace(
-            go.Scatter(x=frame.index, y=frame[column], name=column.removeprefix("pnl:")),
-            row=1,
-            col=1,
-        )
-    names = [c.removeprefix("pnl:") for c in columns]
-    contributions = [
-        float((strategies.get(n) or {}).get("return_contribution", math.nan)) * 100.0 for n in names
-    ]
-    fig.add_trace(
-        go.Bar(
-            x=names,
-            y=contributions,
-            name="Contribution %",
-            marker={"color": ["#2ca02c" if v >= 0 else "#d62728" for v in contributions]},
-            showlegend=False,
-        ),
-        row=1,
-        col=2,
-    )
-    fig.update_yaxes(title_text="PnL", row=1, col=1)
-    fig.update_yaxes(title_text="% of starting equity", row=1, col=2)
-    return _layout(fig, 420, hovermode="closest", margin={"l": 60, "r": 20, "t": 60, "b": 40})
-
-
-def regime_figure(series: dict[str, pd.DataFrame]) -> Any:
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    fig = make_subplots(
-        rows=len(series),
-        cols=1,
-        shared_xaxes=True,
-        subplot_titles=list(series),
-        vertical_spacing=0.08,
-    )
-    for row, frame in enumerate(series.values(), start=1):
-        for label in frame.columns:
-            fig.add_trace(
-                go.Scatter(
-                    x=frame.index,
-                    y=frame[label],
-                    name=label,
-                    legendgroup=label,
-                    showlegend=row == 1,
-                    stackgroup=f"s{row}",
-                    line={"shape": "hv", "width": 0.5, "color": REGIME_COLORS.get(label)},
-                ),
-                row=row,
-                col=1,
-            )
-        fig.update_yaxes(range=[0, 1], title_text="p", row=row, col=1)
-    return _layout(fig, 220 * len(series) + 120, margin={"l": 60, "r": 20, "t": 60, "b": 40})
-
-
-def allocation_figure(weights: pd.DataFrame) -> Any:
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    for column in weights.columns:
-        fig.add_trace(
-            go.Scatter(
-                x=weights.index,
-                y=weights[column],
-                name=str(column),
-                stackgroup="w",
-                line={"shape": "hv", "width": 0.5},
-            ),
-        )
-    fig.update_yaxes(title_text="Weight")
-    return _layout(fig, 360)
-
-
-def risk_figure(verdicts: pd.DataFrame) -> Any:
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    flagged = verdicts[verdicts["verdict"] != "approve"]
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
-    day = flagged["ts"].dt.normalize()
-    for (verdict, reason), group in flagged.groupby([flagged["verdict"], flagged["reason"]]):
-        counts = group.groupby(day.loc[group.index]).size()
-        label = f"{verdict}: {reason}" if reason else str(verdict)
-        fig.add_trace(
-            go.Bar(
-                x=counts.index,
-                y=counts.to_numpy(),
-                name=label[:80],
-                marker={"color": VERDICT_COLORS.get(str(verdict), "#7f7f7f")},
-            ),
-        )
-    denied = verdicts["verdict"] == "deny"
-    cumulative = denied.astype(int).cumsum()
-    fig.add_trace(
-        go.Scatter(
-            x=verdicts["ts"],
-            y=cumulative,
-            name="Denials (cumulative)",
-            line={"shape": "hv", "color": "#333"},
-        ),
-        secondary_y=True,
-    )
-    fig.update_layout(barmode="stack")
-    fig.update_yaxes(title_text="Verdicts per day", secondary_y=False, rangemode="tozero")
-    fig.update_yaxes(title_text="Cumulative denials", secondary_y=True, rangemode="tozero")
-    return _layout(fig, 380)
 
 
 def build_sections(
@@ -570,7 +369,7 @@ def build_sections(
         Section(
             "equity",
             "Equity and drawdown",
-            equity_figure(_display_frame(equity, max_points), starting),
+            _equity_chart(_display_frame(equity, max_points), starting, summary),
             height=520,
         ),
     ]
@@ -680,7 +479,21 @@ def _tables(summary: dict[str, Any]) -> str:
             + "".join(rows)
             + "</tbody></table>"
         )
-    return f"<div class='stats'>{cells}</div>{table}"
+    return f"<div class='stats'>{cells}</div>{_benchmark_cells(summary)}{table}"
+
+
+def _benchmark_cells(summary: dict[str, Any]) -> str:
+    """The benchmark's buy-and-hold figures and the run's relative ones (empty without one)."""
+    benchmark = summary.get("benchmark")
+    if not benchmark:
+        return ""
+    cells = "".join(
+        f"<div class='stat'><div class='label'>{html.escape(label)}</div>"
+        f"<div class='value'>{_fmt(benchmark.get(key), kind)}</div></div>"
+        for key, label, kind in _BENCHMARK_HEADLINE
+    )
+    title = html.escape(f"Benchmark: {benchmark.get('bar_type')} (buy and hold)")
+    return f"<div class='meta'>{title}</div><div class='stats'>{cells}</div>"
 
 
 _CSS = """
@@ -701,10 +514,22 @@ pre { background: #f6f7f9; padding: 10px; overflow-x: auto; font-size: 0.85em; }
 """
 
 
+def _chart(section: Section) -> str:
+    """A chart's div and the script that draws it (plotly.js is inlined once in the head)."""
+    assert section.figure is not None
+    div_id = f"chart-{section.key}"
+    height = section.figure["layout"].get("height") or section.height
+    config = {"displaylogo": False, "responsive": True}
+    return (
+        f"<div id='{div_id}' class='plotly-graph-div' style='height:{height}px; width:100%;'>"
+        "</div><script type='text/javascript'>"
+        f"Plotly.newPlot('{div_id}', {to_json(section.figure['data'])}, "
+        f"{to_json(section.figure['layout'])}, {to_json(config)});</script>"
+    )
+
+
 def render_html(data: RunData, sections: list[Section], title: str | None = None) -> str:
     """The page as one HTML string with plotly.js inlined."""
-    import plotly.offline
-
     summary = data.summary
     name = title or str(summary.get("name", "backtest"))
     meta = (
@@ -719,15 +544,7 @@ def render_html(data: RunData, sections: list[Section], title: str | None = None
         if section.figure is None:
             body.append(f"<p class='note'>{html.escape(section.note)}</p>")
             continue
-        body.append(
-            section.figure.to_html(
-                full_html=False,
-                include_plotlyjs=False,
-                div_id=f"chart-{section.key}",
-                default_height=f"{section.figure.layout.height or section.height}px",
-                config={"displaylogo": False, "responsive": True},
-            ),
-        )
+        body.append(_chart(section))
     if data.config_text:
         body.append(
             "<h2 id='config'>Node config</h2><details><summary>config.yaml</summary>"
@@ -736,7 +553,7 @@ def render_html(data: RunData, sections: list[Section], title: str | None = None
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>{html.escape(name)} · grodt tearsheet</title><style>{_CSS}</style>"
-        f"<script type='text/javascript'>{plotly.offline.get_plotlyjs()}</script></head><body>"
+        f"<script type='text/javascript'>{plotly_js()}</script></head><body>"
         + "\n".join(body)
         + "</body></html>\n"
     )

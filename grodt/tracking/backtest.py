@@ -4,7 +4,8 @@ What a backtest logs (all of it also stays in the run directory):
 
 - params: the flattened resolved node config (``strategies.0.config.fast_ema_period``), the
   git commit and dirty flag, the catalog fingerprint, package versions;
-- metrics: the run summary (``sharpe``, ``total_return``…), per strategy
+- metrics: the run summary (``sharpe``, ``total_return``…; ``benchmark.<figure>`` when the
+  config names a benchmark), per strategy
   (``strategy.<id>.sharpe``), extension figures (``ext.risk.denied``…) and the engine's
   throughput; step metrics ``equity``, ``drawdown`` and ``pnl.<strategy_id>`` per day;
 - artifacts: ``config.yaml``, ``summary.json``, the reports (fills, orders, positions,

@@ -9,18 +9,20 @@ A run (backtest or training) never talks to the tracking store while it computes
 - ``metrics.jsonl``: step metrics (one ``{"key", "value", "step", "timestamp"}`` per line,
   appended while training).
 
-:func:`publish` then uploads the bundle to a store. When the store is unreachable the run's
-results stay complete on disk, a warning says what was not logged, and ``grodt tracking sync
-RUN_DIR`` publishes it later. Publishing is idempotent per store: the MLflow run carries the
-tag ``grodt.bundle_id`` and ``grodt.sync_complete=true`` once everything is uploaded; a second
-sync finds it and does nothing, and a half-finished upload (store lost mid-way) is deleted and
-redone rather than duplicated.
+:func:`publish` then uploads the bundle to a store (a current SQLite store directly with
+``sqlite3``, see :mod:`grodt.tracking.sqlite_direct`; any other through MLflow's API). When
+the store is unreachable the run's results stay complete on disk, a warning says what was not
+logged, and ``grodt tracking sync RUN_DIR`` publishes it later. Publishing is idempotent per
+store: the MLflow run carries the tag ``grodt.bundle_id`` and ``grodt.sync_complete=true`` once
+everything is uploaded; a second sync finds it and does nothing, and a half-finished upload
+(store lost mid-way) is deleted and redone rather than duplicated.
 """
 
 import json
 import logging
 import math
 import os
+import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
@@ -402,6 +404,10 @@ def publish(
     reason = probe(store, probe_timeout)
     if reason is not None:
         return _failed(run_dir, bundle, store, f"tracking store {display} is unreachable: {reason}")
+    if live_run_id is None and not bundle.models and store.scheme == "sqlite":
+        direct = _publish_direct(run_dir, bundle, store)
+        if direct is not None:
+            return direct
     try:
         with quiet_mlflow():
             client = open_client(store)
@@ -447,6 +453,53 @@ def publish(
         )
     result = PublishResult("logged", display, run_id, experiment_id, model_versions=versions)
     _record(run_dir, bundle, store, result, versions)
+    return result
+
+
+def _publish_direct(run_dir: Path, bundle: RunBundle, store: TrackingStore) -> PublishResult | None:
+    """Publish through :mod:`grodt.tracking.sqlite_direct` (no MLflow import); ``None`` when
+    that store or bundle needs MLflow's API (nothing was written then)."""
+    from grodt.tracking.sqlite_direct import DirectRun
+    from grodt.tracking.sqlite_direct import DirectUnsupported
+    from grodt.tracking.sqlite_direct import publish_direct
+    from grodt.tracking.sqlite_direct import run_is_live
+
+    display = store.display_uri
+    try:
+        record = bundle.record_for(store)
+        if record is not None and run_is_live(store, record.run_id, TAG_SYNC_COMPLETE):
+            return PublishResult(
+                "already",
+                display,
+                record.run_id,
+                record.experiment_id,
+                model_versions=record.model_versions,
+            )
+        end = bundle.end_ms or bundle.start_ms
+        run = DirectRun(
+            experiment=bundle.experiment,
+            run_name=bundle.run_name,
+            start_ms=bundle.start_ms,
+            end_ms=end,
+            status=bundle.status,
+            params=bundle.params,
+            tags=bundle.tags,
+            metrics=[(k, v, 0, end) for k, v in bundle.metrics.items()]
+            + list(read_series(run_dir)),
+            artifacts=[(a.path, a.artifact_path) for a in bundle.artifacts],
+        )
+        outcome = publish_direct(
+            run_dir, store, run, (TAG_BUNDLE_ID, bundle.bundle_id), TAG_SYNC_COMPLETE
+        )
+    except DirectUnsupported as e:
+        logger.debug("publishing through MLflow's API: %s", e)
+        return None
+    except (OSError, sqlite3.Error) as e:  # the store broke mid-way: say so, keep it pending
+        return _failed(
+            run_dir, bundle, store, f"logging to {display} failed: {type(e).__name__}: {e}"
+        )
+    result = PublishResult(outcome.status, display, outcome.run_id, outcome.experiment_id)
+    _record(run_dir, bundle, store, result, {})
     return result
 
 

@@ -61,7 +61,9 @@ def _sanitise(value: float) -> tuple[float, bool]:
     return float(value), False
 
 
-def _rows(run_id: str, metrics: Sequence[MetricRow]) -> tuple[list[tuple], list[tuple]]:
+def metric_rows(run_id: str, metrics: Sequence[MetricRow]) -> tuple[list[tuple], list[tuple]]:
+    """The ``metrics`` rows ``(key, value, timestamp, step, is_nan, run_uuid)`` as MLflow stores
+    them, and the ``latest_metrics`` row per key (the last in ``(step, timestamp, value)``)."""
     rows = []
     latest: dict[str, tuple] = {}
     for key, value, step, timestamp in metrics:
@@ -168,7 +170,7 @@ class SqlMetricCommitter:
         """Write ``metrics`` in one durable transaction (all or nothing)."""
         if not metrics:
             return
-        rows, latest = _rows(self.run_id, metrics)
+        rows, latest = metric_rows(self.run_id, metrics)
         if self.scheme == "postgresql":
             if self._conn.closed or self._conn.broken:
                 import psycopg

@@ -144,13 +144,19 @@ def resolve_store(uri: str | None = None, settings: Settings | None = None) -> T
     )
 
 
+def sqlite_database(uri: str) -> str | None:
+    """The database path of a ``sqlite:///path`` URI (as SQLAlchemy's ``make_url`` reads it,
+    without importing SQLAlchemy: ~0.3 s of a short backtest); ``None`` for in-memory."""
+    rest = uri.split("://", 1)[1] if "://" in uri else ""
+    database = rest[1:].split("?", 1)[0] if rest.startswith("/") else ""
+    return database or None
+
+
 def probe(store: TrackingStore, timeout: float = PROBE_TIMEOUT_S) -> str | None:
     """Check the store answers; return ``None`` if it does, else the reason it does not."""
     try:
         if store.scheme == "sqlite":
-            from sqlalchemy.engine import make_url
-
-            database = make_url(store.uri).database
+            database = sqlite_database(store.uri)
             if not database or database == ":memory:":
                 return None
             path = Path(database)
