@@ -47,6 +47,10 @@ from actors.forensics.convert import nautilus_to_wire
 from actors.forensics.encoder import VALIDATION_MODES
 from actors.forensics.pipeline import ForensicsPipeline
 from actors.forensics.pipeline import new_session_id
+from actors.forensics.shared_outbox import SessionLease
+from actors.forensics.shared_outbox import SharedOutbox
+from actors.forensics.shared_outbox import default_outbox_root
+from actors.forensics.shared_outbox import public_producer_config
 from actors.forensics.sinks import KafkaSink
 from actors.forensics.sinks import ParquetSink
 from actors.forensics.sinks import Sink
@@ -90,8 +94,12 @@ class ForensicsBridgeConfig(ActorConfig, frozen=True):
     output_dir : str, optional
         Parquet output (``<run_dir>/forensics``); default ``<GRODT_RUNS_DIR>/forensics/<session>``.
     spill_dir : str, optional
-        Spill files (default ``<output_dir>/spill``). Live deployments should set a stable path:
-        records left there at shutdown are delivered by the next session.
+        Kafka: the root of the shared outbox (default
+        ``<GRODT_RUNS_DIR>/forensics/outbox/<sink key>``, one per bootstrap servers and topic
+        set): records left there by any run are delivered by the next process using the same
+        sink (:mod:`actors.forensics.shared_outbox`); dead letters go to
+        ``<output_dir>/rejected.jsonl``. Parquet: the spill directory (default
+        ``<output_dir>/spill``).
     order_events, position_events : bool, default True
         Ship order/fill and position events.
     validation : {"all", "sampled", "off"}, default "sampled"
@@ -146,6 +154,8 @@ class ForensicsBridge(Actor):
         super().__init__(config)
         self.topics = TopicNames(**config.topics)
         self.pipeline: ForensicsPipeline | None = None
+        self.outbox_root: Path | None = None
+        self._lease: SessionLease | None = None
         self.final_stats: PipelineStats | None = None
         self._subscriptions: list[tuple[str, Callable[[Any], None]]] = []
         # Engine-thread state: trace ids by order, and the order behind each position's last fill.
@@ -195,6 +205,8 @@ class ForensicsBridge(Actor):
         if self.final_stats is None:
             timeout = self.config.flush_timeout_s if timeout_s is None else timeout_s
             self.final_stats = self.pipeline.close(timeout)
+            if self._lease is not None:
+                self._lease.close()  # what is left is the next process's to deliver
             self.log.info(f"Forensics counters at close: {self.final_stats.summary_line()}")
         return self.final_stats
 
@@ -209,12 +221,16 @@ class ForensicsBridge(Actor):
         else:
             output_dir = get_settings().runs_dir / "forensics" / session
         spill_dir = Path(config.spill_dir) if config.spill_dir else output_dir / "spill"
+        dead_letters_path: Path | None = None
         sink: Sink
         if sink_kind == "kafka":
             assert bootstrap is not None
+            topics = list(self.topics.model_dump().values())
+            spill_dir = self._open_shared_outbox(session, bootstrap, topics)
+            dead_letters_path = output_dir / "rejected.jsonl"
             sink = KafkaSink(
                 bootstrap,
-                topics=list(self.topics.model_dump().values()),
+                topics=topics,
                 producer_config=resolve_client_config(
                     dict(config.producer_config),
                     "forensics.kafka.producer",
@@ -236,8 +252,36 @@ class ForensicsBridge(Actor):
             stall_timeout_s=config.stall_timeout_s,
             reconnect_interval_s=config.reconnect_interval_s,
             session=session,
+            dead_letters_path=dead_letters_path,
             log=self.log,
         )
+
+    def _open_shared_outbox(self, session: str, bootstrap: str, topics: list[str]) -> Path:
+        """This session's directory in the sink's shared outbox, holding the records of ended
+        sessions (delivered first); describes the sink for ``grodt forensics flush``."""
+        from grodt.core.settings import get_settings
+
+        config = self.config
+        root = (
+            Path(config.spill_dir)
+            if config.spill_dir
+            else default_outbox_root(get_settings().runs_dir, bootstrap, topics)
+        )
+        shared = SharedOutbox(root, self.log)
+        shared.write_sink(
+            {
+                "sink": "kafka",
+                "bootstrap_servers": bootstrap,
+                "topics": topics,
+                "create_topics": config.create_topics,
+                "partitions": config.partitions,
+                "replication_factor": config.replication_factor,
+                "producer": public_producer_config(dict(config.producer_config)),
+            },
+        )
+        self._lease = shared.open_session(session)
+        self.outbox_root = root
+        return self._lease.path
 
     def _subscribe(self) -> None:
         if self._subscriptions:

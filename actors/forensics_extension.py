@@ -66,6 +66,8 @@ class ForensicsExtension:
         if pipeline is not None:
             figures["output"] = pipeline.sink.describe()
             figures["spill_dir"] = str(pipeline.spill_dir)
+        if self.bridge.outbox_root is not None:
+            figures["outbox"] = str(self.bridge.outbox_root)
         figures["topics"] = self.bridge.topics.model_dump()
         return figures
 

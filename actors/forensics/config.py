@@ -17,7 +17,9 @@ Example (every key optional; ``forensics: {}`` turns the bridge on with the defa
       position_events: true
       validation: sampled         # all | sampled | off
       queue_size: 65536
-      spill_dir: null             # default <run_dir>/forensics/spill
+      spill_dir: null             # Kafka: the sink's shared outbox (default
+                                  # <runs_dir>/forensics/outbox/<sink key>); Parquet:
+                                  # default <run_dir>/forensics/spill
       flush_timeout_s: 30
 """
 
@@ -64,7 +66,16 @@ class _Strict(BaseModel):
 
 
 class TopicNames(_Strict):
-    """Destination topic per record stream (Kafka topics; Parquet folder names)."""
+    """Destination topic per record stream (Kafka topics; Parquet folder names).
+
+    Attributes
+    ----------
+    decisions, risk, allocations, regime : str
+        Topic of the strategies' decision records, the risk gate's verdicts, allocation records
+        and regime updates.
+    orders, positions : str
+        Topic of order/fill events and of position events.
+    """
 
     decisions: str = Field(default="grodt.forensics.decisions", pattern=TOPIC_PATTERN)
     risk: str = Field(default="grodt.forensics.risk", pattern=TOPIC_PATTERN)
@@ -75,7 +86,15 @@ class TopicNames(_Strict):
 
 
 class KafkaSection(_Strict):
-    """Where and how to produce when the sink is Kafka."""
+    """Where and how to produce when the sink is Kafka.
+
+    Attributes
+    ----------
+    create_topics : bool
+        Create missing topics at start and after a broker restart.
+    partitions, replication_factor : int
+        Of the topics the bridge creates.
+    """
 
     bootstrap_servers: str | None = Field(
         default=None,
@@ -91,7 +110,34 @@ class KafkaSection(_Strict):
 
 
 class ForensicsSection(_Strict):
-    """The validated ``forensics:`` section."""
+    """The validated ``forensics:`` section (docs/forensics.md explains delivery and spills).
+
+    Attributes
+    ----------
+    sink : "auto" | "kafka" | "parquet"
+        auto: Kafka when a bootstrap is configured (here or GRODT_KAFKA_BOOTSTRAP), else Parquet
+        files in the run directory.
+    kafka : KafkaSection
+        Broker, producer settings and topic creation.
+    topics : TopicNames
+        Destination topic per record stream.
+    order_events, position_events : bool
+        Ship order/fill events and position events too.
+    validation : "all" | "sampled" | "off"
+        Check records against their contract on the worker thread: every record, the first 100
+        per producer and record type then 1 in 100, or none.
+    queue_size : int
+        Records the bounded queue between the engine and the worker holds.
+    spill_dir : str | None
+        Where records that cannot be delivered yet are kept; null: the default location.
+    flush_timeout_s : float
+        At stop, seconds to wait for acknowledgements before the rest is kept on disk.
+    stall_timeout_s : float
+        Seconds without an acknowledgement before the broker counts as down (or a stuck
+        producer is replaced).
+    reconnect_interval_s : float
+        Seconds between probes of a broker that is down.
+    """
 
     sink: Literal["auto", "kafka", "parquet"] = "auto"
     kafka: KafkaSection = Field(default_factory=KafkaSection)

@@ -84,7 +84,7 @@ class Delivery:
         self.delivered = 0
         self.replayed = 0
         self.failed = 0
-        sink.bind(self._on_delivered, self._on_failed)
+        sink.bind(self.on_delivered, self.on_failed)
 
     @property
     def in_memory(self) -> int:
@@ -112,12 +112,15 @@ class Delivery:
 
     # -- sink callbacks (run inside ``sink.poll``, on the worker) --------------------------------
 
-    def _on_delivered(self, envelope: Envelope) -> None:
+    def on_delivered(self, envelope: Envelope) -> None:
+        """The sink acknowledged ``envelope`` (runs inside ``sink.poll``, on the worker)."""
         self.delivered += 1
         if envelope.from_spill:
             self.replayed += 1
 
-    def _on_failed(self, envelope: Envelope, error: str, permanent: bool) -> None:
+    def on_failed(self, envelope: Envelope, error: str, permanent: bool) -> None:
+        """A delivery of ``envelope`` failed: dead-lettered when ``permanent``, else re-sent
+        first (runs inside ``sink.poll`` or ``sink.send``, on the worker)."""
         self.failed += 1
         envelope.attempts += 1
         if permanent:
@@ -228,13 +231,15 @@ class Delivery:
                 f"{self.outbox.directory} and retrying every {self.reconnect_interval_s} s",
             )
         moved = self._spill_ingress()
+        if sink.fatal and not self.past_close_deadline():
+            # The producer cannot go on, whatever the broker's state: replace it now (what it
+            # held comes back as failures, re-sent first, in order), then probe as usual.
+            sink.reset(self._budget(5.0))
         now = time.monotonic()
         if now >= self._next_probe and not self.past_close_deadline():
             self._next_probe = now + self.reconnect_interval_s
             if self.outbox.sync() and self.ingress.overflow_read:
                 self._release_overflow()
-            if getattr(sink, "fatal", False):
-                sink.reset(self._budget(5.0))
             if sink.probe(self._budget(10.0)):
                 return self._reconnected(moved)
         if not moved:
@@ -252,16 +257,17 @@ class Delivery:
             and not self.past_close_deadline()  # close() may come meanwhile
         ):
             sink.poll(0.05)
-            if getattr(sink, "fatal", False):
+            if sink.fatal:
                 break
             if self._spill_ingress():
                 moved = True
         if self.past_close_deadline():
             return moved  # the worker stops now; its exit keeps what is left
-        if sink.in_flight() or getattr(sink, "fatal", False):
+        if sink.in_flight() or sink.fatal:
+            why = "the client failed fatally" if sink.fatal else "no progress"
             self._log.warning(
                 f"Forensics sink {sink.name}: {sink.in_flight()} records still "
-                "unacknowledged after reconnecting; restarting the client and sending "
+                f"unacknowledged after reconnecting ({why}); restarting the client and sending "
                 "them again (readers deduplicate on session and seq)",
             )
             sink.reset(self._budget(5.0))

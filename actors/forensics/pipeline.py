@@ -86,6 +86,9 @@ class ForensicsPipeline:
         GIL hand-offs with the engine thread).
     session : str, optional
         Session id (default: :func:`new_session_id`).
+    dead_letters_path : Path, optional
+        The dead-letter file (default ``<spill_dir>/rejected.jsonl``; the bridge puts it in the
+        run directory when the spill directory is a shared outbox).
     log : LogLike, optional
 
     Attributes
@@ -107,6 +110,7 @@ class ForensicsPipeline:
         batch_size: int = 2_000,
         linger_s: float = 0.01,
         session: str | None = None,
+        dead_letters_path: Path | None = None,
         log: LogLike | None = None,
     ) -> None:
         self.sink = sink
@@ -114,7 +118,11 @@ class ForensicsPipeline:
         self.session = session or new_session_id()
         self.close_grace_s = 15.0
         self._log: LogLike = log or default_log()
-        self.dead_letters = DeadLetters(self.spill_dir / "rejected.jsonl", self.session, self._log)
+        self.dead_letters = DeadLetters(
+            dead_letters_path or self.spill_dir / "rejected.jsonl",
+            self.session,
+            self._log,
+        )
         self.encoder = RecordEncoder(
             self.session, self.dead_letters, self._log, to_record, validation
         )
@@ -152,6 +160,7 @@ class ForensicsPipeline:
             return
         self.started = True
         self.spill_dir.mkdir(parents=True, exist_ok=True)
+        self.dead_letters.path.parent.mkdir(parents=True, exist_ok=True)
         outbox = self.outbox.open()
         overflow = self.ingress.open()
         # Overflow left by a crashed session is older than anything of ours: move it into the
@@ -242,6 +251,7 @@ class ForensicsPipeline:
             spilled=ingress.spilled + outbox.spilled,
             replayed=delivery.replayed,
             failed=delivery.failed,
+            sink_resets=self.sink.resets,
             rejected=self.dead_letters.count,
             recovered=self._recovered,
             queued=len(ingress) + ingress.overflow_unread,

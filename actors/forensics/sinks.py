@@ -33,6 +33,7 @@ __all__ = [
     "ParquetSink",
     "Sink",
     "check_producer_config",
+    "is_fatal",
     "resolve_client_config",
 ]
 
@@ -47,6 +48,10 @@ class Sink(Protocol):
     name: str
     healthy: bool
     reason: str
+    fatal: bool
+    """The client cannot go on (a fatal producer error): only :meth:`reset` brings it back."""
+    resets: int
+    """Clients replaced so far by :meth:`reset`."""
 
     def bind(self, on_delivered: DeliveredCallback, on_failed: FailedCallback) -> None: ...
 
@@ -127,21 +132,27 @@ def resolve_client_config(config: dict[str, Any], where: str) -> dict[str, Any]:
 
 def check_producer_config(config: dict[str, Any], where: str) -> None:
     """Fail fast on a librdkafka setting the producer would reject (a typo in a property name, a
-    bad value): builds a producer with no brokers and throws it away. ``env:`` values are not
-    resolved here (they may only exist where the node runs)."""
+    bad value, SASL without its credentials): builds a producer with no brokers and throws it
+    away. ``env:NAME`` values are resolved first, as the bridge will resolve them (a variable
+    that is not set is an error naming the field), so the check sees what the producer gets; an
+    error never echoes a value read from the environment."""
     from confluent_kafka import KafkaException
     from confluent_kafka import Producer
 
-    checked = {
-        k: v
-        for k, v in {**DEFAULT_PRODUCER_CONFIG, **config}.items()
-        if not (isinstance(v, str) and v.startswith(ENV_PREFIX))
-    }
-    checked.update({"bootstrap.servers": "", "log_level": 0})
+    resolved = resolve_client_config(config, where)
+    secrets = [
+        str(resolved[key])
+        for key, value in config.items()
+        if isinstance(value, str) and value.startswith(ENV_PREFIX) and str(resolved[key])
+    ]
+    checked = {**DEFAULT_PRODUCER_CONFIG, **resolved, "bootstrap.servers": "", "log_level": 0}
     try:
         producer = Producer(checked)
     except KafkaException as e:
-        raise ConfigError(f"{where}: {e.args[0].str()}") from None
+        text = e.args[0].str()
+        for secret in secrets:
+            text = text.replace(secret, "***")
+        raise ConfigError(f"{where}: {text}") from None
     producer.close()
 
 
@@ -176,6 +187,10 @@ def _connectivity_errors() -> frozenset[int]:
                 KafkaError._PURGE_QUEUE,
                 KafkaError._PURGE_INFLIGHT,
                 KafkaError._FATAL,
+                # A broker restarted without its state answers for a topic before the topic is
+                # created again: the partition or topic is unknown for a moment, not for good.
+                KafkaError._UNKNOWN_PARTITION,
+                KafkaError._UNKNOWN_TOPIC,
                 KafkaError._DESTROY,
                 KafkaError.REQUEST_TIMED_OUT,
                 KafkaError.NOT_ENOUGH_REPLICAS,
@@ -190,6 +205,15 @@ def _connectivity_errors() -> frozenset[int]:
     return _CONNECTIVITY_ERRORS
 
 
+def is_fatal(error: Any) -> bool:
+    """Whether a ``KafkaError`` leaves the producer unusable. ``error.fatal()`` alone is not
+    enough: the error that ``produce`` raises once the producer has failed fatally has the code
+    ``_FATAL`` ("Local: Fatal error") with ``fatal() == False``."""
+    from confluent_kafka import KafkaError
+
+    return bool(error.fatal()) or error.code() == KafkaError._FATAL
+
+
 class KafkaSink:
     """Produces envelopes to Kafka with an idempotent producer (acks=all, compressed), keyed by
     :func:`~actors.forensics.codec.record_key` so that order is kept per key.
@@ -200,6 +224,11 @@ class KafkaSink:
     (fatal error, or nothing acknowledged for ``stall_timeout_s`` after the broker is reachable
     again, e.g. a broker that lost its state); records whose fate is then unknown are sent again,
     so a reader may see them twice and deduplicates on ``(session, seq)``.
+
+    A fatal error is recognised wherever it surfaces — the error callback, a delivery report,
+    ``produce`` raising ``_FATAL`` (whose ``fatal()`` is False), ``poll``/``flush`` raising it —
+    and sets :attr:`fatal`; the worker then calls :meth:`reset`, which replaces the producer (a new
+    producer id: a new idempotent session).
 
     A producer that cannot be created (a bad CA file, a missing SASL plugin) is an outage like an
     unreachable broker: ``probe`` tries again to create it.
@@ -249,6 +278,7 @@ class KafkaSink:
         self.healthy = False
         self.reason = "not opened"
         self.fatal = False
+        self.resets = 0
         self._last_progress = time.monotonic()
         self._progressed = False
         self._create_warning = ""
@@ -314,10 +344,16 @@ class KafkaSink:
         if not self._ensure_producer():
             return False
         deadline = time.monotonic() + timeout_s
+        if self.fatal:  # reachable or not, this producer cannot send: reset() first
+            return False
         try:
             metadata = self._producer.list_topics(timeout=max(0.1, min(1.0, timeout_s)))
         except KafkaException as e:
-            self.reason = f"broker unreachable: {e}"
+            error = e.args[0] if e.args else None
+            if error is not None and hasattr(error, "fatal") and is_fatal(error):
+                self._failed_fatally(error.str())
+            else:
+                self.reason = f"broker unreachable: {e}"
             return False
         if self.create_topics:
             missing = [t for t in self.topics if t not in metadata.topics]
@@ -373,9 +409,8 @@ class KafkaSink:
         from confluent_kafka import KafkaError
 
         code = error.code()
-        if error.fatal():
-            self.fatal = True
-            self._mark_down(f"fatal producer error: {error.str()}")
+        if is_fatal(error):
+            self._failed_fatally(error.str())
         elif code == KafkaError._ALL_BROKERS_DOWN:
             self._mark_down(f"all brokers down: {error.str()}")
         else:
@@ -396,6 +431,27 @@ class KafkaSink:
         if self.healthy:
             self.healthy = False
             self.reason = reason
+
+    def _failed_fatally(self, text: str) -> None:
+        """The producer cannot go on: down, and replaced by the worker's next :meth:`reset`
+        (logged once per producer)."""
+        if not self.fatal:
+            self.fatal = True
+            self._log.error(
+                f"Forensics Kafka sink: fatal producer error ({text}); replacing the producer "
+                "(a new idempotent session) and sending what it held again",
+            )
+        self.healthy = False
+        self.reason = f"fatal producer error: {text}"
+
+    def _raised(self, exception: Exception) -> None:
+        """A client call raised ``exception``: a fatal Kafka error marks the producer for
+        replacement; anything else (a callback's own error) goes on up."""
+        error = exception.args[0] if exception.args else None
+        if error is not None and hasattr(error, "fatal") and is_fatal(error):
+            self._failed_fatally(error.str())
+            return
+        raise exception
 
     # -- data path --------------------------------------------------------------------------------
 
@@ -422,12 +478,11 @@ class KafkaSink:
         error = exception.args[0] if exception.args else None
         if error is not None and hasattr(error, "code") and hasattr(error, "retriable"):
             text = error.str()
-            if error.fatal():
-                self.fatal = True
+            fatal = is_fatal(error)
+            if fatal:
+                self._failed_fatally(text)
             permanent = (
-                error.code() not in _connectivity_errors()
-                and not error.retriable()
-                and not error.fatal()
+                error.code() not in _connectivity_errors() and not error.retriable() and not fatal
             )
         else:  # not a Kafka error: nothing says the record is at fault
             text = f"{type(exception).__name__}: {exception}"
@@ -444,7 +499,10 @@ class KafkaSink:
             self._on_delivered(envelope)
             return
         code = error.code()
-        permanent = code not in _connectivity_errors() and not error.retriable()
+        fatal = is_fatal(error)
+        if fatal:
+            self._failed_fatally(error.str())
+        permanent = code not in _connectivity_errors() and not error.retriable() and not fatal
         if not permanent:
             self._mark_down(f"delivery failed: {error.str()}")
         assert self._on_failed is not None
@@ -456,7 +514,12 @@ class KafkaSink:
             if timeout > 0:
                 time.sleep(timeout)
             return
-        producer.poll(timeout)
+        from confluent_kafka import KafkaException
+
+        try:
+            producer.poll(timeout)
+        except KafkaException as e:  # librdkafka raises a fatal error from poll, too
+            self._raised(e)
         if self._progressed or len(producer) == 0:
             self._progressed = False
             self._last_progress = time.monotonic()
@@ -476,11 +539,17 @@ class KafkaSink:
         to ``timeout_s`` for that) and replace the producer: a new producer id, so a broker that
         lost our state accepts us. A producer that cannot be created now is created by the next
         ``probe``."""
+        from confluent_kafka import KafkaException
+
         if self._producer is not None:
+            self.resets += 1
             self._producer.purge(in_queue=True, in_flight=True, blocking=False)
             deadline = time.monotonic() + timeout_s
             while len(self._producer) > 0 and time.monotonic() < deadline:
-                self._producer.poll(0.05)
+                try:
+                    self._producer.poll(0.05)
+                except KafkaException as e:  # the failed producer repeats its fatal error
+                    self._raised(e)
             left = len(self._producer)
             if left:
                 self._log.error(
@@ -493,8 +562,13 @@ class KafkaSink:
         self._last_progress = time.monotonic()
 
     def flush(self, timeout: float) -> None:
+        from confluent_kafka import KafkaException
+
         if self._producer is not None:
-            self._producer.flush(timeout)
+            try:
+                self._producer.flush(timeout)
+            except KafkaException as e:
+                self._raised(e)
             if self._progressed:
                 self._progressed = False
                 self._last_progress = time.monotonic()
@@ -566,6 +640,8 @@ class ParquetSink:
         self._on_failed: FailedCallback | None = None
         self.healthy = False
         self.reason = "not opened"
+        self.fatal = False  # a file error is an outage, never fatal: the next probe retries
+        self.resets = 0
         self.files: list[Path] = []
 
     def bind(self, on_delivered: DeliveredCallback, on_failed: FailedCallback) -> None:
@@ -687,6 +763,7 @@ class ParquetSink:
 
     def reset(self, timeout_s: float = 5.0) -> None:
         """Close the files (what they hold is durable) and fail what is only buffered."""
+        self.resets += 1
         for topic in list(self._writers):
             self._close_writer(topic)
         for topic, envelopes in list(self._buffers.items()):

@@ -25,6 +25,9 @@ class PipelineStats:
     failed : int
         Failed delivery attempts (each such record was queued again, or dead-lettered when the
         failure was permanent; see ``rejected``).
+    sink_resets : int
+        Times the sink's client was replaced (a fatal producer error, or no progress after a
+        reconnect): each starts a new idempotent producer session.
     rejected : int
         Records that could not be encoded or that failed validation, or failed permanently:
         written to the dead-letter file, never silently dropped.
@@ -46,6 +49,7 @@ class PipelineStats:
     spilled: int
     replayed: int
     failed: int
+    sink_resets: int
     rejected: int
     recovered: int
     queued: int
@@ -62,7 +66,8 @@ class PipelineStats:
     def summary_line(self) -> str:
         return (
             f"enqueued={self.enqueued} delivered={self.delivered} spilled={self.spilled} "
-            f"replayed={self.replayed} failed={self.failed} rejected={self.rejected} "
+            f"replayed={self.replayed} failed={self.failed} sink_resets={self.sink_resets} "
+            f"rejected={self.rejected} "
             f"recovered={self.recovered} queued={self.queued} in_flight={self.in_flight} "
             f"spill_pending={self.spill_pending} undelivered={self.undelivered} "
             f"worker_cpu={self.worker_cpu_s:.2f}s sink={self.sink} ({self.sink_state})"

@@ -114,7 +114,8 @@ def _extension_lines(extensions: dict) -> list[str]:
             f" ({forensics.get('spilled', 0):,} spilled"
         )
         if forensics.get("undelivered"):
-            line += f", {forensics['undelivered']:,} left in {forensics.get('spill_dir')}"
+            where = forensics.get("outbox") or forensics.get("spill_dir")
+            line += f"; {forensics['undelivered']:,} NOT DELIVERED, waiting in {where}"
         lines.append(line + ")")
     return lines
 
@@ -134,6 +135,11 @@ def _extension_lines(extensions: dict) -> list[str]:
     help="Where to write reports (default: <GRODT_RUNS_DIR>/<name>/<timestamp>).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@click.option(
+    "--allow-undelivered",
+    is_flag=True,
+    help="Exit 0 even when forensics records were left undelivered (default: exit 3).",
+)
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a TTY).")
 @click.option(
     "--track/--no-track",
@@ -162,6 +168,7 @@ def command(
     catalog: Path | None,
     run_dir: Path | None,
     as_json: bool,
+    allow_undelivered: bool,
     progress: bool | None,
     track: bool,
     experiment: str | None,
@@ -177,6 +184,7 @@ def command(
     strategy; artifacts: reports, equity, tearsheet, config, forensics). If the tracking store
     is unreachable the run still completes; `grodt tracking sync RUN_DIR` logs it later.
     """
+    from grodt.cli.forensics import exit_if_undelivered
     from grodt.cli.tracking import echo_warnings
     from grodt.core.settings import get_settings
     from grodt.nodes.backtest import run_backtest
@@ -219,6 +227,7 @@ def command(
         payload["tearsheet"] = str(tearsheet_path) if tearsheet_path else None
         payload["tracking"] = tracking
         click.echo(json.dumps(json_safe(payload), default=str))
+        exit_if_undelivered(outcome.summary, allow_undelivered)
         return
     click.echo(format_summary(outcome.summary))
     if tearsheet_path is not None:
@@ -227,6 +236,7 @@ def command(
     click.echo(f"Reports: {outcome.run_dir}")
     for name, path in outcome.reports.items():
         click.echo(f"  {name:<16} {path}")
+    exit_if_undelivered(outcome.summary, allow_undelivered)
 
 
 def _write_tearsheet(run_dir: Path) -> Path | None:

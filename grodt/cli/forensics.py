@@ -3,7 +3,8 @@
 ``grodt forensics tail [STREAM...]`` prints records from Kafka (``--bootstrap`` or
 ``GRODT_KAFKA_BOOTSTRAP``) or from a run directory (``--run DIR``, the Parquet output of the
 embedded default). ``grodt forensics trace TRACE_ID --run DIR`` reconstructs one decision's story:
-decision → risk verdict → order → fills → position events.
+decision → risk verdict → order → fills → position events. ``grodt forensics flush [OUTBOX]``
+delivers by hand what ended runs left in a Kafka sink's shared outbox.
 """
 
 import json
@@ -17,6 +18,42 @@ from typing import Any
 import click
 
 STREAM_ALIASES = ("decisions", "risk", "allocations", "regime", "orders", "positions")
+
+UNDELIVERED_EXIT_CODE = 3
+"""Exit status of a run (``grodt backtest``, ``grodt live``) that finished with forensics records
+left undelivered, unless ``--allow-undelivered``."""
+
+
+def undelivered_message(summary: dict[str, Any]) -> str | None:
+    """What a run summary says about forensics records it could not deliver (None: all
+    delivered, or forensics off): how many, where they wait, and how to deliver them."""
+    figures = (summary.get("extensions") or {}).get("forensics") or {}
+    left = int(figures.get("undelivered") or 0)
+    if not left:
+        return None
+    where = figures.get("outbox") or figures.get("spill_dir")
+    how = (
+        f"the next run using this sink delivers them first, or `grodt forensics flush {where}`"
+        if figures.get("outbox")
+        else "the next run using this spill directory delivers them first"
+    )
+    return f"forensics: {left:,} records NOT delivered, kept in {where} ({how})"
+
+
+def exit_if_undelivered(summary: dict[str, Any], allow: bool) -> None:
+    """End a finished run's command: forensics records left undelivered are said on stderr and
+    make the exit status :data:`UNDELIVERED_EXIT_CODE`, unless ``allow``
+    (``--allow-undelivered``)."""
+    message = undelivered_message(summary)
+    if message is None:
+        return
+    if allow:
+        click.echo(f"warning: {message}; accepted (--allow-undelivered)", err=True)
+        return
+    click.echo(
+        f"error: {message}; exit {UNDELIVERED_EXIT_CODE} (--allow-undelivered accepts it)", err=True
+    )
+    sys.exit(UNDELIVERED_EXIT_CODE)
 
 
 def _time(ts_ns: int) -> str:
@@ -233,3 +270,91 @@ def trace(
         click.echo(render_trace(result))
     if strict and result.problems(require_verdicts=True):
         sys.exit(1)
+
+
+@command.command(name="flush")
+@click.argument(
+    "outboxes",
+    nargs=-1,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+)
+@click.option(
+    "--bootstrap",
+    default=None,
+    help="Deliver to these bootstrap servers instead of the ones in the outbox's sink.json.",
+)
+@click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds per outbox.")
+def flush(outboxes: tuple[Path, ...], bootstrap: str | None, timeout: float) -> None:
+    """Deliver records that ended runs left in a Kafka sink's shared outbox.
+
+    OUTBOXES are outbox roots (default: every one under <GRODT_RUNS_DIR>/forensics/outbox). Records
+    of live runs are left to them. Exits 1 when records are still left.
+    """
+    from grodt.core.settings import get_settings
+
+    roots = list(outboxes)
+    if not roots:
+        parent = get_settings().runs_dir / "forensics" / "outbox"
+        roots = sorted(p for p in parent.iterdir() if p.is_dir()) if parent.is_dir() else []
+        if not roots:
+            click.echo(f"nothing to flush: no outbox under {parent}")
+            return
+    left = 0
+    for root in roots:
+        left += _flush_one(root, bootstrap, timeout)
+    if left:
+        sys.exit(1)
+
+
+def _flush_one(root: Path, bootstrap: str | None, timeout: float) -> int:
+    """Deliver one outbox root; returns the records still left in it."""
+    import logging
+
+    from actors.forensics.pipeline import ForensicsPipeline
+    from actors.forensics.pipeline import new_session_id
+    from actors.forensics.shared_outbox import SINK_FILE
+    from actors.forensics.shared_outbox import SharedOutbox
+    from actors.forensics.sinks import KafkaSink
+    from actors.forensics.sinks import resolve_client_config
+    from grodt.core.errors import GrodtError
+
+    log = logging.getLogger("grodt.forensics")
+    shared = SharedOutbox(root, log)
+    sink_file = shared.read_sink()
+    if sink_file is None or sink_file.get("sink") != "kafka":
+        raise GrodtError(f"{root}: not a forensics outbox (no Kafka {SINK_FILE} in it)")
+    servers = bootstrap or sink_file["bootstrap_servers"]
+    producer = resolve_client_config(
+        dict(sink_file.get("producer") or {}),
+        f"{root / SINK_FILE}: producer",
+    )
+    session = new_session_id()
+    lease = shared.open_session(session)
+    sink = KafkaSink(
+        servers,
+        list(sink_file["topics"]),
+        producer_config=producer,
+        create_topics=bool(sink_file.get("create_topics", True)),
+        partitions=int(sink_file.get("partitions", 6)),
+        replication_factor=int(sink_file.get("replication_factor", 1)),
+        client_id="grodt-forensics-flush",
+        log=log,
+    )
+    pipeline = ForensicsPipeline(
+        sink,
+        lease.path,
+        session=session,
+        dead_letters_path=root / "rejected.jsonl",
+        log=log,
+    )
+    try:
+        pipeline.start()
+        stats = pipeline.close(timeout)
+    finally:
+        lease.close()
+    waiting = shared.pending()
+    line = f"{root}: delivered {stats.delivered:,} of {stats.recovered:,} records to {servers}"
+    if stats.rejected:
+        line += f", {stats.rejected:,} dead-lettered in {root / 'rejected.jsonl'}"
+    click.echo(line + (f"; {waiting:,} still waiting" if waiting else ""))
+    return waiting

@@ -147,6 +147,7 @@ def run_command(
     backoff: float,
 ) -> None:
     """Run CONFIG until its replay ends or SIGINT/SIGTERM (graceful stop)."""
+    from grodt.cli.forensics import exit_if_undelivered
     from grodt.core.settings import get_settings
     from grodt.nodes.checks import check_deployment
     from grodt.nodes.checks import format_checks
@@ -209,8 +210,6 @@ def run_command(
         click.echo(json.dumps(json_safe(outcome.summary), default=str))
     else:
         click.echo(_format_summary(outcome.summary))
-    from grodt.cli.forensics import exit_if_undelivered
-
     exit_if_undelivered(outcome.summary, allow_undelivered)
 
 

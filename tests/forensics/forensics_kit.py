@@ -211,3 +211,86 @@ class EventRecorder(Actor):
 
     def _record(self, event: Any) -> None:
         RECORDED[self.config.run_tag].append(event)
+
+
+# -- A run that lasts, with records flowing --------------------------------------------------------
+
+GATES: dict[str, threading.Event] = {}
+"""Events a :class:`Pacer` waits on, by name (registered by the test)."""
+
+
+class PacerConfig(ActorConfig, frozen=True):
+    """Slow the run down to wall-clock time and publish records on every bar.
+
+    Parameters
+    ----------
+    bar_type : BarType
+    sleep_s : float
+        Seconds the engine thread sleeps on each bar (a run of N bars lasts at least N × this).
+    records_per_bar : int
+        ``RegimeUpdateRecord``s published per bar on ``grodt.forensics.regime`` (spread over 4
+        keys), so that records are in flight whenever the test acts.
+    hold_at_bar : int
+        At this bar (from 1), wait for ``GATES[gate]`` (at most 120 s) before going on.
+    gate : str
+    """
+
+    bar_type: BarType
+    sleep_s: float = 0.0
+    records_per_bar: int = 0
+    hold_at_bar: int = 0
+    gate: str = ""
+
+
+class Pacer(Actor):
+    def __init__(self, config: PacerConfig) -> None:
+        super().__init__(config)
+        self.bars = 0
+
+    def on_start(self) -> None:
+        self.subscribe_bars(self.config.bar_type)
+
+    def on_bar(self, bar: Bar) -> None:
+        from grodt.core.records import RegimeUpdateRecord
+        from grodt.core.topics import Topics
+
+        self.bars += 1
+        for i in range(self.config.records_per_bar):
+            self.msgbus.publish(
+                Topics.REGIME,
+                RegimeUpdateRecord(
+                    trace_id="",
+                    ts_event=bar.ts_event,
+                    ts_init=bar.ts_init,
+                    component_id=self.id.value,
+                    instrument_id=f"PACE{i % 4}.SIM",
+                    probabilities={"bull": 0.5, "bear": 0.5},
+                    most_likely="bull",
+                    entropy=0.693,
+                    reason=f"bar {self.bars} record {i}",
+                ),
+            )
+        if self.bars == self.config.hold_at_bar and self.config.gate:
+            GATES[self.config.gate].wait(120)
+        if self.config.sleep_s:
+            time.sleep(self.config.sleep_s)
+
+
+# -- What the sink acknowledged --------------------------------------------------------------------
+
+
+class AckLog:
+    """Every record a pipeline's sink acknowledged, with when (``time.monotonic()``): rebinds the
+    sink's callbacks to note each acknowledgement before the pipeline counts it."""
+
+    def __init__(self) -> None:
+        self.acked: dict[int, float] = {}
+
+    def attach(self, pipeline: Any) -> None:
+        delivery = pipeline.delivery
+
+        def delivered(envelope: Any) -> None:
+            self.acked.setdefault(envelope.seq, time.monotonic())
+            delivery.on_delivered(envelope)
+
+        pipeline.sink.bind(delivered, delivery.on_failed)

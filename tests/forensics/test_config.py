@@ -95,6 +95,55 @@ def test_credentials_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) 
         )
 
 
+SASL_SECTION = {
+    "kafka": {
+        "bootstrap_servers": "kafka-1:9092",
+        "producer": {
+            "security.protocol": "SASL_SSL",
+            "sasl.mechanisms": "SCRAM-SHA-512",
+            "sasl.username": "env:FORENSICS_TEST_USER",
+            "sasl.password": "env:FORENSICS_TEST_PASSWORD",
+        },
+    },
+}
+
+
+def test_env_credentials_pass_the_load_check_when_the_variables_are_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The documented SASL form: the load check resolves ``env:`` values (librdkafka refuses
+    SASL without a username and password), and the config carries the references, not the
+    values."""
+    monkeypatch.setenv("FORENSICS_TEST_USER", "grodt")
+    monkeypatch.setenv("FORENSICS_TEST_PASSWORD", "canary-s3cret")
+    extension = create_extension(SASL_SECTION, NodeSpec(name="x"), None)
+    producer = extension.config["producer_config"]
+    assert producer["sasl.password"] == "env:FORENSICS_TEST_PASSWORD"
+    assert "canary-s3cret" not in repr(extension.config)
+    monkeypatch.delenv("FORENSICS_TEST_PASSWORD")
+    with pytest.raises(
+        ConfigError,
+        match=r"forensics\.kafka\.producer\.sasl\.password: environment variable "
+        r"FORENSICS_TEST_PASSWORD is not set",
+    ):
+        create_extension(SASL_SECTION, NodeSpec(name="x"), None)
+
+
+def test_a_bad_value_read_from_the_environment_is_not_echoed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FORENSICS_TEST_CODEC", "canary-s3cret")
+    section = {
+        "kafka": {
+            "bootstrap_servers": "kafka-1:9092",
+            "producer": {"compression.type": "env:FORENSICS_TEST_CODEC"},
+        },
+    }
+    with pytest.raises(ConfigError, match=r"forensics\.kafka\.producer: .*compression") as error:
+        create_extension(section, NodeSpec(name="x"), None)
+    assert "canary-s3cret" not in str(error.value)
+
+
 def _node_file(tmp_path: Path, component: str) -> Path:
     path = tmp_path / "node.yaml"
     path.write_text(
@@ -103,6 +152,9 @@ def _node_file(tmp_path: Path, component: str) -> Path:
         "  - {name: SIM, starting_balances: ['1000000 USD']}\n"
         "data:\n"
         "  - {bar_types: [TEST.SIM-1-MINUTE-LAST-EXTERNAL]}\n"
+        "strategies:\n"
+        "  - path: grodt.test_kit.forensics:TracedCross\n"
+        "    config: {instrument_id: TEST.SIM, bar_type: TEST.SIM-1-MINUTE-LAST-EXTERNAL}\n"
         "forensics:\n"
         f"  include: {COMPONENTS / component}\n"
         "  queue_size: 1024\n",

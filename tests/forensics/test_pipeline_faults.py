@@ -99,6 +99,8 @@ class FakeSink:
     def __init__(self) -> None:
         self.healthy = False
         self.reason = "not opened"
+        self.fatal = False
+        self.resets = 0
         self.held: list[Envelope] = []
         self.sent: list[int] = []
         self._on_delivered: Callable[[Envelope], None] | None = None
@@ -498,3 +500,84 @@ def test_a_permanent_delivery_failure_is_dead_lettered_at_once(tmp_path: Path) -
     assert (stats.delivered, stats.rejected, stats.undelivered) == (4, 1, 0)
     lines = [json.loads(line) for line in (spill / "rejected.jsonl").open()]
     assert [line["seq"] for line in lines] == [2]
+
+
+# -- a producer that failed fatally ----------------------------------------------------------------
+
+
+class FailedProducer:
+    """A real producer that failed fatally after ``healthy_sends`` messages: from then on its
+    ``produce`` raises what librdkafka raises then — code ``_FATAL`` ("Local: Fatal error") with
+    ``fatal() == False`` (seen after a broker restart that forgot the producer id)."""
+
+    def __init__(self, producer: Any, healthy_sends: int) -> None:
+        self._producer = producer
+        self._left = healthy_sends
+
+    def produce(self, *args: Any, **kwargs: Any) -> None:
+        if self._left <= 0:
+            from confluent_kafka import KafkaError
+            from confluent_kafka import KafkaException
+
+            raise KafkaException(
+                KafkaError(KafkaError._FATAL, "Unable to produce message: Local: Fatal error"),
+            )
+        self._left -= 1
+        self._producer.produce(*args, **kwargs)
+
+    def __len__(self) -> int:
+        return len(self._producer)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._producer, name)
+
+
+class FatalOnceSink(KafkaSink):
+    """A Kafka sink whose first producer fails fatally after 50 messages."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.producers = 0
+
+    def _new_producer(self) -> Any:
+        self.producers += 1
+        producer = super()._new_producer()
+        return FailedProducer(producer, 50) if self.producers == 1 else producer
+
+
+def test_a_fatal_error_raised_by_produce_replaces_the_producer(
+    broker: TansuBroker,
+    tmp_path: Path,
+) -> None:
+    from confluent_kafka import KafkaError
+
+    assert not KafkaError(KafkaError._FATAL).fatal()  # why fatal() alone cannot tell
+    log = ListLog()
+    sink = FatalOnceSink(broker.bootstrap, TOPICS, partitions=3, log=log)
+    pipeline = ForensicsPipeline(
+        sink,
+        tmp_path / "spill",
+        stall_timeout_s=3.0,
+        reconnect_interval_s=0.1,
+        log=log,
+    )
+    pipeline.start()
+    for i in range(500):
+        pipeline.offer(DECISIONS, decision(i))
+    delivered = pipeline.flush(20.0)
+    stats = pipeline.close(5.0)
+    assert delivered, f"never recovered: {stats.summary_line()}"
+    assert (stats.delivered, stats.rejected, stats.undelivered, stats.sink_resets) == (
+        500,
+        0,
+        0,
+        1,
+    )
+    assert sink.producers == 2
+    assert len([line for line in log.at("error") if "fatal producer error" in line]) == 1
+    messages = consume_all(broker.bootstrap, TOPICS, 500)
+    assert sorted(m.seq for m in messages) == list(range(1, 501))  # each once
+    by_key: dict[str, list[int]] = {}
+    for message in messages:
+        by_key.setdefault(message.key, []).append(message.seq)
+    assert all(seqs == sorted(seqs) for seqs in by_key.values())
