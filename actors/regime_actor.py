@@ -27,6 +27,7 @@ from nautilus_trader.model.data import BarType
 from nautilus_trader.model.data import DataType
 from nautilus_trader.model.identifiers import InstrumentId
 
+from grodt.core.errors import ConfigError
 from grodt.core.messages import RegimeProbabilities
 from grodt.core.messages import regime_data_type
 from grodt.core.records import RegimeUpdateRecord
@@ -76,8 +77,14 @@ class RegimeActorConfig(ActorConfig, frozen=True):
                 f"bar_types: one bar type per instrument (records are keyed by instrument); "
                 f"{duplicates} appear more than once",
             )
-        if self.model_path is not None and not Path(self.model_path).is_file():
-            raise ValueError(f"model_path: {self.model_path} does not exist")
+        if self.model_path is not None:
+            if not Path(self.model_path).is_file():
+                raise ValueError(f"model_path: {self.model_path} does not exist")
+            # Read it now: a corrupt model must fail when the config loads, not at actor start.
+            try:
+                GaussianRegimeHMM.load(self.model_path)
+            except ConfigError as e:
+                raise ConfigError(f"model_path: {e}") from None
 
 
 class RegimeActor(Actor):

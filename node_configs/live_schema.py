@@ -18,6 +18,7 @@ verifies without connecting.
 """
 
 from collections.abc import Mapping
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 from typing import Any
@@ -32,14 +33,17 @@ from pydantic import model_validator
 from grodt.core.errors import ConfigError
 from node_configs.loader import check_components
 from node_configs.loader import check_sections
-from node_configs.loader import load_yaml_document
+from node_configs.loader import load_backtest_document
+from node_configs.loader import load_document
 from node_configs.loader import validate_model
 from node_configs.schema import BacktestNodeSpec
 from node_configs.schema import DataSpec
+from node_configs.schema import DateText
 from node_configs.schema import NodeSpec
 from node_configs.schema import ReportSpec
 from node_configs.schema import StrictModel
 from node_configs.schema import VenueSpec
+from node_configs.schema import with_one_date_range
 
 SECRET_KEYS: frozenset[str] = frozenset(
     {
@@ -78,14 +82,19 @@ class ReplaySpec(StrictModel):
     """
 
     type: Literal["replay"]
+    """Paper trading: replay catalog data."""
     catalog: str | None = Field(
         default=None,
         description="Catalog directory; None: the node's `catalog`, --catalog or GRODT_CATALOG.",
     )
     data: list[DataSpec] = Field(min_length=1)
-    start: str | None = None
-    end: str | None = None
+    """Catalog queries, the same entries as a backtest's ``data``."""
+    start: DateText = None
+    """First instant replayed (the one date range; see the backtest node's ``start``)."""
+    end: DateText = None
+    """Last instant replayed."""
     pacing: Literal["lockstep", "realtime", "accelerated"] = "lockstep"
+    """How records are paced (see above): lockstep (as a backtest), realtime, accelerated."""
     speed: PositiveFloat = Field(default=60.0, description="Data seconds per wall second.")
     max_gap_seconds: PositiveFloat | None = Field(
         default=None,
@@ -97,28 +106,40 @@ class ReplaySpec(StrictModel):
     )
     stop_when_done: bool = Field(default=True, description="Stop the node when the data ends.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _one_date_range(cls, values: Any) -> Any:
+        return with_one_date_range(values)
+
 
 class IBGatewaySpec(StrictModel):
     """Where the IB Gateway / TWS listens (not secret; credentials come from the environment)."""
 
     host: str = "127.0.0.1"
+    """Host of the IB Gateway / TWS."""
     port: int = Field(default=4002, ge=1, le=65535, description="IBG paper 4002, live 4001.")
     client_id: int = Field(default=1, ge=0)
+    """API client id of this node's connection (unique per gateway)."""
     dockerized: bool = Field(
         default=False,
         description="Start the gateway in Docker (reads TWS_USERNAME / TWS_PASSWORD).",
     )
     trading_mode: Literal["paper", "live"] = "paper"
+    """The gateway's trading mode (dockerized gateway)."""
 
 
 class InteractiveBrokersDataSpec(StrictModel):
     """Market data from Interactive Brokers (equities)."""
 
     type: Literal["interactive_brokers"]
+    """Interactive Brokers."""
     gateway: IBGatewaySpec = Field(default_factory=IBGatewaySpec)
+    """Where the gateway listens."""
     instrument_ids: list[str] = Field(min_length=1, description="e.g. SPY.ARCA")
     use_regular_trading_hours: bool = True
+    """Bars of regular trading hours only."""
     market_data_type: Literal["REALTIME", "DELAYED", "DELAYED_FROZEN", "FROZEN"] = "REALTIME"
+    """IB market data type (DELAYED needs no market data subscription)."""
 
     def required_env(self) -> dict[str, str]:
         """Environment variables this client reads, with what each is for."""
@@ -134,9 +155,12 @@ class BinanceDataSpec(StrictModel):
     """Market data from Binance spot (testnet by default)."""
 
     type: Literal["binance"]
+    """Binance spot."""
     testnet: bool = True
+    """The spot testnet (False: real money)."""
     instrument_ids: list[str] = Field(min_length=1, description="e.g. BTCUSDT.BINANCE")
     key_type: Literal["HMAC", "RSA", "ED25519"] = "HMAC"
+    """Kind of the API key read from the environment."""
 
     def required_env(self) -> dict[str, str]:
         return binance_env(self.testnet)
@@ -158,14 +182,18 @@ class SandboxSpec(StrictModel):
     """
 
     type: Literal["sandbox"]
+    """Paper execution on a simulated venue."""
     venue: VenueSpec
+    """The simulated venue: the same spec as a backtest's venue (include the same file)."""
 
 
 class InteractiveBrokersExecSpec(StrictModel):
     """Order routing to Interactive Brokers. The account id is read from ``TWS_ACCOUNT``."""
 
     type: Literal["interactive_brokers"]
+    """Interactive Brokers."""
     gateway: IBGatewaySpec = Field(default_factory=IBGatewaySpec)
+    """Where the gateway listens."""
 
     def required_env(self) -> dict[str, str]:
         env = {"TWS_ACCOUNT": "IB account id orders are routed to (e.g. DU1234567 for paper)"}
@@ -179,9 +207,13 @@ class BinanceExecSpec(StrictModel):
     """Order routing to Binance spot (testnet by default)."""
 
     type: Literal["binance"]
+    """Binance spot."""
     testnet: bool = True
+    """The spot testnet (False: real money)."""
     key_type: Literal["HMAC", "RSA", "ED25519"] = "HMAC"
+    """Kind of the API key read from the environment."""
     use_reduce_only: bool = False
+    """Send reduce-only flags on closing orders."""
 
     def required_env(self) -> dict[str, str]:
         return binance_env(self.testnet)
@@ -215,6 +247,7 @@ class KillSwitchSpec(StrictModel):
         description="Path of the kill file; None = <run_dir>/KILL. Relative to the run dir.",
     )
     poll_seconds: PositiveFloat = 1.0
+    """How often the kill file is checked, wall seconds."""
     mirror_trading_state: bool = Field(
         default=False,
         description="Also set Nautilus' risk engine to REDUCING while halted. Off by default: "
@@ -234,28 +267,37 @@ class OperationsSpec(StrictModel):
         "leave positions (strategies' own on_stop still runs).",
     )
     flatten_timeout_seconds: PositiveFloat = 30.0
+    """With ``on_stop: flatten``: wall seconds to wait for positions to close."""
     health_interval_seconds: PositiveFloat | None = Field(
         default=60.0,
         description="Seconds between health lines; None disables them.",
     )
     kill_switch: KillSwitchSpec = Field(default_factory=KillSwitchSpec)
+    """The operator's kill file."""
 
 
 class TimeoutsSpec(StrictModel):
     """TradingNode timeouts, seconds (Nautilus defaults make every stop take 10 s)."""
 
     connection: PositiveFloat = 60.0
+    """Seconds to wait for clients to connect."""
     reconciliation: PositiveFloat = 30.0
+    """Seconds to wait for execution-state reconciliation at start."""
     portfolio: PositiveFloat = 10.0
+    """Seconds to wait for the portfolio to initialise."""
     disconnection: PositiveFloat = 10.0
+    """Seconds to wait for clients to disconnect."""
     post_stop: PositiveFloat = 3.0
+    """Seconds to wait after stop for residual events."""
     shutdown: PositiveFloat = 5.0
+    """Seconds to wait for the node to shut down."""
 
 
 class ReconciliationSpec(StrictModel):
     """Execution-state reconciliation with the venue at start-up (and continuously)."""
 
     enabled: bool = True
+    """Reconcile orders and positions with the venue at start."""
     lookback_mins: PositiveInt | None = Field(
         default=None, description="None = the venue's maximum."
     )
@@ -264,6 +306,7 @@ class ReconciliationSpec(StrictModel):
         description="Poll open orders at the venue this often (5-10 s advised for brokers).",
     )
     inflight_check_threshold_ms: PositiveInt = 5_000
+    """An order in flight longer than this (ms) is queried at the venue."""
 
 
 class CachePurgeSpec(StrictModel):
@@ -275,11 +318,17 @@ class CachePurgeSpec(StrictModel):
     """
 
     closed_orders_interval_mins: PositiveInt | None = None
+    """Purge closed orders every N minutes; None: never."""
     closed_orders_buffer_mins: NonNegativeInt = 60
+    """Keep orders closed less than N minutes ago."""
     closed_positions_interval_mins: PositiveInt | None = None
+    """Purge closed positions every N minutes; None: never."""
     closed_positions_buffer_mins: NonNegativeInt = 60
+    """Keep positions closed less than N minutes ago."""
     account_events_interval_mins: PositiveInt | None = None
+    """Purge old account events every N minutes; None: never."""
     account_events_lookback_mins: NonNegativeInt = 60
+    """Keep account events of the last N minutes."""
 
 
 class CacheDatabaseSpec(StrictModel):
@@ -341,21 +390,29 @@ class LiveNodeSpec(NodeSpec):
     """A TradingNode: the shared NodeSpec plus data/execution clients and operations."""
 
     kind: Literal["live"]
+    """Node kind: ``live`` (required)."""
     catalog: str | None = Field(
         default=None,
         description="Default catalog for replay clients; None uses --catalog or GRODT_CATALOG.",
     )
     data_clients: list[DataClientSpec] = Field(min_length=1)
+    """Where market data comes from: one replay client (paper) or broker clients."""
     exec_clients: list[ExecClientSpec] = Field(min_length=1)
+    """Where orders go: sandbox venues (paper) or brokers; never a broker with a replay."""
     operations: OperationsSpec = Field(default_factory=OperationsSpec)
+    """Stop behaviour, kill switch and the health line."""
     timeouts: TimeoutsSpec = Field(default_factory=TimeoutsSpec)
+    """TradingNode timeouts."""
     reconciliation: ReconciliationSpec = Field(default_factory=ReconciliationSpec)
+    """Execution-state reconciliation with the venue."""
     cache_purge: CachePurgeSpec = Field(default_factory=CachePurgeSpec)
+    """Purging closed records from the in-memory cache."""
     cache_database: CacheDatabaseSpec | None = Field(
         default=None,
         description="Redis cache database: state survives a crash (None: in memory only).",
     )
     report: ReportSpec = Field(default_factory=ReportSpec)
+    """How results are summarised."""
 
     @model_validator(mode="after")
     def _clients_consistent(self) -> "LiveNodeSpec":
@@ -440,27 +497,34 @@ def document_kind(document: Mapping[str, Any]) -> str:
     return str(document.get("kind", "backtest"))
 
 
-def load_live_config(path: str | Path) -> LiveNodeSpec:
-    """Load, validate and check a live node config file (components and sections included)."""
-    source = str(path)
-    document = load_yaml_document(path)
+def load_live_document(document: Mapping[str, Any], source: str) -> LiveNodeSpec:
+    """Validate and check a resolved live document (``source`` names it in errors)."""
     if document_kind(document) != "live":
         raise ConfigError(f"{source}: kind: not a live config (expected `kind: live`)")
     reject_secrets(document, source)
     spec = validate_model(LiveNodeSpec, document, source)
     check_components(spec, source)
+    # Instruments no data client provides are reported by `grodt live CONFIG --check`
+    # (grodt.nodes.checks), with every other deployment problem at once.
     check_sections(spec, source)
     return spec
 
 
-def load_node_config(path: str | Path) -> BacktestNodeSpec | LiveNodeSpec:
-    """Load a backtest or a live config, whichever ``path`` holds."""
-    from node_configs.loader import load_backtest_config
+def load_live_config(path: str | Path, overrides: Sequence[str] = ()) -> LiveNodeSpec:
+    """Load, validate and check a live node config file (components and sections included),
+    with optional ``PATH=VALUE`` overrides."""
+    return load_live_document(load_document(path, overrides), str(path))
 
-    document = load_yaml_document(path)
+
+def load_node_config(
+    path: str | Path,
+    overrides: Sequence[str] = (),
+) -> BacktestNodeSpec | LiveNodeSpec:
+    """Load a backtest or a live config, whichever ``path`` holds (overrides applied)."""
+    document = load_document(path, overrides)
     if document_kind(document) == "live":
-        return load_live_config(path)
-    return load_backtest_config(path)
+        return load_live_document(document, str(path))
+    return load_backtest_document(document, str(path))
 
 
 # -- Paper twin ⇄ backtest ----------------------------------------------------------------------

@@ -5,6 +5,7 @@ and are imported only when used, so ``grodt --help`` stays fast and each feature
 """
 
 import importlib
+import os
 import pkgutil
 import sys
 from typing import Any
@@ -52,3 +53,8 @@ def main() -> None:
     The same Strategy and Actor classes run in BacktestNode experiments (`grodt backtest`) and in
     TradingNode deployments (`grodt live`).
     """
+    # Components are named by import path: a researcher's own module in the working directory is
+    # found (after installed packages, so it cannot shadow them), as PYTHONPATH's are.
+    working_directory = os.getcwd()
+    if working_directory not in sys.path:
+        sys.path.append(working_directory)

@@ -140,6 +140,15 @@ def _extension_lines(extensions: dict) -> list[str]:
     is_flag=True,
     help="Exit 0 even when forensics records were left undelivered (default: exit 3).",
 )
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="PATH=VALUE",
+    help="Override a config value, e.g. --set strategies[0].config.fast_ema_period=12 "
+    "--set start=2005-01-01 (repeatable; the value is parsed as YAML and validated like the "
+    "file; recorded in the run's config.yaml and params).",
+)
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a TTY).")
 @click.option(
     "--track/--no-track",
@@ -169,6 +178,7 @@ def command(
     run_dir: Path | None,
     as_json: bool,
     allow_undelivered: bool,
+    overrides: tuple[str, ...],
     progress: bool | None,
     track: bool,
     experiment: str | None,
@@ -191,18 +201,18 @@ def command(
     from grodt.nodes.run_files import json_safe
     from grodt.nodes.run_files import new_run_dir
     from grodt.tracking.store import resolve_store
-    from node_configs.loader import load_backtest_config
-    from node_configs.loader import load_yaml_document
+    from node_configs.loader import load_backtest_document
+    from node_configs.loader import load_document
 
     echo_warnings()
     settings = get_settings()
-    spec = load_backtest_config(config)
+    document = load_document(config, overrides)
+    spec = load_backtest_document(document, str(config))
     # Resolve the store before running, so a malformed URI fails fast, not after the run.
     store = resolve_store(tracking_uri) if track else None
     catalog_path = catalog or (Path(spec.catalog) if spec.catalog else settings.catalog)
     run_path = run_dir or new_run_dir(settings.runs_dir, spec.name)
     show_progress = sys.stderr.isatty() if progress is None else progress
-    document = load_yaml_document(config)
     outcome = run_backtest(
         spec,
         catalog_path,

@@ -163,7 +163,7 @@ def run_backtest(
     """
     catalog = Path(catalog)
     run_dir.mkdir(parents=True, exist_ok=True)
-    check_catalog(spec.data, catalog, spec.name)
+    check_catalog(spec.data, catalog, spec.name, start=spec.start, end=spec.end)
     if spec.benchmark:
         check_benchmark(catalog, spec.benchmark)
     span = data_span_ns(spec, catalog)

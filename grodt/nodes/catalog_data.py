@@ -4,6 +4,7 @@
 from collections.abc import Sequence
 from pathlib import Path
 
+import pandas as pd
 from nautilus_trader.backtest.config import BacktestDataConfig
 from nautilus_trader.model.data import Bar
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
@@ -50,8 +51,11 @@ def check_catalog(
     catalog: Path | None,
     source: str,
     prefix: str = "",
+    start: str | None = None,
+    end: str | None = None,
 ) -> None:
-    """Fail before a node is built if ``catalog`` is missing or lacks a configured bar type.
+    """Fail before a node is built if ``catalog`` is missing, lacks a configured bar type, or
+    holds none of its bars between ``start`` and ``end`` (the run's resolved date range).
 
     Messages name ``source`` (the config) and the field to fix; ``prefix`` is where the entries
     sit in the config (``""`` for a backtest's ``data``, ``"data_clients[0]."`` for a replay
@@ -68,8 +72,32 @@ def check_catalog(
     cat = ParquetDataCatalog(str(catalog))
     for index, entry in enumerate(data):
         for bar_type in entry.bar_types or []:
-            if entry.data_cls == BAR_DATA_CLS and not cat.get_intervals(Bar, bar_type):
+            if entry.data_cls != BAR_DATA_CLS:
+                continue
+            intervals = cat.get_intervals(Bar, bar_type)
+            if not intervals:
                 raise ConfigError(
                     f"{source}: {prefix}data[{index}].bar_types: "
                     f"no bars for {bar_type!r} in {catalog}",
                 )
+            _check_range(intervals, bar_type, start, end, f"{source}: {prefix}")
+
+
+def _check_range(
+    intervals: list[tuple[int, int]],
+    bar_type: str,
+    start: str | None,
+    end: str | None,
+    where: str,
+) -> None:
+    """A date range that holds none of a bar type's catalog files is an empty run: an error
+    naming the range's fields and what the catalog holds (file intervals, ns since the epoch)."""
+    lo = pd.Timestamp(start, tz="UTC").value if start else None
+    hi = pd.Timestamp(end, tz="UTC").value if end else None
+    if any((lo is None or last >= lo) and (hi is None or first <= hi) for first, last in intervals):
+        return
+    held = f"{pd.Timestamp(intervals[0][0], tz='UTC')} → {pd.Timestamp(intervals[-1][1], tz='UTC')}"
+    raise ConfigError(
+        f"{where}start/end: no bars of {bar_type!r} between {start or 'the first bar'} and "
+        f"{end or 'the last bar'} (the catalog holds {held})",
+    )

@@ -11,7 +11,9 @@ becomes ``{"strategies.0.path": "strategies.ema_cross:EMACross",
 "strategies.0.config.fast_ema_period": "20"}``. Lists of scalars stay one param holding their
 JSON text (``data.0.bar_types = ["SPX.SAMPLE-1-DAY-LAST-EXTERNAL"]``), so a param's meaning
 does not depend on list length. The full YAML is logged as an artifact as well, so a truncated
-value never loses information.
+value never loses information. At most :data:`MAX_PARAMS` params are logged (the project's configs
+flatten to a few hundred); beyond that ``params.truncated`` says how many were left out, so a
+pathological config can never stall the tracking store with hundreds of thousands of rows.
 """
 
 import hashlib
@@ -24,6 +26,7 @@ from node_configs.secrets import redact_secrets
 
 MAX_KEY_LENGTH = 250
 MAX_PARAM_VALUE_LENGTH = 6000
+MAX_PARAMS = 2000
 _TRUNCATED = "…[truncated]"
 _BAD_KEY_CHARS = re.compile(r"[^\w.\- :/]")
 
@@ -69,12 +72,15 @@ def flatten_params(document: Mapping[str, Any], prefix: str = "") -> dict[str, s
     Returns
     -------
     dict[str, str]
-        Sanitised keys in document order; values are strings, truncated to 6000 characters.
-        Secret values are ``***`` (:func:`node_configs.secrets.redact_secrets`).
+        Sanitised keys in document order; values are strings, truncated to 6000 characters; at
+        most ``MAX_PARAMS`` keys plus ``params.truncated`` (the number left out) when cut. Secret
+        values are ``***`` (:func:`node_configs.secrets.redact_secrets`).
     """
     flat: dict[str, str] = {}
+    left_out = 0
 
     def visit(value: Any, key: str) -> None:
+        nonlocal left_out
         if isinstance(value, Mapping):
             if not value and key:
                 flat[key] = "{}"
@@ -85,12 +91,17 @@ def flatten_params(document: Mapping[str, Any], prefix: str = "") -> dict[str, s
             for index, child in enumerate(value):
                 visit(child, f"{key}.{index}")
             return
+        if len(flat) >= MAX_PARAMS:
+            left_out += 1
+            return
         text = _param_text(list(value) if isinstance(value, tuple) else value)
         if len(text) > MAX_PARAM_VALUE_LENGTH:
             text = text[: MAX_PARAM_VALUE_LENGTH - len(_TRUNCATED)] + _TRUNCATED
         flat[sanitise_key(key)] = text
 
     visit(redact_secrets(document), prefix.rstrip("."))
+    if left_out:
+        flat["params.truncated"] = str(left_out)
     return flat
 
 
