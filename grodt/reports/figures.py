@@ -41,6 +41,26 @@ REGIME_COLORS = {"bull": "#2ca02c", "bear": "#d62728", "sideways": "#7f7f7f"}
 VERDICT_COLORS = {"deny": "#d62728", "resize": "#ff7f0e"}
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 BENCHMARK_COLOR = "#7f7f7f"
+# ColorBrewer RdYlGn as plotly's Python package expands the name (plotly.js itself only knows a
+# few named scales, RdYlGn not among them): losses red, gains green.
+RED_YELLOW_GREEN = [
+    [index / 10, color]
+    for index, color in enumerate(
+        (
+            "rgb(165,0,38)",
+            "rgb(215,48,39)",
+            "rgb(244,109,67)",
+            "rgb(253,174,97)",
+            "rgb(254,224,139)",
+            "rgb(255,255,191)",
+            "rgb(217,239,139)",
+            "rgb(166,217,106)",
+            "rgb(102,189,99)",
+            "rgb(26,152,80)",
+            "rgb(0,104,55)",
+        ),
+    )
+]
 
 
 def _plotly_dir() -> Path:
@@ -200,7 +220,7 @@ def monthly_figure(table: pd.DataFrame, returns: pd.Series) -> Figure:
         "y": labels,
         "text": text,
         "texttemplate": "%{text}",
-        "colorscale": "RdYlGn",
+        "colorscale": RED_YELLOW_GREEN,
         "zmid": 0.0,
         "zmin": -limit,
         "zmax": limit,
