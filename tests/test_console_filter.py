@@ -122,3 +122,20 @@ def test_forwarder_drops_only_matching_lines_and_keeps_a_partial_last_line():
         received += chunk
     os.close(target_read)
     assert received == lines[0] + lines[2] + lines[3]
+
+
+def test_forwarder_keeps_draining_when_the_console_is_gone(caplog):
+    source_read, source_write = os.pipe()
+    target_read, target_write = os.pipe()
+    os.close(target_read)  # the console went away (`grodt backtest … | head` ended)
+    thread = threading.Thread(
+        target=_forward, args=(source_read, target_write, [UNOVERRIDDEN_HANDLER])
+    )
+    thread.start()
+    line = b"x" * 99 + b"\n"
+    for _ in range(5_000):  # 500 kB: far more than a pipe holds, so a stalled reader would block
+        os.write(source_write, line)
+    os.close(source_write)
+    thread.join(10)
+    assert not thread.is_alive()
+    assert "console output stopped" in caplog.text

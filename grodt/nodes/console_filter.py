@@ -14,6 +14,7 @@ Nautilus' own writer and never passes through here, so it keeps the warnings.
 """
 
 import contextlib
+import logging
 import os
 import re
 import sys
@@ -30,31 +31,45 @@ UNOVERRIDDEN_HANDLER = re.compile(
 )
 """The console lines dropped by default (a line = one Nautilus log record)."""
 
+logger = logging.getLogger("grodt.nodes")
+
 _SETTLE_S = 0.05
 _JOIN_TIMEOUT_S = 2.0
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _deliver(fd: int, data: bytes) -> bool:
+    """Write all of ``data``; False when the console is gone (said once on the log)."""
     view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
+    try:
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+    except OSError as e:
+        logger.warning("console output stopped (%s); the run goes on, its log file is complete", e)
+        return False
+    return True
 
 
 def _forward(source: int, target: int, patterns: Sequence[re.Pattern[bytes]]) -> None:
-    """Copy ``source`` to ``target`` line by line, dropping matching lines, until EOF."""
+    """Copy ``source`` to ``target`` line by line, dropping matching lines, until EOF.
+
+    If the console goes away (a closed pipe: ``grodt backtest … | head``), the rest is read and
+    discarded: the writers (Nautilus' logger thread) must never block on a full pipe.
+    """
     pending = b""
+    console_open = True
     while True:
         chunk = os.read(source, 65536)
         if not chunk:
             break
+        if not console_open:
+            continue
         pending += chunk
         *lines, pending = pending.split(b"\n")
         kept = [line + b"\n" for line in lines if not any(p.search(line) for p in patterns)]
-        if kept:
-            _write_all(target, b"".join(kept))
-    if pending and not any(p.search(pending) for p in patterns):
-        _write_all(target, pending)
+        console_open = _deliver(target, b"".join(kept))
+    if console_open and pending and not any(p.search(pending) for p in patterns):
+        _deliver(target, pending)
     os.close(source)
     # This thread owns its duplicate of the console: closing it here, not in the caller, so a
     # late EOF (a forked child still holding the pipe) never meets a closed or reused fd.
