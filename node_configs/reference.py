@@ -100,9 +100,9 @@ are errors everywhere (with a suggestion for a near miss), including inside a st
 actor's `config:` mapping, which is checked against the component's own config class when the
 file loads.
 
-- `grodt config check CONFIG [--set PATH=VALUE ...]` validates a file (includes resolved,
-  components imported and checked, the catalog's bars for the date range) without running it:
-  exit 0, or exit 2 with an error naming the file and the field.
+- `grodt config check CONFIG [--set PATH=VALUE ...]` validates a file without running it
+  (includes resolved, components imported and checked, and for a backtest the catalog's bars in
+  its date range): exit 0, or exit 2 with an error naming the file and the field.
 - `grodt config schema > grodt-node.schema.json` prints this reference as JSON Schema, for editors
   that validate YAML (it describes a document after `include:` resolution).
 - `include: PATH` in any mapping is replaced by the mapping in that file (relative to the

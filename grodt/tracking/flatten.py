@@ -11,8 +11,8 @@ becomes ``{"strategies.0.path": "strategies.ema_cross:EMACross",
 "strategies.0.config.fast_ema_period": "20"}``. Lists of scalars stay one param holding their
 JSON text (``data.0.bar_types = ["SPX.SAMPLE-1-DAY-LAST-EXTERNAL"]``), so a param's meaning
 does not depend on list length. The full YAML is logged as an artifact as well, so a truncated
-value never loses information. At most :data:`MAX_PARAMS` params are logged (the project's configs
-flatten to a few hundred); beyond that ``params.truncated`` says how many were left out, so a
+value never loses information. At most :data:`MAX_PARAMS` params are logged (the largest shipped
+config flattens to 1,492); beyond that ``params.truncated`` says how many were left out, so a
 pathological config can never stall the tracking store with hundreds of thousands of rows.
 """
 
