@@ -13,6 +13,7 @@ two-digit day and month, four-digit years or two-digit years (``69``-``99`` → 
 → 20xx, as strptime's ``%y``), optionally followed by a space or ``T`` and a time of day.
 """
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +26,7 @@ _NUMERIC_DATE = (
     r"^(?P<a>\d{1,2})(?P<s1>[/.-])(?P<b>\d{1,2})(?P<s2>[/.-])(?P<y>\d{4}|\d{2})"
     r"(?P<rest>(?:[ T].*)?)$"
 )
+_NUMERIC_DATE_RE = re.compile(_NUMERIC_DATE)
 _HINT = (
     "say which with --dayfirst or --monthfirst (ReadOptions(dayfirst=...), or `dayfirst:` in "
     "the instrument spec), or give the format, e.g. --date-format '%d/%m/%Y'"
@@ -48,6 +50,12 @@ class NumericDates:
     text: pa.Array
     dayfirst: bool
     notes: dict[int, str]
+
+
+def looks_like_numeric_date(value: str) -> bool:
+    """Whether one value is a ``D/M/Y`` or ``M/D/Y`` date (checks a column's first value, so
+    ISO columns skip the column-wide regex)."""
+    return _NUMERIC_DATE_RE.match(value) is not None
 
 
 def rewrite_numeric_dates(
@@ -153,4 +161,4 @@ def _padded(values: np.ndarray, width: int) -> pa.Array:
     return pc.utf8_lpad(pa.array(values.astype(str)), width, "0")
 
 
-__all__ = ["NumericDates", "rewrite_numeric_dates"]
+__all__ = ["NumericDates", "looks_like_numeric_date", "rewrite_numeric_dates"]

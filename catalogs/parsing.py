@@ -42,6 +42,7 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytz
 
+from catalogs.date_order import looks_like_numeric_date
 from catalogs.date_order import rewrite_numeric_dates
 from grodt.core.errors import ConfigError
 from grodt.core.errors import DataValidationError
@@ -837,7 +838,7 @@ def _parse_timestamps(
             )
     has_time = bool(pc.any(pc.match_substring(text, ":")).as_py())
     numeric = None
-    if options.date_format is None:
+    if options.date_format is None and looks_like_numeric_date(first):
         numeric = rewrite_numeric_dates(text, options.dayfirst, rows, source, TIMESTAMP_COLUMN)
         if numeric is not None:
             text = numeric.text

@@ -16,7 +16,6 @@ by Nautilus).
 """
 
 import logging
-import os
 import shutil
 import uuid
 from pathlib import Path
@@ -32,7 +31,6 @@ from catalogs.journal import STAGING_DIR
 from catalogs.journal import Journal
 from catalogs.journal import Rename
 from catalogs.journal import apply_rename
-from catalogs.journal import fsync_directory
 from catalogs.journal import notify_step
 from catalogs.journal import recover_catalog
 from catalogs.journal import roll_back
@@ -191,9 +189,9 @@ class CatalogTransaction:
     def commit(self) -> list[Path]:
         """Check for overlaps, then move every staged file into the catalog.
 
-        The renames are journaled (and the staged files fsynced) before the first one, so a
-        process killed during them leaves a commit the next transaction finishes (see
-        :mod:`catalogs.journal`); an exception undoes them at once.
+        The renames are journaled before the first one, so a process killed during them leaves
+        a commit the next transaction finishes (see :mod:`catalogs.journal`); an exception
+        undoes them at once.
 
         Returns
         -------
@@ -207,7 +205,6 @@ class CatalogTransaction:
         """
         self._check_disjoint()
         journal = self._plan()
-        self._sync_staged()
         journal_path = self.staging / JOURNAL_FILE
         notify_step(-1)
         journal.write(journal_path)
@@ -216,8 +213,6 @@ class CatalogTransaction:
             for number, step in enumerate(journal.renames, start=1):
                 apply_rename(self.root, step)
                 notify_step(number)
-            for directory in {(self.root / step.target).parent for step in journal.renames}:
-                fsync_directory(directory)
         except BaseException:
             try:
                 roll_back(self.root, journal)
@@ -253,12 +248,6 @@ class CatalogTransaction:
                 if rel_dir not in created:
                     created.append(rel_dir)
         return Journal(renames=renames, created_dirs=created)
-
-    def _sync_staged(self) -> None:
-        """fsync the staged files: the journal must never point at data still in page cache."""
-        for rel_path in self._staged:
-            with (self.staging / rel_path).open("rb") as handle:
-                os.fsync(handle.fileno())
 
     def _check_disjoint(self) -> None:
         from nautilus_trader.persistence.catalog.parquet import _parse_filename_timestamps

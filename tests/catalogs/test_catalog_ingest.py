@@ -162,12 +162,12 @@ def test_crash_during_commit_rolls_back_byte_for_byte(tmp_path, equity_spec, mon
 
     def failing_replace(source, target):
         calls["n"] += 1
-        # 1: the journal; 2, 3: the instrument swapped; 4: the first new file placed
+        # 1: the journal; 2, 3: the instrument swapped; 4: the bars placed; 5: the audit file
         if calls["n"] == 5:
             raise OSError("disk full")
         return real_replace(source, target)
 
-    monkeypatch.setattr("catalogs.transaction.os.replace", failing_replace)
+    monkeypatch.setattr("catalogs.journal.os.replace", failing_replace)
     frame = clean_bars(20, start="2024-01-02 15:31")
     frame.iloc[2, frame.columns.get_loc("high")] = 1.0  # a repair -> an audit file to place too
     with pytest.raises(OSError, match="disk full"):
