@@ -147,3 +147,16 @@ def test_cli_set_is_validated_like_the_file(sp500_catalog, tmp_path):
     assert result.exit_code == 2
     assert "strategies[0].config.fast_ema_perod: unknown field; did you mean " in result.output
     assert not (tmp_path / "run").exists()
+
+
+def test_a_paper_replay_range_without_bars_fails_the_deployment_check(sp500_catalog, tmp_path):
+    from grodt.nodes.checks import check_deployment
+    from node_configs.loader import load_document
+
+    paper = REPO / "node_configs" / "live" / "ema_cross_sp500_paper.yaml"
+    document = load_document(paper, ["data_clients[0].start=2030-01-01"])
+    path = tmp_path / "paper.yaml"
+    path.write_text(yaml.safe_dump(document))
+    result = check_deployment(path, sp500_catalog)
+    failed = {item.name: item.detail for item in result.missing}
+    assert "data_clients[0].start/end: no bars of 'SPX.SAMPLE-1-DAY" in failed["replay catalog"]

@@ -186,7 +186,14 @@ def _check_paper(spec: LiveNodeSpec, catalog: Path | None, result: CheckResult) 
     catalog_path = resolve_catalog(spec, catalog)
     try:
         index = spec.data_clients.index(replay)
-        check_catalog(replay.data, catalog_path, "replay", f"data_clients[{index}].")
+        check_catalog(
+            replay.data,
+            catalog_path,
+            "replay",
+            f"data_clients[{index}].",
+            start=replay.start,
+            end=replay.end,
+        )
     except ConfigError as e:
         result.add("replay catalog", False, str(e))
         return

@@ -167,7 +167,14 @@ class LiveNode:
         replay = self.spec.replay
         if replay is not None:
             index = self.spec.data_clients.index(replay)
-            check_catalog(replay.data, self.catalog, self.spec.name, f"data_clients[{index}].")
+            check_catalog(
+                replay.data,
+                self.catalog,
+                self.spec.name,
+                f"data_clients[{index}].",
+                start=replay.start,
+                end=replay.end,
+            )
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.document is not None:
             write_config_yaml(self.run_dir, self.document)
