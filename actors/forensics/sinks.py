@@ -543,7 +543,10 @@ class KafkaSink:
 
         if self._producer is not None:
             self.resets += 1
-            self._producer.purge(in_queue=True, in_flight=True, blocking=False)
+            try:
+                self._producer.purge(in_queue=True, in_flight=True, blocking=False)
+            except KafkaException as e:  # a failed producer may refuse even this: replace it
+                self._log.warning(f"Forensics Kafka sink: purging the old producer: {e}")
             deadline = time.monotonic() + timeout_s
             while len(self._producer) > 0 and time.monotonic() < deadline:
                 try:
