@@ -111,7 +111,8 @@ class Journal:
         except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as e:
             raise CatalogRecoveryError(
                 f"{path}: not a readable commit journal ({e}); the catalog may hold a partial "
-                "commit: compare it with its source data"
+                f"commit: check it against its source data, then delete {path.parent} (writes "
+                "to this catalog stop until then)"
             ) from None
         return cls(renames=renames, created_dirs=created, state=data["state"])
 

@@ -252,6 +252,7 @@ def validate(files: tuple[str, ...], spec_path: str | None, as_json: bool, **kwa
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_(catalog: str | None, as_json: bool) -> None:
     """Instruments and bar types in a catalog, with row counts and time ranges."""
+    from catalogs.journal import STAGING_DIR
     from catalogs.reader import catalog_summary
 
     catalog_dir = Path(catalog) if catalog else get_settings().catalog
@@ -265,6 +266,14 @@ def list_(catalog: str | None, as_json: bool) -> None:
     click.echo(f"{len(summary['bar_types'])} bar types")
     for bars in summary["bar_types"]:
         click.echo(f"  {bars['bar_type']}: {bars['rows']} bars, {bars['start']} .. {bars['end']}")
+    staging = catalog_dir / STAGING_DIR
+    left = sorted(path.name for path in staging.iterdir()) if staging.is_dir() else []
+    if left:
+        # Listing never writes: a commit may still be running. Say how to finish a dead one.
+        click.echo(
+            f"note: {len(left)} staging director{'y' if len(left) == 1 else 'ies'} in {staging} "
+            "(a commit running now, or one a killed process left: `grodt catalog recover`)"
+        )
 
 
 @command.command()

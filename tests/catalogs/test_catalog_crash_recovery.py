@@ -93,6 +93,9 @@ def test_a_kill_at_each_step_then_recover_gives_the_old_or_the_new_catalog(scene
     catalog = _crash_at(scene, step, f"k{step}")
     crashed = snapshot(catalog)
     assert any(path.startswith(f"{STAGING_DIR}/") for path in crashed)
+    listed = CliRunner().invoke(main, ["catalog", "list", "--catalog", str(catalog)])
+    assert "note: 1 staging directory" in listed.stdout
+    assert snapshot(catalog) == crashed  # listing never writes
     result = CliRunner().invoke(main, ["catalog", "recover", "--catalog", str(catalog)])
     assert result.exit_code == 0, result.output
     expected = scene["old"] if step == -1 else scene["new"]
