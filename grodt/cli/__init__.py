@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from grodt import __version__
+from grodt.core.errors import EXIT_USER_ERROR
 from grodt.core.errors import GrodtError
 
 
@@ -42,7 +43,7 @@ class _LazyGroup(click.Group):
         except GrodtError as e:
             # User errors name the file/row/field to fix; a traceback would only bury that.
             click.echo(f"error: {e}", err=True)
-            sys.exit(2)
+            sys.exit(EXIT_USER_ERROR)
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

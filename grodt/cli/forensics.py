@@ -17,11 +17,9 @@ from typing import Any
 
 import click
 
-STREAM_ALIASES = ("decisions", "risk", "allocations", "regime", "orders", "positions")
+from grodt.core.errors import EXIT_UNDELIVERED
 
-UNDELIVERED_EXIT_CODE = 3
-"""Exit status of a run (``grodt backtest``, ``grodt live``) that finished with forensics records
-left undelivered, unless ``--allow-undelivered``."""
+STREAM_ALIASES = ("decisions", "risk", "allocations", "regime", "orders", "positions")
 
 
 def undelivered_message(summary: dict[str, Any]) -> str | None:
@@ -42,7 +40,7 @@ def undelivered_message(summary: dict[str, Any]) -> str | None:
 
 def exit_if_undelivered(summary: dict[str, Any], allow: bool) -> None:
     """End a finished run's command: forensics records left undelivered are said on stderr and
-    make the exit status :data:`UNDELIVERED_EXIT_CODE`, unless ``allow``
+    make the exit status :data:`EXIT_UNDELIVERED`, unless ``allow``
     (``--allow-undelivered``)."""
     message = undelivered_message(summary)
     if message is None:
@@ -51,9 +49,9 @@ def exit_if_undelivered(summary: dict[str, Any], allow: bool) -> None:
         click.echo(f"warning: {message}; accepted (--allow-undelivered)", err=True)
         return
     click.echo(
-        f"error: {message}; exit {UNDELIVERED_EXIT_CODE} (--allow-undelivered accepts it)", err=True
+        f"error: {message}; exit {EXIT_UNDELIVERED} (--allow-undelivered accepts it)", err=True
     )
-    sys.exit(UNDELIVERED_EXIT_CODE)
+    sys.exit(EXIT_UNDELIVERED)
 
 
 def _time(ts_ns: int) -> str:

@@ -1,4 +1,11 @@
-"""Exceptions that reach users: each message names what to fix (file, row, column or field)."""
+"""Exceptions that reach users: each message names what to fix (file, row, column or field), and
+the exit statuses the ``grodt`` command ends with."""
+
+EXIT_USER_ERROR = 2
+"""Exit status of a command stopped by a :class:`GrodtError` (a config error, bad input)."""
+
+EXIT_UNDELIVERED = 3
+"""Exit status of a run that finished with forensics records still undelivered."""
 
 
 class GrodtError(Exception):

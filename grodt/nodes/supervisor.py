@@ -23,12 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from grodt.core.errors import EXIT_UNDELIVERED
+from grodt.core.errors import EXIT_USER_ERROR
 from grodt.nodes.operations import utc_now_iso
 
-__all__ = ["CONFIG_ERROR_EXIT", "RESTARTS_FILE", "RestartPolicy", "supervise"]
+__all__ = ["CLEAN_EXITS", "RESTARTS_FILE", "RestartPolicy", "supervise"]
 
-CONFIG_ERROR_EXIT = 2
-"""The CLI's exit status for a config error: restarting cannot fix it."""
+CLEAN_EXITS = frozenset({0, EXIT_USER_ERROR, EXIT_UNDELIVERED})
+"""Exit statuses that end supervision: a finished run (with or without forensics records left
+undelivered: the shared outbox keeps them), or a config error, which restarting cannot fix."""
 
 RESTARTS_FILE = "restarts.jsonl"
 
@@ -92,7 +95,7 @@ def supervise(
         while True:
             child.append(subprocess.Popen(command, env=env))
             returncode = child[-1].wait()
-            if stopping.is_set() or returncode in (0, CONFIG_ERROR_EXIT):
+            if stopping.is_set() or returncode in CLEAN_EXITS:
                 return returncode
             if restarts >= policy.max_restarts:
                 on_line(

@@ -25,7 +25,7 @@ from actors.forensics.shared_outbox import public_producer_config
 from actors.forensics.spill import SpillLog
 from actors.forensics.spill import read_spill_dir
 from grodt.cli import main
-from grodt.cli.forensics import UNDELIVERED_EXIT_CODE
+from grodt.core.errors import EXIT_UNDELIVERED
 from grodt.core.settings import get_settings
 from grodt.test_kit.forensics import node_document
 from grodt.test_kit.forensics import traced_cross
@@ -85,7 +85,7 @@ def test_an_undelivered_run_fails_and_the_next_run_on_the_sink_delivers_it(
 ) -> None:
     broker = TansuBroker(tansu)  # not started yet: the first run finds nobody
     code, out, err = backtest(tmp_path, catalog, broker.bootstrap, "first")
-    assert code == UNDELIVERED_EXIT_CODE, out + err
+    assert code == EXIT_UNDELIVERED, out + err
     assert "NOT DELIVERED" in out and "NOT delivered" in err and "--allow-undelivered" in err
     left = undelivered_of(out)
     root = default_outbox_root(runs_dir, broker.bootstrap, ALL_TOPICS)
