@@ -19,7 +19,7 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(BIN)/python -m pip install --quiet -e ".[dev,ib]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,ib,ray]"
 	@# The tearsheet test renders in headless Chromium (Debian packages); skipped if not installable.
 	command -v chromium >/dev/null || [ "$$(id -u)" != 0 ] || (apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
