@@ -276,7 +276,8 @@ def probability_of_backtest_overfitting(
         Shape (T, N): per-period returns (or any per-period performance) of N configurations on
         the same T periods. No NaN; N >= 2.
     n_splits : int, default 16
-        S: even, >= 2 and <= T. C(16, 8) = 12,870 combinations.
+        S: even, >= 2 and <= T (T >= 4 when S = 2, so each half has two rows).
+        C(16, 8) = 12,870 combinations.
     metric : {"sharpe", "mean"}
         Statistic ranked in and out of sample: per-period Sharpe ratio (``mean / std(ddof=1)``)
         or mean.
@@ -295,10 +296,12 @@ def probability_of_backtest_overfitting(
         raise ValueError(f"performance_matrix needs >= 2 configurations (columns), has {n_configs}")
     if n_splits < 2 or n_splits % 2:
         raise ValueError(f"n_splits must be even and >= 2, was {n_splits}")
-    if n_periods < 2 * n_splits:
+    # Every block needs a row, and every half (S/2 blocks) two rows for a sample deviation.
+    if n_periods < max(n_splits, 4 if n_splits == 2 else 0):
         raise ValueError(
             f"performance_matrix has {n_periods} rows: too few for n_splits={n_splits} "
-            f"(need >= {2 * n_splits}, two periods per block for a Sharpe ratio)"
+            f"(need >= {max(n_splits, 4 if n_splits == 2 else 0)}: a row per block and two per "
+            "half)"
         )
     if metric not in ("sharpe", "mean"):
         raise ValueError(f"metric must be 'sharpe' or 'mean', was {metric!r}")

@@ -155,6 +155,16 @@ def test_pbo_rejects_bad_matrices_with_the_position():
         probability_of_backtest_overfitting(np.ones((40, 3)), n_splits=5)
     with pytest.raises(ValueError, match="too few"):
         probability_of_backtest_overfitting(np.ones((10, 3)), n_splits=16)
+    with pytest.raises(ValueError, match="too few"):
+        probability_of_backtest_overfitting(np.ones((3, 3)), n_splits=2)
+
+
+def test_pbo_needs_only_a_row_per_block():
+    # The smallest matrix S = 16 accepts: one row per block, eight rows per half.
+    rng = np.random.default_rng(4)
+    result = probability_of_backtest_overfitting(rng.normal(0.0, 0.01, (16, 5)), n_splits=16)
+    assert result.n_combinations == 12_870
+    assert np.all(np.isfinite(result.is_performance)) and np.all(np.isfinite(result.logits))
     with pytest.raises(ValueError, match="2 configurations"):
         probability_of_backtest_overfitting(np.ones((40, 1)), n_splits=4)
 
