@@ -87,6 +87,10 @@ class RegimeActorConfig(ActorConfig, frozen=True):
                 raise ConfigError(f"model_path: {e}") from None
 
 
+_STATE_SEQUENCE = "grodt.regime_sequence"
+"""Key of the saved state (:meth:`RegimeActor.on_save`)."""
+
+
 class RegimeActor(Actor):
     """Publishes causal regime probabilities for every bar of the configured bar types."""
 
@@ -118,6 +122,24 @@ class RegimeActor(Actor):
             self._data_types[bar_type] = regime_data_type(instrument_id)
             self._instrument_ids[bar_type] = instrument_id
             self.subscribe_bars(bar_type)
+
+    def on_historical_data(self, data: object) -> None:
+        """A bar from before this run of the actor (a restarted node's warm-up,
+        :mod:`grodt.nodes.warm_up`): the filter steps (fits and refits included) as in
+        :meth:`on_bar`, so its state equals the crashed actor's; nothing is published or saved
+        (the strategies' regime inputs come back with their own saved state)."""
+        if isinstance(data, Bar):
+            regime = self.filters.get(data.bar_type)
+            if regime is not None:
+                regime.update(data.close.as_double(), data.ts_event)
+
+    def on_save(self) -> dict[str, bytes]:
+        """The regime update records' sequence (their trace ids continue after a restart)."""
+        return {_STATE_SEQUENCE: str(self._sequence).encode()}
+
+    def on_load(self, state: dict[str, bytes]) -> None:
+        if _STATE_SEQUENCE in state:
+            self._sequence = int(state[_STATE_SEQUENCE].decode())
 
     def on_bar(self, bar: Bar) -> None:
         regime = self.filters.get(bar.bar_type)

@@ -33,6 +33,7 @@ switch is halted (a gate must never trap a position). An order that flips a posi
 exposure-increasing; under a halt it is cut to its reducing part.
 """
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -78,10 +79,12 @@ from risk_engine.price_feed import PriceFeed
 from risk_engine.tags import stop_price_from_tags
 from risk_engine.verdict_recorder import VerdictRecorder
 
-__all__ = ["EMULATOR_ENDPOINT", "RISK_ENDPOINT", "PortfolioRiskGate"]
+__all__ = ["EMULATOR_ENDPOINT", "LOSS_MARKS_KEY", "RISK_ENDPOINT", "PortfolioRiskGate"]
 
 RISK_ENDPOINT = "RiskEngine.execute"
 EMULATOR_ENDPOINT = "OrderEmulator.execute"
+LOSS_MARKS_KEY = "grodt.risk_gate.loss_marks"
+"""Cache key of the loss triggers' marks (persisted when the node has a cache database)."""
 _STOP_TYPES = frozenset(
     {
         OrderType.STOP_MARKET,
@@ -121,6 +124,7 @@ class PortfolioRiskGate:
         self.targets_version = ""
         self.targets_updates = 0
         self.cost = GateCost()
+        self._saved_marks = b""
         self._pending: dict[ClientOrderId, Order] = {}
         self._installed = False
 
@@ -180,6 +184,12 @@ class PortfolioRiskGate:
                     f"expected (another component replaced it?): {e}",
                 ) from None
             msgbus.register(endpoint, replacement)
+        # A node restarted from its cache database continues the crashed node's loss marks.
+        saved_marks = cache.get(LOSS_MARKS_KEY)
+        if saved_marks is not None:
+            self.triggers.restore(json.loads(bytes(saved_marks).decode()))
+            self._saved_marks = bytes(saved_marks)
+            self._log.info(f"Loss marks restored: {self.triggers.state()}")
         kill_switch.listen(self.halt_response)
         self.feed.subscribe(msgbus)
         msgbus.subscribe(RISK_TARGETS_TOPIC, self._on_targets)
@@ -287,6 +297,11 @@ class PortfolioRiskGate:
                 switch.trip(trip.code, trip.reason, self.component_id, ts_ns, equity)
             else:
                 switch.rearm(trip.code, trip.reason, self.component_id, ts_ns, equity)
+        # Into the cache when they change: with a cache database they survive a crash.
+        marks = json.dumps(self.triggers.state()).encode()
+        if marks != self._saved_marks:
+            self._cache.add(LOSS_MARKS_KEY, marks)
+            self._saved_marks = marks
 
     # -- HRP targets -------------------------------------------------------------------------
 
@@ -514,6 +529,7 @@ class PortfolioRiskGate:
                     }
                     for e in self.halt_response.history
                 ],
+                "loss_marks": self.triggers.state(),
             },
             "hrp": {"updates": self.targets_updates, "model_version": self.targets_version},
             "gate_us": self.cost.summary(),

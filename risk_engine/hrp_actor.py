@@ -139,6 +139,14 @@ class HrpTargetActor(Actor):
         if column is not None:
             self.last_close[column] = bar.close.as_double()
 
+    def on_historical_data(self, data: object) -> None:
+        """A bar from before this run of the actor (a restarted node's warm-up): handled as in
+        :meth:`on_bar`, fits and target publications included, so the samples, the fit count
+        and the risk gate's latest targets equal the crashed node's (the targets topic reaches
+        the gate only)."""
+        if isinstance(data, Bar):
+            self.on_bar(data)
+
     def on_reset(self) -> None:
         self.samples.clear()
         self.sample_times.clear()

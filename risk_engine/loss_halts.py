@@ -135,8 +135,30 @@ class LossTriggers:
                 )
         return caused
 
+    def state(self) -> dict[str, float | int | None]:
+        """The marks (high-water, day start, last equity, next day boundary in UNIX ns), for a
+        restarted node (:meth:`restore`)."""
+        return {
+            "high_water": self.high_water,
+            "day_start_equity": self.day_start_equity,
+            "last_equity": self.last_equity,
+            "next_boundary_ns": self._next_boundary_ns,
+        }
+
+    def restore(self, state: dict[str, float | int | None]) -> None:
+        """Take the marks :meth:`state` gave (a restarted node continues the crashed one's)."""
+        self.high_water = _optional_float(state["high_water"])
+        self.day_start_equity = _optional_float(state["day_start_equity"])
+        self.last_equity = _optional_float(state["last_equity"])
+        boundary = state["next_boundary_ns"]
+        self._next_boundary_ns = int(boundary) if boundary is not None else -1
+
     def rebase(self, equity: float) -> None:
         """Start the marks afresh at ``equity`` (the operator reset every halt)."""
         self.high_water = equity
         self.day_start_equity = equity
         self.last_equity = equity
+
+
+def _optional_float(value: float | int | None) -> float | None:
+    return None if value is None else float(value)

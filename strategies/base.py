@@ -148,6 +148,7 @@ SEALED_HANDLERS = frozenset(
         "on_load",
         "on_data",
         "on_bar",
+        "on_historical_data",
         "on_order_filled",
         "on_order_updated",
         "on_order_denied",
@@ -578,7 +579,8 @@ class RegimeAwareStrategy(Strategy):
         node saves state: at a graceful stop, and at the live node's checkpoints when it has a
         cache database): the lifecycle (bracket ids, trailing stop, entry sizing, deferred
         work), the regime and allocation inputs and the decision counters. Indicators are not
-        saved: they are rebuilt from bars (see docs/live.md, "Crash and restart")."""
+        saved: a restarted node hands the strategy the bars before its checkpoint
+        (:meth:`on_historical_data`; docs/live.md, "Crash and restart")."""
         recorder = self._recorder
         inputs = {
             "regime_probabilities": self.regime_probabilities,
@@ -646,6 +648,24 @@ class RegimeAwareStrategy(Strategy):
         for indicator in self._lagged:
             indicator.handle_bar(bar)
         self.post_bar(bar)
+
+    def on_historical_data(self, data: Any) -> None:
+        """A bar from before this run of the strategy (a restarted node's warm-up,
+        :mod:`grodt.nodes.warm_up`): every indicator, :meth:`pre_bar` and :meth:`post_bar` see it
+        as in :meth:`on_bar`, so a restarted strategy's indicators equal the crashed one's; no
+        decision, no order (the lifecycle and inputs come from :meth:`on_load`). Sealed.
+
+        It updates the registered indicators itself: Nautilus' ``handle_bars`` (a
+        ``request_bars`` response) would update them a second time, so the base never
+        requests bars."""
+        if not isinstance(data, Bar) or data.bar_type != self.config.bar_type:
+            return
+        for indicator in self._indicators:
+            indicator.handle_bar(data)
+        self.pre_bar(data)
+        for indicator in self._lagged:
+            indicator.handle_bar(data)
+        self.post_bar(data)
 
     # Order and position handlers read only event fields, except on fills (the order is cached by
     # then): OrderInitialized can reach a live strategy before the order is in the cache.

@@ -9,6 +9,7 @@ __all__ = [
     "NAUTILUS_ALL_DATA",
     "NAUTILUS_BARS",
     "NAUTILUS_ORDER_EVENTS",
+    "NAUTILUS_POSITION_EVENTS",
     "NAUTILUS_SHUTDOWN",
     "RISK_TARGETS_TOPIC",
     "TARGET_EXPOSURE_TOPIC",
@@ -56,6 +57,9 @@ NAUTILUS_BARS = "data.bars.*"
 
 NAUTILUS_ORDER_EVENTS = "events.order.*"
 """Every order event of every strategy."""
+
+NAUTILUS_POSITION_EVENTS = "events.position.*"
+"""Every position event of every strategy."""
 
 
 def venue_data_pattern(venue: str) -> str:

@@ -18,6 +18,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -46,14 +47,17 @@ from grodt.nodes.operations import KillFile
 from grodt.nodes.operations import format_health_line
 from grodt.nodes.operations import utc_now_iso
 from grodt.nodes.operations import write_node_file
+from grodt.nodes.position_snapshots import PositionSnapshots
 from grodt.nodes.replay import EngineIdle
 from grodt.nodes.replay import ReplayDataClient
 from grodt.nodes.run_files import write_config_yaml
 from grodt.nodes.run_files import write_json
 from grodt.nodes.sandbox import GrodtSandboxExecutionClient
+from grodt.nodes.sandbox import register_calculated_accounts
 from grodt.nodes.trading_config import cache_config
 from grodt.nodes.trading_config import resolve_catalog
 from grodt.nodes.trading_config import trading_node_config
+from grodt.nodes.warm_up import warm_up
 from node_configs.extensions import NodeExtension
 from node_configs.extensions import node_extensions
 from node_configs.live_schema import LiveNodeSpec
@@ -124,6 +128,8 @@ class LiveNode:
         self.resumed_from: Checkpoint | None = None
         self.checkpoints = 0
         self._durable: DurableCheckpoint | None = None
+        self.restored: dict[str, Any] | None = None
+        self.position_snapshots: PositionSnapshots | None = None
 
     # -- public control -------------------------------------------------------------------------
 
@@ -191,6 +197,9 @@ class LiveNode:
         )
         self.loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self.loop)
+        # Before the kernel loads the cache database: a loaded sandbox account must be one
+        # that fills update.
+        register_calculated_accounts(sandbox.venue.name for sandbox in self.spec.sandboxes)
         node = TradingNode(config=config, loop=self.loop)
         self.node = node
         if self.handle_signals:
@@ -221,6 +230,10 @@ class LiveNode:
                 # started the connection deadline, and a large replay would time out.
                 client.load()
         if persistent:
+            # Closed position cycles of a crashed node back into the cache (replay or broker).
+            self.position_snapshots = PositionSnapshots(kernel.cache)
+            self.position_snapshots.restore()
+            self.position_snapshots.subscribe(kernel.msgbus)
             # The cache loaded its database when the kernel was built: a checkpoint there means
             # this node crashed (or stopped) before, and resumes where it stood.
             self.resumed_from = load_checkpoint(kernel.cache)
@@ -236,6 +249,8 @@ class LiveNode:
         for client in kernel.exec_engine._clients.values():
             if isinstance(client, GrodtSandboxExecutionClient):
                 client.bind(kernel.exec_engine, self.probe)
+                if self.replay is not None:
+                    client.order_instruments([i.id for i in self.replay.instruments])
                 self.sandboxes.append(client)
         self.probe.attach(kernel.msgbus)
         # ShutdownSystem (a component's shutdown_system(), an engine's queue exception) stops the
@@ -385,11 +400,34 @@ class LiveNode:
             outcome = await self._graceful_stop(started_wall, started_at, replay_stats)
         return outcome
 
+    def _restore_from_history(self) -> None:
+        """A resumed node, before its replay goes on: the components get the bars the crashed
+        node had seen (:func:`grodt.nodes.warm_up.warm_up`), then every sandbox venue is rebuilt
+        from the cache (:meth:`GrodtSandboxExecutionClient.restore`). (Closed position cycles
+        came back at build: :class:`PositionSnapshots`.)"""
+        assert self.node is not None and self.replay is not None
+        assert self.position_snapshots is not None
+        kernel = self.node.kernel
+        history = self.replay.history()
+        started = time.perf_counter()
+        warmed = warm_up(kernel, history)
+        venues = {str(s.venue): asdict(s.restore(history)) for s in self.sandboxes}
+        self.restored = {
+            "warm_up": {**asdict(warmed), "components": list(warmed.components)},
+            "venues": venues,
+            "position_snapshots": self.position_snapshots.restored,
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+        kernel.logger.info(f"Restored from history: {self.restored}")
+
     async def _run_replay(self, stats: dict[str, Any]) -> None:
         assert self.replay is not None and self.idle is not None and self._stop_event is not None
         await self.idle()  # strategies' subscriptions and warm-up requests handled
         for sandbox in self.sandboxes:
             sandbox.ensure_instruments()  # catalog order, whatever traded first
+        if self.resumed_from is not None:
+            self._restore_from_history()
+            await self.idle()  # events the restore handed to the engines
         task = self.replay.start_replay()
         stopper = asyncio.ensure_future(self._stop_event.wait())
         done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -550,6 +588,7 @@ class LiveNode:
                         "checkpoints": self.checkpoints,
                         "durable_polls": self._durable.polls if self._durable else None,
                         "resumed_from": (self.resumed_from.replayed if self.resumed_from else None),
+                        "restored": self.restored,
                     }
                     if self.spec.cache_database is not None
                     else None

@@ -157,6 +157,7 @@ class ReplayDataClient(LiveMarketDataClient):
         self._task: asyncio.Task | None = None
         self._position = 0
         self._dispatched = 0
+        self._resumed_at = 0
         self._in_flight: dict[int, int] = {}  # id(record) → index, queued and not dispatched
         self.last_ts_init = 0
         self.market_ts = 0
@@ -279,8 +280,19 @@ class ReplayDataClient(LiveMarketDataClient):
                 f"replay: checkpoint record {replayed:,} was at ts {market_ts}, the catalog "
                 f"has {self._records[replayed - 1].ts_init} there (data or config changed)",
             )
-        self._position = self._dispatched = replayed
+        self._position = self._dispatched = self._resumed_at = replayed
         self.market_ts = market_ts
+
+    @property
+    def instruments(self) -> list[Instrument]:
+        """The replayed instruments, in catalog order (the order a BacktestEngine adds them)."""
+        return list(self._instruments)
+
+    def history(self) -> list[Data]:
+        """The records a resumed replay skips (those before :meth:`resume_at`'s index), in
+        replay order: what the crashed node had seen, for the restarted node's warm-up
+        (:mod:`grodt.nodes.warm_up`). Empty for a replay that starts at its beginning."""
+        return self._records[: self._resumed_at]
 
     # -- connection -----------------------------------------------------------------------------
 

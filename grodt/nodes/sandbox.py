@@ -26,18 +26,32 @@ leverages, bar ordering, ...) and fixes the traps met when a live node trades on
    simulation modules, as ``BacktestEngine.add_venue`` gives them, and this client hands every
    command to the ``NextOpenFills`` module, which runs it at the open of its instrument's next bar.
 
+6. A restarted node (cache database, :mod:`grodt.nodes.checkpoint`) gets its venue back from the
+   cache: the account keeps the cached balances (no fresh starting balances), and
+   :meth:`GrodtSandboxExecutionClient.restore` moves the exchange's market through the bars the
+   crashed node had seen, then re-enters the cached open orders into the matching engines (the
+   bracket stop and target of a restored position rest at the venue again). The venue's own
+   events during a restore are held back (:meth:`SynchronousEvents.held`): an order already
+   accepted is not accepted twice; any other event is news and goes to the engine.
+
 Synchronous venue events go through one router registered at the ``ExecEngine.process`` endpoint
 when the client is bound (:class:`SynchronousEvents`): entering and leaving a synchronous section
 is a counter, not a re-registration of the endpoint per bar and per command.
 """
 
 import asyncio
+import contextlib
 import weakref
 from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Iterator
+from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from types import TracebackType
 from typing import Any
 
+from nautilus_trader.accounting.factory import AccountFactory
 from nautilus_trader.adapters.sandbox.execution import SandboxExecutionClient
 from nautilus_trader.backtest.config import BacktestVenueConfig
 from nautilus_trader.backtest.engine import SimulatedExchange
@@ -74,12 +88,15 @@ from nautilus_trader.execution.messages import TradingCommand
 from nautilus_trader.live.execution_client import LiveExecutionClient
 from nautilus_trader.live.factories import LiveExecClientFactory
 from nautilus_trader.model.data import Bar
+from nautilus_trader.model.events import OrderAccepted
 from nautilus_trader.model.identifiers import ClientId
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.identifiers import Venue
 from nautilus_trader.model.instruments import Instrument
+from nautilus_trader.model.orders import Order
 from nautilus_trader.portfolio.base import PortfolioFacade
 
+from grodt.core.errors import GrodtError
 from grodt.core.topics import NAUTILUS_BARS
 from grodt.core.topics import venue_data_pattern
 from grodt.nodes.fill_timing import NextOpenFills
@@ -104,6 +121,7 @@ class SynchronousEvents:
         self._queued = exec_engine.process
         self._synchronous = exec_engine._handle_event_with_tracking
         self.depth = 0
+        self._held: list[Any] | None = None
         msgbus.deregister(EXEC_ENGINE_PROCESS, exec_engine.process)
         msgbus.register(EXEC_ENGINE_PROCESS, self)
 
@@ -122,10 +140,28 @@ class SynchronousEvents:
         return router
 
     def __call__(self, event: Any) -> None:
-        if self.depth:
+        if self._held is not None:
+            self._held.append(event)
+        elif self.depth:
             self._synchronous(event)
         else:
             self._queued(event)
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[list[Any]]:
+        """Context: venue events are collected into the yielded list, not handled (a restore
+        decides which of them are news, :meth:`GrodtSandboxExecutionClient.restore`)."""
+        if self._held is not None:
+            raise GrodtError("venue events are already held (nested restore)")
+        self._held = held = []
+        try:
+            yield held
+        finally:
+            self._held = None
+
+    def handle(self, event: Any) -> None:
+        """Hand ``event`` to the engine at once (a restore's news)."""
+        self._synchronous(event)
 
     def __enter__(self) -> None:
         self.depth += 1
@@ -163,6 +199,92 @@ class _QueuedEvents:
 
 
 _QUEUED = _QueuedEvents()
+
+
+def register_calculated_accounts(venues: Iterable[str]) -> None:
+    """Accounts of these simulated venues are calculated by the portfolio from fills.
+
+    The venue's exec client registers its venue as it is built (``BacktestExecClient``), but a
+    node with a cache database loads the venue's account earlier, when its kernel is built: an
+    account loaded unregistered is a reported one, which fills never update (its balances would
+    stay where the crashed node left them). The live node registers its sandbox venues before
+    it builds the kernel.
+    """
+    for venue in venues:
+        AccountFactory.register_calculated_account(venue)
+
+
+@dataclass(frozen=True)
+class RestoredVenue:
+    """What :meth:`GrodtSandboxExecutionClient.restore` rebuilt.
+
+    Attributes
+    ----------
+    bars : int
+        Bars of the venue's instruments the exchange moved through (the crashed node's history).
+    orders : int
+        Open orders re-entered into the matching engines.
+    news : int
+        Venue events of the restore handed to the engine (anything but the re-acceptance of an
+        order already accepted: normally 0).
+    account_restored : bool
+        The account kept the cached balances (False: the venue's starting balances).
+    """
+
+    bars: int
+    orders: int
+    news: int
+    account_restored: bool
+
+
+# OrderMatchingEngine keeps its id counters in private C fields. Cython's generated pickling
+# state (``__reduce_cython__``/``__setstate_cython__``) lists every field, sorted by name; the
+# layout is identified by its checksum, so another Nautilus version is an error here, not a
+# silent write into the wrong field.
+_MATCHING_ENGINE_LAYOUT = 108702144
+_EXECUTION_COUNT = 10
+_ORDER_COUNT = 21
+
+
+def _counters(engine: Any) -> tuple[int, int]:
+    """``(order_count, execution_count)`` of a matching engine: venue order ids and trade ids
+    issued so far (``{venue}-{raw_id}-{count:03d}``; a trade id for every bar and every fill)."""
+    state = _matching_engine_state(engine)
+    return state[_ORDER_COUNT], state[_EXECUTION_COUNT]
+
+
+def _set_counters(engine: Any, order_count: int, execution_count: int) -> None:
+    state = list(_matching_engine_state(engine))
+    state[_ORDER_COUNT] = order_count
+    state[_EXECUTION_COUNT] = execution_count
+    engine.__setstate_cython__(tuple(state))
+
+
+def _matching_engine_state(engine: Any) -> tuple[Any, ...]:
+    _, (_, layout, _), state = engine.__reduce_cython__()
+    if layout != _MATCHING_ENGINE_LAYOUT:
+        raise GrodtError(
+            f"OrderMatchingEngine field layout {layout} is not the one of nautilus_trader 1.221.0 "
+            f"({_MATCHING_ENGINE_LAYOUT}): the venue's id counters cannot be restored",
+        )
+    return state
+
+
+def _issued_count(ids: Iterable[Any], prefix: str) -> int:
+    """The highest ``count`` among ids ``{prefix}{count}`` (0 without one)."""
+    highest = 0
+    for value in ids:
+        text = str(value)
+        if text.startswith(prefix) and text[len(prefix) :].isdigit():
+            highest = max(highest, int(text[len(prefix) :]))
+    return highest
+
+
+def _order_sequence(order: Order) -> tuple[int, int, str]:
+    """Submission order of cached orders: creation time, then the client order id's count."""
+    text = order.client_order_id.value
+    tail = text.rsplit("-", 1)[-1]
+    return (order.ts_init, int(tail) if tail.isdigit() else 0, text)
 
 
 class GrodtSandboxExecClientConfig(LiveExecClientConfig, frozen=True, kw_only=True):
@@ -249,6 +371,7 @@ class GrodtSandboxExecutionClient(SandboxExecutionClient):
         )
         self.exchange.register_client(self._client)
         self._engine: Any = None
+        self._instrument_order: list[InstrumentId] = []
         self._router: SynchronousEvents | _QueuedEvents = _QUEUED
         self._probe: LatencyProbe | None = None
         # fill_at: next_open — commands wait in the venue's module for the next bar's open.
@@ -256,9 +379,30 @@ class GrodtSandboxExecutionClient(SandboxExecutionClient):
             (m for m in self.exchange.modules if isinstance(m, NextOpenFills)),
             None,
         )
-        self.exchange.initialize_account()
+        # A restarted node's cache database holds the venue's account: its balances are the
+        # crashed node's, not the starting balances (a fresh account state would reset them).
+        cached_account = cache.account_for_venue(venue)
+        self.account_restored = cached_account is not None
+        if cached_account is None:
+            self.exchange.initialize_account()
+        elif not cached_account.calculate_account_state:
+            raise GrodtError(
+                f"sandbox {venue}: the cached account {cached_account.id} was loaded as a "
+                "reported account (fills would not update it): register the venue with "
+                "register_calculated_accounts before the node is built",
+            )
+        elif cached_account.is_margin_account:
+            cached_account.set_default_leverage(self.exchange.default_leverage)
+            for instrument_id, leverage in self.exchange.leverages.items():
+                cached_account.set_leverage(instrument_id, leverage)
 
     # -- wiring by the node runner --------------------------------------------------------------
+
+    def order_instruments(self, instrument_ids: Sequence[InstrumentId]) -> None:
+        """Give matching engines to these instruments first, in this order (the replay's catalog
+        order): a restarted node's cache lists the instruments it loaded from its database
+        first, in the database's order, and raw ids (hence venue order ids) follow the order."""
+        self._instrument_order = list(instrument_ids)
 
     def bind(self, exec_engine: Any, probe: LatencyProbe | None = None) -> None:
         """Apply venue events synchronously through ``exec_engine`` (trap 3) and report order
@@ -317,15 +461,92 @@ class GrodtSandboxExecutionClient(SandboxExecutionClient):
     def ensure_instruments(self) -> int:
         """Give every cached instrument of the venue a matching engine; returns how many are new.
 
-        All of them, in cache (= catalog) order, as the BacktestEngine does: matching-engine ids,
-        hence venue order ids, follow that order.
+        All of them, in catalog order (:meth:`order_instruments`, then cache order), as the
+        BacktestEngine does: matching-engine ids, hence venue order ids, follow that order.
         """
         added = 0
-        for instrument in self._cache.instruments(venue=self.venue):
+        ordered = [self._cache.instrument(i) for i in self._instrument_order]
+        for instrument in (*ordered, *self._cache.instruments(venue=self.venue)):
+            if instrument is None or instrument.id.venue != self.venue:
+                continue
             if self.exchange.get_matching_engine(instrument.id) is None:
                 self.exchange.add_instrument(instrument)
                 added += 1
         return added
+
+    # -- restart --------------------------------------------------------------------------------
+
+    def restore(self, history: Sequence[Data]) -> RestoredVenue:
+        """Rebuild the venue of a restarted node from its cache (see the module docs, item 6).
+
+        ``history`` is what the crashed node had replayed (:meth:`ReplayDataClient.history`):
+        its bars of this venue's instruments move the exchange's market (no order rests there
+        yet, so no event), then every open order of the venue in the cache is processed again,
+        in submission order. The re-acceptance of an order the cache already holds as accepted
+        is held back; any other event of the restore is handed to the engine and counted as
+        news (logged).
+        """
+        if not isinstance(self._router, SynchronousEvents):
+            raise GrodtError("sandbox restore needs the client bound to the execution engine")
+        self.ensure_instruments()
+        bars = 0
+        news: list[Any] = []
+        with self._router, self._router.held() as held:
+            for record in history:
+                if isinstance(record, Bar) and record.bar_type.instrument_id.venue == self.venue:
+                    SandboxExecutionClient.on_data(self, record)
+                    bars += 1
+            news.extend(held)
+            held.clear()
+            self._restore_counters()
+            # Open and in-flight overlap (PENDING_UPDATE / PENDING_CANCEL): once each.
+            by_id = {
+                order.client_order_id: order
+                for order in (
+                    *self._cache.orders_open(venue=self.venue),
+                    *self._cache.orders_inflight(venue=self.venue),
+                )
+            }
+            orders = sorted(by_id.values(), key=_order_sequence)
+            accepted_before = {
+                order.client_order_id for order in orders if order.venue_order_id is not None
+            }
+            account_id = self._client.account_id
+            for order in orders:
+                if self._ensure_instrument(order.instrument_id):
+                    engine = self.exchange.get_matching_engine(order.instrument_id)
+                    engine.process_order(order, order.account_id or account_id)
+            for event in held:
+                if not (
+                    isinstance(event, OrderAccepted) and event.client_order_id in accepted_before
+                ):
+                    news.append(event)
+        for event in news:
+            self._log.warning(f"Venue restore: {event}")
+            self._router.handle(event)
+        restored = RestoredVenue(
+            bars=bars,
+            orders=len(orders),
+            news=len(news),
+            account_restored=self.account_restored,
+        )
+        self._log.info(f"Venue restored from the cache: {restored}")
+        return restored
+
+    def _restore_counters(self) -> None:
+        """Continue each matching engine's venue order id and trade id counts where the crashed
+        venue stood, so no id is issued twice: orders accepted = the highest venue order id in
+        the cache; trade ids = one per bar the restore moved through plus one per cached fill."""
+        for instrument in self._cache.instruments(venue=self.venue):
+            engine = self.exchange.get_matching_engine(instrument.id)
+            if engine is None:
+                continue
+            orders = self._cache.orders(instrument_id=instrument.id)
+            prefix = f"{self.venue}-{engine.raw_id}-"
+            order_count = _issued_count((o.venue_order_id for o in orders), prefix)
+            fills = sum(len(order.trade_ids) for order in orders)
+            _, bar_trades = _counters(engine)
+            _set_counters(engine, order_count, bar_trades + fills)
 
     # -- market data ----------------------------------------------------------------------------
 

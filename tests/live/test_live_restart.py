@@ -25,6 +25,8 @@ from grodt.nodes.supervisor import RESTARTS_FILE
 from grodt.nodes.supervisor import RestartPolicy
 from grodt.nodes.supervisor import supervise
 from grodt.test_kit.redis import TemporaryRedis
+from risk_engine.config import RiskConfig
+from risk_engine.loss_halts import LossTriggers
 from strategies.lifecycle import LifecycleState
 from strategies.lifecycle import lifecycle_state_from_bytes
 from strategies.lifecycle import lifecycle_state_to_bytes
@@ -33,7 +35,7 @@ REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 CATALOG = REPO / "data" / "catalog"
 BAR_TYPE = "SPX.SAMPLE-1-DAY-LAST-EXTERNAL"
-CRASH_AT_BAR = 300  # of 879 (2004-01 … 2007-06): S1 has traded well before it
+CRASH_AT_BAR = 340  # of 879 (2004-01 … 2007-06): S1 holds a position, its bracket resting
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +81,52 @@ def _document(marker: Path | None, port: int | None) -> dict:
         ]
     if port is not None:
         document["cache_database"] = {"host": "127.0.0.1", "port": "env:GRODT_TEST_REDIS_PORT"}
+    return document
+
+
+def _full_document(marker: Path, port: int) -> dict:
+    """``parity_sample_full.yaml`` (regime actor, S1/S2/S3, risk gate, forensics) on 2004 to
+    mid-2007, with the crash actor and the cache database."""
+    live = REPO / "node_configs" / "live"
+    document = _document(marker, port)
+    bar_types = [BAR_TYPE, "IXIC.SAMPLE-1-DAY-LAST-EXTERNAL", "AAPL.SAMPLE-1-DAY-LAST-EXTERNAL"]
+    document["name"] = "restart_full"
+    document["data_clients"][0]["data"] = [{"bar_types": bar_types}]
+    document["actors"].insert(
+        0,
+        {
+            "path": "actors.regime_actor:RegimeActor",
+            "config": {
+                "bar_types": bar_types,
+                "walk_forward": {"train_bars": 200, "refit_every": 100},
+            },
+        },
+    )
+    document["strategies"] = [
+        {
+            "include": str(REPO / "node_configs/components/strategies/s1_vwap_ema_spx.yaml"),
+            "config": {"allocation_weight": 0.3333},
+        },
+        {
+            "include": str(REPO / "node_configs/components/strategies/s2_mean_reversion_spx.yaml"),
+            "config": {
+                "instrument_id": "IXIC.SAMPLE",
+                "bar_type": bar_types[1],
+                "allocation_weight": 0.3333,
+            },
+        },
+        {
+            "include": str(REPO / "node_configs/components/strategies/s3_breakout_spx.yaml"),
+            "config": {
+                "instrument_id": "AAPL.SAMPLE",
+                "bar_type": bar_types[2],
+                "volume_confirmation": False,
+                "allocation_weight": 0.3333,
+            },
+        },
+    ]
+    document["risk"] = {"include": str(live.parent / "components/risk/default.yaml")}
+    document["forensics"] = {"include": str(live.parent / "components/forensics/default.yaml")}
     return document
 
 
@@ -133,6 +181,108 @@ def test_restart_with_cache_database_resumes_as_itself(redis_server, tmp_path: P
     positions = pd.read_csv(tmp_path / "run" / "positions.csv")
     assert set(positions["strategy_id"]) == {"S1VwapEmaScalper-001"}
     assert "EXTERNAL" not in set(positions["strategy_id"])
+
+
+def _uninterrupted(tmp_path: Path, document: dict, port: int) -> Path:
+    """``document`` (crash actor included) run through without a crash; its run directory."""
+    marker = tmp_path / "never"
+    marker.write_text("the run goes through")
+    document = {**document, "actors": [dict(a) for a in document["actors"]]}
+    for actor in document["actors"]:
+        if actor["path"] == "live_kit_crash:CrashOnce":
+            actor["config"] = {**actor["config"], "marker": str(marker)}
+    config = write_yaml(tmp_path / "through.yaml", document)
+    done = _run(config, tmp_path / "through", port)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return tmp_path / "through"
+
+
+# What the two runs' reports must share. Client order ids carry the wall clock of the run that
+# sent them (compared by strategy and number), and so do the orders' ts_init and the linked ids.
+_ORDER_COLUMNS = [
+    "strategy_id", "number", "instrument_id", "venue_order_id", "position_id", "side", "type",
+    "quantity", "price", "trigger_price", "status", "filled_qty", "avg_px", "last_trade_id",
+    "contingency_type", "tags",
+]  # fmt: skip
+_POSITION_COLUMNS = [
+    "position_id", "strategy_id", "instrument_id", "entry", "side", "quantity", "peak_qty",
+    "ts_opened", "ts_closed", "avg_px_open", "avg_px_close", "realized_pnl", "commissions",
+    "is_snapshot",
+]  # fmt: skip
+_UUID_SUFFIX = r"-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+_SUMMARY_KEYS = ["orders", "fills", "trades", "final_equity", "total_return", "sharpe"]
+
+
+def _orders(run_dir: Path) -> pd.DataFrame:
+    frame = pd.read_csv(run_dir / "orders.csv")
+    frame["number"] = frame["client_order_id"].str.rsplit("-", n=1).str[1].astype(int)
+    return frame[_ORDER_COLUMNS].sort_values(["strategy_id", "number"]).reset_index(drop=True)
+
+
+def _positions(run_dir: Path) -> pd.DataFrame:
+    frame = pd.read_csv(run_dir / "positions.csv")[_POSITION_COLUMNS]
+    # A snapshot's id is the position id plus a random UUID.
+    frame["position_id"] = frame["position_id"].str.replace(_UUID_SUFFIX, "", regex=True)
+    return frame.sort_values(["position_id", "ts_opened"]).reset_index(drop=True)
+
+
+def _assert_same_run(restarted: Path, through: Path) -> dict:
+    """The restarted run's orders, positions, account and figures equal the uninterrupted
+    run's; returns the restarted run's summary."""
+    pd.testing.assert_frame_equal(_orders(restarted), _orders(through))
+    pd.testing.assert_frame_equal(_positions(restarted), _positions(through))
+    account = pd.read_csv(restarted / "account_SAMPLE.csv")
+    expected_account = pd.read_csv(through / "account_SAMPLE.csv")
+    pd.testing.assert_frame_equal(account, expected_account)
+    summary = json.loads((restarted / "summary.json").read_text())
+    expected = json.loads((through / "summary.json").read_text())
+    assert {k: summary[k] for k in _SUMMARY_KEYS} == {k: expected[k] for k in _SUMMARY_KEYS}
+    return summary
+
+
+def test_restarted_run_ends_as_an_uninterrupted_run(redis_server, tmp_path: Path):
+    """S1 killed inside bar 340 (a position open, its bracket resting at the venue) and
+    restarted: the same orders (venue order ids and trade ids included), positions, account
+    and equity as the uninterrupted run. The venue comes back from the cache, the indicators
+    from the bars before the checkpoint."""
+    redis_server.flush()
+    through = _uninterrupted(
+        tmp_path, _document(tmp_path / "crashed", redis_server.port), redis_server.port
+    )
+    redis_server.flush()
+    summary, _, _ = _crash_and_restart(tmp_path, redis_server.port)
+    restored = summary["cache_database"]["restored"]
+    assert restored["warm_up"]["bars"] == CRASH_AT_BAR - 1
+    venue = restored["venues"]["SAMPLE"]
+    assert venue["account_restored"] is True and venue["news"] == 0
+    assert venue["orders"] == 2  # the open position's stop and target
+    _assert_same_run(tmp_path / "run", through)
+
+
+def test_full_stack_restarted_run_ends_as_an_uninterrupted_run(redis_server, tmp_path: Path):
+    """Regime actor, S1/S2/S3, risk gate (HRP targets, loss triggers) and forensics on three
+    instruments, killed inside S&P 500 bar 340 and restarted: the same as the uninterrupted run."""
+    redis_server.flush()
+    document = _full_document(tmp_path / "crashed", redis_server.port)
+    through = _uninterrupted(tmp_path, document, redis_server.port)
+    redis_server.flush()
+    config = write_yaml(tmp_path / "restart.yaml", document)
+    crashed = _run(config, tmp_path / "run", redis_server.port)
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-3000:]
+    restarted = _run(config, tmp_path / "run", redis_server.port)
+    assert restarted.returncode == 0, restarted.stderr[-3000:]
+    summary = _assert_same_run(tmp_path / "run", through)
+    restored = summary["cache_database"]["restored"]
+    assert {"RegimeActor", "RiskGate-HRP", "S2MeanReversion-002"} <= set(
+        restored["warm_up"]["components"]
+    )
+    assert restored["venues"]["SAMPLE"]["news"] == 0
+    # The risk gate's loss marks (high-water mark, day start) and HRP targets continue the
+    # crashed node's: they end where the uninterrupted run's end.
+    risk = summary["extensions"]["risk"]
+    expected_risk = json.loads((through / "summary.json").read_text())["extensions"]["risk"]
+    assert risk["kill_switch"]["loss_marks"] == expected_risk["kill_switch"]["loss_marks"]
+    assert risk["hrp"] == expected_risk["hrp"]
 
 
 def test_restart_without_cache_database_forgets_everything(tmp_path: Path):
@@ -214,3 +364,20 @@ def test_lifecycle_state_round_trips_through_saved_bytes():
 
 def vars_of(state: LifecycleState) -> dict:
     return {name: getattr(state, name) for name in LifecycleState.__slots__}
+
+
+def test_loss_marks_survive_a_restart_through_their_state():
+    """The risk gate's loss triggers continue from saved marks: a drawdown measured from the
+    crashed node's high-water mark, not from the equity at the restart."""
+    config = RiskConfig().kill_switch
+    crashed = LossTriggers(config, daily_loss=None, max_drawdown=0.2)
+    day = 86_400 * 10**9
+    assert crashed.observe(1_000_000.0, 1 * day, ()) == []
+    assert crashed.observe(900_000.0, 2 * day, ()) == []
+    restarted = LossTriggers(config, daily_loss=None, max_drawdown=0.2)
+    restarted.restore(json.loads(json.dumps(crashed.state())))
+    assert restarted.state() == crashed.state()
+    [trip] = restarted.observe(790_000.0, 3 * day, ())
+    assert (trip.action, trip.code) == ("halt", "max_drawdown")
+    fresh = LossTriggers(config, daily_loss=None, max_drawdown=0.2)
+    assert fresh.observe(900_000.0, 2 * day, ()) == fresh.observe(790_000.0, 3 * day, ()) == []
