@@ -312,15 +312,13 @@ _DURATION = re.compile(r"^\s*(\d+)\s*(y|m|w|d|h|min)\s*$")
 def parse_duration(text: str) -> pd.DateOffset:
     """A calendar duration: an integer and a unit, ``y`` years, ``m`` months, ``w`` weeks,
     ``d`` days, ``h`` hours, ``min`` minutes ("3y", "6m", "30d", "15min")."""
-    match = _DURATION.match(text)
-    if match is None:
+    match = _DURATION.match(str(text))
+    if match is None or int(match.group(1)) < 1:
         raise ValueError(
-            f"duration {text!r} is not <integer><unit> with unit y, m (months), w, d, h or min "
-            "(e.g. '3y', '6m', '30d')"
+            f"duration {text!r} is not a positive <integer><unit> with unit y, m (months), w, d, "
+            "h or min (e.g. '3y', '6m', '30d')"
         )
     amount, unit = int(match.group(1)), match.group(2)
-    if amount < 1:
-        raise ValueError(f"duration {text!r} must be positive")
     keyword = {
         "y": "years",
         "m": "months",
