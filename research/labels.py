@@ -193,10 +193,10 @@ def add_vertical_barrier(
 
 def _as_pt_sl(pt_sl: float | Sequence[float]) -> tuple[float, float]:
     """``(profit-taking, stop-loss)`` multiples from a scalar (symmetric) or a pair."""
-    if np.isscalar(pt_sl):
-        pair = (float(pt_sl), float(pt_sl))  # type: ignore[arg-type]
+    if isinstance(pt_sl, int | float | np.number):
+        pair = (float(pt_sl), float(pt_sl))
     else:
-        values = list(pt_sl)  # type: ignore[arg-type]
+        values = list(pt_sl)
         if len(values) != 2:
             raise ValueError(f"pt_sl must be a number or a pair (pt, sl), got {pt_sl!r}")
         pair = (float(values[0]), float(values[1]))
