@@ -18,6 +18,7 @@ from models.regime.hmm import RegimeFitError
 from models.regime.walk_forward import RegimeStep
 from models.regime.walk_forward import WalkForwardConfig
 from models.regime.walk_forward import WalkForwardRegime
+from models.regime.walk_forward import fit_window
 from models.regime.walk_forward import run_walk_forward
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "RegimeStep",
     "WalkForwardConfig",
     "WalkForwardRegime",
+    "fit_window",
     "parse_features",
     "run_walk_forward",
 ]

@@ -451,3 +451,48 @@ def run_walk_forward(
     frame = pd.DataFrame.from_records(records, columns=list(STEP_COLUMNS))
     frame.insert(0, "ts_event", np.asarray(stamps, dtype=np.int64))
     return frame, engine
+
+
+def fit_window(
+    config: WalkForwardConfig,
+    closes: Iterable[float],
+    ts_event: Iterable[int],
+) -> GaussianRegimeHMM:
+    """Fit the model of ``config`` once on a window of bars (a walk-forward fold's train window).
+
+    The features are computed causally over the window; the fit uses the last
+    ``config.train_bars`` rows with valid features (the trailing window the filter would refit
+    on at the window's last bar), cold-started with ``n_init`` EM runs.
+
+    Parameters
+    ----------
+    closes : Iterable[float]
+        Bar closes in time order, length N.
+    ts_event : Iterable[int]
+        The bars' close timestamps, UNIX ns, length N (kept with the model as its train span).
+
+    Raises
+    ------
+    RegimeFitError
+        Fewer valid feature rows than the model needs (the message gives the counts), or every
+        EM run degenerated.
+    """
+    values = np.asarray([float(c) for c in closes], dtype=float)
+    stamps = np.asarray([int(t) for t in ts_event], dtype=np.int64)
+    if len(values) != len(stamps):
+        raise ValueError(f"closes ({len(values)}) and ts_event ({len(stamps)}) differ in length")
+    extractor = FeatureExtractor(parse_features(config.features))
+    features = extractor.transform(values)
+    rows = np.flatnonzero(np.isfinite(features).all(axis=1))[-config.train_bars :]
+    model = config.new_model()
+    if len(rows) < model.min_training_rows:
+        raise RegimeFitError(
+            f"too few bars to fit: {len(values)} bars, {len(rows)} with valid features after a "
+            f"warm-up of {extractor.warmup_bars}; a {model.n_states}-state model on "
+            f"{model.n_features} features needs {model.min_training_rows}",
+        )
+    return model.fit(
+        features[rows],
+        train_start_ns=int(stamps[rows[0]]),
+        train_end_ns=int(stamps[rows[-1]]),
+    )
