@@ -7,15 +7,23 @@
 Every input is read and validated before anything is written; a rejected finding raises
 :class:`~grodt.core.errors.DataValidationError` naming file, row and column, and the catalog is left
 untouched. Writes go through :class:`~catalogs.transaction.CatalogTransaction`.
+
+Lineage: bars ingested from files keep each raw file as it was (bronze, :data:`BRONZE_DIR`, under
+its SHA-256) and a table from every bar written to its file and row (:data:`LINEAGE_DIR`), in the
+same commit; ``research.features.gold`` carries them into the gold table. DataFrames have no raw
+file and get none.
 """
 
 import dataclasses
 import datetime as dt
+import hashlib
+import shutil
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -28,6 +36,7 @@ from catalogs.specs import load_instrument_spec
 from catalogs.transaction import AUDIT_DIR
 from catalogs.transaction import CatalogTransaction
 from catalogs.transaction import bar_directory
+from catalogs.transaction import bar_file_name
 from catalogs.validation import ValidationConfig
 from catalogs.validation import ValidationResult
 from catalogs.validation import validate_raw
@@ -58,6 +67,9 @@ class IngestResult:
         ``<catalog>/_audit/<bar type>/<stamp>.audit.csv`` when there were repairs.
     findings_path : Path | None
         ``<catalog>/_audit/<bar type>/<stamp>.findings.csv`` when there were findings.
+    lineage_path : Path | None
+        ``<catalog>/_lineage/<bar type>/<bar file name>`` (see :data:`LINEAGE_DIR`) when the bars
+        came from files.
     """
 
     bar_type: str
@@ -71,6 +83,18 @@ class IngestResult:
     files: list[Path]
     audit_path: Path | None
     findings_path: Path | None
+    lineage_path: Path | None = None
+
+
+BRONZE_DIR = "_bronze"
+"""``<catalog>/_bronze/<sha256>/<file name>``: each raw input file as it was ingested (bronze),
+under the SHA-256 of its bytes; a file ingested twice is stored once."""
+
+LINEAGE_DIR = "_lineage"
+"""``<catalog>/_lineage/<bar type>/<bar file name>`` (named like the bar file it describes): one
+row per bar written from files, columns ``ts_event`` (int64 ns bar close), ``source_sha256``,
+``source_file`` (the bronze copy, catalog-relative), ``source_row`` (1-based data row, numbered
+as in findings)."""
 
 
 @dataclass(frozen=True)
@@ -211,13 +235,15 @@ def write_prepared(
         Catalog-relative path → table, written in the same commit (e.g. the synthetic truth).
     """
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ") + "-" + uuid.uuid4().hex[:6]
-    outputs: list[tuple[PreparedBars, list[str], str | None, str | None]] = []
+    outputs: list[tuple[PreparedBars, list[str], str | None, str | None, str | None]] = []
     with CatalogTransaction(catalog) as tx:
         for item in prepared:
             result, spec = item.result, item.spec
             bar_type = item.bar_type
+            lineage_dir = f"{LINEAGE_DIR}/{bar_type.replace('/', '')}"
             if replace:
                 tx.replace_directory(bar_directory(bar_type))
+                tx.replace_directory(lineage_dir)
             staged = tx.stage_instrument(spec.to_instrument())
             if result.rows_out:
                 table = build_bar_table(
@@ -232,7 +258,12 @@ def write_prepared(
             if len(result.findings):
                 findings_rel = f"{audit_dir}/{stamp}.findings.csv"
                 result.findings.to_csv(tx.stage_path(findings_rel), index=False)
-            outputs.append((item, staged, audit_rel, findings_rel))
+            lineage_rel = None
+            if result.rows_out:
+                # Named like the bar file it describes (its first and last bar close).
+                name = bar_file_name(int(result.ts[0]), int(result.ts[-1]))
+                lineage_rel = _stage_lineage(tx, result, f"{lineage_dir}/{name}")
+            outputs.append((item, staged, audit_rel, findings_rel, lineage_rel))
         for rel_path, table in (extra_tables or {}).items():
             tx.stage_table(rel_path, table)
         tx.commit()
@@ -250,12 +281,58 @@ def write_prepared(
             files=[root / rel for rel in staged],
             audit_path=root / audit_rel if audit_rel else None,
             findings_path=root / findings_rel if findings_rel else None,
+            lineage_path=root / lineage_rel if lineage_rel else None,
         )
-        for item, staged, audit_rel, findings_rel in outputs
+        for item, staged, audit_rel, findings_rel, lineage_rel in outputs
     ]
 
 
+def _stage_lineage(tx: CatalogTransaction, result: ValidationResult, rel_path: str) -> str | None:
+    """Stage the bronze copy of each input file and the lineage table of the kept rows.
+
+    Returns the lineage table's catalog-relative path, or None when the bars did not come from
+    files (a DataFrame has no raw file to keep) or none were kept.
+    """
+    if result.source_index is None or result.source_rows is None or not result.rows_out:
+        return None
+    paths = [Path(source) for source in result.sources]
+    if not all(path.is_file() for path in paths):
+        return None
+    digests, bronze = [], []
+    for path in paths:
+        digest = _sha256(path)
+        rel = f"{BRONZE_DIR}/{digest}/{path.name}"
+        if not (tx.root / rel).exists():
+            shutil.copyfile(path, tx.stage_path(rel))
+        digests.append(digest)
+        bronze.append(rel)
+    index = result.source_index.astype(np.int64)
+    table = pa.table(
+        {
+            "ts_event": pa.array(result.ts, pa.int64()),
+            "source_sha256": pa.DictionaryArray.from_arrays(
+                pa.array(index, pa.int32()), pa.array(digests)
+            ),
+            "source_file": pa.DictionaryArray.from_arrays(
+                pa.array(index, pa.int32()), pa.array(bronze)
+            ),
+            "source_row": pa.array(result.source_rows, pa.int64()),
+        }
+    )
+    return tx.stage_table(rel_path, table)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 __all__ = [
+    "BRONZE_DIR",
+    "LINEAGE_DIR",
     "DataValidationError",
     "IngestResult",
     "PreparedBars",

@@ -244,6 +244,9 @@ class ValidationResult:
         Columns :data:`FINDING_COLUMNS`, in file and row order.
     audit : pd.DataFrame
         Columns :data:`AUDIT_COLUMNS`: one row per ``repair`` or ``drop`` finding.
+    source_index, source_rows : np.ndarray | None
+        Lineage of each kept row, shape (m,): int32 index into ``sources`` and the 1-based data
+        row within that file (numbered as in findings).
     """
 
     sources: list[str]
@@ -256,6 +259,8 @@ class ValidationResult:
     findings: pd.DataFrame
     audit: pd.DataFrame
     _unwritable: DataValidationError | None = None
+    source_index: np.ndarray | None = None
+    source_rows: np.ndarray | None = None
 
     @property
     def rows_out(self) -> int:
@@ -428,6 +433,8 @@ class _Validator:
             findings=self._frame(self._findings, FINDING_COLUMNS),
             audit=self._frame(self._audit, AUDIT_COLUMNS),
             _unwritable=unwritable,
+            source_index=self.raw.file_index[order],
+            source_rows=self.raw.rows[order],
         )
 
     def _frame(self, parts: list[pd.DataFrame], columns: tuple[str, ...]) -> pd.DataFrame:

@@ -83,12 +83,12 @@ def _crash_at(scene, step, name):
 
 
 def test_the_commit_has_a_step_per_rename(scene):
-    # -1 staged, 0 journal, 1-4 renames (old bars out, instrument out and in, new bars in),
-    # 5 committed.
-    assert scene["steps"] == list(range(-1, 6))
+    # -1 staged, 0 journal, 1-6 renames (old bars out, instrument out and in, new bars in, the
+    # raw file's bronze copy in, its lineage table in), 7 committed.
+    assert scene["steps"] == list(range(-1, 8))
 
 
-@pytest.mark.parametrize("step", range(-1, 6))
+@pytest.mark.parametrize("step", range(-1, 8))
 def test_a_kill_at_each_step_then_recover_gives_the_old_or_the_new_catalog(scene, step):
     catalog = _crash_at(scene, step, f"k{step}")
     crashed = snapshot(catalog)
@@ -100,7 +100,7 @@ def test_a_kill_at_each_step_then_recover_gives_the_old_or_the_new_catalog(scene
     assert result.exit_code == 0, result.output
     expected = scene["old"] if step == -1 else scene["new"]
     assert snapshot(catalog) == snapshot(expected)
-    action = {-1: "cleared", 5: "finished"}.get(step, "rolled forward")
+    action = {-1: "cleared", 7: "finished"}.get(step, "rolled forward")
     assert f" {action}" in result.stdout
     again = CliRunner().invoke(main, ["catalog", "recover", "--catalog", str(catalog)])
     assert "nothing to recover" in again.stdout
