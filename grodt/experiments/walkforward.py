@@ -1,6 +1,6 @@
 """Walk-forward over the engine: fit on each train window, run the test window in a BacktestNode.
 
-For each fold of :func:`~grodt.experiments.windows.time_walk_forward` (windows by calendar time
+For each fold of :func:`research.cv.time_walk_forward` (windows by calendar time
 over the config's first bar type, mapped to the first and last bar inside each):
 
 1. every learning component of the config (:func:`~grodt.experiments.learners.learnables_of`:
@@ -40,7 +40,6 @@ from grodt.experiments.stitch import chain_returns
 from grodt.experiments.stitch import stitched_figures
 from grodt.experiments.windows import bar_windows
 from grodt.experiments.windows import check_windows
-from grodt.experiments.windows import time_walk_forward
 from grodt.nodes.backtest import BacktestOutcome
 from grodt.nodes.backtest import data_span_ns
 from grodt.nodes.backtest import run_backtest
@@ -52,6 +51,7 @@ from node_configs.loader import load_document
 from node_configs.overrides import apply_overrides
 from node_configs.schema import BacktestNodeSpec
 from research.benchmark import BENCHMARK_COLUMN
+from research.cv import time_walk_forward
 from research.overfitting import result_credibility
 
 __all__ = ["run_walk_forward", "window_overrides"]

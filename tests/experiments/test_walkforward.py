@@ -16,13 +16,13 @@ from grodt.experiments.learners import learnables_of
 from grodt.experiments.results import WalkForwardResult
 from grodt.experiments.walkforward import run_walk_forward
 from grodt.experiments.windows import bar_windows
-from grodt.experiments.windows import time_walk_forward
 from grodt.tracking.store import TrackingStore
 from grodt.tracking.store import close_connections
 from grodt.tracking.store import open_client
 from models.regime.hmm import GaussianRegimeHMM
 from models.regime.hmm import RegimeFitError
 from node_configs.loader import load_document
+from research.cv import time_walk_forward
 
 CONFIG = Path(__file__).resolve().parents[2] / "node_configs/backtest/rules_sp500_regime.yaml"
 # Three and a quarter years of the real index: three 6-month test folds after 18-month train
