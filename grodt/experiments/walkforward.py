@@ -46,6 +46,8 @@ from grodt.nodes.backtest import run_backtest
 from grodt.nodes.catalog_data import bar_types_of
 from grodt.nodes.run_files import new_run_dir
 from grodt.nodes.run_files import write_json
+from grodt.tracking.store import TrackingStore
+from grodt.tracking.store import resolve_store
 from node_configs.loader import load_backtest_document
 from node_configs.loader import load_document
 from node_configs.overrides import apply_overrides
@@ -176,6 +178,8 @@ def run_walk_forward(
             f"--test {test} is longer than the bars between {node.start or 'the first bar'} and "
             f"{node.end or 'the last bar'})",
         )
+    # Resolve the tracking store first: a malformed URI fails now, not after every fold ran.
+    store = resolve_store(tracking_uri) if track else None
     benchmark = node.benchmark or bar_types_of(node.data)[0]
     learnables = learnables_of(document)
     baseline_document = always_on_document(document) if baseline else None
@@ -272,13 +276,27 @@ def run_walk_forward(
         result.tearsheet = _write_tearsheet(result)
     result.wall_seconds = time.perf_counter() - started
     write_json(root / "summary.json", result.summary())
-    if track:
-        from grodt.experiments.walkforward_tracking import track_walk_forward
-
-        result.tracking = track_walk_forward(
-            result, document, specs, catalog_path, experiment, tracking_uri
-        )
+    if store is not None:
+        result.tracking = _track(result, document, specs, catalog_path, experiment, store)
     return result
+
+
+def _track(
+    result: WalkForwardResult,
+    document: dict[str, Any],
+    specs: dict[Path, tuple[BacktestNodeSpec, dict[str, Any]]],
+    catalog: Path,
+    experiment: str | None,
+    store: TrackingStore,
+) -> dict[str, Any]:
+    """Publish to MLflow; a failure is logged and returned, and loses no result on disk."""
+    from grodt.experiments.walkforward_tracking import track_walk_forward
+
+    try:
+        return track_walk_forward(result, document, specs, catalog, experiment, store)
+    except Exception as e:  # the folds' results are on disk; say loudly what broke
+        logger.warning("walk-forward not tracked: %s: %s", type(e).__name__, e, exc_info=True)
+        return {"status": "error", "reason": f"{type(e).__name__}: {e}"}
 
 
 def _write_tearsheet(result: WalkForwardResult) -> Path | None:

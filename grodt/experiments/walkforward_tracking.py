@@ -30,7 +30,7 @@ from grodt.tracking.flatten import flatten_metrics
 from grodt.tracking.flatten import flatten_params
 from grodt.tracking.provenance import current_user
 from grodt.tracking.provenance import git_state
-from grodt.tracking.store import resolve_store
+from grodt.tracking.store import TrackingStore
 from node_configs.schema import BacktestNodeSpec
 
 __all__ = ["TAG_PARENT", "track_walk_forward"]
@@ -93,8 +93,8 @@ def track_walk_forward(
     document: dict[str, Any],
     runs: dict[Path, tuple[BacktestNodeSpec, dict[str, Any]]],
     catalog: Path,
-    experiment: str | None = None,
-    tracking_uri: str | None = None,
+    experiment: str | None,
+    store: TrackingStore,
 ) -> dict[str, Any]:
     """Publish the parent run, then every fold run nested under it.
 
@@ -110,7 +110,6 @@ def track_walk_forward(
         ``experiment``, ``children`` (logged count) and ``failed_children``; ``reason`` when the
         parent failed.
     """
-    store = resolve_store(tracking_uri)
     name = experiment or f"{result.name}_walkforward"
     write_bundle(result.run_dir, _parent_bundle(result, document, name))
     parent = publish(result.run_dir, store)

@@ -213,3 +213,19 @@ def test_cli_walkforward_json(sp500_catalog: Path, tmp_path: Path) -> None:
     assert payload["fold_rows"][0]["test_start"].startswith("2010-01-04")
     assert set(payload["stitched"]) >= {"sharpe", "total_return", "max_drawdown"}
     assert (tmp_path / "cli" / "walkforward.html").is_file()
+
+
+def test_a_malformed_tracking_store_fails_before_any_fold_runs(
+    sp500_catalog: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigError, match="unsupported scheme 'bogus'"):
+        run_walk_forward(
+            CONFIG,
+            sp500_catalog,
+            "18m",
+            "6m",
+            overrides=SPAN,
+            tracking_uri="bogus://x",
+            run_dir=tmp_path / "run",
+        )
+    assert not (tmp_path / "run").exists()
