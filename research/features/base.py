@@ -83,7 +83,7 @@ class BarArrays:
         return int(self.ts.shape[0])
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class BarValues:
     """One bar as floats, with what the streaming side knows at that bar.
 

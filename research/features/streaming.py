@@ -38,7 +38,7 @@ class StreamingFeatures:
             str(bar_type),
             str(bar_type.instrument_id),
             BarValues(
-                ts=int(bar.ts_event),
+                ts=bar.ts_event,
                 open=bar.open.as_double(),
                 high=bar.high.as_double(),
                 low=bar.low.as_double(),
@@ -48,26 +48,18 @@ class StreamingFeatures:
         )
 
     def update_values(self, bar_type: str, instrument_id: str, bar: BarValues) -> dict[str, float]:
-        """Feed one bar given as floats (``bar.references``/``regime`` are filled in here)."""
+        """Feed one bar given as floats; its ``references`` and ``regime`` are set here."""
         if bar_type in self._closes:
             self._closes[bar_type] = bar.close
         streams = self._streams.get(bar_type)
         if streams is None:
             streams = [(spec.columns, spec.definition.stream()) for spec in self.feature_set]
             self._streams[bar_type] = streams
-        values = BarValues(
-            ts=bar.ts,
-            open=bar.open,
-            high=bar.high,
-            low=bar.low,
-            close=bar.close,
-            volume=bar.volume,
-            references=self._closes,
-            regime=self._regimes.get(instrument_id),
-        )
+        bar.references = self._closes
+        bar.regime = self._regimes.get(instrument_id)
         out: dict[str, float] = {}
         for columns, stream in streams:
-            out.update(zip(columns, stream.update(values), strict=True))
+            out.update(zip(columns, stream.update(bar), strict=True))
         return out
 
     def update_regime(self, record: Any) -> None:

@@ -1,5 +1,7 @@
 """Feature specs and sets: names, warm-ups, versions, and YAML errors that name what to fix."""
 
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 
@@ -8,7 +10,7 @@ from research.features import FeatureDefinitionError
 from research.features import FeatureSet
 from research.features import FeatureSpec
 
-DEFAULT_SET = "node_configs/features/default.yaml"
+DEFAULT_SET = str(Path(__file__).resolve().parents[2] / "node_configs/features/default.yaml")
 
 
 def test_the_default_set_has_the_features_of_the_issue():
