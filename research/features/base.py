@@ -9,10 +9,12 @@ checks it to 1e-9 for every kind), and both give NaN before it.
 Inputs are float64 prices and volumes; timestamps are int64 ns UTC bar closes.
 """
 
+import functools
 import hashlib
 import inspect
 import json
 import math
+import sys
 from abc import ABC
 from abc import abstractmethod
 from collections.abc import Callable
@@ -193,13 +195,16 @@ class FeatureDefinition(ABC):
         """Fresh per-instrument state for bar-by-bar updates."""
 
     def version(self) -> str:
-        """16 hex digits of SHA-256 over the kind's source code, its parameters and the
-        NautilusTrader version: any change to the definition gives a new version."""
+        """16 hex digits of SHA-256 over the source of the module defining the kind and of this
+        module (the kind's class, its helpers and the shared reductions), the kind, its
+        parameters and the NautilusTrader version: any change to the definition gives a new
+        version (so does an unrelated edit of those modules: safe, never stale)."""
         payload = json.dumps(
             {
                 "kind": self.kind,
                 "params": self.params,
-                "source": inspect.getsource(type(self)),
+                "source": _module_source(type(self).__module__),
+                "base": _module_source(__name__),
                 "nautilus_trader": nautilus_trader.__version__,
             },
             sort_keys=True,
@@ -211,6 +216,11 @@ class FeatureDefinition(ABC):
         out = values.reshape(values.shape[0], -1).astype(np.float64, copy=False)
         out[: max(self.warm_up - 1, 0)] = math.nan
         return out
+
+
+@functools.cache
+def _module_source(module_name: str) -> str:
+    return inspect.getsource(sys.modules[module_name])
 
 
 class RingWindow:

@@ -5,9 +5,9 @@
 >>> table.path, table.rows, table.reused
 
 One Parquet file per build, ``<out>/<key>/gold.parquet``, beside ``manifest.json`` (what went in).
-``key`` hashes the catalog's fingerprint (every data and lineage file's path, size and mtime), the
-feature set's version, the targets' definition and horizons, and any regime files: an unchanged
-build is read back instead of recomputed.
+``key`` hashes this builder's code, the catalog's fingerprint (every data and lineage file's path,
+size and mtime), the feature set's version, the targets' definition and horizons, and any regime
+files: an unchanged build is read back instead of recomputed.
 
 Columns: ``instrument``, ``bar_type``, ``ts_event`` (UTC bar close), one float64 column per
 feature (NaN before its warm-up), ``target_<name>`` per column of
@@ -21,6 +21,7 @@ import inspect
 import json
 import os
 import shutil
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -305,7 +306,12 @@ def _cache_key(
         import research.labels
 
         target_source += inspect.getsource(research.labels)
+    import research.features.batch
+
+    # The table's own code: how rows, targets and lineage are assembled.
+    builder = inspect.getsource(sys.modules[__name__]) + inspect.getsource(research.features.batch)
     payload = {
+        "builder": hashlib.sha256(builder.encode()).hexdigest(),
         "catalog": catalog_fingerprint(catalog),
         "feature_set": feature_set.version,
         "bar_types": bar_types,
