@@ -88,6 +88,7 @@ from nautilus_trader.execution.messages import TradingCommand
 from nautilus_trader.live.execution_client import LiveExecutionClient
 from nautilus_trader.live.factories import LiveExecClientFactory
 from nautilus_trader.model.data import Bar
+from nautilus_trader.model.enums import ContingencyType
 from nautilus_trader.model.events import OrderAccepted
 from nautilus_trader.model.identifiers import ClientId
 from nautilus_trader.model.identifiers import InstrumentId
@@ -484,7 +485,9 @@ class GrodtSandboxExecutionClient(SandboxExecutionClient):
         yet, so no event), then every open order of the venue in the cache is processed again,
         in submission order. The re-acceptance of an order the cache already holds as accepted
         is held back; any other event of the restore is handed to the engine and counted as
-        news (logged).
+        news (logged). An order whose OCO/OUO sibling is closed is cancelled instead (news):
+        a crash between the venue's fill of one and its cancel of the other, whose fill
+        reached the cache database while the cancel did not.
         """
         if not isinstance(self._router, SynchronousEvents):
             raise GrodtError("sandbox restore needs the client bound to the execution engine")
@@ -513,8 +516,14 @@ class GrodtSandboxExecutionClient(SandboxExecutionClient):
             }
             account_id = self._client.account_id
             for order in orders:
-                if self._ensure_instrument(order.instrument_id):
-                    engine = self.exchange.get_matching_engine(order.instrument_id)
+                if not self._ensure_instrument(order.instrument_id):
+                    continue
+                engine = self.exchange.get_matching_engine(order.instrument_id)
+                if self._sibling_closed(order):
+                    # The crashed venue filled (or cancelled) its OCO/OUO sibling and died before
+                    # cancelling it: finish that (news), as the uninterrupted venue did.
+                    engine.cancel_order(order, False)
+                else:
                     engine.process_order(order, order.account_id or account_id)
             for event in held:
                 if not (
@@ -532,6 +541,16 @@ class GrodtSandboxExecutionClient(SandboxExecutionClient):
         )
         self._log.info(f"Venue restored from the cache: {restored}")
         return restored
+
+    def _sibling_closed(self, order: Order) -> bool:
+        """Whether ``order`` is one of an OCO/OUO pair whose other order is closed."""
+        if order.contingency_type not in (ContingencyType.OCO, ContingencyType.OUO):
+            return False
+        for linked_id in order.linked_order_ids or []:
+            linked = self._cache.order(linked_id)
+            if linked is not None and linked.is_closed:
+                return True
+        return False
 
     def _restore_counters(self) -> None:
         """Continue each matching engine's venue order id and trade id counts where the crashed

@@ -44,7 +44,7 @@ def redis_server() -> Iterator[TemporaryRedis]:
         yield server
 
 
-def _document(marker: Path | None, port: int | None) -> dict:
+def _document(marker: Path | None, port: int | None, at_bar: int = CRASH_AT_BAR) -> dict:
     document: dict = {
         "name": "restart_s1",
         "kind": "live",
@@ -76,7 +76,7 @@ def _document(marker: Path | None, port: int | None) -> dict:
         document["actors"] = [
             {
                 "path": "live_kit_crash:CrashOnce",
-                "config": {"bar_type": BAR_TYPE, "at_bar": CRASH_AT_BAR, "marker": str(marker)},
+                "config": {"bar_type": BAR_TYPE, "at_bar": at_bar, "marker": str(marker)},
             },
         ]
     if port is not None:
@@ -139,11 +139,13 @@ def _run(config: Path, run_dir: Path, port: int | None) -> subprocess.CompletedP
     return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
 
 
-def _crash_and_restart(tmp_path: Path, port: int | None) -> tuple[dict, pd.DataFrame, int]:
+def _crash_and_restart(
+    tmp_path: Path, port: int | None, at_bar: int = CRASH_AT_BAR
+) -> tuple[dict, pd.DataFrame, int]:
     """Run until the crash, run again; the restarted run's summary and orders, and the wall
     time of the crash (UNIX ns: the marker is written just before the SIGKILL)."""
     marker = tmp_path / "crashed"
-    config = write_yaml(tmp_path / "restart.yaml", _document(marker, port))
+    config = write_yaml(tmp_path / "restart.yaml", _document(marker, port, at_bar))
     crashed = _run(config, tmp_path / "run", port)
     assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-3000:]
     assert marker.exists() and not (tmp_path / "run" / "summary.json").exists()
@@ -241,21 +243,21 @@ def _assert_same_run(restarted: Path, through: Path) -> dict:
 
 
 def test_restarted_run_ends_as_an_uninterrupted_run(redis_server, tmp_path: Path):
-    """S1 killed inside bar 340 (a position open, its bracket resting at the venue) and
-    restarted: the same orders (venue order ids and trade ids included), positions, account
-    and equity as the uninterrupted run. The venue comes back from the cache, the indicators
-    from the bars before the checkpoint."""
+    """S1 killed inside bar 340 (a position open, its stop and target resting at the venue;
+    the venue fills nothing on that bar, so nothing of it reaches the database) and restarted:
+    the same orders (venue order ids and trade ids included), positions, account and equity as
+    the uninterrupted run. The venue comes back from the cache, the indicators from the bars
+    before the checkpoint."""
     redis_server.flush()
-    through = _uninterrupted(
-        tmp_path, _document(tmp_path / "crashed", redis_server.port), redis_server.port
-    )
+    document = _document(tmp_path / "crashed", redis_server.port)
+    through = _uninterrupted(tmp_path, document, redis_server.port)
     redis_server.flush()
     summary, _, _ = _crash_and_restart(tmp_path, redis_server.port)
     restored = summary["cache_database"]["restored"]
     assert restored["warm_up"]["bars"] == CRASH_AT_BAR - 1
     venue = restored["venues"]["SAMPLE"]
-    assert venue["account_restored"] is True and venue["news"] == 0
-    assert venue["orders"] == 2  # the open position's stop and target
+    assert venue["account_restored"] is True
+    assert venue["orders"] == 2 and venue["news"] == 0  # the stop and target, accepted once
     _assert_same_run(tmp_path / "run", through)
 
 
@@ -277,6 +279,7 @@ def test_full_stack_restarted_run_ends_as_an_uninterrupted_run(redis_server, tmp
         restored["warm_up"]["components"]
     )
     assert restored["venues"]["SAMPLE"]["news"] == 0
+    assert restored["venues"]["SAMPLE"]["orders"] == 2  # S1's stop and target
     # The risk gate's loss marks (high-water mark, day start) and HRP targets continue the
     # crashed node's: they end where the uninterrupted run's end.
     risk = summary["extensions"]["risk"]
