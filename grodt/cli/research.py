@@ -208,11 +208,16 @@ def walkforward_command(
 @click.option("--trials", type=int, default=50, show_default=True, help="Trials to run.")
 @click.option(
     "--objective",
-    type=click.Choice(["backtest"]),
+    type=click.Choice(["backtest", "walkforward"]),
     default="backtest",
     show_default=True,
-    help="What a trial maximises: backtest = the Sharpe ratio of one run of the config's range.",
+    help="What a trial maximises: backtest = the Sharpe ratio of one run of the config's range; "
+    "walkforward = the stitched out-of-sample Sharpe of a walk-forward (--train, --test).",
 )
+@click.option("--train", default=None, help="walkforward objective: train window (e.g. 3y).")
+@click.option("--test", "test_window", default=None, help="walkforward objective: test window.")
+@click.option("--step", default=None, help="walkforward objective: step (default: --test).")
+@click.option("--expanding", is_flag=True, help="walkforward objective: growing train windows.")
 @click.option("--sampler", type=click.Choice(["tpe", "grid"]), default="tpe", show_default=True)
 @click.option(
     "--seed", type=int, default=None, help="Sampler seed: same seed and workers, same trials."
@@ -265,6 +270,10 @@ def sweep_command(
     param_texts: tuple[str, ...],
     trials: int,
     objective: str,
+    train: str | None,
+    test_window: str | None,
+    step: str | None,
+    expanding: bool,
     sampler: str,
     seed: int | None,
     workers: int,
@@ -320,6 +329,7 @@ def sweep_command(
         sweep_dir=run_dir,
         store=store,
         experiment=experiment,
+        walk_forward={"train": train, "test": test_window, "step": step, "expanding": expanding},
         on_trial=None if as_json else progress,
     )
     if as_json:

@@ -343,6 +343,7 @@ def run_sweep(
     sweep_dir: Path | None = None,
     store: TrackingStore | None = None,
     experiment: str | None = None,
+    walk_forward: dict[str, Any] | None = None,
     on_trial: Callable[[SweepTrial], None] | None = None,
 ) -> SweepResult:
     """Run ``n_trials`` trials of a sweep over ``params`` of the node config ``config``.
@@ -356,7 +357,7 @@ def run_sweep(
     n_trials : int
         Trials to run in this call (the grid sampler stops at the grid's size).
     catalog : Path
-    objective : {"backtest"}
+    objective : {"backtest", "walkforward"}
         What a trial maximises (see :mod:`grodt.experiments.sweep_trial`).
     sampler : {"tpe", "grid"}
     seed : int, optional
@@ -377,6 +378,9 @@ def run_sweep(
         Tracking store of the parent run and the trial runs (``None``: bundles only).
     experiment : str, optional
         MLflow experiment (default ``sweep/<config name>``).
+    walk_forward : dict, optional
+        ``train``, ``test`` (required by the ``walkforward`` objective), ``step``, ``expanding``:
+        :func:`grodt.experiments.walkforward.run_walk_forward`'s windows.
     on_trial : callable, optional
         Called with each finished trial (progress output).
 
@@ -403,8 +407,17 @@ def run_sweep(
         raise ConfigError(f"--trials must be at least 1, was {n_trials}")
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, was {workers}")
-    if objective != "backtest":
-        raise ConfigError(f"--objective {objective!r}: expected backtest")
+    walk_forward = dict(walk_forward or {})
+    if objective == "walkforward":
+        if not walk_forward.get("train") or not walk_forward.get("test"):
+            raise ConfigError("--objective walkforward needs --train and --test (e.g. 3y, 6m)")
+        from grodt.experiments.windows import check_windows
+
+        check_windows(walk_forward["train"], walk_forward["test"], walk_forward.get("step"))
+    elif objective != "backtest":
+        raise ConfigError(f"--objective {objective!r}: expected backtest or walkforward")
+    elif any(walk_forward.get(key) for key in ("train", "test", "step", "expanding")):
+        raise ConfigError("--train/--test/--step/--expanding belong to --objective walkforward")
     source = str(config)
     document = load_document(config, overrides)
     name = _check_config(document, params, source, Path(catalog))
@@ -451,6 +464,7 @@ def run_sweep(
             "storage": display_url(storage_url),
             "param": {p.path: p.__dict__ for p in params},
             "set": list(overrides),
+            "walk_forward": walk_forward,
         },
         tags={"grodt.sweep.study": study_name, "grodt.node": name},
     )
@@ -475,6 +489,7 @@ def run_sweep(
                         experiment=experiment,
                         parent_run_id=parent.run_id,
                         study_name=study_name,
+                        walk_forward=walk_forward,
                     )
                     for trial in batch
                 ]
@@ -582,6 +597,16 @@ def format_sweep(result: SweepResult) -> str:
     figures = result.credibility
     best_values = ", ".join(f"{k}={v}" for k, v in best.params.items())
     lines.append(f"Best: trial {best.number}, Sharpe {ratio(best.value)} ({best_values})")
+    beside = [
+        f"{label} Sharpe {ratio(best.summary[key])}"
+        for key, label in (
+            ("baseline_sharpe", "always-on baseline"),
+            ("benchmark_sharpe", "buy and hold"),
+        )
+        if best.summary.get(key) is not None
+    ]
+    if beside:
+        lines.append(f"  beside it: {', '.join(beside)} (same span)")
     lines.append(
         f"  deflated Sharpe {ratio(figures.get('dsr'))} (probability that its true Sharpe "
         f"beats the best of {int(figures.get('n_trials', 0))} noise trials, expected max "

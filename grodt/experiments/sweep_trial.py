@@ -10,6 +10,11 @@ Objectives (the value the sweep maximises):
 - ``backtest``: the annualised Sharpe ratio of one BacktestNode run over the config's range
   (``summary["sharpe"]``, from daily returns); the per-period returns are the run's daily
   returns.
+- ``walkforward``: the annualised Sharpe ratio of the stitched out-of-sample curve of
+  :func:`grodt.experiments.walkforward.run_walk_forward` (every learning component refitted per
+  fold; the always-on baseline and buy-and-hold run beside it and land in the trial's summary as
+  ``baseline_sharpe`` and ``benchmark_sharpe``); the per-period returns are the stitched daily
+  returns.
 """
 
 import logging
@@ -18,6 +23,7 @@ import traceback
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 from typing import Literal
 
@@ -25,11 +31,14 @@ import pandas as pd
 
 from grodt.tracking.store import TrackingStore
 
+if TYPE_CHECKING:
+    from grodt.tracking.bundle import RunBundle
+
 __all__ = ["TRIAL_OVERRIDES", "Objective", "TrialOutcome", "TrialTask", "run_trial"]
 
 logger = logging.getLogger("grodt.experiments")
 
-Objective = Literal["backtest"]
+Objective = Literal["backtest", "walkforward"]
 
 TRIAL_OVERRIDES: tuple[str, ...] = ("logging.file_level='OFF'",)
 """Applied to every trial after its parameters: Nautilus initialises its file logger once per
@@ -75,6 +84,8 @@ class TrialTask:
     parent_run_id : str | None
         The sweep's MLflow run: the trial run is nested under it.
     study_name : str
+    walk_forward : dict[str, Any]
+        ``train``, ``test``, ``step``, ``expanding`` of the ``walkforward`` objective.
     """
 
     number: int
@@ -89,6 +100,7 @@ class TrialTask:
     experiment: str = "sweep"
     parent_run_id: str | None = None
     study_name: str = ""
+    walk_forward: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -104,7 +116,10 @@ class TrialOutcome:
     returns : pd.Series
         Per-period (daily) simple returns behind the value; empty when failed.
     summary : dict[str, Any]
-        Headline figures of the run (Sharpe, return, drawdown, trades…).
+        Headline figures of the run (Sharpe, return, drawdown, trades…), with
+        ``benchmark_sharpe`` (buy-and-hold of the config's ``benchmark`` over the same span, None
+        without one) and, for ``walkforward``, ``baseline_sharpe`` (always-on baseline; None
+        when the config has no regime routing to remove).
     run_dir : Path
     tracking : dict[str, Any]
         ``status`` (logged/already/failed/disabled), ``run_id``, ``reason``.
@@ -131,6 +146,8 @@ class TrialOutcome:
 def run_trial(task: TrialTask) -> TrialOutcome:
     """Run one trial (see the module docstring); never raises for the trial's own failure."""
     try:
+        if task.objective == "walkforward":
+            return _run_walk_forward_trial(task)
         return _run_backtest_trial(task)
     except Exception as e:  # recorded as a FAILED trial; the sweep goes on
         logger.exception("sweep trial %d (%s) failed", task.number, ", ".join(task.overrides))
@@ -162,11 +179,78 @@ def _run_backtest_trial(task: TrialTask) -> TrialOutcome:
     value = summary.get("sharpe")
     value = float(value) if isinstance(value, int | float) else math.nan
     tracking = _track_trial(task, spec, document, summary)
+    figures = {key: summary.get(key) for key in _SUMMARY_KEYS}
+    figures["benchmark_sharpe"] = (summary.get("benchmark") or {}).get("sharpe")
     return TrialOutcome(
         number=task.number,
         value=value,
         returns=returns,
-        summary={key: summary.get(key) for key in _SUMMARY_KEYS},
+        summary=figures,
+        run_dir=task.run_dir,
+        tracking=tracking,
+    )
+
+
+def _run_walk_forward_trial(task: TrialTask) -> TrialOutcome:
+    from grodt.experiments.walkforward import run_walk_forward
+    from grodt.tracking.bundle import ArtifactEntry
+    from grodt.tracking.bundle import RunBundle
+    from grodt.tracking.bundle import now_ms
+    from grodt.tracking.flatten import flatten_metrics
+    from grodt.tracking.flatten import flatten_params
+    from node_configs.overrides import apply_overrides
+
+    started = now_ms()
+    document = apply_overrides(task.document, (*task.overrides, *TRIAL_OVERRIDES))
+    settings = task.walk_forward
+    result = run_walk_forward(
+        document,
+        task.catalog,
+        settings["train"],
+        settings["test"],
+        step=settings.get("step"),
+        expanding=bool(settings.get("expanding", False)),
+        baseline=True,
+        run_dir=task.run_dir,
+        track=False,
+        tearsheet=False,
+    )
+    equity = result.stitched["equity"]
+    returns = equity.pct_change().dropna()
+    stitched = result.stitched_summary
+    summary: dict[str, Any] = {key: stitched.get(key) for key in _SUMMARY_KEYS if key in stitched}
+    summary["folds"] = len(result.folds)
+    summary["periods_per_year"] = int(result.folds[0].summary.get("periods_per_year", 252))
+    summary["baseline_sharpe"] = (result.baseline_stitched_summary or {}).get("sharpe")
+    summary["benchmark_sharpe"] = (result.benchmark_stitched_summary or {}).get("sharpe")
+    value = stitched.get("sharpe")
+    value = float(value) if isinstance(value, int | float) else math.nan
+    artifacts = [
+        ArtifactEntry(path=name)
+        for name in ("summary.json", "folds.csv", "stitched_equity.csv")
+        if (task.run_dir / name).is_file()
+    ]
+    bundle = RunBundle(
+        kind="sweep_trial",
+        experiment=task.experiment,
+        run_name=f"{task.study_name}-trial-{task.number:04d}",
+        start_ms=started,
+        end_ms=now_ms(),
+        params=flatten_params(document),
+        metrics={
+            **flatten_metrics(stitched),
+            **flatten_metrics(
+                {"baseline": result.baseline_stitched_summary or {}, "folds": len(result.folds)}
+            ),
+        },
+        artifacts=artifacts,
+    )
+    tracking = _publish_trial(task, bundle)
+    return TrialOutcome(
+        number=task.number,
+        value=value,
+        returns=returns,
+        summary=summary,
         run_dir=task.run_dir,
         tracking=tracking,
     )
@@ -180,8 +264,6 @@ def _track_trial(
 ) -> dict[str, Any]:
     """Bundle the trial's run with the sweep's tags and publish it (nested under the sweep)."""
     from grodt.tracking.backtest import build_backtest_bundle
-    from grodt.tracking.bundle import publish
-    from grodt.tracking.bundle import write_bundle
 
     bundle, _ = build_backtest_bundle(
         task.run_dir,
@@ -192,6 +274,15 @@ def _track_trial(
         config_path=Path(task.source),
         experiment=task.experiment,
     )
+    return _publish_trial(task, bundle)
+
+
+def _publish_trial(task: TrialTask, bundle: "RunBundle") -> dict[str, Any]:
+    """Tag ``bundle`` as the sweep's trial (nested under its parent run), write it into the
+    trial's run directory and publish it."""
+    from grodt.tracking.bundle import publish
+    from grodt.tracking.bundle import write_bundle
+
     tags = {
         **bundle.tags,
         "grodt.kind": "sweep_trial",

@@ -304,3 +304,28 @@ def test_postgresql_tracking_keeps_the_study_in_its_own_schema(tmp_path):
         assert schemas == {"studies": "optuna", "trials": "optuna", "alembic_version": "optuna"}
     finally:
         server.stop()
+
+
+def test_walkforward_objective_is_the_stitched_out_of_sample_sharpe(sp500_catalog, tmp_path):
+    result = _sweep(
+        tmp_path,
+        sp500_catalog,
+        params=[parse_param(f"{FAST}=choice:10,20")],
+        objective="walkforward",
+        walk_forward={"train": "1y", "test": "6m"},
+        overrides=("start=2009-01-01", "end=2011-12-31"),
+        sampler="grid",
+        store=None,
+    )
+    assert len(result.trials) == 2
+    for trial in result.trials:
+        written = json.loads((Path(trial.run_dir) / "summary.json").read_text())
+        assert written["folds"] == trial.summary["folds"] >= 2
+        assert trial.value == pytest.approx(written["stitched"]["sharpe"])
+        # The EMA cross has no regime routing: no baseline to run; buy and hold beside it.
+        assert trial.summary["baseline_sharpe"] is None
+        assert trial.summary["benchmark_sharpe"] == pytest.approx(
+            written["benchmark_stitched"]["sharpe"]
+        )
+    with pytest.raises(ConfigError, match="needs --train and --test"):
+        _sweep(tmp_path, sp500_catalog, objective="walkforward")
