@@ -103,6 +103,17 @@ from grodt.core.topics import venue_data_pattern
 from grodt.nodes.fill_timing import NextOpenFills
 from grodt.nodes.latency import LatencyProbe
 
+__all__ = [
+    "EXEC_ENGINE_PROCESS",
+    "VENUE_DATA_PRIORITY",
+    "GrodtSandboxExecClientConfig",
+    "GrodtSandboxExecutionClient",
+    "RestoredVenue",
+    "SandboxLiveExecClientFactory",
+    "SynchronousEvents",
+    "register_calculated_accounts",
+]
+
 EXEC_ENGINE_PROCESS = "ExecEngine.process"
 VENUE_DATA_PRIORITY = 100_000
 """Bar subscription priority of the simulated venue: above strategies and actors (0)."""
