@@ -329,3 +329,28 @@ def test_walkforward_objective_is_the_stitched_out_of_sample_sharpe(sp500_catalo
         )
     with pytest.raises(ConfigError, match="needs --train and --test"):
         _sweep(tmp_path, sp500_catalog, objective="walkforward")
+
+
+def test_a_named_study_is_shared_by_later_sweeps(sp500_catalog, tmp_path):
+    first = _sweep(
+        tmp_path / "a",
+        sp500_catalog,
+        n_trials=2,
+        study_name="shared",
+        store=None,
+        storage=f"sqlite:///{tmp_path / 'optuna.db'}",
+    )
+    second = _sweep(
+        tmp_path / "b",
+        sp500_catalog,
+        n_trials=2,
+        study_name="shared",
+        store=None,
+        storage=f"sqlite:///{tmp_path / 'optuna.db'}",
+    )
+    assert [t.number for t in first.trials] == [0, 1]
+    assert [t.number for t in second.trials] == [2, 3]
+    # The second sweep judges the best of all four trials, by every trial's stored returns.
+    assert second.credibility["n_trials"] == 4
+    every = first.trials + second.trials
+    assert second.best.value == max(t.value for t in every)
