@@ -58,12 +58,19 @@ def _ray_executable() -> str:
     return found
 
 
+SINGLE_NODE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+"""Ray's switch for multi-node networking; 0 keeps a local head and its driver on 127.0.0.1."""
+
+
 @contextmanager
 def ray_head(num_cpus: int = 2) -> Iterator[RayHead]:
     """Start a Ray head on ``127.0.0.1`` with ``num_cpus`` CPUs; stopped on exit."""
     port = free_port()
     temp_dir = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # short: socket paths <108 chars
     log = (temp_dir / "head.log").open("wb")
+    # Single-node mode: every Ray process (and a driver started after this) binds and connects on
+    # loopback only, never on the machine's interface address (Ray's default for a cluster).
+    os.environ[SINGLE_NODE_ENV] = "0"
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
     process = subprocess.Popen(
         [
