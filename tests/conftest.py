@@ -1,11 +1,17 @@
 """Suite-wide fixtures: isolated settings and the package-shipped sample catalog."""
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from grodt.core.settings import get_settings
+from grodt.test_kit.ray import SINGLE_NODE_ENV
+
+# A local Ray head (tests/experiments) and its driver stay on loopback only in Ray's single-node
+# mode, which Ray reads when it is first imported: set it before any test imports ray.
+os.environ.setdefault(SINGLE_NODE_ENV, "0")
 
 
 @pytest.fixture(autouse=True, scope="session")
