@@ -99,9 +99,8 @@ def _indicator_over_closes(indicator: object, close: np.ndarray) -> np.ndarray:
     return out
 
 
-class SimpleMovingAverageFeature(FeatureDefinition):
-    kind = "sma"
-    defaults: ClassVar[Mapping[str, Any]] = {"period": 20}
+class _PeriodFeature(FeatureDefinition):
+    """A feature over a trailing window of ``period`` bars: its warm-up is the period."""
 
     def validate(self) -> None:
         self._positive("period")
@@ -109,6 +108,11 @@ class SimpleMovingAverageFeature(FeatureDefinition):
     @property
     def warm_up(self) -> int:
         return int(self.params["period"])
+
+
+class SimpleMovingAverageFeature(_PeriodFeature):
+    kind = "sma"
+    defaults: ClassVar[Mapping[str, Any]] = {"period": 20}
 
     def batch(self, bars: BarArrays) -> np.ndarray:
         return self._mask_warm_up(rolling_rows((bars.close,), self.warm_up, row_mean))
@@ -117,18 +121,11 @@ class SimpleMovingAverageFeature(FeatureDefinition):
         return _CloseIndicatorStream(self.warm_up, SimpleMovingAverage(self.params["period"]))
 
 
-class ExponentialMovingAverageFeature(FeatureDefinition):
+class ExponentialMovingAverageFeature(_PeriodFeature):
     """Seeded with the first close (Nautilus); keeps memory of every bar since the first."""
 
     kind = "ema"
     defaults: ClassVar[Mapping[str, Any]] = {"period": 20}
-
-    def validate(self) -> None:
-        self._positive("period")
-
-    @property
-    def warm_up(self) -> int:
-        return int(self.params["period"])
 
     def batch(self, bars: BarArrays) -> np.ndarray:
         indicator = ExponentialMovingAverage(self.params["period"])
@@ -138,16 +135,9 @@ class ExponentialMovingAverageFeature(FeatureDefinition):
         return _CloseIndicatorStream(self.warm_up, ExponentialMovingAverage(self.params["period"]))
 
 
-class RelativeStrengthIndexFeature(FeatureDefinition):
+class RelativeStrengthIndexFeature(_PeriodFeature):
     kind = "rsi"
     defaults: ClassVar[Mapping[str, Any]] = {"period": 14}
-
-    def validate(self) -> None:
-        self._positive("period")
-
-    @property
-    def warm_up(self) -> int:
-        return int(self.params["period"])
 
     def batch(self, bars: BarArrays) -> np.ndarray:
         indicator = RelativeStrengthIndex(self.params["period"])
@@ -183,16 +173,9 @@ class MacdFeature(FeatureDefinition):
         return _CloseIndicatorStream(self.warm_up, self._indicator())
 
 
-class BollingerWidthFeature(FeatureDefinition):
+class BollingerWidthFeature(_PeriodFeature):
     kind = "bollinger_width"
     defaults: ClassVar[Mapping[str, Any]] = {"period": 20, "k": 2.0}
-
-    def validate(self) -> None:
-        self._positive("period")
-
-    @property
-    def warm_up(self) -> int:
-        return int(self.params["period"])
 
     def batch(self, bars: BarArrays) -> np.ndarray:
         # Nautilus: typical = (h + l + c) / 3; middle = mean; std = sqrt(sum((x - middle)^2) / n)
@@ -222,16 +205,9 @@ class _BollingerStream(_CountingStream):
         return (self._indicator.upper - self._indicator.lower) / self._indicator.middle
 
 
-class AverageTrueRangeFeature(FeatureDefinition):
+class AverageTrueRangeFeature(_PeriodFeature):
     kind = "atr"
     defaults: ClassVar[Mapping[str, Any]] = {"period": 14}
-
-    def validate(self) -> None:
-        self._positive("period")
-
-    @property
-    def warm_up(self) -> int:
-        return int(self.params["period"])
 
     def batch(self, bars: BarArrays) -> np.ndarray:
         previous = np.concatenate([bars.close[:1], bars.close[:-1]])
@@ -252,16 +228,9 @@ class _AtrStream(_CountingStream):
         return float(self._indicator.value)
 
 
-class OnBalanceVolumeFeature(FeatureDefinition):
+class OnBalanceVolumeFeature(_PeriodFeature):
     kind = "obv"
     defaults: ClassVar[Mapping[str, Any]] = {"period": 20}
-
-    def validate(self) -> None:
-        self._positive("period")
-
-    @property
-    def warm_up(self) -> int:
-        return int(self.params["period"])
 
     def batch(self, bars: BarArrays) -> np.ndarray:
         signed = np.where(
