@@ -12,7 +12,12 @@ Figures (all written to ``<run-dir>/evaluation.json`` and ``evaluation.md``):
    actor's walk-forward probabilities (settings from
    ``node_configs/components/actors/regime_synthetic.yaml``) scored bar by bar after the first
    fit: accuracy and macro-F1 of the most likely label, confusion matrix, and the mean detection
-   delay at true transitions (``models.regime.evaluation``). Chart: ``synthetic_SYNA.html``.
+   delay at true transitions (``models.regime.evaluation``); and the quality of the
+   probabilities themselves (causal, so out of sample) against the true labels:
+   ``research.prediction_metrics.prediction_summary`` with the three labels as classes
+   (accuracy, macro precision/recall/F1, one-vs-rest macro ROC AUC, log loss in nats, multi-class
+   Brier, top-label ECE with L1/L2/max norms over 10 uniform bins). Chart:
+   ``synthetic_SYNA.html``.
 2. **Position disruption** at true transitions (definition: ``research/disruption.py``,
    ``docs/regime.md``) of S1+S2+S3 × 4 instruments (the strategies, affinities and weights of
    ``node_configs/backtest/rules_synthetic_regime.yaml``) with **soft** blending vs **hard**
@@ -25,6 +30,13 @@ Figures (all written to ``<run-dir>/evaluation.json`` and ``evaluation.md``):
 
 The catalog must hold the ``sp500`` and ``synthetic`` sample datasets; they are built into it if
 missing (``catalogs.sample.build_sample_catalog(..., if_missing=True)``).
+
+Every run is also logged to MLflow (``grodt.tracking``; the embedded SQLite store under the runs
+directory unless ``GRODT_TRACKING_URI`` names another) as one run of the experiment
+``regime_evaluation`` (``--experiment``): the script's options and the component settings as
+params, the figures above as metrics (``synthetic.probability.log_loss``, ``synthetic.accuracy``,
+…), ``evaluation.json``/``evaluation.md`` as artifacts. ``--no-tracking`` skips it; an
+unreachable store leaves the run's bundle in the run directory (``grodt tracking sync``).
 """
 
 import argparse
@@ -104,19 +116,24 @@ def evaluate_synthetic(
     fills ``frames`` (instrument id → regime frame) for the disruption figure."""
     from catalogs.synthetic import load_regime_truth
     from models.regime.chart import regime_chart
+    from models.regime.evaluation import PROBABILITY_COLUMNS
     from models.regime.evaluation import classification_scores
     from models.regime.evaluation import detection_delays
+    from models.regime.evaluation import label_codes
+    from research.prediction_metrics import prediction_summary
 
     truth = load_regime_truth(catalog).set_index("ts_event")["label"]
     config = actor_config(SYNTHETIC_COMPONENT)
     per_instrument: dict[str, Any] = {}
-    all_pred, all_true, delays, missed, transitions = [], [], [], 0, 0
+    all_pred, all_true, all_probs, delays, missed, transitions = [], [], [], [], 0, 0
     for bar_type in [str(b) for b in config.bar_types]:
         frame, bars, info = walk_forward(catalog, bar_type, SYNTHETIC_COMPONENT)
         labels = truth.reindex(frame["ts_event"].to_numpy()).to_numpy()
         scored = (frame["status"] != "prior").to_numpy()
         predicted = frame["most_likely"].to_numpy()
         scores = classification_scores(predicted[scored], labels[scored])
+        probs = frame[list(PROBABILITY_COLUMNS)].to_numpy(dtype=float)[scored]
+        probability = prediction_summary(label_codes(labels[scored]), probs)
         detection = detection_delays(predicted, labels, persist=persist, scored=scored)
         instrument = bar_type.split("-")[0]
         frames[instrument] = frame
@@ -135,15 +152,20 @@ def evaluate_synthetic(
             "macro_f1": scores["macro_f1"],
             "f1": scores["f1"],
             "scored_bars": scores["bars"],
+            "probability": probability,
             "detection": detection.as_dict(),
             **info,
         }
         all_pred.append(predicted[scored])
         all_true.append(labels[scored])
+        all_probs.append(probs)
         delays.extend(detection.delays.tolist())
         missed += detection.missed
         transitions += detection.transitions
     pooled = classification_scores(np.concatenate(all_pred), np.concatenate(all_true))
+    pooled_probability = prediction_summary(
+        label_codes(np.concatenate(all_true)), np.concatenate(all_probs)
+    )
     return {
         "settings": str(SYNTHETIC_COMPONENT.relative_to(REPO)),
         "accuracy": pooled["accuracy"],
@@ -151,6 +173,7 @@ def evaluate_synthetic(
         "f1": pooled["f1"],
         "confusion": pooled["confusion"].to_dict(orient="index"),
         "scored_bars": pooled["bars"],
+        "probability": pooled_probability,
         "mean_detection_delay_bars": float(np.mean(delays)) if delays else math.nan,
         "median_detection_delay_bars": float(np.median(delays)) if delays else math.nan,
         "transitions": transitions,
@@ -361,6 +384,23 @@ def markdown(report: dict[str, Any]) -> str:
             f"**{syn['mean_detection_delay_bars']:.1f}** | {syn['detected']} / "
             f"{syn['transitions']} |",
         )
+        lines += [
+            "",
+            "Probability quality (causal probabilities vs true labels; macro averages over the "
+            "three labels, one-vs-rest ROC AUC, log loss in nats, multi-class Brier in [0, 2], "
+            "top-label ECE over 10 uniform bins):",
+            "",
+            "| instrument | precision | recall | F1 | ROC AUC | log loss | Brier | ECE | "
+            "ECE (max) |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        rows = [(name, item["probability"]) for name, item in syn["instruments"].items()]
+        for name, p in [*rows, ("**all**", syn["probability"])]:
+            lines.append(
+                f"| {name} | {p['precision']:.3f} | {p['recall']:.3f} | {p['f1']:.3f} | "
+                f"{p['roc_auc']:.3f} | {p['log_loss']:.3f} | {p['brier']:.3f} | "
+                f"{p['ece']:.3f} | {p['ece_max']:.3f} |",
+            )
         lines.append("")
     dis = report.get("disruption")
     if dis:
@@ -403,6 +443,48 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def track_evaluation(
+    report: dict[str, Any],
+    options: dict[str, Any],
+    run_dir: Path,
+    experiment: str,
+) -> dict[str, Any]:
+    """Log one evaluation as one MLflow run of ``experiment`` (see the module docstring).
+
+    Params: the script's options and the regime component settings the figures came from;
+    metrics: every number of ``report`` (nested keys joined with dots, confusion matrix and
+    per-instrument figures included); artifacts: ``evaluation.json`` and ``evaluation.md``.
+    Returns the run's ``status``, ``run_id`` and ``experiment`` (the status says why when the
+    store was unreachable: the bundle stays in ``run_dir`` for ``grodt tracking sync``).
+    """
+    from grodt.tracking.training import TrainingRun
+    from node_configs.loader import load_yaml_document
+
+    params: dict[str, Any] = {"options": options}
+    for part, component in (("synthetic", SYNTHETIC_COMPONENT), ("spx", SPX_COMPONENT)):
+        if part in report:
+            params[f"{part}.component"] = str(component.relative_to(REPO))
+            params[f"{part}.settings"] = load_yaml_document(component)["config"]
+    metrics = {key: report[key] for key in PARTS if key in report}
+    with TrainingRun(
+        "regime_hmm",
+        params=params,
+        experiment=experiment,
+        run_dir=run_dir,
+        stream=False,
+        tags={"grodt.kind": "evaluation"},
+    ) as run:
+        run.log_summary(metrics)
+        for name in ("evaluation.json", "evaluation.md"):
+            run.log_artifact(run_dir / name)
+    result = run.result
+    return {
+        "experiment": experiment,
+        "status": result.status if result is not None else "disabled",
+        "run_id": run.run_id,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--catalog", type=Path, default=None, help="default: GRODT_CATALOG")
@@ -421,6 +503,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="keep the regime actor settings of the disruption node configs",
     )
+    parser.add_argument(
+        "--experiment",
+        default="regime_evaluation",
+        help="MLflow experiment of the run (default: regime_evaluation)",
+    )
+    parser.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
     args = parser.parse_args(argv)
 
     from catalogs.sample import build_sample_catalog
@@ -452,6 +540,14 @@ def main(argv: list[str] | None = None) -> int:
     text = markdown(report)
     (run_dir / "evaluation.md").write_text(text + "\n")
     print(text)
+    if not args.no_tracking:
+        options = {k: v for k, v in vars(args).items() if k not in ("run_dir", "no_tracking")}
+        options["catalog"] = str(catalog)
+        tracking = track_evaluation(report, options, run_dir, args.experiment)
+        print(
+            f"MLflow: experiment {tracking['experiment']}, run {tracking['run_id']} "
+            f"({tracking['status']})",
+        )
     print(f"Run directory: {run_dir}")
     print(json.dumps({"run_dir": str(run_dir)}))
     return 0

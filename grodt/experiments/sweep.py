@@ -18,7 +18,10 @@ calls :func:`run_sweep`:
 5. at the end the best trial's figures are judged against the number of trials tried:
    :func:`research.overfitting.result_credibility` gives its deflated Sharpe ratio (the trials'
    Sharpe variance and count set the expected maximum of noise) and, from the daily returns of
-   every completed trial on their common dates, the probability of backtest overfitting (CSCV).
+   every completed trial on their common dates, the probability of backtest overfitting (CSCV);
+   :func:`research.risk_metrics.risk_summary` gives the tail risk of its daily returns (VaR and
+   CVaR at 95/99%, tail ratio; no beta: a trial keeps no benchmark returns). Both go to the
+   parent run as ``credibility.*`` and ``risk.*`` metrics and into ``sweep.json``.
 
 A trial whose objective is not a number (a run without trades has no Sharpe ratio) or that
 raises is told FAILED with the reason as a user attribute, and the sweep goes on; it still counts
@@ -63,7 +66,14 @@ if TYPE_CHECKING:
 
     from grodt.tracking.training import TrainingRun
 
-__all__ = ["SweepResult", "SweepTrial", "format_sweep", "run_sweep", "study_credibility"]
+__all__ = [
+    "SweepResult",
+    "SweepTrial",
+    "best_trial_risk",
+    "format_sweep",
+    "run_sweep",
+    "study_credibility",
+]
 
 logger = logging.getLogger("grodt.experiments")
 
@@ -130,6 +140,9 @@ class SweepResult:
     wall_seconds : float
     tracking : dict[str, Any]
         The parent MLflow run: ``status``, ``run_id``, ``experiment``.
+    risk : dict[str, float]
+        :func:`research.risk_metrics.risk_summary` of the best trial's daily returns (empty
+        without a best trial).
     """
 
     study_name: str
@@ -141,6 +154,7 @@ class SweepResult:
     credibility: dict[str, float]
     wall_seconds: float
     tracking: dict[str, Any] = field(default_factory=dict)
+    risk: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (NaN as null)."""
@@ -167,6 +181,7 @@ class SweepResult:
                 "wall_seconds": self.wall_seconds,
                 "best": self.best.__dict__ if self.best else None,
                 "credibility": self.credibility,
+                "risk": self.risk,
                 "trials": [trial.__dict__ for trial in self.trials],
                 "tracking": self.tracking,
             },
@@ -278,6 +293,16 @@ def study_credibility(
         n_splits=splits,
     )
     return best, credibility
+
+
+def best_trial_risk(best: "optuna.trial.FrozenTrial | None") -> dict[str, float]:
+    """:func:`research.risk_metrics.risk_summary` of the best trial's daily returns; empty when
+    there is no best trial or it kept no returns."""
+    from research.risk_metrics import risk_summary
+
+    if best is None or _RETURNS_ATTR not in best.user_attrs:
+        return {}
+    return risk_summary(_returns_from_attr(best.user_attrs[_RETURNS_ATTR]).dropna())
 
 
 def _tell(
@@ -530,6 +555,7 @@ def run_sweep(
                 best=best,
                 credibility=credibility,
                 wall_seconds=wall,
+                risk=best_trial_risk(best_frozen),
             )
             summary: dict[str, Any] = {
                 "trials_completed": sum(t.state == "COMPLETE" for t in finished),
@@ -540,6 +566,7 @@ def run_sweep(
                 summary["best"] = {"value": best.value, "trial": best.number}
                 parent.log_params({f"best.{k}": v for k, v in best.params.items()})
             summary["credibility"] = credibility
+            summary["risk"] = result.risk
             parent.log_summary(summary)
             (sweep_dir / "sweep.json").write_text(
                 json.dumps(result.to_json(), indent=2, default=str), encoding="utf-8"

@@ -2,7 +2,11 @@
 
 The parent run (``grodt.kind=walkforward``) holds the settings and the flattened node config as
 params, the stitched figures as metrics (``stitched.sharpe``, ``baseline.sharpe``,
-``benchmark.sharpe``, ``credibility.dsr``, …, and ``fold.<i>.<figure>``) and the walk-forward's
+``benchmark.sharpe``, ``credibility.dsr``, ``credibility.min_track_record_length``, …, and
+``fold.<i>.<figure>``), the tail risk of the stitched daily returns
+(:func:`research.risk_metrics.risk_summary`: ``risk.var_95``, ``risk.cvar_95``, ``risk.var_99``,
+``risk.cvar_99``, ``risk.tail_ratio`` and ``risk.beta`` to the buy-and-hold benchmark; the
+always-on baseline's as ``baseline_risk.*``) and the walk-forward's
 files as artifacts (``summary.json``, ``folds.csv``, ``stitched_equity.csv``,
 ``walkforward.html``). Each fold's routed run and baseline run is logged like a ``grodt
 backtest`` run (:func:`grodt.tracking.backtest.build_backtest_bundle`) with the MLflow tag
@@ -16,6 +20,8 @@ each directory later; children synced that way carry the parent's id only if it 
 
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from grodt.experiments.results import WalkForwardResult
 from grodt.tracking.backtest import build_backtest_bundle
@@ -32,13 +38,32 @@ from grodt.tracking.provenance import current_user
 from grodt.tracking.provenance import git_state
 from grodt.tracking.store import TrackingStore
 from node_configs.schema import BacktestNodeSpec
+from research.risk_metrics import risk_summary
 
-__all__ = ["TAG_PARENT", "track_walk_forward"]
+__all__ = ["TAG_PARENT", "stitched_returns", "stitched_risk", "track_walk_forward"]
 
 TAG_PARENT = "mlflow.parentRunId"
 """MLflow's tag for a nested run's parent."""
 
 _PARENT_FILES = ("summary.json", "folds.csv", "stitched_equity.csv", "walkforward.html")
+
+
+def stitched_returns(result: WalkForwardResult, column: str = "equity") -> pd.Series:
+    """Daily simple returns (fractions, UTC day index) of one stitched equity column, the first
+    day against the starting equity: the returns :func:`grodt.experiments.stitch.chain_returns`
+    chained into that column."""
+    equity = result.stitched[column].astype(float)
+    starting = float(result.folds[0].summary["starting_equity"])
+    return equity / equity.shift(1).fillna(starting) - 1.0
+
+
+def stitched_risk(result: WalkForwardResult, column: str = "equity") -> dict[str, float]:
+    """:func:`research.risk_metrics.risk_summary` of a stitched column's daily returns, with
+    ``beta`` to the buy-and-hold benchmark when the walk-forward ran one."""
+    benchmark = None
+    if "benchmark_equity" in result.stitched:
+        benchmark = stitched_returns(result, "benchmark_equity")
+    return risk_summary(stitched_returns(result, column), benchmark)
 
 
 def _parent_bundle(
@@ -55,6 +80,11 @@ def _parent_bundle(
     metrics.update(flatten_metrics(result.baseline_stitched_summary or {}, prefix="baseline"))
     metrics.update(flatten_metrics(result.benchmark_stitched_summary or {}, prefix="benchmark"))
     metrics.update(flatten_metrics(result.credibility, prefix="credibility"))
+    metrics.update(flatten_metrics(stitched_risk(result), prefix="risk"))
+    if "baseline_equity" in result.stitched:
+        metrics.update(
+            flatten_metrics(stitched_risk(result, "baseline_equity"), prefix="baseline_risk")
+        )
     for fold in result.folds:
         row = {k: v for k, v in fold.row().items() if k not in ("fold", "models")}
         metrics.update(flatten_metrics(row, prefix=f"fold.{fold.index}"))

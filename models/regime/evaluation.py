@@ -3,7 +3,10 @@
 - accuracy and macro-F1 of the most likely label, bar by bar;
 - detection delay at each true transition: bars from the transition until the most likely label
   equals the new true label for ``persist`` consecutive bars (a detection that does not happen
-  before the next transition is a miss).
+  before the next transition is a miss);
+- the outcome coding (:func:`label_codes`, :data:`PROBABILITY_COLUMNS`) with which
+  ``scripts/evaluate_regime.py`` scores the probabilities themselves
+  (:func:`research.prediction_metrics.prediction_summary`; ``research`` sits above ``models``).
 """
 
 from dataclasses import dataclass
@@ -15,6 +18,17 @@ from sklearn.metrics import confusion_matrix
 from sklearn.metrics import f1_score
 
 from grodt.core.messages import REGIME_LABELS
+
+__all__ = [
+    "PROBABILITY_COLUMNS",
+    "DetectionDelays",
+    "classification_scores",
+    "detection_delays",
+    "label_codes",
+]
+
+PROBABILITY_COLUMNS: tuple[str, ...] = tuple(f"p_{label}" for label in REGIME_LABELS)
+"""The regime frame's probability columns, in ``REGIME_LABELS`` order."""
 
 
 @dataclass(frozen=True)
@@ -132,3 +146,21 @@ def classification_scores(predicted: np.ndarray, truth: np.ndarray) -> dict[str,
             columns=pd.Index(labels, name="predicted"),
         ),
     }
+
+
+def label_codes(truth: np.ndarray) -> np.ndarray:
+    """The column index in ``REGIME_LABELS`` of each true label, shape (N,) int: the outcome
+    coding of :func:`research.prediction_metrics.prediction_summary` for probabilities in
+    ``PROBABILITY_COLUMNS`` order.
+
+    Raises
+    ------
+    ValueError
+        A label outside ``REGIME_LABELS`` (the first ten named).
+    """
+    truth = np.asarray(truth)
+    index = {label: k for k, label in enumerate(REGIME_LABELS)}
+    unknown = sorted({str(v) for v in truth.tolist() if v not in index})
+    if unknown:
+        raise ValueError(f"true labels outside {list(REGIME_LABELS)}: {unknown[:10]}")
+    return np.fromiter((index[v] for v in truth.tolist()), dtype=int, count=len(truth))

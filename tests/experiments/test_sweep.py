@@ -10,6 +10,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -147,6 +148,36 @@ def test_local_sweep_runs_tracks_and_judges_the_best_trial(local_sweep, tmp_path
             (result.trials[0].run_id,),
         ).fetchone()
         assert sharpe[0] == pytest.approx(result.trials[0].value)
+
+
+def test_sweep_parent_run_holds_the_best_trials_risk_and_credibility(local_sweep):
+    from research.performance import daily_returns
+    from research.risk_metrics import risk_summary
+
+    result = local_sweep
+    # The best trial's daily returns, read back from its own run directory.
+    equity = pd.read_parquet(Path(result.best.run_dir) / "equity.parquet")
+    summary = json.loads((Path(result.best.run_dir) / "summary.json").read_text())
+    expected = risk_summary(daily_returns(equity["equity"], summary["starting_equity"]))
+    assert result.risk == pytest.approx(expected, rel=1e-9)
+    assert result.risk["cvar_99"] <= result.risk["var_99"] <= result.risk["var_95"] < 0.0
+    database = Path(result.sweep_dir).parent / "mlflow.db"
+    with sqlite3.connect(database) as db:
+        logged = dict(
+            db.execute(
+                "SELECT key, value FROM metrics WHERE run_uuid = ? AND "
+                "(key LIKE 'risk.%' OR key LIKE 'credibility.%')",
+                (result.tracking["run_id"],),
+            ).fetchall()
+        )
+    for key, value in expected.items():
+        assert logged[f"risk.{key}"] == pytest.approx(value, rel=1e-9), key
+    for key in ("dsr", "psr", "min_track_record_length", "pbo"):
+        assert logged[f"credibility.{key}"] == pytest.approx(
+            result.credibility[key], rel=1e-9, nan_ok=True
+        ), key
+    saved = json.loads((Path(result.sweep_dir) / "sweep.json").read_text())
+    assert saved["risk"] == pytest.approx(expected, rel=1e-9)
 
 
 def test_same_seed_same_trials(local_sweep, sp500_catalog, tmp_path):

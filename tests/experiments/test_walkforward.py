@@ -229,3 +229,42 @@ def test_a_malformed_tracking_store_fails_before_any_fold_runs(
             run_dir=tmp_path / "run",
         )
     assert not (tmp_path / "run").exists()
+
+
+def test_parent_run_holds_the_stitched_risk_and_credibility(
+    result: WalkForwardResult, tracking_uri: str
+) -> None:
+    from grodt.experiments.walkforward_tracking import stitched_returns
+    from research.risk_metrics import risk_summary
+
+    returns = stitched_returns(result)
+    # The returns behind the risk figures are the stitched curve's: same days, same compounding.
+    assert len(returns) == result.stitched_summary["days"]
+    assert math.prod(1.0 + returns) - 1.0 == pytest.approx(
+        result.stitched_summary["total_return"], rel=1e-9, abs=1e-12
+    )
+    expected = {
+        f"risk.{k}": v
+        for k, v in risk_summary(returns, stitched_returns(result, "benchmark_equity")).items()
+    }
+    expected.update(
+        {
+            f"credibility.{k}": result.credibility[k]
+            for k in ("dsr", "psr", "min_track_record_length")
+        }
+    )
+    database = tracking_uri.removeprefix("sqlite:///")
+    with sqlite3.connect(database) as connection:
+        logged = dict(
+            connection.execute(
+                "SELECT key, value FROM metrics WHERE run_uuid = ? AND "
+                "(key LIKE 'risk.%' OR key LIKE 'baseline_risk.%' OR key LIKE 'credibility.%')",
+                (result.tracking["run_id"],),
+            ).fetchall()
+        )
+    for key in ("var_95", "cvar_95", "var_99", "cvar_99", "tail_ratio", "beta"):
+        assert f"risk.{key}" in logged and f"baseline_risk.{key}" in logged
+    assert logged["risk.cvar_99"] <= logged["risk.var_99"] <= logged["risk.var_95"] < 0.0
+    assert math.isfinite(logged["risk.beta"])
+    for key, value in expected.items():
+        assert logged[key] == pytest.approx(value, rel=1e-9, nan_ok=True), key
