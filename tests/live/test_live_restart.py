@@ -33,9 +33,18 @@ from strategies.lifecycle import lifecycle_state_to_bytes
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-CATALOG = REPO / "data" / "catalog"
 BAR_TYPE = "SPX.SAMPLE-1-DAY-LAST-EXTERNAL"
 CRASH_AT_BAR = 340  # of 879 (2004-01 … 2007-06): S1 holds a position, its bracket resting
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The S&P 500 index and stock samples (SPX, IXIC, AAPL daily), built for this module."""
+    from catalogs.sample import build_sample_catalog
+
+    path = tmp_path_factory.mktemp("restart-catalog")
+    build_sample_catalog(path, datasets=("sp500", "stocks"))
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -130,35 +139,37 @@ def _full_document(marker: Path, port: int) -> dict:
     return document
 
 
-def _run(config: Path, run_dir: Path, port: int | None) -> subprocess.CompletedProcess:
+def _run(
+    config: Path, run_dir: Path, port: int | None, catalog: Path
+) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(REPO)])}
     if port is not None:
         env["GRODT_TEST_REDIS_PORT"] = str(port)
     command = [sys.executable, "-m", "grodt", "live", str(config), "--run-dir", str(run_dir)]
-    command += ["--catalog", str(CATALOG), "--quiet"]
+    command += ["--catalog", str(catalog), "--quiet"]
     return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
 
 
 def _crash_and_restart(
-    tmp_path: Path, port: int | None, at_bar: int = CRASH_AT_BAR
+    tmp_path: Path, port: int | None, catalog: Path, at_bar: int = CRASH_AT_BAR
 ) -> tuple[dict, pd.DataFrame, int]:
     """Run until the crash, run again; the restarted run's summary and orders, and the wall
     time of the crash (UNIX ns: the marker is written just before the SIGKILL)."""
     marker = tmp_path / "crashed"
     config = write_yaml(tmp_path / "restart.yaml", _document(marker, port, at_bar))
-    crashed = _run(config, tmp_path / "run", port)
+    crashed = _run(config, tmp_path / "run", port, catalog)
     assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-3000:]
     assert marker.exists() and not (tmp_path / "run" / "summary.json").exists()
-    restarted = _run(config, tmp_path / "run", port)
+    restarted = _run(config, tmp_path / "run", port, catalog)
     assert restarted.returncode == 0, restarted.stderr[-3000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     orders = pd.read_csv(tmp_path / "run" / "orders.csv")
     return summary, orders, marker.stat().st_mtime_ns
 
 
-def test_restart_with_cache_database_resumes_as_itself(redis_server, tmp_path: Path):
+def test_restart_with_cache_database_resumes_as_itself(redis_server, catalog: Path, tmp_path: Path):
     redis_server.flush()
-    summary, orders, crashed_ns = _crash_and_restart(tmp_path, redis_server.port)
+    summary, orders, crashed_ns = _crash_and_restart(tmp_path, redis_server.port, catalog)
     replay = summary["replay"]
     resumed_at = summary["cache_database"]["resumed_from"]
     # Lockstep waits for each checkpoint to be in Redis before the next record, so the node
@@ -185,7 +196,7 @@ def test_restart_with_cache_database_resumes_as_itself(redis_server, tmp_path: P
     assert "EXTERNAL" not in set(positions["strategy_id"])
 
 
-def _uninterrupted(tmp_path: Path, document: dict, port: int) -> Path:
+def _uninterrupted(tmp_path: Path, document: dict, port: int, catalog: Path) -> Path:
     """``document`` (crash actor included) run through without a crash; its run directory."""
     marker = tmp_path / "never"
     marker.write_text("the run goes through")
@@ -194,7 +205,7 @@ def _uninterrupted(tmp_path: Path, document: dict, port: int) -> Path:
         if actor["path"] == "live_kit_crash:CrashOnce":
             actor["config"] = {**actor["config"], "marker": str(marker)}
     config = write_yaml(tmp_path / "through.yaml", document)
-    done = _run(config, tmp_path / "through", port)
+    done = _run(config, tmp_path / "through", port, catalog)
     assert done.returncode == 0, done.stderr[-3000:]
     return tmp_path / "through"
 
@@ -242,7 +253,7 @@ def _assert_same_run(restarted: Path, through: Path) -> dict:
     return summary
 
 
-def test_restarted_run_ends_as_an_uninterrupted_run(redis_server, tmp_path: Path):
+def test_restarted_run_ends_as_an_uninterrupted_run(redis_server, catalog: Path, tmp_path: Path):
     """S1 killed inside bar 340 (a position open, its stop and target resting at the venue;
     the venue fills nothing on that bar, so nothing of it reaches the database) and restarted:
     the same orders (venue order ids and trade ids included), positions, account and equity as
@@ -250,9 +261,9 @@ def test_restarted_run_ends_as_an_uninterrupted_run(redis_server, tmp_path: Path
     before the checkpoint."""
     redis_server.flush()
     document = _document(tmp_path / "crashed", redis_server.port)
-    through = _uninterrupted(tmp_path, document, redis_server.port)
+    through = _uninterrupted(tmp_path, document, redis_server.port, catalog)
     redis_server.flush()
-    summary, _, _ = _crash_and_restart(tmp_path, redis_server.port)
+    summary, _, _ = _crash_and_restart(tmp_path, redis_server.port, catalog)
     restored = summary["cache_database"]["restored"]
     assert restored["warm_up"]["bars"] == CRASH_AT_BAR - 1
     venue = restored["venues"]["SAMPLE"]
@@ -261,17 +272,19 @@ def test_restarted_run_ends_as_an_uninterrupted_run(redis_server, tmp_path: Path
     _assert_same_run(tmp_path / "run", through)
 
 
-def test_full_stack_restarted_run_ends_as_an_uninterrupted_run(redis_server, tmp_path: Path):
+def test_full_stack_restarted_run_ends_as_an_uninterrupted_run(
+    redis_server, catalog: Path, tmp_path: Path
+):
     """Regime actor, S1/S2/S3, risk gate (HRP targets, loss triggers) and forensics on three
     instruments, killed inside S&P 500 bar 340 and restarted: the same as the uninterrupted run."""
     redis_server.flush()
     document = _full_document(tmp_path / "crashed", redis_server.port)
-    through = _uninterrupted(tmp_path, document, redis_server.port)
+    through = _uninterrupted(tmp_path, document, redis_server.port, catalog)
     redis_server.flush()
     config = write_yaml(tmp_path / "restart.yaml", document)
-    crashed = _run(config, tmp_path / "run", redis_server.port)
+    crashed = _run(config, tmp_path / "run", redis_server.port, catalog)
     assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-3000:]
-    restarted = _run(config, tmp_path / "run", redis_server.port)
+    restarted = _run(config, tmp_path / "run", redis_server.port, catalog)
     assert restarted.returncode == 0, restarted.stderr[-3000:]
     summary = _assert_same_run(tmp_path / "run", through)
     restored = summary["cache_database"]["restored"]
@@ -288,9 +301,9 @@ def test_full_stack_restarted_run_ends_as_an_uninterrupted_run(redis_server, tmp
     assert risk["hrp"] == expected_risk["hrp"]
 
 
-def test_restart_without_cache_database_forgets_everything(tmp_path: Path):
+def test_restart_without_cache_database_forgets_everything(catalog: Path, tmp_path: Path):
     """Today's failure, kept as the negative control: the restarted node starts from nothing."""
-    summary, orders, crashed_ns = _crash_and_restart(tmp_path, None)
+    summary, orders, crashed_ns = _crash_and_restart(tmp_path, None, catalog)
     assert summary["cache_database"] is None
     assert summary["replay"]["resumed_at"] is None
     # The replay starts over and the orders sent before the crash are unknown to the new node.
@@ -298,7 +311,9 @@ def test_restart_without_cache_database_forgets_everything(tmp_path: Path):
     assert len(orders) > 0 and (orders["ts_init"] > crashed_ns).all()
 
 
-def test_supervised_node_is_restarted_after_sigkill_and_finishes(redis_server, tmp_path: Path):
+def test_supervised_node_is_restarted_after_sigkill_and_finishes(
+    redis_server, catalog: Path, tmp_path: Path
+):
     redis_server.flush()
     config = write_yaml(
         tmp_path / "restart.yaml", _document(tmp_path / "crashed", redis_server.port)
@@ -310,7 +325,7 @@ def test_supervised_node_is_restarted_after_sigkill_and_finishes(redis_server, t
     }
     run_dir = tmp_path / "run"
     command = [sys.executable, "-m", "grodt", "live", str(config), "--run-dir", str(run_dir)]
-    command += ["--catalog", str(CATALOG), "--quiet", "--supervise", "--max-restarts", "2"]
+    command += ["--catalog", str(catalog), "--quiet", "--supervise", "--max-restarts", "2"]
     command += ["--backoff", "0.1"]
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
