@@ -37,18 +37,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from nautilus_trader.core.uuid import UUID4
 from nautilus_trader.execution.messages import SubmitOrder
 from nautilus_trader.execution.messages import SubmitOrderList
 from nautilus_trader.model.enums import OrderSide
 from nautilus_trader.model.enums import TradingState
 from nautilus_trader.model.enums import trading_state_to_str
-from nautilus_trader.model.events import OrderDenied
 from nautilus_trader.model.identifiers import ClientOrderId
 from nautilus_trader.model.orders import Order
 
 from grodt.core.errors import GrodtError
 from grodt.core.topics import KILL_SWITCH_TOPIC
+from risk_engine.order_events import order_denied
 
 __all__ = [
     "EXEC_ENDPOINT",
@@ -389,13 +388,6 @@ class KillSwitch:
 
     def _deny(self, order: Order, reason: str) -> None:
         self.denied += 1
-        event = OrderDenied(
-            trader_id=order.trader_id,
-            strategy_id=order.strategy_id,
-            instrument_id=order.instrument_id,
-            client_order_id=order.client_order_id,
-            reason=reason,
-            event_id=UUID4(),
-            ts_init=self._clock.timestamp_ns(),
+        self._msgbus.send(
+            "ExecEngine.process", order_denied(order, reason, self._clock.timestamp_ns())
         )
-        self._msgbus.send("ExecEngine.process", event)

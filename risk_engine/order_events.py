@@ -23,9 +23,22 @@ from nautilus_trader.model.events import OrderUpdated
 from nautilus_trader.model.objects import Quantity
 from nautilus_trader.model.orders import Order
 
-__all__ = ["OrderEvents"]
+__all__ = ["OrderEvents", "order_denied"]
 
 PROCESS_ENDPOINT = "ExecEngine.process"
+
+
+def order_denied(order: Order, reason: str, ts_init: int) -> OrderDenied:
+    """The ``OrderDenied`` event of ``order`` (``ts_init``: UNIX ns), for ``ExecEngine.process``."""
+    return OrderDenied(
+        trader_id=order.trader_id,
+        strategy_id=order.strategy_id,
+        instrument_id=order.instrument_id,
+        client_order_id=order.client_order_id,
+        reason=reason,
+        event_id=UUID4(),
+        ts_init=ts_init,
+    )
 
 
 class OrderEvents:
@@ -53,16 +66,7 @@ class OrderEvents:
                 continue
             if not self._cache.order_exists(order.client_order_id):
                 self._cache.add_order(order)
-            denied = OrderDenied(
-                trader_id=order.trader_id,
-                strategy_id=order.strategy_id,
-                instrument_id=order.instrument_id,
-                client_order_id=order.client_order_id,
-                reason=reason,
-                event_id=UUID4(),
-                ts_init=now,
-            )
-            self._msgbus.send(PROCESS_ENDPOINT, denied)
+            self._msgbus.send(PROCESS_ENDPOINT, order_denied(order, reason, now))
         self.dispatch_ns += time.perf_counter_ns() - started
 
     def deny_command(self, command: Any, reason: str) -> None:

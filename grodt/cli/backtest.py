@@ -9,6 +9,8 @@ from typing import Any
 
 import click
 
+from grodt.cli._options import config_catalog_option
+
 if TYPE_CHECKING:
     from grodt.tracking.store import TrackingStore
     from node_configs.schema import BacktestNodeSpec
@@ -122,12 +124,7 @@ def _extension_lines(extensions: dict) -> list[str]:
 
 @click.command(name="backtest")
 @click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--catalog",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Catalog directory (default: the config's `catalog`, else GRODT_CATALOG).",
-)
+@config_catalog_option
 @click.option(
     "--run-dir",
     type=click.Path(file_okay=False, path_type=Path),

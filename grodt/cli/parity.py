@@ -6,15 +6,12 @@ from pathlib import Path
 
 import click
 
+from grodt.cli._options import config_catalog_option
+
 
 @click.command(name="parity")
 @click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--catalog",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Catalog directory (default: the config's `catalog`, else GRODT_CATALOG).",
-)
+@config_catalog_option
 @click.option(
     "--run-dir",
     type=click.Path(file_okay=False, path_type=Path),

@@ -9,6 +9,8 @@ from typing import Any
 
 import click
 
+from grodt.cli._options import config_catalog_option
+
 if TYPE_CHECKING:
     from grodt.experiments.results import FoldResult
     from grodt.experiments.results import WalkForwardResult
@@ -100,12 +102,7 @@ def _fold_line(fold: "FoldResult") -> None:
     default=True,
     help="Run the always-on baseline (no regime routing) beside every fold (default: on).",
 )
-@click.option(
-    "--catalog",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Catalog directory (default: the config's `catalog`, else GRODT_CATALOG).",
-)
+@config_catalog_option
 @click.option(
     "--run-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -236,12 +233,7 @@ def walkforward_command(
     metavar="auto|HOST:PORT",
     help="Run the trials on a Ray cluster (needs pip install 'grodt[ray]').",
 )
-@click.option(
-    "--catalog",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Catalog directory (default: the config's `catalog`, else GRODT_CATALOG).",
-)
+@config_catalog_option
 @click.option(
     "--set",
     "overrides",
