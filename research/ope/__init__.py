@@ -1,0 +1,29 @@
+"""Off-policy evaluation: what a new policy would have earned on decisions someone else logged.
+
+- :mod:`~research.ope.estimators`: IPW, SNIPS, DM, DR, SNDR, Switch-DR (obp's formulas);
+- :mod:`~research.ope.bootstrap`: percentile bootstrap intervals of any of them;
+
+``docs/ope.md`` says what each estimator assumes.
+"""
+
+from research.ope.bootstrap import ConfidenceInterval
+from research.ope.bootstrap import bootstrap_ci
+from research.ope.estimators import direct_method
+from research.ope.estimators import doubly_robust
+from research.ope.estimators import importance_weights
+from research.ope.estimators import ipw
+from research.ope.estimators import self_normalized_doubly_robust
+from research.ope.estimators import snips
+from research.ope.estimators import switch_doubly_robust
+
+__all__ = [
+    "ConfidenceInterval",
+    "bootstrap_ci",
+    "direct_method",
+    "doubly_robust",
+    "importance_weights",
+    "ipw",
+    "self_normalized_doubly_robust",
+    "snips",
+    "switch_doubly_robust",
+]
