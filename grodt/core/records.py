@@ -181,6 +181,15 @@ class DecisionRecord(RecordBase):
         The strategy's capital weight when deciding, in [0, 1].
     intended_order : IntendedOrder | None
         The order the decision sends (None when it decides not to trade).
+    specialist_actions : dict[str, float]
+        A policy strategy's proposals: each specialist's target position in [-1, 1], keyed by
+        its regime label (``strategies.rl_ensemble``); empty for rule strategies.
+    blend_weights : dict[str, float]
+        The weight of each specialist in the blended action (they sum to 1); empty for rule
+        strategies.
+    blended_action : float | None
+        The blended target position in [-1, 1] the decision steers to (None for rule
+        strategies).
     """
 
     record_type: ClassVar[str] = "decision"
@@ -194,6 +203,9 @@ class DecisionRecord(RecordBase):
     signal: Signal
     allocation_weight: float = Field(ge=0.0)
     intended_order: IntendedOrder | None = None
+    specialist_actions: dict[str, float] = Field(default_factory=dict)
+    blend_weights: dict[str, float] = Field(default_factory=dict)
+    blended_action: float | None = None
 
 
 class RiskVerdictRecord(RecordBase):
