@@ -2,6 +2,7 @@
 
 - :mod:`~research.ope.estimators`: IPW, SNIPS, DM, DR, SNDR, Switch-DR (obp's formulas);
 - :mod:`~research.ope.bootstrap`: percentile bootstrap intervals of any of them;
+- :mod:`~research.ope.reward_model`: cross-fitted reward models ``q̂`` for DM and the DR family;
 
 ``docs/ope.md`` says what each estimator assumes.
 """
@@ -15,9 +16,11 @@ from research.ope.estimators import ipw
 from research.ope.estimators import self_normalized_doubly_robust
 from research.ope.estimators import snips
 from research.ope.estimators import switch_doubly_robust
+from research.ope.reward_model import CrossFittedRewardModel
 
 __all__ = [
     "ConfidenceInterval",
+    "CrossFittedRewardModel",
     "bootstrap_ci",
     "direct_method",
     "doubly_robust",
