@@ -3,6 +3,7 @@
 - :mod:`~research.ope.estimators`: IPW, SNIPS, DM, DR, SNDR, Switch-DR (obp's formulas);
 - :mod:`~research.ope.bootstrap`: percentile bootstrap intervals of any of them;
 - :mod:`~research.ope.reward_model`: cross-fitted reward models ``q̂`` for DM and the DR family;
+- :mod:`~research.ope.fqe`: fitted Q evaluation of sequential (RL) policies;
 
 ``docs/ope.md`` says what each estimator assumes.
 """
@@ -16,11 +17,14 @@ from research.ope.estimators import ipw
 from research.ope.estimators import self_normalized_doubly_robust
 from research.ope.estimators import snips
 from research.ope.estimators import switch_doubly_robust
+from research.ope.fqe import FittedQEvaluation
+from research.ope.fqe import tabular_states
 from research.ope.reward_model import CrossFittedRewardModel
 
 __all__ = [
     "ConfidenceInterval",
     "CrossFittedRewardModel",
+    "FittedQEvaluation",
     "bootstrap_ci",
     "direct_method",
     "doubly_robust",
@@ -29,4 +33,5 @@ __all__ = [
     "self_normalized_doubly_robust",
     "snips",
     "switch_doubly_robust",
+    "tabular_states",
 ]
