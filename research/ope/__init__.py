@@ -4,12 +4,16 @@
 - :mod:`~research.ope.bootstrap`: percentile bootstrap intervals of any of them;
 - :mod:`~research.ope.reward_model`: cross-fitted reward models ``q̂`` for DM and the DR family;
 - :mod:`~research.ope.fqe`: fitted Q evaluation of sequential (RL) policies;
+- :mod:`~research.ope.diagnostics`: effective sample size and overlap warnings.
 
 ``docs/ope.md`` says what each estimator assumes.
 """
 
 from research.ope.bootstrap import ConfidenceInterval
 from research.ope.bootstrap import bootstrap_ci
+from research.ope.diagnostics import OverlapReport
+from research.ope.diagnostics import effective_sample_size
+from research.ope.diagnostics import overlap_diagnostics
 from research.ope.estimators import direct_method
 from research.ope.estimators import doubly_robust
 from research.ope.estimators import importance_weights
@@ -25,11 +29,14 @@ __all__ = [
     "ConfidenceInterval",
     "CrossFittedRewardModel",
     "FittedQEvaluation",
+    "OverlapReport",
     "bootstrap_ci",
     "direct_method",
     "doubly_robust",
+    "effective_sample_size",
     "importance_weights",
     "ipw",
+    "overlap_diagnostics",
     "self_normalized_doubly_robust",
     "snips",
     "switch_doubly_robust",
