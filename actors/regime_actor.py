@@ -28,6 +28,7 @@ from nautilus_trader.model.data import DataType
 from nautilus_trader.model.identifiers import InstrumentId
 
 from grodt.core.errors import ConfigError
+from grodt.core.errors import GrodtError
 from grodt.core.messages import RegimeProbabilities
 from grodt.core.messages import regime_data_type
 from grodt.core.records import RegimeUpdateRecord
@@ -37,6 +38,8 @@ from models.regime.hmm import GaussianRegimeHMM
 from models.regime.walk_forward import RegimeStep
 from models.regime.walk_forward import WalkForwardConfig
 from models.regime.walk_forward import WalkForwardRegime
+from node_configs.model_refs import is_registry_reference
+from node_configs.model_refs import resolve_model_file
 
 
 class RegimeActorConfig(ActorConfig, frozen=True):
@@ -52,9 +55,12 @@ class RegimeActorConfig(ActorConfig, frozen=True):
         ``min_train_bars``, ``refit_every`` and ``warm_start``; every field and default is
         documented on :class:`~models.regime.walk_forward.WalkForwardConfig`. A window too short
         for the model is an error when the config is loaded.
-    model_path : str, optional
-        A model saved by ``grodt regime fit`` to start with (used from the first bar after the
-        features' warm-up); must have the configured features.
+    model : str, optional
+        The model to start with (used from the first bar after the features' warm-up; it must
+        have the configured features): a file saved by ``grodt regime fit``, or a registry
+        reference, ``regime_hmm@champion`` or ``regime_hmm/7`` (:mod:`node_configs.model_refs`:
+        an alias is pinned to its version when the node config is loaded, and records cite
+        ``regime_hmm/7:<content hash>`` while that model is in use).
     model_dir : str, optional
         Write every model the actor fits to ``<model_dir>/<instrument_id>/<version>.json``.
     publish_updates : bool, default True
@@ -63,7 +69,7 @@ class RegimeActorConfig(ActorConfig, frozen=True):
 
     bar_types: list[BarType]
     walk_forward: WalkForwardConfig = msgspec.field(default_factory=WalkForwardConfig)
-    model_path: str | None = None
+    model: str | None = None
     model_dir: str | None = None
     publish_updates: bool = True
 
@@ -77,14 +83,17 @@ class RegimeActorConfig(ActorConfig, frozen=True):
                 f"bar_types: one bar type per instrument (records are keyed by instrument); "
                 f"{duplicates} appear more than once",
             )
-        if self.model_path is not None:
-            if not Path(self.model_path).is_file():
-                raise ValueError(f"model_path: {self.model_path} does not exist")
+        if self.model is not None and not is_registry_reference(self.model):
+            if not Path(self.model).is_file():
+                raise ValueError(
+                    f"model: {self.model} is neither a model file nor a registry reference "
+                    "('name@alias' or 'name/<version>')",
+                )
             # Read it now: a corrupt model must fail when the config loads, not at actor start.
             try:
-                GaussianRegimeHMM.load(self.model_path)
+                GaussianRegimeHMM.load(self.model)
             except ConfigError as e:
-                raise ConfigError(f"model_path: {e}") from None
+                raise ConfigError(f"model: {e}") from None
 
 
 _STATE_SEQUENCE = "grodt.regime_sequence"
@@ -103,14 +112,11 @@ class RegimeActor(Actor):
         self._instrument_ids: dict[BarType, InstrumentId] = {}
         self._saved_versions: set[str] = set()
         self._sequence = 0
+        self._registry_refs: dict[str, str] = {}
+        """Content hash → ``name/<version>`` of the registry models loaded (cited in records)."""
 
     def on_start(self) -> None:
-        starting_model = None
-        if self.config.model_path is not None:
-            starting_model = GaussianRegimeHMM.load(self.config.model_path)
-            self.log.info(
-                f"Starting from regime model {starting_model.version_} ({self.config.model_path})",
-            )
+        starting_model = self._starting_model()
         for bar_type in self.config.bar_types:
             instrument_id = bar_type.instrument_id
             self.filters[bar_type] = WalkForwardRegime(
@@ -122,6 +128,33 @@ class RegimeActor(Actor):
             self._data_types[bar_type] = regime_data_type(instrument_id)
             self._instrument_ids[bar_type] = instrument_id
             self.subscribe_bars(bar_type)
+
+    def _starting_model(self) -> GaussianRegimeHMM | None:
+        """The configured starting model; a registry model that cannot be had (store down and
+        no cached copy, corrupt download) leaves the actor on the prior and its walk-forward
+        fits, with the reason logged as an error."""
+        if self.config.model is None:
+            return None
+        try:
+            source = resolve_model_file(self.config.model)
+            model = GaussianRegimeHMM.load(source.path)
+        except (GrodtError, OSError) as e:
+            self.log.error(
+                f"Regime model {self.config.model} not loaded ({e}); starting from the prior",
+            )
+            return None
+        cited = model.version_
+        if source.reference is not None:
+            self._registry_refs[model.version_] = source.reference
+            cited = self._cite(model.version_)
+        self.log.info(f"Starting from regime model {cited} ({source.path})")
+        return model
+
+    def _cite(self, model_version: str) -> str:
+        """The version records carry: ``regime_hmm/7:hmm-…`` for a registry model, else the
+        model's content hash (or ``prior``)."""
+        reference = self._registry_refs.get(model_version)
+        return f"{reference}:{model_version}" if reference else model_version
 
     def on_historical_data(self, data: object) -> None:
         """A bar from before this run of the actor (a restarted node's warm-up,
@@ -155,7 +188,7 @@ class RegimeActor(Actor):
             p_sideways=p_sideways,
             most_likely=step.most_likely,
             entropy=step.entropy,
-            model_version=step.model_version,
+            model_version=self._cite(step.model_version),
             ts_event=bar.ts_event,
             ts_init=bar.ts_init,
         )
@@ -181,7 +214,7 @@ class RegimeActor(Actor):
             ts_event=bar.ts_event,
             ts_init=self.clock.timestamp_ns(),
             component_id=component_id,
-            model_versions={"regime": step.model_version},
+            model_versions={"regime": self._cite(step.model_version)},
             instrument_id=str(instrument_id),
             probabilities=step.as_dict(),
             most_likely=step.most_likely,
@@ -227,7 +260,7 @@ class RegimeActor(Actor):
                 "fits": len(regime.fits),
                 "failed_fits": regime.failed_fits,
                 "skipped": regime.skipped,
-                "model_version": regime.version,
+                "model_version": self._cite(regime.version),
                 "fit_seconds": sum(f.seconds for f in regime.fits),
             }
             for bar_type, regime in self.filters.items()

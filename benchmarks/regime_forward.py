@@ -111,7 +111,7 @@ def engine_throughput(closes: np.ndarray, model_path: Path) -> dict[str, float]:
         cases = {
             "engine_no_actor": [],
             "engine_actor_fixed_model": [
-                {**actor, "config": {**actor["config"], "model_path": str(model_path)}},
+                {**actor, "config": {**actor["config"], "model": str(model_path)}},
             ],
             "engine_actor_refit_every_390": [
                 {

@@ -21,7 +21,8 @@ Loading a config checks, before anything runs:
 - the ``risk``/``forensics`` sections with their features' own models.
 
 :func:`load_document` applies ``PATH=VALUE`` overrides (:mod:`node_configs.overrides`) to the
-resolved document; the run validates, records and runs that document.
+resolved document and pins registry aliases of component models to versions
+(:mod:`node_configs.model_refs`); the run validates, records and runs that document.
 """
 
 import importlib
@@ -43,6 +44,7 @@ from grodt.core.errors import GrodtError
 from node_configs.bounded_yaml import echo
 from node_configs.bounded_yaml import read_yaml
 from node_configs.extensions import node_extensions
+from node_configs.model_refs import pin_model_references
 from node_configs.overrides import apply_overrides
 from node_configs.schema import BacktestNodeSpec
 from node_configs.schema import ComponentSpec
@@ -158,7 +160,7 @@ def load_yaml_document(path: str | Path) -> dict[str, Any]:
 def load_document(path: str | Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
     """The resolved document of a config file with ``PATH=VALUE`` overrides applied (see
     :mod:`node_configs.overrides`): what a run validates, records and runs."""
-    return apply_overrides(load_yaml_document(path), overrides)
+    return pin_model_references(apply_overrides(load_yaml_document(path), overrides))
 
 
 def validate_model(model: type[ModelT], document: Mapping[str, Any], source: str) -> ModelT:

@@ -268,10 +268,10 @@ def test_a_corrupt_regime_model_fails_when_the_config_loads(tmp_path, content, f
     model.write_bytes(content)
     actor = {
         "path": "actors.regime_actor:RegimeActor",
-        "config": {"bar_types": [BAR_TYPE], "model_path": str(model)},
+        "config": {"bar_types": [BAR_TYPE], "model": str(model)},
     }
     message = _error(_write(tmp_path, _node(actors=[actor])))
-    assert "actors[0].config: model_path: " in message
+    assert "actors[0].config: model: " in message
     assert str(model) in message
     assert fragment in message
 

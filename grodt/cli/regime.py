@@ -183,6 +183,25 @@ def command() -> None:
     default=None,
     help="Model file (default: <GRODT_RUNS_DIR>/regime/models/<instrument>/<version>.json).",
 )
+@click.option(
+    "--register",
+    "register_name",
+    default="regime_hmm",
+    show_default=True,
+    help="Registered model name the fit becomes a new version of.",
+)
+@click.option(
+    "--alias",
+    "aliases",
+    multiple=True,
+    help="Alias to point at the new version, repeatable (e.g. challenger).",
+)
+@click.option(
+    "--no-track",
+    is_flag=True,
+    help="Do not log or register now (the run's bundle is kept for `grodt tracking sync`).",
+)
+@click.option("--tracking-uri", default=None, help="Tracking and registry store for this fit.")
 def fit_command(
     catalog: Path | None,
     bar_type: str | None,
@@ -192,18 +211,31 @@ def fit_command(
     as_json: bool,
     train_bars: int | None,
     out: Path | None,
+    register_name: str,
+    aliases: tuple[str, ...],
+    no_track: bool,
+    tracking_uri: str | None,
     **options: Any,
 ) -> None:
-    """Fit the regime HMM on the bars of BAR-TYPE in [START, END] and save it.
+    """Fit the regime HMM on the bars of BAR-TYPE in [START, END], save it, and register it.
 
     Prints the model version (a content hash), the fitted states with their labels, and any
     warnings (degenerate covariances, non-convergence). The saved JSON is what the regime
-    actor's ``model_path`` and ``grodt regime infer --model`` read.
+    actor's ``model`` and ``grodt regime infer --model`` read. The fit is an MLflow training
+    run (experiment ``train/<register name>``: the actor config as params, the fit's figures as
+    metrics, the bars' data fingerprint and the git commit) that registers the model as a new
+    version of ``--register`` (version tags ``grodt.model_version``,
+    ``grodt.data_fingerprint``, ``grodt.code_version``).
     """
     import numpy as np
 
+    from grodt.cli.tracking import echo_warnings
     from grodt.core.errors import ConfigError
     from grodt.core.settings import get_settings
+    from grodt.tracking.provenance import git_state
+    from grodt.tracking.registry_training import bars_fingerprint
+    from grodt.tracking.store import resolve_store
+    from grodt.tracking.training import TrainingRun
     from models.regime.catalog_io import load_bars
     from models.regime.features import FeatureExtractor
     from models.regime.features import parse_features
@@ -238,8 +270,49 @@ def fit_command(
         get_settings().runs_dir / "regime" / "models" / instrument_id / f"{model.version_}.json"
     )
     model.save(path)
+    echo_warnings()
+    fingerprint = bars_fingerprint(series.ts_event[rows], series.close[rows])
+    code_version = git_state().commit or "unknown"
+    params = {
+        "bar_type": bar_type,
+        "start": start,
+        "end": end,
+        "train_bars": train_bars,
+        "walk_forward": {k: getattr(walk, k) for k in walk.__dataclass_fields__},
+        "data.fingerprint": fingerprint,
+        "data.first_ns": int(series.ts_event[rows[0]]),
+        "data.last_ns": int(series.ts_event[rows[-1]]),
+    }
+    metrics = {
+        "log_likelihood": model.log_likelihood_,
+        "log_likelihood_per_bar": model.log_likelihood_ / len(rows),
+        "train_rows": len(rows),
+        "fit_seconds": seconds,
+        "converged": float(model.converged_),
+        "fit_warnings": len(model.fit_warnings_),
+    }
+    store = None if no_track else resolve_store(tracking_uri)
+    with TrainingRun(register_name, params=params, store=store, stream=False) as run:
+        run.log_summary(metrics)
+        run.register_model(
+            model,
+            register_name,
+            aliases=list(aliases),
+            filename="regime.json",
+            tags={"grodt.data_fingerprint": fingerprint, "grodt.code_version": code_version},
+        )
+    outcome = run.result
+    registered = None
+    if outcome is not None and outcome.ok and outcome.model_versions:
+        registered = f"{register_name}/{outcome.model_versions.get(register_name)}"
     result = {
         "version": model.version_,
+        "registered": registered,
+        "aliases": list(aliases),
+        "run_id": run.run_id,
+        "run_dir": str(run.run_dir),
+        "data_fingerprint": fingerprint,
+        "code_version": code_version,
         "path": str(path),
         "bar_type": bar_type,
         "bars": len(series),
@@ -267,6 +340,14 @@ def fit_command(
             f"bars  mean {means}",
         )
     click.echo(f"Model: {path}")
+    if registered:
+        shown = "".join(f" @{a}" for a in aliases)
+        click.echo(f"Registered: {registered}{shown} (MLflow run {run.run_id})")
+    else:
+        click.echo(
+            f"Not registered{' (--no-track)' if no_track else ''}: the training run is in "
+            f"{run.run_dir}; `grodt tracking sync {run.run_dir}` registers it later",
+        )
 
 
 @command.command(name="infer")
@@ -279,10 +360,10 @@ def fit_command(
 )
 @click.option(
     "--model",
-    "model_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    "model_ref",
     default=None,
-    help="Start from this fitted model (else the config's model_path, else the neutral prior).",
+    help="Start from this fitted model: a file or a registry reference (regime_hmm@champion, "
+    "regime_hmm/7); else the config's model, else the neutral prior.",
 )
 @click.option("--train-bars", type=int, default=None, help="Trailing training window (bars).")
 @click.option("--min-train-bars", type=int, default=None, help="Bars before the first fit.")
@@ -306,7 +387,7 @@ def infer_command(
     config_file: Path | None,
     as_json: bool,
     out: Path,
-    model_path: Path | None,
+    model_ref: str | None,
     train_bars: int | None,
     min_train_bars: int | None,
     refit_every: int | None,
@@ -333,13 +414,17 @@ def infer_command(
         "train_bars": train_bars,
         "min_train_bars": min_train_bars,
         "refit_every": refit_every,
-        "model_path": str(model_path) if model_path else None,
+        "model": model_ref,
     }
     config, bar_type = _actor_config(config_file, bar_type, options, extra)
     catalog_path = _catalog(catalog)
     series = load_bars(catalog_path, bar_type, start, end)
     warn = _echo_warnings()
-    model = GaussianRegimeHMM.load(config.model_path) if config.model_path else None
+    model = None
+    if config.model is not None:
+        from node_configs.model_refs import resolve_model_file
+
+        model = GaussianRegimeHMM.load(resolve_model_file(config.model).path)
     if model is not None and model.train_end_ns_ and model.train_end_ns_ >= series.ts_event[0]:
         warn(
             f"model {model.version_} was fitted on bars up to "

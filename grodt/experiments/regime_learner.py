@@ -2,7 +2,7 @@
 
 Per fold, the HMM of the actor's ``walk_forward`` config is fitted once on the train window's bars
 (:func:`models.regime.walk_forward.fit_window`: the last ``train_bars`` rows with valid features)
-and saved; the test window's actor starts from it (``model_path``) with ``refit_every`` set to 0.
+and saved; the test window's actor starts from it (``model``) with ``refit_every`` set to 0.
 Refits inside the test window are disabled on purpose: every regime probability of a fold then
 comes from the one model fitted on bars before the fold, so a fold's result measures that model
 out of sample (refits there would be causal too, but would mix in models fitted on test bars).
@@ -51,7 +51,7 @@ class RegimeLearner:
         if len(self.actor_config.bar_types) != 1:
             raise ConfigError(
                 f"{location}.config.bar_types: walk-forward fits one model per regime actor "
-                f"(its model_path is shared by every bar type); this one has "
+                f"(its model is shared by every bar type); this one has "
                 f"{len(self.actor_config.bar_types)}: use one actor per instrument",
             )
         self.bar_type = str(self.actor_config.bar_types[0])
@@ -82,7 +82,7 @@ class RegimeLearner:
             location=self.location,
             # JSON strings are YAML strings: the path is never re-typed by the override parser.
             overrides=(
-                f"{prefix}.model_path={json.dumps(str(path))}",
+                f"{prefix}.model={json.dumps(str(path))}",
                 f"{prefix}.walk_forward.refit_every=0",
             ),
             artifacts=(path,),

@@ -9,7 +9,8 @@ A model is named as ``name@alias`` (``regime_hmm@champion``), ``name/version``
     model = loaded.model                            # the native object, e.g. GaussianRegimeHMM
     model_version = loaded.tag                      # "regime_hmm/7" for forensics records
 
-(No shipped component config takes such a reference yet; the regime actor loads a model file.)
+Node components take such a reference in their ``model`` field (:mod:`node_configs.model_refs`,
+resolved through :mod:`grodt.tracking.model_refs`).
 
 Resolution pins an alias to a concrete version (``models:/regime_hmm/7``) so what ran is
 recorded exactly. Downloaded models are cached under ``<runs_dir>/model_cache/<name>/<version>``
@@ -131,7 +132,8 @@ def parse_model_ref(ref: str) -> ModelRef:
     return ModelRef(match["name"], match["alias"], match["version"])
 
 
-def _cache_root(cache_dir: Path | None) -> Path:
+def model_cache_root(cache_dir: Path | None = None) -> Path:
+    """The model download cache: ``cache_dir``, else ``<runs_dir>/model_cache``."""
     return Path(cache_dir) if cache_dir else Path(get_settings().runs_dir) / CACHE_DIR
 
 
@@ -221,7 +223,7 @@ def load_model(
     """
     parsed = parse_model_ref(ref)
     store = store or resolve_store()
-    cache = _cache_root(cache_dir)
+    cache = model_cache_root(cache_dir)
     reason = probe(store)
     if reason is not None:
         return _load_offline(parsed, store, cache, reason, offline_fallback)

@@ -1,7 +1,7 @@
 """Track a training command: params, step metrics, artifacts and registered models.
 
-Training code wraps its work in a :class:`TrainingRun` (no shipped command does yet:
-``grodt regime fit`` and the regime actor's refits write model files)::
+Training code wraps its work in a :class:`TrainingRun` (``grodt regime fit`` does; the regime
+actor's refits write model files)::
 
     with TrainingRun("regime_hmm", params={"n_states": 3, "features": [...]}) as run:
         for epoch in range(n):

@@ -190,7 +190,7 @@ def test_component_files_load_with_the_actor_config():
             r"features\[1\]: unknown feature kind 'nope'",
         ),
         ({"bar_types": [BAR_TYPE, BAR_TYPE]}, "one bar type per instrument"),
-        ({"model_path": "/nonexistent/model.json"}, "model_path: /nonexistent/model.json does"),
+        ({"model": "/nonexistent/model.json"}, "model: /nonexistent/model.json is neither"),
         (
             {"walk_forward": {**WALK_FORWARD, "n_states": 0}},
             r"actors\[0\]\.config: n_states: must be at least 2, was 0",

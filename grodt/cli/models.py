@@ -1,0 +1,120 @@
+"""``grodt models list|promote|rollback|history NAME``: registered model versions and their
+aliases; every promotion and rollback is audited (:mod:`grodt.tracking.registry_lifecycle`)."""
+
+import json
+from dataclasses import asdict
+from typing import Any
+
+import click
+
+_uri_option = click.option(
+    "--tracking-uri",
+    default=None,
+    help="Registry store (default: GRODT_TRACKING_URI, MLFLOW_TRACKING_URI, else the embedded "
+    "SQLite store in GRODT_RUNS_DIR).",
+)
+_json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+def _store(tracking_uri: str | None) -> Any:
+    from grodt.cli.tracking import echo_warnings
+    from grodt.tracking.store import resolve_store
+
+    echo_warnings()
+    return resolve_store(tracking_uri)
+
+
+@click.group(name="models")
+def command() -> None:
+    """Registered models: versions, aliases, audited promotions and rollbacks."""
+
+
+@command.command(name="list")
+@click.argument("name")
+@_uri_option
+@_json_option
+def list_command(name: str, tracking_uri: str | None, as_json: bool) -> None:
+    """Versions of NAME, newest first: aliases, the model's own version, its run's metrics."""
+    from grodt.tracking.registry_lifecycle import list_versions
+
+    versions = list_versions(name, _store(tracking_uri))
+    if as_json:
+        click.echo(json.dumps([asdict(v) for v in versions], default=str))
+        return
+    for v in versions:
+        aliases = f" @{',@'.join(v.aliases)}" if v.aliases else ""
+        figures = ", ".join(f"{k}={val:.4g}" for k, val in sorted(v.metrics.items())[:6])
+        click.echo(f"{name}/{v.version}{aliases}  {v.model_version or '-'}  {figures}")
+
+
+def _echo_move(move: Any, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(asdict(move), default=str))
+        return
+    click.echo(
+        f"{move.action}: {move.model}@{move.alias} {move.from_version or '(unset)'} → "
+        f"{move.to_version} (audit run {move.audit_run_id}; reason: {move.reason})",
+    )
+
+
+@command.command(name="promote")
+@click.argument("name")
+@click.argument("version")
+@click.option("--alias", default="champion", show_default=True)
+@click.option("--reason", default="manual promotion", show_default=True)
+@_uri_option
+@_json_option
+def promote_command(
+    name: str,
+    version: str,
+    alias: str,
+    reason: str,
+    tracking_uri: str | None,
+    as_json: bool,
+) -> None:
+    """Point NAME@ALIAS at VERSION (an audited record)."""
+    from grodt.tracking.registry_lifecycle import promote
+
+    _echo_move(promote(name, version, alias, reason, _store(tracking_uri)), as_json)
+
+
+@command.command(name="rollback")
+@click.argument("name")
+@click.option("--alias", default="champion", show_default=True)
+@click.option("--to", "to_version", default=None, help="Version (default: the one before).")
+@click.option("--reason", default="manual rollback", show_default=True)
+@_uri_option
+@_json_option
+def rollback_command(
+    name: str,
+    alias: str,
+    to_version: str | None,
+    reason: str,
+    tracking_uri: str | None,
+    as_json: bool,
+) -> None:
+    """Point NAME@ALIAS back at the version it held before its last move (an audited record)."""
+    from grodt.tracking.registry_lifecycle import rollback
+
+    _echo_move(rollback(name, alias, to_version, reason, _store(tracking_uri)), as_json)
+
+
+@command.command(name="history")
+@click.argument("name")
+@_uri_option
+@_json_option
+def history_command(name: str, tracking_uri: str | None, as_json: bool) -> None:
+    """Every audited promotion and rollback of NAME, oldest first."""
+    from grodt.tracking.registry_lifecycle import history
+
+    moves = history(name, _store(tracking_uri))
+    if as_json:
+        click.echo(json.dumps([asdict(m) for m in moves], default=str))
+        return
+    if not moves:
+        click.echo(f"{name}: no audited alias moves")
+    for m in moves:
+        click.echo(
+            f"{m.ts} {m.action:<8} {name}@{m.alias} {m.from_version or '(unset)'} → "
+            f"{m.to_version}  by {m.user}: {m.reason}",
+        )
