@@ -1,0 +1,622 @@
+"""RL specialist ensemble: one trained policy per regime, blended by the regime probabilities.
+
+Every bar (after the streaming features' warm-up) the strategy builds the policy's observation
+(:class:`models.rl.observation.ObservationSpec`: the feature row of
+``research.features.StreamingFeatures``, normalised, and the held target position), asks each
+specialist of a :class:`models.rl.specialists.SpecialistSet` for a target position in [-1, 1], and
+blends them (``blend_mode``)::
+
+    blend       a = Σ_r p(r) · a_r        p: the regime probabilities the base receives
+    hard        a = a_argmax p            the most likely regime's specialist alone
+    always_on   a = (1/R) Σ_r a_r         equal weights, regimes ignored (the ablation baseline)
+    scripted    a = actions[i]            a fixed sequence, bar i (no model: parity and tests)
+
+Weights are taken over the specialists' labels and renormalised. Before the first regime record
+the base holds the neutral prior (⅓ each), so ``blend`` equals ``always_on``; ``hard`` with no
+single most likely regime (no record yet, or a tie) falls back to the equal-weight blend.
+
+The blended action goes to orders through the base (``execution``):
+
+* ``target`` (default): steer to ``a · full`` units, ``full`` being the size of action 1 —
+  ``sizing: notional``: ``max_notional_fraction`` (the env's ``max_weight``) of the allocated
+  equity over the close, or ``sizing: risk``: the base's risk size (``risk_per_trade`` of the
+  allocated equity over ``stop_atr_multiple · ATR``, capped the same way) — times the regime
+  scale (1 with the default affinity), rounded down to the lot. One market order per change
+  (a flip is one order), tagged with the decision's trace id; a step to zero is the base's
+  recorded exit. No bracket.
+* ``bracket``: the base's rule path: enter when ``|a| ≥ entry_threshold`` with strength ``|a|``
+  (risk sizing, ATR stop and target bracket), exit when the sign changes or ``|a|`` falls below
+  the threshold.
+
+Either way orders pass the portfolio risk gate, the kill switch (halted: target positions only
+shrink) and the base's session rules. Each decision record carries every specialist's action,
+the blend weights and the blended action (:class:`~grodt.core.records.DecisionRecord`).
+
+Inference runs on the engine thread with one torch thread (``torch.set_num_threads(1)`` when
+the specialists load; it is process-wide). A model that raises or returns a non-finite action is
+logged and the bar falls back to ``on_model_error``: ``hold`` (no new order) or ``flat``
+(target 0). No exception leaves the handler.
+"""
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from collections.abc import Sequence
+from decimal import Decimal
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Literal
+
+from nautilus_trader.config import NonNegativeFloat
+from nautilus_trader.model.data import Bar
+from nautilus_trader.model.enums import AccountType
+from nautilus_trader.model.enums import OrderSide
+from nautilus_trader.model.enums import TimeInForce
+from nautilus_trader.model.position import Position
+
+from grodt.core.records import DecisionRecord
+from grodt.core.records import IntendedOrder
+from grodt.core.records import Signal
+from grodt.core.records import trace_tag
+from grodt.core.topics import Topics
+from models.rl.specialists import MANIFEST_FILE
+from models.rl.specialists import SpecialistSet
+from research.features import FeatureSet
+from research.features import StreamingFeatures
+from strategies.base import EntrySignal
+from strategies.base import RegimeAwareStrategy
+from strategies.base import RegimeAwareStrategyConfig
+from strategies.decisions import intended_order
+from strategies.sizing import floor_to_lot
+from strategies.sizing import position_size
+
+__all__ = [
+    "BLEND_MODES",
+    "RLEnsembleStrategy",
+    "RLEnsembleStrategyConfig",
+    "blend_weights",
+    "load_scripted_actions",
+]
+
+BlendMode = Literal["blend", "hard", "always_on", "scripted"]
+BLEND_MODES: tuple[str, ...] = ("blend", "hard", "always_on", "scripted")
+SCRIPTED = "scripted"
+"""The label of the scripted policy's one proposal in decision records."""
+_TIE_TOLERANCE = 1e-12
+
+
+def blend_weights(
+    mode: BlendMode,
+    labels: Sequence[str],
+    probabilities: Mapping[str, float],
+    most_likely: str | None,
+) -> dict[str, float]:
+    """Weights of the specialists ``labels`` (summing to 1) under ``mode``.
+
+    ``blend``: p(label) renormalised over ``labels`` (equal weights when they carry no
+    probability); ``hard``: 1 for ``most_likely`` (else for the single label of highest p among
+    ``labels``; on a tie, equal weights); ``always_on``: equal weights.
+    """
+    if not labels:
+        raise ValueError("blend_weights: no specialist labels")
+    equal = dict.fromkeys(labels, 1.0 / len(labels))
+    if mode == "always_on":
+        return equal
+    p = {label: max(0.0, float(probabilities.get(label, 0.0))) for label in labels}
+    if mode == "blend":
+        total = sum(p.values())
+        if not (math.isfinite(total) and total > 0.0):
+            return equal
+        return {label: value / total for label, value in p.items()}
+    if mode == "hard":
+        if most_likely in p:
+            return {label: float(label == most_likely) for label in labels}
+        top = max(p.values())
+        tied = [label for label, value in p.items() if value >= top - _TIE_TOLERANCE]
+        if len(tied) == 1:
+            return {label: float(label == tied[0]) for label in labels}
+        return equal
+    raise ValueError(f"blend_weights: mode must be blend, hard or always_on, was {mode!r}")
+
+
+def load_scripted_actions(path: str | Path) -> tuple[float, ...]:
+    """Actions in [-1, 1] from a file: a JSON list of numbers (``.json``), or one number per
+    line (any other suffix; blank lines and ``#`` comments skipped). Errors name the file and
+    the row (JSON: the index; text: the 1-based line)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ValueError(f"scripted_actions_file: cannot read {path}: {e}") from None
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"scripted_actions_file: {path}: not valid JSON: {e}") from None
+        if not isinstance(data, list):
+            raise ValueError(f"scripted_actions_file: {path}: expected a JSON list of numbers")
+        rows = [(f"index {i}", value) for i, value in enumerate(data)]
+    else:
+        rows = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            stripped = line.split("#", 1)[0].strip()
+            if stripped:
+                rows.append((f"line {number}", stripped))
+    actions = []
+    for where, value in rows:
+        try:
+            action = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"scripted_actions_file: {path}: {where}: {value!r} is not a number"
+            ) from None
+        actions.append(_check_action(action, f"scripted_actions_file: {path}: {where}"))
+    if not actions:
+        raise ValueError(f"scripted_actions_file: {path}: no actions")
+    return tuple(actions)
+
+
+def _check_action(action: float, where: str) -> float:
+    if not (math.isfinite(action) and -1.0 <= action <= 1.0):
+        raise ValueError(f"{where}: action {action!r} is not in [-1, 1]")
+    return float(action)
+
+
+class RLEnsembleStrategyConfig(RegimeAwareStrategyConfig, frozen=True):
+    """Configuration for :class:`RLEnsembleStrategy` (plus every base field).
+
+    Parameters
+    ----------
+    blend_mode : {"blend", "hard", "always_on", "scripted"}, default "blend"
+        How the specialists' actions become one (module docstring).
+    specialists : str, optional
+        Directory of a :class:`~models.rl.specialists.SpecialistSet` (``manifest.json`` and
+        one model file per regime label). Required unless ``blend_mode`` is ``scripted``.
+    feature_set : str, optional
+        Path of the research feature-set YAML the specialists were trained on (its columns must
+        include the manifest's ``observation.feature_names``). Required with ``specialists``.
+    scripted_actions : list[float], optional
+        ``scripted`` mode: the action of bar i (0-based, every bar the strategy sees, warm-up
+        included); bars past the end send nothing.
+    scripted_actions_file : str, optional
+        The same from a file (:func:`load_scripted_actions`); give one of the two.
+    execution : {"target", "bracket"}, default "target"
+        ``target``: steer the position to the action with market orders; ``bracket``: the
+        base's entries (strength ``|a|``) and exits (module docstring).
+    sizing : {"notional", "risk"}, default "notional"
+        ``target`` execution: the size of action 1 (module docstring).
+    min_rebalance_fraction : float, default 0.0
+        ``target`` execution: no order while ``|target - held|`` is below this fraction of the
+        size of action 1 (a turnover dead band; 0 trades every lot of difference).
+    entry_threshold : float, default 0.1
+        ``bracket`` execution: the smallest ``|a|`` that enters or keeps a position.
+    on_model_error : {"hold", "flat"}, default "hold"
+        What a bar whose inference failed does: keep the position, or steer to flat.
+    regime_rebalance_threshold : float, optional, default None
+        The base's regime scale-out; off by default (the blend already follows the regime).
+    """
+
+    blend_mode: BlendMode = "blend"
+    specialists: str | None = None
+    feature_set: str | None = None
+    scripted_actions: list[float] | None = None
+    scripted_actions_file: str | None = None
+    execution: Literal["target", "bracket"] = "target"
+    sizing: Literal["notional", "risk"] = "notional"
+    min_rebalance_fraction: NonNegativeFloat = 0.0
+    entry_threshold: NonNegativeFloat = 0.1
+    on_model_error: Literal["hold", "flat"] = "hold"
+    regime_rebalance_threshold: NonNegativeFloat | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.blend_mode == SCRIPTED:
+            if (self.scripted_actions is None) == (self.scripted_actions_file is None):
+                raise ValueError(
+                    "blend_mode scripted: give exactly one of scripted_actions and "
+                    "scripted_actions_file",
+                )
+            for i, action in enumerate(self.scripted_actions or ()):
+                _check_action(float(action), f"scripted_actions[{i}]")
+        else:
+            if self.specialists is None:
+                raise ValueError(f"specialists: required with blend_mode {self.blend_mode!r}")
+            if self.feature_set is None:
+                raise ValueError(f"feature_set: required with blend_mode {self.blend_mode!r}")
+        if self.execution == "target" and self.trailing_stop:
+            raise ValueError(
+                "trailing_stop: needs execution 'bracket' (target orders have no stop)"
+            )
+        if self.entry_threshold > 1.0:
+            raise ValueError(f"entry_threshold must be in [0, 1], was {self.entry_threshold}")
+
+
+class RLEnsembleStrategy(RegimeAwareStrategy):
+    """Regime specialists blended into one target position; see the module docstring.
+
+    Attributes (read only)
+    ----------------------
+    specialists : SpecialistSet or None
+        The loaded policies (None in ``scripted`` mode).
+    specialists_version : str
+        ``sha256`` prefix of the manifest and model files (``"scripted"`` in scripted mode),
+        recorded as ``model_versions["specialists"]`` in every decision.
+    action : float or None
+        This bar's blended action (None: warming up, past the script, or a failed inference).
+    held_action : float
+        The target position the policy holds, in action units (the observation's position).
+    proposals, weights : dict[str, float]
+        This bar's specialist actions and blend weights.
+    model_errors : int
+        Bars whose inference failed.
+    """
+
+    def __init__(self, config: RLEnsembleStrategyConfig) -> None:
+        super().__init__(config)
+        self.specialists: SpecialistSet | None = None
+        self._features: StreamingFeatures | None = None
+        self._script: tuple[float, ...] = ()
+        self._needs_regime = False
+        if config.blend_mode == SCRIPTED:
+            self.specialists_version = SCRIPTED
+            if config.scripted_actions_file is not None:
+                self._script = load_scripted_actions(config.scripted_actions_file)
+            else:
+                self._script = tuple(float(a) for a in config.scripted_actions or ())
+        else:
+            assert config.specialists is not None and config.feature_set is not None
+            self.specialists, self.specialists_version = _load_specialists(config.specialists)
+            feature_set = FeatureSet.from_yaml(config.feature_set)
+            _check_feature_set(self.specialists, feature_set, config.feature_set)
+            self._features = StreamingFeatures(feature_set)
+            self._needs_regime = feature_set.needs_regime
+            import torch  # only the model modes need torch (slow import)
+
+            torch.set_num_threads(1)  # small MLPs on the engine thread: no thread pool
+        self._reset_policy()
+
+    def _reset_policy(self) -> None:
+        self.action: float | None = None
+        self.held_action = 0.0
+        self.proposals: dict[str, float] = {}
+        self.weights: dict[str, float] = {}
+        self.model_errors = 0
+        self._bar_index = -1
+        self._observed_position = 0.0
+        self._feature_values: dict[str, float] = {}
+        self._target_units = Decimal(0)
+        if self.specialists is not None:
+            self.specialists.reset()
+        if self._features is not None:
+            self._features = StreamingFeatures(self._features.feature_set)
+
+    # == hooks =====================================================================================
+
+    def pre_bar(self, bar: Bar) -> None:
+        """Features and the policy's proposal for this bar (every bar: a recurrent policy's
+        state and the script's index advance with the bars, not with the decisions)."""
+        self._bar_index += 1
+        if self.config.execution == "bracket" and self._position() is None and self._idle():
+            self.held_action = 0.0  # a stop, target or exit closed the position
+        self._reassert_target()
+        if self.specialists is None:
+            self._propose_scripted()
+        else:
+            self._propose(bar)
+
+    def entry_signal(self, bar: Bar) -> EntrySignal | None:
+        if self.config.execution == "bracket":
+            action = self._decided_action()
+            if action is None or abs(action) < max(self.config.entry_threshold, 1e-12):
+                return None
+            direction = 1 if action > 0 else -1
+            self.held_action = action
+            return EntrySignal(direction, f"policy_{self.config.blend_mode}", min(1.0, abs(action)))
+        self._steer(bar, None)
+        return None
+
+    def exit_signal(self, bar: Bar, direction: int) -> str | None:
+        if self.config.execution == "bracket":
+            action = self._decided_action()
+            if action is None:
+                return None
+            if action * direction <= 0.0 or abs(action) < self.config.entry_threshold:
+                return f"policy_{self.config.blend_mode}"
+            return None
+        return self._steer(bar, self._position())
+
+    def features(self) -> dict[str, float]:
+        values = {name: float(value) for name, value in self._feature_values.items()}
+        values["observed_position"] = self._observed_position
+        values["held_action"] = self.held_action
+        if self.action is not None:
+            values["blended_action"] = self.action
+        return values
+
+    def on_reset(self) -> None:
+        super().on_reset()
+        self._reset_policy()
+
+    # == the policy ================================================================================
+
+    def _propose_scripted(self) -> None:
+        index = self._bar_index
+        if index < len(self._script):
+            self.action = self._script[index]
+            self.proposals = {SCRIPTED: self.action}
+            self.weights = {SCRIPTED: 1.0}
+        else:
+            self.action = None
+            self.proposals = {}
+            self.weights = {}
+
+    def _propose(self, bar: Bar) -> None:
+        specialists = self.specialists
+        assert specialists is not None and self._features is not None
+        if self._needs_regime and self.regime_model_version != "prior":
+            self._features.update_regime(
+                SimpleNamespace(
+                    instrument_id=bar.bar_type.instrument_id,
+                    p_bull=self.regime_probabilities["bull"],
+                    p_bear=self.regime_probabilities["bear"],
+                    p_sideways=self.regime_probabilities["sideways"],
+                ),
+            )
+        values = self._features.update(bar)
+        names = specialists.observation.feature_names
+        self._feature_values = {name: values[name] for name in names}
+        self.action = None
+        if any(math.isnan(self._feature_values[name]) for name in names):
+            self.proposals = {}
+            self.weights = {}
+            return  # warming up: no proposal
+        self._observed_position = self.held_action
+        try:
+            observation = specialists.observation.build_from_mapping(values, self.held_action)
+            proposals = specialists.predict(observation)
+            bad = {label: a for label, a in proposals.items() if not math.isfinite(a)}
+            if bad:
+                raise ValueError(f"non-finite action(s) {bad}")
+        except Exception as e:  # model code must never raise out of the engine's handler
+            self.model_errors += 1
+            self.proposals = {}
+            self.weights = {}
+            self.log.error(
+                f"Specialists failed at bar {bar.ts_event} ({type(e).__name__}: {e}); "
+                f"on_model_error={self.config.on_model_error}",
+            )
+            if self.config.on_model_error == "flat":
+                self.action = 0.0
+            return
+        weights = blend_weights(
+            self.config.blend_mode,
+            specialists.labels,
+            self.regime_probabilities,
+            self.regime_most_likely,
+        )
+        blended = sum(weights[label] * proposals[label] for label in specialists.labels)
+        self.proposals = proposals
+        self.weights = weights
+        self.action = max(-1.0, min(1.0, blended))
+
+    def _decided_action(self) -> float | None:
+        """This bar's action with the account's limits: shorts only with ``allow_short``."""
+        action = self.action
+        if action is None:
+            return None
+        if action < 0.0 and not self.config.allow_short:
+            return 0.0
+        return action
+
+    # == target execution ==========================================================================
+
+    def _steer(self, bar: Bar, position: Position | None) -> str | None:
+        """Send the order that moves the position to this bar's target; returns an exit reason
+        when the target is flat (the base's recorded exit closes it)."""
+        action = self._decided_action()
+        if action is None:
+            return None
+        assert self.instrument is not None
+        held = position.signed_qty if position is not None else 0.0
+        if self.halted:  # kill switch: only reduce
+            action = 0.0 if action * held <= 0.0 else action
+        price = bar.close.as_double()
+        full = self._full_units(price)
+        target = floor_to_lot(abs(action) * full, self._lot)
+        if target < self._min_quantity:
+            target = Decimal(0)
+        signed_target = target if action > 0 else -target
+        if self.halted and abs(signed_target) > abs(Decimal(repr(held))):
+            signed_target = Decimal(repr(held))
+        if position is not None and signed_target == 0:
+            self.held_action = 0.0
+            self._target_units = Decimal(0)
+            return f"policy_{self.config.blend_mode}"
+        delta = signed_target - Decimal(repr(held))
+        if abs(delta) < self._lot or float(abs(delta)) < self.config.min_rebalance_fraction * full:
+            return None
+        side = OrderSide.BUY if delta > 0 else OrderSide.SELL
+        quantity = abs(delta)
+        if side == OrderSide.BUY:
+            quantity = self._cash_capped(quantity, price)
+            if quantity < self._lot:
+                return None
+        reduce_only = position is not None and abs(signed_target) < abs(Decimal(repr(held)))
+        reduce_only = reduce_only and signed_target * Decimal(repr(held)) >= 0
+        trace_id = self._recorder.next_trace_id(bar.ts_event)
+        order = self.order_factory.market(
+            instrument_id=self.config.instrument_id,
+            order_side=side,
+            quantity=self.instrument.make_qty(quantity),
+            time_in_force=TimeInForce.GTC,
+            reduce_only=reduce_only,
+            tags=["RL_TARGET", trace_tag(trace_id)],
+        )
+        new_units = Decimal(repr(held)) + (quantity if side == OrderSide.BUY else -quantity)
+        self.held_action = action
+        self._target_units = new_units
+        self._recorder.set_target(float(new_units), price, bar.ts_event, "policy")
+        if self.config.publish_decisions:
+            kind = "entry" if position is None else ("exit" if new_units == 0 else "adjust")
+            features = self._decision_features(price, None)
+            features["held_quantity"] = held
+            features["full_quantity"] = full
+            self._record_decision(
+                ts_event=bar.ts_event,
+                trace_id=trace_id,
+                action=kind,
+                reason=f"policy_{self.config.blend_mode}",
+                features=features,
+                signal=self._signal(),
+                intended=intended_order(order, reduce_only=reduce_only),
+            )
+        # Pending like the base's exits: no decision until it is done; a failure is logged and
+        # re-targeted on the next bar (strategies.lifecycle).
+        self._lifecycle.exit_submitted(order.client_order_id)
+        if position is not None:
+            self.submit_order(order, position_id=position.id)
+        else:
+            self.submit_order(order)
+        return None
+
+    def _full_units(self, price: float) -> float:
+        """Units of action 1 at ``price`` (before the lot), regime scale included."""
+        config = self.config
+        equity = self._account_equity()
+        allocated = max(equity, 0.0) * self.allocation_weight
+        max_notional = allocated * config.max_notional_fraction
+        if config.max_notional is not None:
+            max_notional = min(max_notional, config.max_notional)
+        sizing = position_size(
+            equity=equity,
+            allocation_weight=self.allocation_weight,
+            risk_per_trade=config.risk_per_trade,
+            stop_distance=config.stop_atr_multiple * self.atr.value,
+            price=price,
+            multiplier=self._multiplier,
+            max_notional=max(max_notional, 0.0),
+            regime_scale=self.current_regime_scale(),
+            lot=self._lot,
+        )
+        full = sizing.cap_quantity if config.sizing == "notional" else sizing.base_quantity
+        return max(0.0, full * sizing.regime_scale)
+
+    def _cash_capped(self, quantity: Decimal, price: float) -> Decimal:
+        """A buy on a CASH account: no more than the free cash pays for (fees included)."""
+        account = self.portfolio.account(self.config.instrument_id.venue)
+        if account is None or account.type != AccountType.CASH:
+            return quantity
+        assert self.instrument is not None
+        free = account.balance_free(self.instrument.quote_currency)
+        if free is None:
+            return quantity
+        fee = float(self.instrument.taker_fee)
+        affordable = free.as_double() / ((1.0 + fee) * price * self._multiplier)
+        return min(quantity, floor_to_lot(affordable, self._lot))
+
+    def _reassert_target(self) -> None:
+        """A flip closes the position and opens the opposite one: the base reset the target to
+        0 on the close; publish the held target again."""
+        if self.config.execution != "target" or self._target_units == 0:
+            return
+        if self.target_quantity == 0.0 and self._position() is not None and self._idle():
+            self._recorder.set_target(
+                float(self._target_units),
+                self._last_price,
+                self._last_ts,
+                "policy_flip",
+            )
+
+    def _idle(self) -> bool:
+        return self._lifecycle.idle
+
+    # == decision records ==========================================================================
+
+    def _signal(self) -> Signal:
+        action = self.action if self.action is not None else 0.0
+        return Signal(
+            strength=max(-1.0, min(1.0, action)),
+            expected_return=0.0,
+            uncertainty=0.0,
+            horizon_bars=1,
+            confidence=max(self.weights.values(), default=0.0),
+        )
+
+    def _record_decision(
+        self,
+        *,
+        ts_event: int,
+        trace_id: str,
+        action: str,
+        reason: str,
+        features: dict[str, float],
+        signal: Signal,
+        intended: IntendedOrder | None,
+    ) -> None:
+        """The base's record plus the policy: every specialist's action, the weights and the
+        blended action (the base's own exits come through here too)."""
+        if action == "exit":
+            self.held_action = 0.0
+        recorder = self._recorder
+        record = DecisionRecord(
+            trace_id=trace_id,
+            ts_event=ts_event,
+            ts_init=self.clock.timestamp_ns(),
+            component_id=recorder.strategy_id,
+            model_versions={
+                "regime": self.regime_model_version,
+                "allocation": self.allocation_model_version,
+                "specialists": self.specialists_version,
+            },
+            strategy_id=recorder.strategy_id,
+            instrument_id=recorder.instrument_id,
+            action=action,
+            reason=reason,
+            features=features,
+            regime_probabilities=dict(self.regime_probabilities),
+            signal=signal,
+            allocation_weight=self.allocation_weight,
+            intended_order=intended,
+            specialist_actions=dict(self.proposals),
+            blend_weights=dict(self.weights),
+            blended_action=self.action,
+        )
+        recorder.decisions += 1
+        self._publish(Topics.DECISIONS, record)
+
+
+def _load_specialists(reference: str) -> tuple[SpecialistSet, str]:
+    """The specialists of a directory and a version: ``sha256`` over the manifest and every
+    file it names (the first 12 hex digits)."""
+    directory = Path(reference)
+    if "@" in reference and not directory.exists():
+        raise ValueError(
+            f"specialists: {reference!r}: registry references (name@alias) are not supported "
+            "yet; give the specialists directory",
+        )
+    if not directory.is_dir():
+        raise ValueError(f"specialists: {directory} is not a directory")
+    specialists = SpecialistSet.load(directory)
+    digest = hashlib.sha256((directory / MANIFEST_FILE).read_bytes())
+    files = dict(specialists.manifest.get("files", {}))
+    if specialists.manifest.get("generalist"):
+        files["generalist"] = specialists.manifest["generalist"]
+    for name in sorted(files):
+        digest.update((directory / files[name]).read_bytes())
+    return specialists, digest.hexdigest()[:12]
+
+
+def _check_feature_set(specialists: SpecialistSet, feature_set: FeatureSet, path: str) -> None:
+    """The feature set computes every feature the observation names, from this bar type only."""
+    missing = [n for n in specialists.observation.feature_names if n not in feature_set.columns]
+    if missing:
+        raise ValueError(
+            f"feature_set: {path} does not compute {missing}, which the specialists' "
+            f"manifest (observation.feature_names) needs",
+        )
+    if feature_set.references:
+        raise ValueError(
+            f"feature_set: {path} uses reference bar types {list(feature_set.references)}; "
+            "the strategy streams its own bar type only",
+        )

@@ -1,0 +1,370 @@
+"""RLEnsembleStrategy in a real BacktestNode: SB3 specialists saved with a fixed seed load and
+trade, the blend modes weigh them as documented, streaming features reach the policy equal to
+the batch features, and bad specialists or inputs fail (or fall back) as documented.
+
+The specialists are SB3 PPO MLP policies built with a fixed seed and never trained; the mode
+tests set their action heads to constants (bull +0.8, bear -0.6, sideways +0.2) so that every
+blended action is known from the regime records alone.
+"""
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from nautilus_trader.model.data import BarType
+from nautilus_trader.model.identifiers import InstrumentId
+from nautilus_trader.persistence.catalog import ParquetDataCatalog
+from stable_baselines3 import PPO
+
+from catalogs.ingest import ingest_files
+from catalogs.validation import ValidationConfig
+from grodt.core.messages import RegimeProbabilities
+from grodt.core.records import DecisionRecord
+from grodt.forensics.reader import read_run
+from grodt.nodes.backtest import run_backtest
+from grodt.test_kit.fill_reference import daily_bars
+from models.regime.catalog_io import replay_data_config
+from models.regime.catalog_io import write_regime_records
+from models.rl.actions import action_space
+from models.rl.observation import ObservationSpec
+from models.rl.specialists import MANIFEST_FILE
+from models.rl.specialists import SpecialistsError
+from models.rl.specialists import SpecialistSet
+from models.rl.specialists import save_specialists
+from node_configs.loader import load_backtest_config
+from research.features import FeatureSet
+from research.features import compute_batch
+from strategies.rl_ensemble import RLEnsembleStrategy
+from strategies.rl_ensemble import RLEnsembleStrategyConfig
+from strategies.rl_ensemble import blend_weights
+from strategies.rl_ensemble import load_scripted_actions
+
+INSTRUMENT = "SYN.XNAS"
+BAR_TYPE = f"{INSTRUMENT}-1-DAY-LAST-EXTERNAL"
+DAYS = 120
+CONSTANT = {"bull": 0.8, "bear": -0.6, "sideways": 0.2}
+FEATURES_YAML = """\
+name: rl_test
+features:
+  - {kind: log_return, periods: 1}
+  - {kind: rsi, period: 14}
+  - {kind: volatility, window: 20}
+"""
+SPEC_YAML = f"""\
+kind: equity
+id: {INSTRUMENT}
+currency: USD
+price_precision: 2
+lot_size: 1
+maker_fee: 0.0001
+taker_fee: 0.0001
+timezone: America/New_York
+session_close: "16:00"
+"""
+
+
+class _SpacesOnly(gym.Env):
+    """The spaces SB3 needs to build a policy; these models are never trained."""
+
+    def __init__(self, n_obs: int) -> None:
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (n_obs,), np.float32)
+        self.action_space = action_space("continuous")
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(self.observation_space.shape, np.float32), {}
+
+    def step(self, action):
+        return np.zeros(self.observation_space.shape, np.float32), 0.0, True, False, {}
+
+
+def make_specialists(
+    directory: Path,
+    spec: ObservationSpec,
+    constants: dict[str, float] | None,
+    seed: int = 3,
+) -> Path:
+    """PPO specialists per label: constant actions (head weights 0, bias = the constant), or
+    with ``constants=None`` feature-dependent ones (the seeded head scaled up 50x)."""
+    models = {}
+    for i, label in enumerate(("bull", "bear", "sideways")):
+        model = PPO(
+            "MlpPolicy",
+            _SpacesOnly(spec.n_obs),
+            n_steps=8,
+            batch_size=8,
+            seed=seed + i,
+            device="cpu",
+        )
+        head = model.policy.action_net
+        with torch.no_grad():
+            if constants is None:
+                head.weight.mul_(50.0)
+            else:
+                head.weight.zero_()
+                head.bias.fill_(constants[label])
+        models[label] = model
+    save_specialists(directory, models, "PPO", "continuous", spec, extra={"seed": seed})
+    return directory
+
+
+@pytest.fixture(scope="module")
+def market(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A seeded daily file ingested into a catalog, regime records for it (bull, bear, then
+    sideways thirds), the feature set and two specialist directories."""
+    root = tmp_path_factory.mktemp("rl-strategy")
+    bars = daily_bars(days=DAYS, seed=11)
+    csv = root / "syn.csv"
+    bars.to_csv(csv, date_format="%Y-%m-%d")
+    (root / "syn.yaml").write_text(SPEC_YAML)
+    catalog = root / "catalog"
+    ingest_files([csv], root / "syn.yaml", catalog, config=ValidationConfig(label="close"))
+    regime_catalog = root / "regime_catalog"
+    ingest_files([csv], root / "syn.yaml", regime_catalog, config=ValidationConfig(label="close"))
+    engine_bars = ParquetDataCatalog(str(catalog)).bars(bar_types=[BAR_TYPE])
+    stamps = [bar.ts_event for bar in engine_bars]
+    thirds = [(0.7, 0.2, 0.1, "bull"), (0.1, 0.8, 0.1, "bear"), (0.2, 0.2, 0.6, "sideways")]
+    records = []
+    for i, ts in enumerate(stamps):
+        p_bull, p_bear, p_sideways, label = thirds[min(2, 3 * i // len(stamps))]
+        records.append(
+            RegimeProbabilities(
+                instrument_id=InstrumentId.from_str(INSTRUMENT),
+                p_bull=p_bull,
+                p_bear=p_bear,
+                p_sideways=p_sideways,
+                most_likely=label,
+                entropy=0.0,
+                model_version="scripted-test",
+                ts_event=ts,
+                ts_init=ts,
+            ),
+        )
+    write_regime_records(regime_catalog, records, INSTRUMENT)
+    features_yaml = root / "features.yaml"
+    features_yaml.write_text(FEATURES_YAML)
+    feature_set = FeatureSet.from_yaml(features_yaml)
+    frame = pd.DataFrame(
+        {
+            "open": [b.open.as_double() for b in engine_bars],
+            "high": [b.high.as_double() for b in engine_bars],
+            "low": [b.low.as_double() for b in engine_bars],
+            "close": [b.close.as_double() for b in engine_bars],
+            "volume": [b.volume.as_double() for b in engine_bars],
+        },
+        index=pd.DatetimeIndex(pd.to_datetime(stamps, utc=True)),
+    )
+    batch = compute_batch(frame, feature_set)
+    spec = ObservationSpec(feature_set.columns, feature_set="rl_test").fit(batch.to_numpy())
+    constant = make_specialists(root / "constant", spec, CONSTANT)
+    varying = make_specialists(root / "varying", spec, None)
+    return {
+        "root": root,
+        "catalog": catalog,
+        "regime_catalog": regime_catalog,
+        "features_yaml": features_yaml,
+        "batch": batch,
+        "records": {r.ts_event: r for r in records},
+        "constant": constant,
+        "varying": varying,
+        "stamps": stamps,
+    }
+
+
+def document(strategy: dict[str, Any], regime: bool, name: str = "rl") -> dict[str, Any]:
+    data: list[dict[str, Any]] = [{"bar_types": [BAR_TYPE]}]
+    if regime:  # listed first: each bar's record reaches the strategy before the bar
+        data.insert(0, replay_data_config(INSTRUMENT))
+    config = {
+        "instrument_id": INSTRUMENT,
+        "bar_type": BAR_TYPE,
+        "allow_short": True,
+        "order_id_tag": "900",
+        **strategy,
+    }
+    return {
+        "name": name,
+        "venues": [
+            {
+                "name": "XNAS",
+                "oms_type": "NETTING",
+                "account_type": "MARGIN",
+                "base_currency": "USD",
+                "starting_balances": ["100000 USD"],
+            },
+        ],
+        "data": data,
+        "strategies": [{"path": "strategies.rl_ensemble:RLEnsembleStrategy", "config": config}],
+        "forensics": {"sink": "auto"},
+        "logging": {"level": "ERROR", "file_level": "OFF"},
+    }
+
+
+def run(market: dict[str, Any], strategy: dict[str, Any], tmp_path: Path, regime: bool = True):
+    """Run the node; returns (decision records, fills frame, summary)."""
+    doc = document(strategy, regime)
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / "node.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    spec = load_backtest_config(path)
+    catalog = market["regime_catalog"] if regime else market["catalog"]
+    outcome = run_backtest(spec, catalog, tmp_path / "run", quiet=True)
+    decisions = [
+        r.record for r in read_run(tmp_path / "run") if isinstance(r.record, DecisionRecord)
+    ]
+    fills = pd.read_csv(tmp_path / "run" / "fills.csv")
+    return decisions, fills, outcome.summary
+
+
+def model_strategy(market: dict[str, Any], mode: str, which: str = "constant") -> dict[str, Any]:
+    return {
+        "blend_mode": mode,
+        "specialists": str(market[which]),
+        "feature_set": str(market["features_yaml"]),
+    }
+
+
+def expected_action(mode: str, record: RegimeProbabilities) -> float:
+    p = {"bull": record.p_bull, "bear": record.p_bear, "sideways": record.p_sideways}
+    if mode == "blend":
+        return sum(p[label] * CONSTANT[label] for label in CONSTANT)
+    if mode == "hard":
+        return CONSTANT[record.most_likely]
+    return sum(CONSTANT.values()) / 3.0
+
+
+@pytest.mark.parametrize("mode", ["blend", "hard", "always_on"])
+def test_modes_weigh_the_specialists_by_the_regime_records(mode, market, tmp_path):
+    decisions, fills, _ = run(market, model_strategy(market, mode), tmp_path)
+    assert decisions and len(fills) >= 1
+    for record in decisions:
+        if record.reason == "strategy_stop":
+            continue
+        regime = market["records"][record.ts_event]
+        assert record.blended_action == pytest.approx(expected_action(mode, regime), abs=1e-6)
+        assert record.specialist_actions == pytest.approx(CONSTANT, abs=1e-6)
+        assert sum(record.blend_weights.values()) == pytest.approx(1.0)
+        assert record.model_versions["specialists"] != "scripted"
+        assert record.intended_order is not None
+    # The position follows the blended action's sign: in the bear third hard switching (-0.6)
+    # and the blend (-0.38) go short; the always-on book (+0.133) stays long throughout.
+    assert _went_short(fills) == (mode != "always_on")
+
+
+def _went_short(fills: pd.DataFrame) -> bool:
+    fills = fills.sort_values("ts_event", kind="stable")
+    signed = np.where(fills["order_side"] == "BUY", 1.0, -1.0) * fills["last_qty"].astype(float)
+    return bool((np.cumsum(signed) < 0).any())
+
+
+def test_streaming_features_reach_the_policy_equal_to_the_batch_features(market, tmp_path):
+    decisions, fills, _ = run(market, model_strategy(market, "blend", "varying"), tmp_path)
+    specialists = SpecialistSet.load(market["varying"])
+    batch = market["batch"]
+    checked = 0
+    for record in decisions:
+        if not record.specialist_actions:
+            continue
+        row = batch.loc[pd.Timestamp(record.ts_event, tz="UTC")]
+        for name in batch.columns:
+            assert record.features[name] == pytest.approx(row[name], rel=1e-9, abs=1e-12)
+        observation = specialists.observation.build(
+            row.to_numpy(), record.features["observed_position"]
+        )
+        offline = specialists.predict(observation)
+        assert record.specialist_actions == pytest.approx(offline, abs=1e-6)
+        checked += 1
+    assert checked >= 10 and len(fills) >= 10
+    # Feature-dependent specialists: the proposals change from bar to bar.
+    assert len({round(r.blended_action, 6) for r in decisions if r.blended_action}) > 5
+
+
+def test_without_regime_records_the_blend_is_the_always_on_blend(market, tmp_path):
+    """Documented fallback: before (or without) regime records the base holds the neutral prior,
+    so ``blend`` weighs the specialists equally and ``hard`` falls back to equal weights."""
+    blend, blend_fills, _ = run(market, model_strategy(market, "blend"), tmp_path / "b", False)
+    hard, hard_fills, _ = run(market, model_strategy(market, "hard"), tmp_path / "h", False)
+    _, always_fills, _ = run(market, model_strategy(market, "always_on"), tmp_path / "a")
+    equal = sum(CONSTANT.values()) / 3.0
+    for record in [*blend, *hard]:
+        if record.reason != "strategy_stop":
+            assert record.blended_action == pytest.approx(equal, abs=1e-6)
+            assert record.blend_weights == pytest.approx(dict.fromkeys(CONSTANT, 1 / 3))
+    columns = ["ts_event", "order_side", "last_qty", "last_px"]
+    assert blend_fills[columns].equals(always_fills[columns])
+    assert hard_fills[columns].equals(always_fills[columns])
+
+
+def test_blend_weights_modes():
+    labels = ("bull", "bear", "sideways")
+    p = {"bull": 0.5, "bear": 0.3, "sideways": 0.2}
+    assert blend_weights("blend", labels, p, "bull") == pytest.approx(p)
+    assert blend_weights("hard", labels, p, "bear") == {"bull": 0.0, "bear": 1.0, "sideways": 0.0}
+    assert blend_weights("hard", labels, p, None) == {"bull": 1.0, "bear": 0.0, "sideways": 0.0}
+    tie = dict.fromkeys(labels, 1 / 3)
+    assert blend_weights("hard", labels, tie, None) == pytest.approx(tie)
+    assert blend_weights("always_on", labels, p, "bull") == pytest.approx(tie)
+    # Specialists for two labels only: the weights are renormalised over them.
+    assert blend_weights("blend", ("bull", "bear"), p, None) == pytest.approx(
+        {"bull": 0.625, "bear": 0.375}
+    )
+
+
+def _config(**kwargs: Any) -> RLEnsembleStrategyConfig:
+    return RLEnsembleStrategyConfig(
+        instrument_id=InstrumentId.from_str(INSTRUMENT),
+        bar_type=BarType.from_str(BAR_TYPE),
+        **kwargs,
+    )
+
+
+def test_bad_specialists_directory_names_the_file_and_field(market, tmp_path):
+    features = str(market["features_yaml"])
+    with pytest.raises(SpecialistsError, match=r"manifest\.json: no manifest"):
+        RLEnsembleStrategy(_config(specialists=str(tmp_path), feature_set=features))
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    manifest = json.loads((market["constant"] / MANIFEST_FILE).read_text())
+    del manifest["action_kind"]
+    (broken / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(
+        SpecialistsError, match=r"broken/manifest\.json: missing field 'action_kind'"
+    ):
+        RLEnsembleStrategy(_config(specialists=str(broken), feature_set=features))
+    manifest["action_kind"] = "continuous"
+    (broken / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(SpecialistsError, match=r"bull: no file .*broken/bull\.zip"):
+        RLEnsembleStrategy(_config(specialists=str(broken), feature_set=features))
+    other = tmp_path / "other.yaml"
+    other.write_text("features:\n  - {kind: rsi, period: 14}\n")
+    with pytest.raises(ValueError, match=r"other\.yaml does not compute \['log_return_1'"):
+        RLEnsembleStrategy(_config(specialists=str(market["constant"]), feature_set=str(other)))
+    with pytest.raises(ValueError, match="specialists: required with blend_mode 'blend'"):
+        _config(feature_set=features)
+    with pytest.raises(ValueError, match=r"name@alias\) are not supported"):
+        RLEnsembleStrategy(_config(specialists="rl_sp500@champion", feature_set=features))
+
+
+def test_scripted_actions_file_errors_name_the_row(tmp_path):
+    good = tmp_path / "actions.txt"
+    good.write_text("# warm-up\n0\n0.5\n\n-1\n")
+    assert load_scripted_actions(good) == (0.0, 0.5, -1.0)
+    bad = tmp_path / "bad.txt"
+    bad.write_text("0\n0.5\nhalf\n")
+    with pytest.raises(ValueError, match=r"bad\.txt: line 3: 'half' is not a number"):
+        load_scripted_actions(bad)
+    outside = tmp_path / "outside.json"
+    outside.write_text("[0, 0.2, 1.5]")
+    with pytest.raises(ValueError, match=r"outside\.json: index 2: action 1\.5 is not in"):
+        load_scripted_actions(outside)
+    with pytest.raises(ValueError, match=r"scripted_actions\[1\]: action nan"):
+        _config(blend_mode="scripted", scripted_actions=[0.0, math.nan])
+    with pytest.raises(ValueError, match="exactly one of scripted_actions"):
+        _config(blend_mode="scripted")
