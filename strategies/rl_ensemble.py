@@ -84,6 +84,8 @@ BLEND_MODES: tuple[str, ...] = ("blend", "hard", "always_on", "scripted")
 SCRIPTED = "scripted"
 """The label of the scripted policy's one proposal in decision records."""
 _TIE_TOLERANCE = 1e-12
+_CASH_BUFFER = 0.999
+"""Fraction of the free cash a buy may spend (commissions round up; as the base's sizing)."""
 
 
 def blend_weights(
@@ -422,8 +424,8 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
         if self.halted:  # kill switch: only reduce
             action = 0.0 if action * held <= 0.0 else action
         price = bar.close.as_double()
-        full = self._full_units(price)
-        target = floor_to_lot(abs(action) * full, self._lot)
+        full, units = self._size_of(action, price)
+        target = floor_to_lot(units, self._lot)
         if target < self._min_quantity:
             target = Decimal(0)
         signed_target = target if action > 0 else -target
@@ -480,11 +482,27 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
             self.submit_order(order)
         return None
 
-    def _full_units(self, price: float) -> float:
-        """Units of action 1 at ``price`` (before the lot), regime scale included."""
+    def _size_of(self, action: float, price: float) -> tuple[float, float]:
+        """``(full, units)``: the units of action 1 and of ``action`` at ``price``, before the
+        lot; regime scale and allocation included.
+
+        ``notional`` sizing computes ``|action| · max_notional_fraction · equity / (price ·
+        multiplier)`` in the order ``models.rl.fills.ExecutionModel.order_quantity`` does (the
+        env/engine parity test compares the two to the unit)."""
         config = self.config
-        equity = self._account_equity()
-        allocated = max(equity, 0.0) * self.allocation_weight
+        equity = max(self._account_equity(), 0.0)
+        unit_value = price * self._multiplier
+        if not unit_value > 0.0:
+            return 0.0, 0.0
+        scale = self.allocation_weight * self.current_regime_scale()
+        if config.sizing == "notional":
+            full = config.max_notional_fraction * scale * equity / unit_value
+            units = abs(action) * config.max_notional_fraction * scale * equity / unit_value
+            if config.max_notional is not None:
+                cap = config.max_notional / unit_value
+                full, units = min(full, cap), min(units, cap)
+            return full, units
+        allocated = equity * self.allocation_weight
         max_notional = allocated * config.max_notional_fraction
         if config.max_notional is not None:
             max_notional = min(max_notional, config.max_notional)
@@ -495,12 +513,12 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
             stop_distance=config.stop_atr_multiple * self.atr.value,
             price=price,
             multiplier=self._multiplier,
-            max_notional=max(max_notional, 0.0),
+            max_notional=max_notional,
             regime_scale=self.current_regime_scale(),
             lot=self._lot,
         )
-        full = sizing.cap_quantity if config.sizing == "notional" else sizing.base_quantity
-        return max(0.0, full * sizing.regime_scale)
+        full = sizing.base_quantity * sizing.regime_scale
+        return full, abs(action) * full
 
     def _cash_capped(self, quantity: Decimal, price: float) -> Decimal:
         """A buy on a CASH account: no more than the free cash pays for (fees included)."""
@@ -512,7 +530,8 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
         if free is None:
             return quantity
         fee = float(self.instrument.taker_fee)
-        affordable = free.as_double() / ((1.0 + fee) * price * self._multiplier)
+        unit_value = price * self._multiplier
+        affordable = free.as_double() * _CASH_BUFFER / (unit_value * (1.0 + fee))
         return min(quantity, floor_to_lot(affordable, self._lot))
 
     def _reassert_target(self) -> None:
