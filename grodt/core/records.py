@@ -239,6 +239,25 @@ class AllocationRecord(RecordBase):
     weights: dict[str, float]
     predicted_performance: dict[str, float] = Field(default_factory=dict)
     reason: str = ""
+    # Additive fields (schema 1; docs/meta.md, the contract with policy evaluation): absent in
+    # older records. ``policy``: "predictive" | "bandit" | "static" (also a fallback) |
+    # "trailing_sharpe"; ``context``: the flat input vector the policy saw; ``quantiles``:
+    # strategy → {"q10", "q50", "q90"} (returns per unit of allocation over the next window);
+    # ``bounds_hit``: the constraints that bound ("max_step", "switched_off:<id>", …);
+    # ``action_index``/``action_probabilities``/``propensity``: the bandit's choice and the
+    # distribution it was drawn from; ``realised_return``: the portfolio's return (fraction)
+    # over the window since the previous rebalance, under the previous weights.
+    policy: str = "static"
+    previous_weights: dict[str, float] = Field(default_factory=dict)
+    context: dict[str, float] = Field(default_factory=dict)
+    quantiles: dict[str, dict[str, float]] = Field(default_factory=dict)
+    bounds_hit: list[str] = Field(default_factory=list)
+    fallback_reason: str = ""
+    model_version: str = ""
+    action_index: int | None = None
+    action_probabilities: list[float] = Field(default_factory=list)
+    propensity: float | None = None
+    realised_return: float | None = None
 
 
 class RegimeUpdateRecord(RecordBase):
