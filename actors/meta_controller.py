@@ -1,0 +1,536 @@
+"""The meta-controller: predicted strategy performance → gradual, bounded, audited capital weights.
+
+Every ``rebalance_every`` bars of its clock bar type the actor scores each strategy named in
+``static_weights`` and publishes, for each, a :class:`~grodt.core.messages.StrategyAllocation`
+(``publish_data(allocation_data_type(), …)``; :class:`strategies.base.RegimeAwareStrategy` sizes
+its next entries with it), and one :class:`~grodt.core.records.AllocationRecord` on
+:data:`~grodt.core.topics.Topics.ALLOCATIONS` (the forensics bridge ships it).
+
+Inputs come from the bus and the cache only, and only from the past:
+
+* each strategy's profit — realised, from the position events on ``events.position.*`` (their
+  ``realized_pnl``, differenced per position), plus the unrealised profit of its open positions
+  at the cache's last price — marked on every clock bar and divided by the capital it was
+  allocated (equity × weight) into per-bar returns per unit of allocation; traded notional from
+  the same events (turnover); the gross notional of its open positions (exposure);
+* the regime actor's :class:`~grodt.core.messages.RegimeProbabilities` for
+  ``regime_instrument_id`` (neutral until the first record);
+* the clock instrument's closes (market volatility) and the bar's date (time features);
+* the account's equity (balances plus open positions, the strategies' own rule).
+
+The decision itself is :class:`models.meta.policy.MetaPolicy` (policies ``static``,
+``predictive``, ``bandit``, ``trailing_sharpe``). Whenever the model is missing or unhealthy, an
+input is not finite, the window is still filling, or the decision raises, the static weights are
+published with the reason in the record (and a warning in the log on every change of reason): no
+exception leaves the actor on the engine thread. The actor does not know whether it runs in a
+backtest or live. ``docs/meta.md`` describes the inputs, the record's fields and the model.
+"""
+
+from collections import deque
+from datetime import UTC
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from typing import Literal
+
+import numpy as np
+from nautilus_trader.common.actor import Actor
+from nautilus_trader.config import ActorConfig
+from nautilus_trader.config import NonNegativeFloat
+from nautilus_trader.config import PositiveFloat
+from nautilus_trader.config import PositiveInt
+from nautilus_trader.model.data import Bar
+from nautilus_trader.model.data import BarType
+from nautilus_trader.model.enums import AccountType
+from nautilus_trader.model.enums import PriceType
+from nautilus_trader.model.events import PositionClosed
+from nautilus_trader.model.events import PositionEvent
+from nautilus_trader.model.events import PositionOpened
+from nautilus_trader.model.identifiers import InstrumentId
+from nautilus_trader.model.identifiers import PositionId
+from nautilus_trader.model.identifiers import Venue
+
+from grodt.core.errors import ConfigError
+from grodt.core.messages import RegimeProbabilities
+from grodt.core.messages import StrategyAllocation
+from grodt.core.messages import allocation_data_type
+from grodt.core.messages import regime_data_type
+from grodt.core.records import AllocationRecord
+from grodt.core.records import make_trace_id
+from grodt.core.topics import NAUTILUS_POSITION_EVENTS
+from grodt.core.topics import Topics
+from models.meta.allocator import AllocatorConfig
+from models.meta.features import CONTEXT_FEATURES
+from models.meta.features import STRATEGY_FEATURES
+from models.meta.features import context_features
+from models.meta.features import feature_names
+from models.meta.features import performance_features
+from models.meta.health import HealthConfig
+from models.meta.model import MetaModel
+from models.meta.policy import POLICIES
+from models.meta.policy import MetaDecision
+from models.meta.policy import MetaPolicy
+
+__all__ = ["MetaController", "MetaControllerConfig"]
+
+_WEIGHT_TOLERANCE = 1e-9
+
+
+class MetaControllerConfig(ActorConfig, frozen=True, kw_only=True):
+    """Configuration for :class:`MetaController` (the old system's shape; all from YAML).
+
+    Parameters
+    ----------
+    bar_type : BarType
+        The clock: rebalances and marks count its bars (daily bars: ``rebalance_every: 1`` is one
+        trading day).
+    static_weights : dict[str, float]
+        Strategy id → capital weight in [0, 1], total ≤ 1: the strategies allocated, the
+        ``static`` policy and every fallback.
+    rebalance_every : int, default 5
+        Bars of ``bar_type`` between rebalances (the model's horizon).
+    performance_window : int, default 60
+        Bars of trailing performance behind the features; until that many bars are marked
+        every rebalance falls back (``warming_up``).
+    policy : {"static", "predictive", "bandit", "trailing_sharpe"}, default "static"
+    model_path : str, optional
+        A model written by ``grodt meta train`` (``predictive``); missing or unreadable → every
+        rebalance falls back with the reason.
+    min_allocation, max_allocation : float, default 0.1, 0.6
+        Per-strategy bounds while a strategy is on.
+    rebalance_threshold : float, default 0.02
+        No change when the total variation of the new weights is below it.
+    max_step : float, default 0.1
+        The most one weight moves per rebalance.
+    risk_aversion : float, default 5.0
+        λ of μᵀw − λ·wᵀΣw (returns per rebalance window).
+    switch_off_probability, switch_on_probability : float, default 0.8, 0.6
+        Off when P(return < 0) ≥ the first; back on when P(return > 0) ≥ the second.
+    top_k : int, optional
+        Diversified top-K: at most K strategies on.
+    correlation_penalty : float, default 0.5
+    redundancy : {"max", "sum"}, default "max"
+    max_model_age_days : float, optional, default 730
+        Fall back (``stale_model``) this long after the model's last training row.
+    max_crossing, sigma_min, sigma_max, max_calibration_drift, drift_window
+        Health bounds (:class:`models.meta.health.HealthConfig`).
+    bandit_seed : int, default 0
+    bandit_exploration : float, default 0.05
+        The uniform floor ε of the bandit's action distribution.
+    regime_instrument_id : InstrumentId, optional
+        Whose regime records to use (default: the clock's instrument).
+    venue : str, optional
+        The account whose equity is the capital (default: the clock's venue).
+    publish_records : bool, default True
+        Publish one ``AllocationRecord`` per rebalance.
+    """
+
+    bar_type: BarType
+    static_weights: dict[str, float]
+    rebalance_every: PositiveInt = 5
+    performance_window: PositiveInt = 60
+    policy: Literal["static", "predictive", "bandit", "trailing_sharpe"] = "static"
+    model_path: str | None = None
+    min_allocation: NonNegativeFloat = 0.1
+    max_allocation: NonNegativeFloat = 0.6
+    rebalance_threshold: NonNegativeFloat = 0.02
+    max_step: PositiveFloat = 0.1
+    risk_aversion: NonNegativeFloat = 5.0
+    switch_off_probability: PositiveFloat = 0.8
+    switch_on_probability: PositiveFloat = 0.6
+    top_k: PositiveInt | None = None
+    correlation_penalty: NonNegativeFloat = 0.5
+    redundancy: Literal["max", "sum"] = "max"
+    max_model_age_days: PositiveFloat | None = 730.0
+    max_crossing: NonNegativeFloat = 0.01
+    sigma_min: NonNegativeFloat = 1e-5
+    sigma_max: PositiveFloat = 0.5
+    max_calibration_drift: PositiveFloat = 0.3
+    drift_window: PositiveInt = 60
+    bandit_seed: int = 0
+    bandit_exploration: PositiveFloat = 0.05
+    regime_instrument_id: InstrumentId | None = None
+    venue: str | None = None
+    publish_records: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.static_weights:
+            raise ValueError("static_weights: name at least one strategy id and its weight")
+        for strategy_id, weight in self.static_weights.items():
+            if not 0.0 <= weight <= 1.0:
+                raise ValueError(f"static_weights.{strategy_id}: {weight} is not in [0, 1]")
+        total = sum(self.static_weights.values())
+        if total > 1.0 + _WEIGHT_TOLERANCE:
+            raise ValueError(f"static_weights: the weights sum to {total:.6f} > 1")
+        if self.performance_window < 3:
+            raise ValueError(
+                f"performance_window: {self.performance_window} bars are too few (at least 3)"
+            )
+        if self.policy not in POLICIES:  # msgspec checks the Literal; a direct call may not
+            raise ValueError(f"policy: {self.policy!r} is not one of {POLICIES}")
+        if self.bandit_exploration > 1.0:
+            raise ValueError(f"bandit_exploration: {self.bandit_exploration} is not in (0, 1]")
+        try:
+            self.allocator()
+        except ValueError as e:
+            raise ValueError(f"meta-controller allocation bounds: {e}") from None
+
+    def allocator(self) -> AllocatorConfig:
+        """The allocation constraints of this config."""
+        return AllocatorConfig(
+            min_allocation=self.min_allocation,
+            max_allocation=self.max_allocation,
+            risk_aversion=self.risk_aversion,
+            rebalance_threshold=self.rebalance_threshold,
+            max_step=self.max_step,
+            switch_off_probability=self.switch_off_probability,
+            switch_on_probability=self.switch_on_probability,
+            top_k=self.top_k,
+            correlation_penalty=self.correlation_penalty,
+            redundancy=self.redundancy,
+        )
+
+    def health(self) -> HealthConfig:
+        """The model's health bounds of this config."""
+        return HealthConfig(
+            max_model_age_days=self.max_model_age_days,
+            max_crossing=self.max_crossing,
+            sigma_min=self.sigma_min,
+            sigma_max=self.sigma_max,
+            max_calibration_drift=self.max_calibration_drift,
+            drift_window=self.drift_window,
+        )
+
+
+class _StrategyBook:
+    """Profit and traded notional of the strategies, from position events (account currency)."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.index = {name: i for i, name in enumerate(names)}
+        self.realised = np.zeros(len(names))
+        self.traded = np.zeros(len(names))
+        self.open: dict[PositionId, int] = {}
+        self._last_realised: dict[PositionId, float] = {}
+
+    def on_event(self, event: PositionEvent) -> None:
+        i = self.index.get(event.strategy_id.value)
+        if i is None:
+            return
+        realised = event.realized_pnl.as_double() if event.realized_pnl is not None else 0.0
+        position_id = event.position_id
+        # A NETTING position id comes back after a close: PositionOpened starts it afresh.
+        before = (
+            0.0 if isinstance(event, PositionOpened) else self._last_realised.get(position_id, 0.0)
+        )
+        self.realised[i] += realised - before
+        self._last_realised[position_id] = realised
+        if event.last_qty is not None and event.last_px is not None:
+            self.traded[i] += event.last_qty.as_double() * event.last_px.as_double()
+        if isinstance(event, PositionClosed):
+            self.open.pop(position_id, None)
+        else:
+            self.open[position_id] = i
+
+
+class MetaController(Actor):
+    """Publishes each strategy's capital weight every ``rebalance_every`` clock bars (see the
+    module docstring)."""
+
+    def __init__(self, config: MetaControllerConfig) -> None:
+        super().__init__(config)
+        self.names: list[str] = list(config.static_weights)
+        self.static = np.array([config.static_weights[n] for n in self.names])
+        self.weights = self.static.copy()
+        """The weights in force (the last published, the static ones before)."""
+        self.decisions = 0
+        self.fallbacks: dict[str, int] = {}
+        """Fallback count by reason (the reason's first word)."""
+        self.policy: MetaPolicy | None = None
+        self._regime_instrument = config.regime_instrument_id or config.bar_type.instrument_id
+        self._venue = Venue(config.venue) if config.venue else config.bar_type.instrument_id.venue
+        self._reset_state()
+
+    def _reset_state(self) -> None:
+        n = len(self.names)
+        window = self.config.performance_window
+        self._book = _StrategyBook(self.names)
+        self._returns: deque[np.ndarray] = deque(maxlen=window)
+        self._turnover: deque[np.ndarray] = deque(maxlen=window)
+        self._closes: deque[float] = deque(maxlen=window + 1)
+        self._marked = np.zeros(n)
+        self._traded = np.zeros(n)
+        self._equity = float("nan")
+        self._window_growth = np.ones(n)
+        self._equity_at_rebalance = float("nan")
+        self._bars = 0
+        self._regime = (1.0 / 3.0, 1.0 / 3.0, 1.0 / 3.0)
+        self._last_reason = ""
+        self.weights = self.static.copy()
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def on_start(self) -> None:
+        config = self.config
+        model, error = None, ""
+        if config.policy == "predictive":
+            model, error = self._load_model()
+            if error:
+                self.log.warning(f"Static weights until a healthy model is found: {error}")
+            else:
+                assert model is not None
+                self.log.info(f"Meta model {model.version_} from {config.model_path}")
+        self.policy = MetaPolicy(
+            config.policy,
+            self.names,
+            self.static,
+            config.allocator(),
+            config.health(),
+            model=model,
+            model_error=error,
+            bandit_features=len(CONTEXT_FEATURES) + len(self.names),
+            bandit_seed=config.bandit_seed,
+            bandit_exploration=config.bandit_exploration,
+        )
+        self.subscribe_bars(config.bar_type)
+        self.subscribe_data(regime_data_type())
+        self.msgbus.subscribe(topic=NAUTILUS_POSITION_EVENTS, handler=self._on_position_event)
+
+    def _load_model(self) -> tuple[MetaModel | None, str]:
+        """The configured model, or None and the fallback reason."""
+        path = self.config.model_path
+        if path is None:
+            return None, "model_missing: no model_path configured"
+        if not Path(path).is_file():
+            return None, f"model_missing: {path} does not exist"
+        try:
+            model = MetaModel.load(path)
+        except ConfigError as e:
+            return None, f"model_error: {e}"
+        if model.feature_names != feature_names():
+            return None, f"model_error: {path} was trained on features {model.feature_names}"
+        return model, ""
+
+    def on_stop(self) -> None:
+        self.unsubscribe_bars(self.config.bar_type)
+        self.unsubscribe_data(regime_data_type())
+        self.log.info(
+            f"{self.decisions} rebalances, fallbacks {self.fallbacks or 'none'}, "
+            f"final weights {dict(zip(self.names, self.weights.round(4).tolist(), strict=True))}",
+        )
+
+    def on_dispose(self) -> None:
+        if self.msgbus.is_subscribed(NAUTILUS_POSITION_EVENTS, self._on_position_event):
+            self.msgbus.unsubscribe(topic=NAUTILUS_POSITION_EVENTS, handler=self._on_position_event)
+
+    def on_reset(self) -> None:
+        self._reset_state()
+
+    # -- inputs ------------------------------------------------------------------------------------
+
+    def on_data(self, data: Any) -> None:
+        if isinstance(data, RegimeProbabilities) and data.instrument_id == self._regime_instrument:
+            probabilities = (data.p_bull, data.p_bear, data.p_sideways)
+            if all(np.isfinite(probabilities)):
+                self._regime = probabilities
+
+    def _on_position_event(self, event: Any) -> None:
+        if isinstance(event, PositionEvent):
+            try:
+                self._book.on_event(event)
+            except Exception as e:  # never raise on the engine thread; the mark shows a gap
+                self.log.error(f"Position event not booked: {type(e).__name__}: {e}")
+
+    def on_bar(self, bar: Bar) -> None:
+        if bar.bar_type != self.config.bar_type:
+            return
+        try:
+            self._mark(bar)
+        except Exception as e:  # the engine must go on: the window restarts from this bar
+            self.log.error(f"Mark failed at {bar.ts_event}: {type(e).__name__}: {e}")
+            self._returns.clear()
+            self._turnover.clear()
+            return
+        self._bars += 1
+        if self._bars % self.config.rebalance_every == 0:
+            self._rebalance(bar)
+
+    # -- marking -----------------------------------------------------------------------------------
+
+    def _account_equity(self) -> float:
+        account = self.portfolio.account(self._venue)
+        if account is None:
+            return float("nan")
+        total = sum(m.as_double() for m in account.balances_total().values())
+        if account.type == AccountType.CASH:
+            exposures = self.portfolio.net_exposures(self._venue)
+        else:
+            exposures = self.portfolio.unrealized_pnls(self._venue)
+        if exposures:
+            total += sum(m.as_double() for m in exposures.values())
+        return float(total)
+
+    def _open_values(self) -> tuple[np.ndarray, np.ndarray]:
+        """Unrealised profit and gross notional of each strategy's open positions."""
+        n = len(self.names)
+        unrealised = np.zeros(n)
+        gross = np.zeros(n)
+        for position_id, i in self._book.open.items():
+            position = self.cache.position(position_id)
+            if position is None or position.is_closed:
+                continue
+            price = self.cache.price(position.instrument_id, PriceType.LAST)
+            if price is None:
+                continue
+            unrealised[i] += position.unrealized_pnl(price).as_double()
+            gross[i] += abs(position.quantity.as_double() * price.as_double())
+        return unrealised, gross
+
+    def _mark(self, bar: Bar) -> None:
+        unrealised, self._gross = self._open_values()
+        marked = self._book.realised + unrealised
+        equity = self._account_equity()
+        capital = self._equity * self.weights
+        with np.errstate(divide="ignore", invalid="ignore"):
+            allocated = np.where(self.weights > _WEIGHT_TOLERANCE, capital, np.nan)
+            returns = np.where(
+                self.weights > _WEIGHT_TOLERANCE, (marked - self._marked) / allocated, 0.0
+            )
+            turnover = np.where(
+                self.weights > _WEIGHT_TOLERANCE,
+                (self._book.traded - self._traded) / allocated,
+                0.0,
+            )
+        if np.isfinite(self._equity):
+            self._returns.append(returns)
+            self._turnover.append(turnover)
+            self._window_growth *= 1.0 + returns
+        self._marked = marked
+        self._traded = self._book.traded.copy()
+        self._equity = equity
+        if not np.isfinite(self._equity_at_rebalance):
+            self._equity_at_rebalance = equity
+        self._closes.append(bar.close.as_double())
+
+    # -- rebalancing -------------------------------------------------------------------------------
+
+    def _inputs(self, bar: Bar) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, float]]:
+        """Model rows, bandit context, correlation and the flat context of the record."""
+        returns = np.vstack(self._returns)
+        performance = performance_features(returns, np.vstack(self._turnover))
+        exposure = (
+            self._gross / self._equity if self._equity > 0 else np.full(len(self.names), np.nan)
+        )
+        when = datetime.fromtimestamp(bar.ts_event / 1e9, tz=UTC)
+        shared = context_features(
+            self._regime, np.asarray(self._closes), when.month, when.weekday()
+        )
+        n = len(self.names)
+        rows = np.hstack(
+            [performance, exposure[:, None], self.weights[:, None], np.tile(shared, (n, 1))]
+        )
+        with np.errstate(divide="ignore", invalid="ignore"):
+            correlation = np.corrcoef(returns.T) if n > 1 else np.ones((1, 1))
+        correlation = np.nan_to_num(np.atleast_2d(correlation), nan=0.0)
+        np.fill_diagonal(correlation, 1.0)
+        sharpe = performance[:, STRATEGY_FEATURES.index("sharpe")]
+        bandit_context = np.concatenate([shared, sharpe])
+        context: dict[str, float] = {}
+        for i, name in enumerate(self.names):
+            for j, feature in enumerate(STRATEGY_FEATURES):
+                context[f"{name}:{feature}"] = float(rows[i, j])
+        for j, feature in enumerate(CONTEXT_FEATURES):
+            context[feature] = float(shared[j])
+        return rows, bandit_context, correlation, context
+
+    def _rebalance(self, bar: Bar) -> None:
+        assert self.policy is not None
+        previous = self.weights.copy()
+        window_returns = self._window_growth - 1.0
+        realised = (
+            self._equity / self._equity_at_rebalance - 1.0
+            if self.decisions > 0 and self._equity_at_rebalance > 0
+            else None
+        )
+        context: dict[str, float] = {}
+        try:
+            if len(self._returns) < self.config.performance_window:
+                decision = self.policy.fallback("warming_up")
+            else:
+                rows, bandit_context, correlation, context = self._inputs(bar)
+                decision = self.policy.decide(
+                    rows,
+                    bandit_context,
+                    correlation,
+                    previous,
+                    bar.ts_event,
+                    realised_returns=window_returns if self.decisions > 0 else None,
+                    realised_portfolio_return=realised,
+                )
+        except Exception as e:  # model code must not stop the engine: static weights, say why
+            decision = self.policy.fallback(f"policy_error: {type(e).__name__}: {e}")
+        for i, name in enumerate(self.names):
+            context[f"{name}:realised_return"] = float(window_returns[i])
+        self._publish(bar, decision, previous, context, realised)
+        self._window_growth = np.ones(len(self.names))
+        self._equity_at_rebalance = self._equity
+
+    def _publish(
+        self,
+        bar: Bar,
+        decision: MetaDecision,
+        previous: np.ndarray,
+        context: dict[str, float],
+        realised: float | None,
+    ) -> None:
+        self.decisions += 1
+        reason = decision.fallback_reason
+        if reason:
+            key = reason.split(":", 1)[0]
+            self.fallbacks[key] = self.fallbacks.get(key, 0) + 1
+            if reason != self._last_reason:
+                self.log.warning(f"Static weights: {reason}")
+        self._last_reason = reason
+        self.weights = np.asarray(decision.weights, dtype=float)
+        component_id = str(self.id)
+        trace_id = make_trace_id(component_id, bar.ts_event, self.decisions)
+        version = (
+            self.policy.model_version if self.policy and decision.policy == "predictive" else ""
+        )
+        now = self.clock.timestamp_ns()
+        data_type = allocation_data_type()
+        for name, weight in zip(self.names, self.weights.tolist(), strict=True):
+            self.publish_data(
+                data_type,
+                StrategyAllocation(
+                    strategy_id=name,
+                    weight=min(max(weight, 0.0), 1.0),
+                    model_version=version or decision.policy,
+                    trace_id=trace_id,
+                    ts_event=bar.ts_event,
+                    ts_init=now,
+                ),
+            )
+        if not self.config.publish_records:
+            return
+        record = AllocationRecord(
+            trace_id=trace_id,
+            ts_event=bar.ts_event,
+            ts_init=now,
+            component_id=component_id,
+            model_versions={"meta": version} if version else {},
+            weights=dict(zip(self.names, self.weights.tolist(), strict=True)),
+            predicted_performance=decision.predicted,
+            reason=reason or f"{decision.policy} rebalance",
+            policy=decision.policy,
+            previous_weights=dict(zip(self.names, previous.tolist(), strict=True)),
+            context=context,
+            quantiles=decision.quantiles,
+            bounds_hit=decision.bounds_hit,
+            fallback_reason=reason,
+            model_version=version,
+            action_index=decision.action_index,
+            action_probabilities=decision.action_probabilities,
+            propensity=decision.propensity,
+            realised_return=realised,
+        )
+        self.msgbus.publish(Topics.ALLOCATIONS, record)

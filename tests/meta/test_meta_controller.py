@@ -1,0 +1,151 @@
+"""The meta-controller actor in real BacktestNodes on the S&P 500 sample: its allocations reach
+the strategies and change their sizes, one audited record per rebalance, the fallback when the
+model is missing, a trained model's allocations within their bounds, the bandit's propensities,
+and bad configs named."""
+
+from itertools import pairwise
+from pathlib import Path
+
+import pytest
+from meta_kit import S1
+from meta_kit import S2
+from meta_kit import meta_document
+from meta_kit import small_model
+
+from grodt.core.errors import ConfigError
+from grodt.core.records import AllocationRecord
+from grodt.core.records import DecisionRecord
+from grodt.forensics.reader import read_run
+from grodt.nodes.backtest import run_backtest
+from node_configs.loader import load_backtest_document
+
+
+def _run(catalog: Path, run_dir: Path, meta: dict | None):
+    document = meta_document(meta)
+    spec = load_backtest_document(document, "meta_test")
+    outcome = run_backtest(spec, catalog, run_dir, document=document, quiet=True)
+    records = [stored.record for stored in read_run(outcome.run_dir)]
+    allocations = [r for r in records if isinstance(r, AllocationRecord)]
+    decisions = [r for r in records if isinstance(r, DecisionRecord)]
+    return outcome, allocations, decisions
+
+
+def _entries(decisions: list[DecisionRecord], strategy_id: str) -> dict[int, DecisionRecord]:
+    return {
+        d.ts_event: d for d in decisions if d.strategy_id == strategy_id and d.action == "entry"
+    }
+
+
+def test_static_allocations_reach_the_strategies_and_change_their_sizes(sp500_catalog, tmp_path):
+    _, none, plain = _run(sp500_catalog, tmp_path / "plain", None)
+    assert none == []
+    _, allocations, decisions = _run(sp500_catalog, tmp_path / "static", {"policy": "static"})
+    # One record per rebalance (every 5 of ~500 bars), each naming the weights before and after.
+    assert 90 <= len(allocations) <= 110
+    first, later = allocations[0], allocations[-1]
+    assert first.weights == {S1: 0.2, S2: 0.5}
+    assert first.fallback_reason == "warming_up" and first.realised_return is None
+    assert later.policy == "static" and later.fallback_reason == ""
+    assert later.previous_weights == later.weights
+    assert later.realised_return is not None
+    assert {f"{S1}:sharpe", f"{S2}:turnover", "p_bull", "market_volatility"} <= set(later.context)
+    assert f"{S2}:realised_return" in later.context
+    # The strategies size with the published weight (YAML says 1.0).
+    with_meta = _entries(decisions, S2)
+    without = _entries(plain, S2)
+    after_first = [t for t in with_meta if t > first.ts_event and t in without]
+    assert after_first, "S2 must enter at least once after the first rebalance"
+    for ts in after_first[:3]:
+        assert with_meta[ts].allocation_weight == 0.5
+        assert without[ts].allocation_weight == 1.0
+        meta_qty = float(with_meta[ts].intended_order.quantity)
+        plain_qty = float(without[ts].intended_order.quantity)
+        assert 0.35 < meta_qty / plain_qty < 0.65
+        assert with_meta[ts].model_versions["allocation"] == "static"
+
+
+def test_predictive_without_its_model_falls_back_to_static(sp500_catalog, tmp_path):
+    missing = tmp_path / "nowhere" / "model.json"
+    _, allocations, _ = _run(
+        sp500_catalog,
+        tmp_path / "run",
+        {"policy": "predictive", "model_path": str(missing)},
+    )
+    after_warm_up = [r for r in allocations if r.fallback_reason != "warming_up"]
+    assert after_warm_up
+    for record in after_warm_up:
+        assert record.policy == "static"
+        assert record.fallback_reason == f"model_missing: {missing} does not exist"
+        assert record.weights == {S1: 0.2, S2: 0.5}
+
+
+def test_predictive_allocations_stay_in_their_bounds_and_are_audited(sp500_catalog, tmp_path):
+    model = small_model(tmp_path / "meta.json", trained_until="2004-06-30")
+    _, allocations, decisions = _run(
+        sp500_catalog,
+        tmp_path / "run",
+        {
+            "policy": "predictive",
+            "model_path": str(tmp_path / "meta.json"),
+            "max_model_age_days": 90,
+            "max_step": 0.05,
+        },
+    )
+    predictive = [r for r in allocations if r.policy == "predictive"]
+    assert len(predictive) > 40
+    for previous, record in pairwise(allocations):
+        assert record.previous_weights == previous.weights
+        weights = list(record.weights.values())
+        assert sum(weights) <= 1.0 + 1e-9
+        if record.policy == "predictive":
+            assert record.model_version == model.version_
+            assert set(record.quantiles) == {S1, S2}
+            q = record.quantiles[S1]
+            assert q["q10"] <= q["q50"] <= q["q90"]
+            for name, weight in record.weights.items():
+                step = abs(weight - record.previous_weights[name])
+                assert step <= 0.05 + 1e-9
+                if weight > 0 and weight not in (0.2, 0.5):
+                    assert weight >= 0.1 - 0.05 - 1e-9 and weight <= 0.6 + 1e-9
+    assert any(r.weights != {S1: 0.2, S2: 0.5} for r in predictive), "the model moved nothing"
+    # Stale 90 days after the model's last training row: static again, with the reason.
+    stale = [r for r in allocations if r.fallback_reason == "stale_model"]
+    assert stale and stale[0].ts_event > predictive[0].ts_event
+    # A strategy decides with the weight (and the version) of the last allocation before it.
+    published = {(r.ts_event, name): w for r in allocations for name, w in r.weights.items()}
+    model_entries = [d for d in decisions if d.model_versions.get("allocation") == model.version_]
+    assert model_entries
+    for d in model_entries:
+        last = max(t for (t, name) in published if name == d.strategy_id and t <= d.ts_event)
+        assert d.allocation_weight == pytest.approx(published[(last, d.strategy_id)])
+
+
+def test_bandit_logs_its_propensities(sp500_catalog, tmp_path):
+    _, allocations, _ = _run(
+        sp500_catalog, tmp_path / "run", {"policy": "bandit", "bandit_seed": 7}
+    )
+    bandit = [r for r in allocations if r.policy == "bandit"]
+    assert len(bandit) > 40
+    indexes = {r.action_index for r in bandit}
+    assert len(indexes) > 1
+    for record in bandit:
+        assert record.propensity == record.action_probabilities[record.action_index]
+        assert sum(record.action_probabilities) == pytest.approx(1.0)
+        assert len(record.action_probabilities) == 4  # static, equal, one tilt per strategy
+        assert min(record.action_probabilities) >= 0.05 / 4 - 1e-12
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"static_weights": {S1: 0.7, S2: 0.5}}, r"static_weights: the weights sum to 1\.2"),
+        ({"min_allocation": 0.7}, r"min_allocation \(0\.7\) ≤ max_allocation"),
+        ({"policy": "greedy"}, r"actors\[0\]\.config\.policy"),
+        ({"rebalance_every": 0}, r"actors\[0\]\.config\.rebalance_every"),
+        ({"performance_window": 2}, r"performance_window: 2 bars are too few"),
+    ],
+)
+def test_bad_meta_controller_configs_name_the_field(config, message):
+    with pytest.raises(ConfigError, match=message) as error:
+        load_backtest_document(meta_document(config), "meta_test")
+    assert "actors[0]" in str(error.value)
