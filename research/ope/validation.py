@@ -10,41 +10,27 @@ one sampled run. The logger's own value and equal weight held every round (the a
 baseline) stand beside it.
 """
 
-from collections.abc import Callable
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from catalogs.synthetic import SyntheticParams
 from catalogs.synthetic import generate_market
-from research.ope.bootstrap import bootstrap_ci
 from research.ope.diagnostics import overlap_diagnostics
-from research.ope.estimators import direct_method
-from research.ope.estimators import doubly_robust
-from research.ope.estimators import ipw
-from research.ope.estimators import self_normalized_doubly_robust
-from research.ope.estimators import snips
-from research.ope.estimators import switch_doubly_robust
+from research.ope.evaluate import estimate_all
 from research.ope.market_bandit import AllocationBandit
 from research.ope.market_bandit import allocation_bandit
 from research.ope.policies import LinearEpsilonGreedyPolicy
 from research.ope.policies import LinearSoftmaxPolicy
 from research.ope.policies import sample_actions
-from research.ope.reward_model import CrossFittedRewardModel
 
 __all__ = [
-    "ESTIMATORS",
-    "OpeEstimate",
     "contrarian_target",
-    "estimate_all",
     "momentum_logger",
     "summarise_validation",
     "validate_on_synthetic_market",
 ]
-
-ESTIMATORS: tuple[str, ...] = ("ipw", "snips", "dm", "dr", "sndr", "switch_dr")
 
 
 def momentum_logger(bandit: AllocationBandit, temperature: float = 1.0) -> LinearSoftmaxPolicy:
@@ -61,59 +47,6 @@ def contrarian_target(bandit: AllocationBandit, epsilon: float = 0.1) -> LinearE
     coef = np.zeros((bandit.context.shape[1], bandit.allocations.shape[0]))
     coef[:n_instruments] = -bandit.allocations.T
     return LinearEpsilonGreedyPolicy(coef=coef, epsilon=epsilon)
-
-
-@dataclass(frozen=True)
-class OpeEstimate:
-    """One estimator's estimate and its bootstrap interval."""
-
-    estimator: str
-    estimate: float
-    lower: float
-    upper: float
-
-
-def estimate_all(
-    context: np.ndarray,
-    action: np.ndarray,
-    reward: np.ndarray,
-    pscore: np.ndarray,
-    action_dist: np.ndarray,
-    tau: float = 5.0,
-    n_bootstrap: int = 1000,
-    alpha: float = 0.05,
-    n_folds: int = 5,
-    random_state: int | None = 0,
-) -> list[OpeEstimate]:
-    """Every estimator of :data:`ESTIMATORS` on one log, with percentile bootstrap intervals.
-
-    ``q_hat`` is cross-fitted once on the whole log (a LightGBM :class:`CrossFittedRewardModel`)
-    and resampled with the rounds; refitting it per resample would widen the DM/DR intervals by
-    the model's own variance, which these intervals therefore leave out.
-    """
-    n_actions = action_dist.shape[1]
-    q_hat = CrossFittedRewardModel(n_folds=n_folds).fit_predict(context, action, reward, n_actions)
-    logged = (reward, action, pscore, action_dist)
-    runs: dict[str, tuple[Callable[..., float], tuple, dict]] = {
-        "ipw": (ipw, logged, {}),
-        "snips": (snips, logged, {}),
-        "dm": (direct_method, (action_dist, q_hat), {}),
-        "dr": (doubly_robust, (*logged, q_hat), {}),
-        "sndr": (self_normalized_doubly_robust, (*logged, q_hat), {}),
-        "switch_dr": (switch_doubly_robust, (*logged, q_hat), {"tau": tau}),
-    }
-    results = []
-    for name, (estimator, args, kwargs) in runs.items():
-        interval = bootstrap_ci(
-            estimator,
-            *args,
-            n_bootstrap=n_bootstrap,
-            alpha=alpha,
-            random_state=random_state,
-            **kwargs,
-        )
-        results.append(OpeEstimate(name, interval.estimate, interval.lower, interval.upper))
-    return results
 
 
 def validate_on_synthetic_market(

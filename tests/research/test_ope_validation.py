@@ -6,12 +6,15 @@ import pytest
 
 from catalogs.synthetic import SyntheticParams
 from catalogs.synthetic import generate_market
+from grodt.core.errors import GrodtError
+from research.ope.evaluate import ESTIMATORS
 from research.ope.market_bandit import allocation_bandit
 from research.ope.market_bandit import default_allocations
 from research.ope.policies import LinearEpsilonGreedyPolicy
 from research.ope.policies import LinearSoftmaxPolicy
 from research.ope.policies import sample_actions
-from research.ope.validation import ESTIMATORS
+from research.ope.policy_spec import load_policy_spec
+from research.ope.policy_spec import policy_action_dist
 from research.ope.validation import summarise_validation
 from research.ope.validation import validate_on_synthetic_market
 
@@ -70,3 +73,25 @@ def test_validation_loop_on_a_tiny_market():
     summary = summarise_validation(results)
     assert list(summary.index) == list(ESTIMATORS)
     assert set(summary.columns) == {"bias", "rmse", "coverage", "mean_width", "seeds"}
+
+
+def test_policy_spec_kinds(tmp_path):
+    context = np.array([[1.0, -2.0], [0.5, 3.0]])
+    names = ("a", "b")
+    path = tmp_path / "p.yaml"
+    path.write_text("kind: fixed\naction: 2\n")
+    np.testing.assert_array_equal(
+        policy_action_dist(load_policy_spec(path), context, names, 3), [[0, 0, 1], [0, 0, 1]]
+    )
+    path.write_text("kind: uniform\n")
+    np.testing.assert_allclose(policy_action_dist(load_policy_spec(path), context, names, 4), 0.25)
+    # Features are picked by name, in the file's order: here only b.
+    path.write_text("kind: epsilon_greedy\nfeatures: [b]\ncoef: [[1, -1]]\nepsilon: 0.2\n")
+    np.testing.assert_allclose(
+        policy_action_dist(load_policy_spec(path), context, names, 2), [[0.1, 0.9], [0.9, 0.1]]
+    )
+    with pytest.raises(GrodtError, match=r"coef has shape \(1, 2\), needs \(1, 3\)"):
+        policy_action_dist(load_policy_spec(path), context, names, 3)
+    path.write_text("kind: nope\n")
+    with pytest.raises(GrodtError, match=r"p\.yaml: .*kind"):
+        load_policy_spec(path)
