@@ -28,9 +28,10 @@ from nautilus_trader.live.node import TradingNode
 from grodt.core.errors import GrodtError
 from grodt.core.topics import NAUTILUS_ORDER_EVENTS
 from grodt.core.topics import NAUTILUS_SHUTDOWN
+from grodt.nodes.cache_transactions import TransactionalCacheDatabase
+from grodt.nodes.cache_transactions import transactional_cache_database
 from grodt.nodes.catalog_data import check_catalog
 from grodt.nodes.checkpoint import Checkpoint
-from grodt.nodes.checkpoint import DurableCheckpoint
 from grodt.nodes.checkpoint import load_checkpoint
 from grodt.nodes.checkpoint import save_checkpoint
 from grodt.nodes.components import keep_logging_alive
@@ -54,7 +55,6 @@ from grodt.nodes.run_files import write_config_yaml
 from grodt.nodes.run_files import write_json
 from grodt.nodes.sandbox import GrodtSandboxExecutionClient
 from grodt.nodes.sandbox import register_calculated_accounts
-from grodt.nodes.trading_config import cache_config
 from grodt.nodes.trading_config import resolve_catalog
 from grodt.nodes.trading_config import trading_node_config
 from grodt.nodes.warm_up import warm_up
@@ -127,7 +127,7 @@ class LiveNode:
         self._jsonl: JsonlSink | None = None
         self.resumed_from: Checkpoint | None = None
         self.checkpoints = 0
-        self._durable: DurableCheckpoint | None = None
+        self.database: TransactionalCacheDatabase | None = None
         self.restored: dict[str, Any] | None = None
         self.position_snapshots: PositionSnapshots | None = None
 
@@ -200,7 +200,16 @@ class LiveNode:
         # Before the kernel loads the cache database: a loaded sandbox account must be one
         # that fills update.
         register_calculated_accounts(sandbox.venue.name for sandbox in self.spec.sandboxes)
-        node = TradingNode(config=config, loop=self.loop)
+        # A paper node's cache database commits one transaction per checkpoint: Redis holds the
+        # state as of a record boundary, so the venue and strategies restored from it agree.
+        # A broker node keeps Nautilus' writer (every change sent as it happens): its venue is
+        # the truth, and an order it sent must be in the database under its strategy.
+        transactional = self.spec.cache_database is not None and self.spec.replay is not None
+        with (
+            transactional_cache_database() if transactional else contextlib.nullcontext([])
+        ) as databases:
+            node = TradingNode(config=config, loop=self.loop)
+        self.database = databases[0] if databases else None
         self.node = node
         if self.handle_signals:
             # Replace the kernel's handlers (they would run Nautilus' own stop concurrently).
@@ -221,10 +230,8 @@ class LiveNode:
             if isinstance(client, ReplayDataClient):
                 self.replay = client
                 # Lockstep with a cache database: a checkpoint after every record, once idle,
-                # in Redis before the next record.
+                # committed to Redis (with the record's writes) before the next record.
                 waiter = self._idle_then_checkpoint if persistent and lockstep else self.idle
-                if persistent and lockstep:
-                    self._durable = self._durable_checkpoint()
                 client.attach(waiter, self.probe)
                 # Read the catalog now: inside the client's connect it would run after Nautilus
                 # started the connection deadline, and a large replay would time out.
@@ -280,32 +287,18 @@ class LiveNode:
         # starts (orders sent in on_start included), and reaches the extensions (risk gate).
         self.kill_file_source.check()
 
-    def _durable_checkpoint(self) -> DurableCheckpoint:
-        config = cache_config(self.spec.cache_database)
-        assert config is not None and config.database is not None
-        database = config.database
-        return DurableCheckpoint(
-            database.host or "127.0.0.1",
-            database.port or 6379,
-            self.spec.engine.trader_id,
-            password=database.password,
-            use_ssl=database.ssl,
-        )
-
     async def _idle_then_checkpoint(self) -> None:
         assert self.idle is not None
         await self.idle()
-        value = self.checkpoint()
-        if value is not None and self._durable is not None:
-            await self._durable.wait(value)
+        self.checkpoint()
 
-    def checkpoint(self) -> bytes | None:
-        """Save strategy/actor state and the replay position into the cache database; the
-        checkpoint's bytes (None without a cache database)."""
+    def checkpoint(self) -> None:
+        """Save strategy/actor state and the replay position into the cache database; a paper
+        node commits them with every write since the last checkpoint in one transaction."""
         if self.node is None or self.spec.cache_database is None:
-            return None
+            return
         replay = self.replay
-        value = save_checkpoint(
+        save_checkpoint(
             self.node.kernel,
             Checkpoint(
                 replayed=replay.progress()["dispatched"] if replay is not None else 0,
@@ -313,8 +306,9 @@ class LiveNode:
                 saved_ns=time.time_ns(),
             ),
         )
+        if self.database is not None:
+            self.database.commit()
         self.checkpoints += 1
-        return value
 
     async def _checkpoint_periodically(self, interval: float) -> None:
         while True:
@@ -554,6 +548,13 @@ class LiveNode:
             except Exception as e:  # every extension gets its finish, whatever the others do
                 kernel.logger.exception(f"Extension {extension.name} finish failed", e)
                 extension_figures[extension.name] = {"error": repr(e)}
+        if self.database is not None:
+            # What the stop wrote (strategies' saved state, flatten orders), in Redis before the
+            # summary counts the transactions.
+            try:
+                self.database.commit()
+            except GrodtError as e:
+                kernel.logger.error(str(e))
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -586,7 +587,9 @@ class LiveNode:
                 "cache_database": (
                     {
                         "checkpoints": self.checkpoints,
-                        "durable_polls": self._durable.polls if self._durable else None,
+                        "transactions": (
+                            self.database.stats.as_dict() if self.database is not None else None
+                        ),
                         "resumed_from": (self.resumed_from.replayed if self.resumed_from else None),
                         "restored": self.restored,
                     }
@@ -631,8 +634,6 @@ class LiveNode:
         if self.kill_switch is not None:
             with contextlib.suppress(Exception):
                 self.kill_switch.leave()
-        if self._durable is not None:
-            self._durable.close()
         if self.replay is not None:
             with contextlib.suppress(Exception):
                 self.replay.detach()

@@ -16,15 +16,30 @@ from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
+import msgspec
 import pandas as pd
 import pytest
+import redis
 from live_kit import write_yaml
+from live_kit_crash import killed_at
+from nautilus_trader.cache.config import CacheConfig
+from nautilus_trader.cache.database import CacheDatabaseAdapter
+from nautilus_trader.common.config import DatabaseConfig
+from nautilus_trader.core.uuid import UUID4
+from nautilus_trader.model.events import OrderFilled
 from nautilus_trader.model.identifiers import ClientOrderId
+from nautilus_trader.model.identifiers import TraderId
+from nautilus_trader.serialization.serializer import MsgSpecSerializer
 
+from grodt.nodes import cache_transactions
+from grodt.nodes.cache_transactions import TransactionalCacheDatabase
+from grodt.nodes.checkpoint import CHECKPOINT_KEY
+from grodt.nodes.live import run_live
 from grodt.nodes.supervisor import RESTARTS_FILE
 from grodt.nodes.supervisor import RestartPolicy
 from grodt.nodes.supervisor import supervise
 from grodt.test_kit.redis import TemporaryRedis
+from node_configs.live_schema import load_live_config
 from risk_engine.config import RiskConfig
 from risk_engine.loss_halts import LossTriggers
 from strategies.lifecycle import LifecycleState
@@ -35,6 +50,7 @@ REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 BAR_TYPE = "SPX.SAMPLE-1-DAY-LAST-EXTERNAL"
 CRASH_AT_BAR = 340  # of 879 (2004-01 … 2007-06): S1 holds a position, its bracket resting
+TRADER_ID = "GRODT-001"  # the engine section's default
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +69,9 @@ def redis_server() -> Iterator[TemporaryRedis]:
         yield server
 
 
-def _document(marker: Path | None, port: int | None, at_bar: int = CRASH_AT_BAR) -> dict:
+def _document(
+    marker: Path | None, port: int | None, at_bars: tuple[int, ...] = (CRASH_AT_BAR,)
+) -> dict:
     document: dict = {
         "name": "restart_s1",
         "kind": "live",
@@ -84,8 +102,8 @@ def _document(marker: Path | None, port: int | None, at_bar: int = CRASH_AT_BAR)
     if marker is not None:
         document["actors"] = [
             {
-                "path": "live_kit_crash:CrashOnce",
-                "config": {"bar_type": BAR_TYPE, "at_bar": at_bar, "marker": str(marker)},
+                "path": "live_kit_crash:CrashAt",
+                "config": {"bar_type": BAR_TYPE, "at_bars": list(at_bars), "marker": str(marker)},
             },
         ]
     if port is not None:
@@ -151,12 +169,12 @@ def _run(
 
 
 def _crash_and_restart(
-    tmp_path: Path, port: int | None, catalog: Path, at_bar: int = CRASH_AT_BAR
+    tmp_path: Path, port: int | None, catalog: Path
 ) -> tuple[dict, pd.DataFrame, int]:
     """Run until the crash, run again; the restarted run's summary and orders, and the wall
     time of the crash (UNIX ns: the marker is written just before the SIGKILL)."""
     marker = tmp_path / "crashed"
-    config = write_yaml(tmp_path / "restart.yaml", _document(marker, port, at_bar))
+    config = write_yaml(tmp_path / "restart.yaml", _document(marker, port))
     crashed = _run(config, tmp_path / "run", port, catalog)
     assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-3000:]
     assert marker.exists() and not (tmp_path / "run" / "summary.json").exists()
@@ -197,13 +215,11 @@ def test_restart_with_cache_database_resumes_as_itself(redis_server, catalog: Pa
 
 
 def _uninterrupted(tmp_path: Path, document: dict, port: int, catalog: Path) -> Path:
-    """``document`` (crash actor included) run through without a crash; its run directory."""
-    marker = tmp_path / "never"
-    marker.write_text("the run goes through")
+    """``document`` (crash actor included, killing nowhere) run through; its run directory."""
     document = {**document, "actors": [dict(a) for a in document["actors"]]}
     for actor in document["actors"]:
-        if actor["path"] == "live_kit_crash:CrashOnce":
-            actor["config"] = {**actor["config"], "marker": str(marker)}
+        if actor["path"] == "live_kit_crash:CrashAt":
+            actor["config"] = {**actor["config"], "at_bars": []}
     config = write_yaml(tmp_path / "through.yaml", document)
     done = _run(config, tmp_path / "through", port, catalog)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -253,23 +269,156 @@ def _assert_same_run(restarted: Path, through: Path) -> dict:
     return summary
 
 
-def test_restarted_run_ends_as_an_uninterrupted_run(redis_server, catalog: Path, tmp_path: Path):
-    """S1 killed inside bar 340 (a position open, its stop and target resting at the venue;
-    the venue fills nothing on that bar, so nothing of it reaches the database) and restarted:
-    the same orders (venue order ids and trade ids included), positions, account and equity as
-    the uninterrupted run. The venue comes back from the cache, the indicators from the bars
-    before the checkpoint."""
+def _database_after_crash(port: int) -> tuple[dict, list[OrderFilled]]:
+    """The checkpoint and the fills a crashed node left in the cache database, read through
+    Nautilus' own adapter (what a restarted node loads)."""
+    adapter = CacheDatabaseAdapter(
+        trader_id=TraderId(TRADER_ID),
+        instance_id=UUID4(),
+        serializer=MsgSpecSerializer(encoding=msgspec.msgpack, timestamps_as_str=True),
+        config=CacheConfig(
+            database=DatabaseConfig(host="127.0.0.1", port=port), encoding="msgpack"
+        ),
+    )
+    try:
+        checkpoint = json.loads(adapter.load()[CHECKPOINT_KEY])
+        orders = adapter.load_orders()
+    finally:
+        adapter.close()
+    fills = [e for o in orders.values() for e in o.events if isinstance(e, OrderFilled)]
+    return checkpoint, fills
+
+
+def _crash_until_done(
+    config: Path, run_dir: Path, port: int, catalog: Path, marker: Path, kills: int
+) -> list[tuple[int, dict, list[OrderFilled]]]:
+    """Run ``config`` again after every SIGKILL until it finishes; for each kill, the bar it
+    landed in and the database's checkpoint and fills right after it."""
+    crashes: list[tuple[int, dict, list[OrderFilled]]] = []
+    while True:
+        done = _run(config, run_dir, port, catalog)
+        if done.returncode != -signal.SIGKILL:
+            assert done.returncode == 0, done.stderr[-3000:]
+            break
+        bar = max(killed_at(marker))
+        crashes.append((bar, *_database_after_crash(port)))
+        assert len(crashes) <= kills
+    assert [bar for bar, _, _ in crashes] == sorted(killed_at(marker)) and len(crashes) == kills
+    return crashes
+
+
+def test_kills_on_fill_bars_end_as_an_uninterrupted_run(
+    redis_server, catalog: Path, tmp_path: Path
+):
+    """S1 killed three times in one run: inside bar 340 (a position open, its stop and target
+    resting), then inside bars 344 and 350, where the venue fills the stop or the target (the
+    venue moves before the crash actor sees the bar, so the fill, the target's cancel, the
+    position's and the account's updates are all under way at the kill). The cache database
+    commits one transaction per record, so after each kill it holds the state as of the bar
+    before, nothing of the crash bar; each restart resumes there, and the run ends with the
+    uninterrupted run's orders (venue order ids and trade ids included), positions, account
+    and equity."""
+    kills = (CRASH_AT_BAR, 344, 350)
     redis_server.flush()
-    document = _document(tmp_path / "crashed", redis_server.port)
+    marker = tmp_path / "crashed"
+    document = _document(marker, redis_server.port, kills)
     through = _uninterrupted(tmp_path, document, redis_server.port, catalog)
     redis_server.flush()
-    summary, _, _ = _crash_and_restart(tmp_path, redis_server.port, catalog)
+    config = write_yaml(tmp_path / "restart.yaml", document)
+    crashes = _crash_until_done(
+        config, tmp_path / "run", redis_server.port, catalog, marker, len(kills)
+    )
+    fill_times = pd.to_datetime(pd.read_csv(through / "fills.csv")["ts_event"]).astype("int64")
+    killed = killed_at(marker)
+    for bar, checkpoint, fills in crashes:
+        # Nothing of the crash bar reached the database: the checkpoint is the bar before it,
+        # and no fill is stamped with the crash bar's time (the venue's fills carry it).
+        assert checkpoint["replayed"] == bar - 1
+        assert all(fill.ts_event < killed[bar] for fill in fills)
+        # The premise: the venue fills S1's stop or target on bars 344 and 350, not on 340.
+        assert ((fill_times == killed[bar]).sum() > 0) == (bar != CRASH_AT_BAR), bar
+    summary = _assert_same_run(tmp_path / "run", through)
     restored = summary["cache_database"]["restored"]
-    assert restored["warm_up"]["bars"] == CRASH_AT_BAR - 1
+    assert restored["warm_up"]["bars"] == kills[-1] - 1
     venue = restored["venues"]["SAMPLE"]
     assert venue["account_restored"] is True
-    assert venue["orders"] == 2 and venue["news"] == 0  # the stop and target, accepted once
-    _assert_same_run(tmp_path / "run", through)
+    assert venue["news"] == 0  # every open order in the database was open at the venue
+    transactions = summary["cache_database"]["transactions"]
+    assert transactions["commits"] > 0 and transactions["failures"] == 0
+
+
+_WRITES = (
+    "add", "add_currency", "add_instrument", "add_synthetic", "add_account", "add_order",
+    "add_position", "index_venue_order_id", "index_order_position", "update_actor",
+    "update_strategy", "update_account", "update_order", "update_position",
+    "snapshot_order_state", "snapshot_position_state", "heartbeat", "delete_order",
+    "delete_position", "delete_actor", "delete_strategy",
+)  # fmt: skip
+
+
+def _dump(client: redis.Redis) -> dict[bytes, object]:
+    """Every key of a Redis server with its value (lists in order, sets as sets)."""
+    content: dict[bytes, object] = {}
+    for key in client.keys("*"):
+        kind = client.type(key)
+        if kind == b"string":
+            content[key] = client.get(key)
+        elif kind == b"list":
+            content[key] = client.lrange(key, 0, -1)
+        elif kind == b"set":
+            content[key] = client.smembers(key)
+        elif kind == b"hash":
+            content[key] = client.hgetall(key)
+        else:
+            raise AssertionError(f"unexpected {kind!r} at {key!r}")
+    return content
+
+
+def test_transactions_write_what_nautilus_writer_writes(
+    redis_server, catalog: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Every cache write of a paper run (S1, 376 bars, a checkpoint per bar) goes through both
+    writers: Nautilus' (to the configured server, as it happens) and the transactional one (to
+    a second server, one transaction per checkpoint). Both servers end with the same keys,
+    types and bytes, so a node restarted on either loads the same state."""
+    redis_server.flush()
+    monkeypatch.setenv("GRODT_TEST_REDIS_PORT", str(redis_server.port))
+    with TemporaryRedis() as second:
+        second_client = redis.Redis(host="127.0.0.1", port=second.port)
+
+        class BothWriters(TransactionalCacheDatabase):
+            def __init__(self, **kwargs: object) -> None:
+                super().__init__(**kwargs, client=second_client)
+
+        def through_both(name: str):
+            def write(self, *args):
+                getattr(CacheDatabaseAdapter, name)(self, *args)
+                getattr(TransactionalCacheDatabase, name)(self, *args)
+
+            return write
+
+        for name in _WRITES:
+            setattr(BothWriters, name, through_both(name))
+        monkeypatch.setattr(cache_transactions, "TransactionalCacheDatabase", BothWriters)
+        document = _document(None, redis_server.port)
+        document["data_clients"][0]["end"] = "2005-06-30"  # 376 bars, 96 orders
+        config = write_yaml(tmp_path / "s1.yaml", document)
+        outcome = run_live(
+            load_live_config(config), tmp_path / "run", catalog=catalog, quiet=True,
+            handle_signals=False,
+        )  # fmt: skip
+        assert outcome.summary["orders"] > 50
+        transactions = outcome.summary["cache_database"]["transactions"]
+        assert transactions["commits"] >= 376 and transactions["failures"] == 0
+        written = _dump(second_client)
+        second_client.close()
+    commit_key = f"trader-{TRADER_ID}:grodt:commit".encode()
+    assert written.pop(commit_key) is not None
+    nautilus = redis.Redis(host="127.0.0.1", port=redis_server.port)
+    expected = _dump(nautilus)
+    nautilus.close()
+    assert sorted(written) == sorted(expected)
+    assert written == expected
 
 
 def test_full_stack_restarted_run_ends_as_an_uninterrupted_run(
