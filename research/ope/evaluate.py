@@ -8,6 +8,7 @@ the overlap warnings (:func:`research.ope.diagnostics.overlap_diagnostics`).
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -49,15 +50,19 @@ def estimate_all(
     alpha: float = 0.05,
     n_folds: int = 5,
     random_state: int | None = 0,
+    regressor: Any = None,
 ) -> list[OpeEstimate]:
     """Every estimator of :data:`ESTIMATORS` on one log, with percentile bootstrap intervals.
 
-    ``q_hat`` is cross-fitted once on the whole log (a LightGBM :class:`CrossFittedRewardModel`)
+    ``q_hat`` is cross-fitted once on the whole log (:class:`CrossFittedRewardModel` with
+    ``regressor``, LightGBM by default)
     and resampled with the rounds; refitting it per resample would widen the DM/DR intervals by
     the model's own variance, which these intervals therefore leave out.
     """
     n_actions = action_dist.shape[1]
-    q_hat = CrossFittedRewardModel(n_folds=n_folds).fit_predict(context, action, reward, n_actions)
+    q_hat = CrossFittedRewardModel(regressor=regressor, n_folds=n_folds).fit_predict(
+        context, action, reward, n_actions
+    )
     logged = (reward, action, pscore, action_dist)
     runs: dict[str, tuple[Callable[..., float], tuple, dict]] = {
         "ipw": (ipw, logged, {}),
@@ -119,6 +124,7 @@ def evaluate_policy(
     alpha: float = 0.05,
     n_folds: int = 5,
     random_state: int | None = 0,
+    regressor: Any = None,
 ) -> OpeReport:
     """Estimates, logged value and overlap of ``action_dist`` on one log (shapes as in
     :mod:`research.ope.estimators`; ``context`` (n, d) feeds the reward model)."""
@@ -136,6 +142,7 @@ def evaluate_policy(
         alpha=alpha,
         n_folds=min(n_folds, n),
         random_state=random_state,
+        regressor=regressor,
     )
     logged = bootstrap_ci(
         _mean,

@@ -11,6 +11,7 @@ baseline) stand beside it.
 """
 
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -59,13 +60,15 @@ def validate_on_synthetic_market(
     tau: float = 5.0,
     n_bootstrap: int = 500,
     alpha: float = 0.05,
+    regressor: Any = None,
 ) -> pd.DataFrame:
     """One row per (seed, estimator).
 
     Columns: ``seed, estimator, estimate, lower, upper, truth`` (the target's true expected value
     on the seed's rounds), ``realised`` (the mean reward of one sampled run of the target),
     ``logger_value``, ``equal_weight_value`` (always-on baseline), ``n_rounds``, ``ess``,
-    ``max_weight``. Rewards are fractions per window.
+    ``max_weight``. Rewards are fractions per window. ``regressor``: the reward model's sklearn
+    regressor (default LightGBM).
     """
     rows = []
     for seed in seeds:
@@ -101,6 +104,7 @@ def validate_on_synthetic_market(
             n_bootstrap=n_bootstrap,
             alpha=alpha,
             random_state=seed,
+            regressor=regressor,
         ):
             rows.append(
                 {
@@ -115,7 +119,8 @@ def validate_on_synthetic_market(
 
 
 def summarise_validation(results: pd.DataFrame) -> pd.DataFrame:
-    """Per estimator over seeds: bias, RMSE, interval coverage of the truth, mean interval width.
+    """Per estimator over seeds: bias (and its standard error over seeds), RMSE, interval
+    coverage of the truth, mean interval width.
 
     Bias and RMSE are against ``truth`` (the target's expected value on the same rounds).
     """
@@ -131,6 +136,7 @@ def summarise_validation(results: pd.DataFrame) -> pd.DataFrame:
     summary = pd.DataFrame(
         {
             "bias": grouped["error"].mean(),
+            "bias_se": grouped["error"].std(ddof=1) / np.sqrt(grouped["error"].count()),
             "rmse": np.sqrt(grouped["squared"].mean()),
             "coverage": grouped["covered"].mean(),
             "mean_width": grouped["width"].mean(),

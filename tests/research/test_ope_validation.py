@@ -72,7 +72,7 @@ def test_validation_loop_on_a_tiny_market():
     assert (results["lower"] <= results["upper"]).all()
     summary = summarise_validation(results)
     assert list(summary.index) == list(ESTIMATORS)
-    assert set(summary.columns) == {"bias", "rmse", "coverage", "mean_width", "seeds"}
+    assert set(summary.columns) == {"bias", "bias_se", "rmse", "coverage", "mean_width", "seeds"}
 
 
 def test_policy_spec_kinds(tmp_path):
