@@ -11,12 +11,20 @@ publishes a :class:`~grodt.core.records.RegimeUpdateRecord` on
 :data:`~grodt.core.topics.Topics.REGIME`
 for decision forensics.
 
+With ``walk_forward.refit_lag_bars`` > 0 the (re)fits run in one worker process (spawned at
+start) and each new model takes over that many rows after its window ends, at the same bar in a
+backtest and live (:mod:`models.regime.walk_forward`); the engine thread only starts the fit and,
+at the swap, replays those rows on the new filter. With 0 (default) fits run on the engine thread
+at the bar their window ends.
+
 The actor does not know whether it runs in a backtest or live: it only sees bars. Actors start
 before strategies, so a strategy's ``on_bar(t)`` always sees the record of bar t first. The same
 records can be computed offline (``grodt regime infer --to-catalog``) and replayed into a
 backtest without the actor; see ``docs/regime.md``.
 """
 
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import msgspec
@@ -114,9 +122,16 @@ class RegimeActor(Actor):
         self._sequence = 0
         self._registry_refs: dict[str, str] = {}
         """Content hash → ``name/<version>`` of the registry models loaded (cited in records)."""
+        self._fit_pool: ProcessPoolExecutor | None = None
 
     def on_start(self) -> None:
         starting_model = self._starting_model()
+        if self.walk_forward.refit_lag_bars > 0 and self._fit_pool is None:
+            # spawn, not fork: the engine's threads (Rust runtime, loggers) must not be cloned.
+            self._fit_pool = ProcessPoolExecutor(
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),
+            )
         for bar_type in self.config.bar_types:
             instrument_id = bar_type.instrument_id
             self.filters[bar_type] = WalkForwardRegime(
@@ -124,6 +139,7 @@ class RegimeActor(Actor):
                 model=starting_model,
                 on_warning=self._warn,
                 on_info=self.log.info,
+                executor=self._fit_pool,
             )
             self._data_types[bar_type] = regime_data_type(instrument_id)
             self._instrument_ids[bar_type] = instrument_id
@@ -252,6 +268,12 @@ class RegimeActor(Actor):
         for regime in self.filters.values():
             regime.reset()
 
+    def on_dispose(self) -> None:
+        if self._fit_pool is not None:
+            # A fit still running belongs to a stopped node: drop it, do not wait for it.
+            self._fit_pool.shutdown(wait=False, cancel_futures=True)
+            self._fit_pool = None
+
     def summary(self) -> dict[str, dict[str, object]]:
         """Counters per bar type: bars, fits, failed fits, skipped updates, current version."""
         return {
@@ -262,6 +284,7 @@ class RegimeActor(Actor):
                 "skipped": regime.skipped,
                 "model_version": self._cite(regime.version),
                 "fit_seconds": sum(f.seconds for f in regime.fits),
+                "fit_wait_seconds": regime.fit_wait_seconds,
             }
             for bar_type, regime in self.filters.items()
         }

@@ -48,11 +48,12 @@ def run_one(
     speed: float,
     start: str | None,
     end: str | None,
+    overrides: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     from grodt.nodes.live import LiveNode
     from node_configs.live_schema import load_live_config
 
-    spec = load_live_config(config)
+    spec = load_live_config(config, overrides)
     replay = spec.replay
     if replay is None:
         raise SystemExit(f"{config}: not a paper config (no replay data client)")
@@ -136,6 +137,14 @@ def main() -> None:
     parser.add_argument("--start", default=None, help="Replay window start (override).")
     parser.add_argument("--end", default=None, help="Replay window end (override).")
     parser.add_argument("--json", type=Path, default=None, help="Also write the results here.")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        help="PATH=VALUE override of every config, repeatable "
+        "(e.g. actors[0].config.walk_forward.refit_lag_bars=1).",
+    )
     args = parser.parse_args()
 
     from grodt.core.settings import get_settings
@@ -150,7 +159,15 @@ def main() -> None:
     )
     rows = []
     for config in configs:
-        row = run_one(config, catalog, args.pacing, args.speed, args.start, args.end)
+        row = run_one(
+            config,
+            catalog,
+            args.pacing,
+            args.speed,
+            args.start,
+            args.end,
+            tuple(args.overrides),
+        )
         print_row(row)
         rows.append(row)
     section_us = synchronous_section_us(configs[0], catalog)

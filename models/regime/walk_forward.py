@@ -13,6 +13,15 @@ Causality, by construction:
 A bar whose close is not a positive finite number, or whose features are not finite, skips the
 measurement update: the filter only predicts (α ← α·A, the Bayesian treatment of a missing
 observation), the row is kept out of the training window, and a warning says so.
+
+Refits off the caller's thread: with ``refit_lag_bars = L > 0`` a (re)fit due at row t is
+started on the trailing window ending at t — in an ``executor`` (the regime actor passes a worker
+process) or, without one, at once in the calling thread — and its model takes over at row t + L:
+the new filter's state at t (computed with the fit) is run over rows t+1..t+L (a skipped bar
+predicts only), exactly as if the model had been in use since t. Rows t..t+L-1 keep the previous
+model. If the fit has not finished by row t + L, that row waits for it, so the output is the same
+with or without an executor, in a backtest or live; with L = 0 (default) fits run synchronously
+at the bar their window ends, as always.
 """
 
 import logging
@@ -22,6 +31,8 @@ from collections import deque
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Sequence
+from concurrent.futures import Executor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Literal
@@ -70,6 +81,10 @@ class WalkForwardConfig:
         Rows between refits after the first fit; 0 fits once and never again.
     warm_start : bool, default True
         Start each refit's EM from the previous model (one run) instead of ``n_init`` cold runs.
+    refit_lag_bars : int, default 0
+        Rows between a (re)fit's last training row and the row its model takes over (see the
+        module docstring); 0: the same row (the fit runs synchronously). Must be below
+        ``refit_every`` when that is set.
     """
 
     features: tuple[str, ...] = DEFAULT_FEATURES
@@ -87,6 +102,7 @@ class WalkForwardConfig:
     min_train_bars: int | None = None
     refit_every: int = 0
     warm_start: bool = True
+    refit_lag_bars: int = 0
 
     def __post_init__(self) -> None:
         specs = parse_features(self.features)
@@ -106,6 +122,13 @@ class WalkForwardConfig:
             )
         if self.refit_every < 0:
             raise ConfigError(f"refit_every: must be >= 0, was {self.refit_every}")
+        if self.refit_lag_bars < 0:
+            raise ConfigError(f"refit_lag_bars: must be >= 0, was {self.refit_lag_bars}")
+        if self.refit_every and self.refit_lag_bars >= self.refit_every:
+            raise ConfigError(
+                f"refit_lag_bars: must be below refit_every={self.refit_every} (one fit in "
+                f"flight at a time), was {self.refit_lag_bars}",
+            )
 
     @property
     def first_fit_rows(self) -> int:
@@ -178,6 +201,92 @@ def entropy_nats(probabilities: Iterable[float]) -> float:
     return total if total > 0.0 else 0.0
 
 
+class WindowFit(NamedTuple):
+    """What :func:`fit_on_window` returns: the fitted model as data, the new filter's state at
+    the window's last row, the fit's duration; or the reason it failed (``model`` is None)."""
+
+    model: dict | None
+    state: tuple[float, ...]
+    seconds: float
+    error: str | None = None
+
+
+def fit_on_window(
+    config: WalkForwardConfig,
+    window: np.ndarray,
+    previous: dict | None,
+    train_end_ns: int | None,
+) -> WindowFit:
+    """Fit ``config``'s model on ``window`` (N, D raw feature rows) and run its filter over the
+    window. Picklable in and out (the model as :meth:`GaussianRegimeHMM.to_dict` data), so it
+    runs in a worker process as well as in the caller.
+
+    ``previous`` is the model to warm-start from (``to_dict`` data), ``None`` for a cold fit.
+    Fit failures come back as ``error`` (never raised).
+    """
+    model = config.new_model()
+    started = time.perf_counter()
+    try:
+        init_from = GaussianRegimeHMM.from_dict(previous) if previous is not None else None
+        model.fit(window, init_from=init_from, train_end_ns=train_end_ns)
+    except (RegimeFitError, ConfigError, ValueError, np.linalg.LinAlgError) as e:
+        return WindowFit(None, (), time.perf_counter() - started, str(e))
+    seconds = time.perf_counter() - started
+    forward = model.forward_filter()
+    state: tuple[float, ...] = ()
+    for values in window.tolist():
+        state = forward.update(values)
+    return WindowFit(model.to_dict(), tuple(state), seconds)
+
+
+class _ReadyFit(NamedTuple):
+    """A finished fit made usable: the model and its filter at the window's end (or None)."""
+
+    outcome: WindowFit
+    model: GaussianRegimeHMM | None
+    model_data: dict | None
+    forward: ForwardFilter | None
+
+
+def _make_ready(outcome: WindowFit) -> _ReadyFit:
+    """Rebuild the model from its data and start its filter at the window's end state."""
+    if outcome.model is None:
+        return _ReadyFit(outcome, None, None, None)
+    model = GaussianRegimeHMM.from_dict(outcome.model)
+    forward = model.forward_filter()
+    forward.reset(prior=outcome.state)
+    return _ReadyFit(outcome, model, outcome.model, forward)
+
+
+def _when_done(future: "Future[WindowFit]") -> "Future[_ReadyFit]":
+    """A future of the usable fit, built by the thread that completes ``future`` (for a process
+    pool: its result thread, off the caller's), so the caller only replays the rows since."""
+    ready: Future[_ReadyFit] = Future()
+
+    def build(done: "Future[WindowFit]") -> None:
+        try:
+            ready.set_result(_make_ready(done.result()))
+        except BaseException as e:  # delivered to the caller through ready.result()
+            ready.set_exception(e)
+
+    future.add_done_callback(build)
+    return ready
+
+
+@dataclass
+class _PendingFit:
+    """A fit started at ``row`` whose model takes over at ``apply_row``."""
+
+    future: "Future[_ReadyFit]"
+    row: int
+    apply_row: int
+    ts_ns: int
+    n_train: int
+    kind: str
+    tail: list[tuple[float, ...] | None] = field(default_factory=list)
+    """Rows after the window's last one (None: a skipped bar), replayed on the new filter."""
+
+
 @dataclass
 class FitInfo:
     """One (re)fit performed by the walk-forward filter."""
@@ -203,6 +312,9 @@ class WalkForwardRegime:
         Python logger. The actor passes its Nautilus logger.
     on_info : Callable[[str], None], optional
         Where fit summaries go; default: the Python logger at INFO.
+    executor : concurrent.futures.Executor, optional
+        Where fits run when ``config.refit_lag_bars > 0`` (e.g. a one-worker process pool);
+        default: in the calling thread. The output is the same either way.
     """
 
     def __init__(
@@ -211,8 +323,10 @@ class WalkForwardRegime:
         model: GaussianRegimeHMM | None = None,
         on_warning: Callable[[str], None] | None = None,
         on_info: Callable[[str], None] | None = None,
+        executor: Executor | None = None,
     ) -> None:
         self.config = config
+        self.executor = executor
         specs = parse_features(config.features)
         if model is not None:
             if not model.is_fitted:
@@ -252,6 +366,13 @@ class WalkForwardRegime:
         """Bars whose update was skipped (invalid close or non-finite features)."""
         self.fits: list[FitInfo] = []
         self.failed_fits = 0
+        if getattr(self, "_pending", None) is not None:
+            self._pending.future.cancel()
+        self._pending: _PendingFit | None = None
+        self._model_data: dict | None = None
+        """``self.model.to_dict()`` when known (the next warm start's input)."""
+        self.fit_wait_seconds = 0.0
+        """Time :meth:`update` spent waiting for fits still running when their model was due."""
 
     @property
     def version(self) -> str:
@@ -290,7 +411,16 @@ class WalkForwardRegime:
         self.rows += 1
         self._rows_since_attempt += 1
         events: tuple[str, ...] = ()
-        if self._fit_due():
+        if self._pending is not None:
+            self._pending.tail.append(values)
+            if self.rows >= self._pending.apply_row:
+                events = self._apply_pending()
+                if events != ("fit_failed",):
+                    assert self._filter is not None
+                    return self._emit(self._labels(self._filter.probabilities), "fitted", events)
+        elif self._fit_due() and self.config.refit_lag_bars > 0:
+            self._start_fit(ts_ns)
+        elif self._fit_due():
             events = self._fit(ts_ns)
             if events != ("fit_failed",):
                 # The new filter has been run over the window, this bar included.
@@ -303,6 +433,8 @@ class WalkForwardRegime:
 
     def _skip(self) -> RegimeStep:
         self.skipped += 1
+        if self._pending is not None:
+            self._pending.tail.append(None)
         if self._filter is None:
             return self._emit(_PRIOR, "prior", ())
         return self._emit(self._labels(self._filter.predict()), "skipped", ())
@@ -326,6 +458,83 @@ class WalkForwardRegime:
         if self.config.refit_every > 0:
             return self.config.refit_every
         return max(1, self.config.first_fit_rows // 4)
+
+    def _start_fit(self, ts_ns: int) -> None:
+        """Start a fit on the trailing window ending at this row; its model takes over
+        ``refit_lag_bars`` rows later (:meth:`_apply_pending`)."""
+        self._rows_since_attempt = 0
+        config = self.config
+        window = np.asarray(self._window, dtype=float)
+        previous = None
+        if config.warm_start and self.model is not None:
+            if self._model_data is None:
+                self._model_data = self.model.to_dict()
+            previous = self._model_data
+        args = (config, window, previous, ts_ns or None)
+        if self.executor is not None:
+            future = _when_done(self.executor.submit(fit_on_window, *args))
+        else:
+            future = Future()
+            future.set_result(_make_ready(fit_on_window(*args)))
+        self._pending = _PendingFit(
+            future=future,
+            row=self.rows,
+            apply_row=self.rows + config.refit_lag_bars,
+            ts_ns=ts_ns,
+            n_train=len(window),
+            kind="refit" if self.model is not None else "fit",
+        )
+
+    def _apply_pending(self) -> tuple[str, ...]:
+        """Swap in the pending fit's model (waiting for it if still running): its filter state
+        at the window's end, run over the rows since; or keep the current model if it failed."""
+        pending = self._pending
+        assert pending is not None
+        self._pending = None
+        waited = time.perf_counter()
+        try:
+            ready = pending.future.result()
+        except Exception as e:  # a dead worker or a bad result: keep the model, say why
+            ready = _ReadyFit(
+                WindowFit(None, (), 0.0, f"{type(e).__name__}: {e}"), None, None, None
+            )
+        self.fit_wait_seconds += time.perf_counter() - waited
+        outcome, model, forward = ready.outcome, ready.model, ready.forward
+        at = _iso(pending.ts_ns)
+        if model is None:
+            self.failed_fits += 1
+            retry = self.config.refit_every if self.model is not None else self._retry_interval()
+            self._warn(
+                f"regime fit at {at} on {pending.n_train} bars failed: {outcome.error}; "
+                f"keeping {self.version}" + (f", next attempt in {retry} bars" if retry else ""),
+            )
+            return ("fit_failed",)
+        assert forward is not None
+        for message in model.fit_warnings_:
+            self._warn(f"regime fit at {at}: {message}")
+        for values in pending.tail:
+            if values is None:
+                forward.predict()
+            else:
+                forward.update(values)
+        self.model = model
+        self._model_data = ready.model_data
+        self._filter = forward
+        self.fits.append(
+            FitInfo(
+                pending.row,
+                model.version_,
+                pending.n_train,
+                outcome.seconds,
+                list(model.fit_warnings_),
+            ),
+        )
+        self._info(
+            f"regime {pending.kind} at {at}: {model.version_} on {pending.n_train} bars in "
+            f"{outcome.seconds * 1e3:.0f} ms, in use from {len(pending.tail)} rows later, "
+            f"states {list(model.state_labels_)}",
+        )
+        return (pending.kind,)
 
     def _fit(self, ts_ns: int) -> tuple[str, ...]:
         """Fit on the trailing window ending at this bar; on success the filter restarts on the
@@ -355,6 +564,7 @@ class WalkForwardRegime:
             self._warn(f"regime fit at {_iso(ts_ns)}: {message}")
         kind = "refit" if previous is not None else "fit"
         self.model = model
+        self._model_data = None
         self._filter = model.forward_filter()
         for values in window.tolist():
             self._filter.update(values)
