@@ -16,8 +16,9 @@ from that log; the same allocator then runs for real on the same rounds (every a
 known, so its true value is exact). DM and the DR family use a cross-fitted reward model
 (``--reward-model``: LightGBM or ridge regression on context × action). Printed: per estimator
 the bias (± its standard error over seeds) and RMSE against the truth, the coverage of the
-``1 − alpha`` bootstrap intervals and their mean width (basis points per window), and per seed the target's true and realised values beside the logger's and equal
-weight's (the always-on baseline).
+``1 − alpha`` bootstrap intervals and their mean width (basis points per window), and per seed
+the target's true and realised values beside the logger's and equal weight's (the always-on
+baseline).
 """
 
 import argparse
