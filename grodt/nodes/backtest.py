@@ -27,6 +27,8 @@ from nautilus_trader.persistence.catalog import ParquetDataCatalog
 from catalogs.reader import read_closes
 from grodt.nodes.benchmark import add_benchmark
 from grodt.nodes.benchmark import check_benchmark
+from grodt.nodes.cache_purge import CachePurgeActor
+from grodt.nodes.cache_purge import reports_with_purged
 from grodt.nodes.catalog_data import bar_types_of
 from grodt.nodes.catalog_data import check_catalog
 from grodt.nodes.catalog_data import data_config
@@ -44,6 +46,7 @@ from grodt.nodes.run_files import write_json
 from node_configs.extensions import node_extensions
 from node_configs.schema import BacktestNodeSpec
 from node_configs.schema import EngineSpec
+from node_configs.schema import LoggingSpec
 from node_configs.schema import VenueSpec
 from research.performance import EquityCurve
 from research.performance import equity_curve
@@ -51,13 +54,32 @@ from research.performance import normalise_fills
 from research.performance import run_summary
 
 __all__ = [
+    "BACKTEST_FILE_LOG_LEVEL",
     "BacktestOutcome",
+    "backtest_logging",
     "build_run_config",
     "data_span_ns",
     "engine_equity",
     "risk_engine_config",
     "run_backtest",
 ]
+
+
+_PURGE_SPILL = ".purged_reports.pickle"
+"""Report rows of purged orders and positions, in the run directory while the run lasts."""
+
+
+BACKTEST_FILE_LOG_LEVEL = "WARNING"
+"""Level of a backtest's JSON log file unless its config sets ``logging.file_level``: at INFO,
+twelve strategies over 500k one-minute bars wrote 1.3 GB and the event loop took 29% longer."""
+
+
+def backtest_logging(spec: LoggingSpec) -> LoggingSpec:
+    """``spec`` with the backtest's file level, :data:`BACKTEST_FILE_LOG_LEVEL`, where the config
+    does not set ``file_level`` (``--set logging.file_level=INFO`` asks for more)."""
+    if "file_level" in spec.model_fields_set:
+        return spec
+    return spec.model_copy(update={"file_level": BACKTEST_FILE_LOG_LEVEL})
 
 
 def risk_engine_config(engine: EngineSpec) -> RiskEngineConfig:
@@ -98,7 +120,7 @@ def build_run_config(
     """Translate a node spec into a Nautilus ``BacktestRunConfig``."""
     engine = BacktestEngineConfig(
         trader_id=spec.engine.trader_id,
-        logging=logging_config(spec.logging, run_dir, quiet),
+        logging=logging_config(backtest_logging(spec.logging), run_dir, quiet),
         risk_engine=risk_engine_config(spec.engine),
         actors=[importable_actor(a) for a in spec.actors] + list(extra_actors or []),
         strategies=[importable_strategy(s) for s in spec.strategies],
@@ -154,12 +176,18 @@ def run_backtest(
     document: dict[str, Any] | None = None,
     progress: bool = False,
     quiet: bool = False,
+    purge_cache: bool = True,
 ) -> BacktestOutcome:
     """Run a node spec on a catalog and write its reports into ``run_dir``.
 
     Writes ``config.yaml`` (resolved, secret values redacted), ``summary.json``, ``fills.csv``,
     ``orders.csv``, ``positions.csv``, ``account_<VENUE>.csv``, ``equity.parquet`` (every bar)
     and ``equity_daily.csv``, and engine logs under ``logs/``.
+
+    With ``purge_cache`` (the default), closed orders and positions leave the engine's cache an
+    hour of simulated time after they close, their report rows spilled to the run directory
+    first (:mod:`grodt.nodes.cache_purge`): per-order cost and memory stay flat over long runs,
+    and the reports are the same as without it.
     """
     catalog = Path(catalog)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -174,6 +202,15 @@ def run_backtest(
                 actor_path="grodt.nodes.progress:ProgressActor",
                 config_path="grodt.nodes.progress:ProgressActorConfig",
                 config={"start_ns": span[0], "end_ns": span[1], "description": spec.name},
+            ),
+        )
+    spill_path = run_dir / _PURGE_SPILL
+    if purge_cache:
+        extra_actors.append(
+            ImportableActorConfig(
+                actor_path="grodt.nodes.cache_purge:CachePurgeActor",
+                config_path="grodt.nodes.cache_purge:CachePurgeActorConfig",
+                config={"spill_path": str(spill_path)},
             ),
         )
     extensions = node_extensions(spec, run_dir)
@@ -196,10 +233,11 @@ def run_backtest(
             node.run()
             wall_seconds = time.perf_counter() - started
             extension_figures = {ext.name: ext.finish(engine.kernel) for ext in extensions}
-            outcome = _collect(spec, catalog, run_dir, engine, span)
+            outcome = _collect(spec, catalog, run_dir, engine, span, spill_path)
             outcome.summary["extensions"] = extension_figures
         finally:
             node.dispose()
+            spill_path.unlink(missing_ok=True)
     outcome.summary["wall_seconds"] = wall_seconds
     bars = outcome.summary.get("bars_processed", 0)
     outcome.summary["bars_per_second"] = bars / wall_seconds if wall_seconds > 0 else None
@@ -213,12 +251,19 @@ def _collect(
     run_dir: Path,
     engine: BacktestEngine,
     span: tuple[int, int] | None,
+    spill_path: Path,
 ) -> BacktestOutcome:
     trader = engine.trader
     reports: dict[str, Path] = {}
-    fills_report = trader.generate_fills_report()
-    orders_report = trader.generate_orders_report()
-    positions_report = trader.generate_positions_report()
+    purger = next((a for a in trader.actors() if isinstance(a, CachePurgeActor)), None)
+    if purger is not None:
+        purged = reports_with_purged(engine.cache, spill_path)
+        fills_report, orders_report = purged.fills, purged.orders
+        positions_report = purged.positions
+    else:
+        fills_report = trader.generate_fills_report()
+        orders_report = trader.generate_orders_report()
+        positions_report = trader.generate_positions_report()
     for name, frame in (
         ("fills", fills_report),
         ("orders", orders_report),
@@ -251,6 +296,11 @@ def _collect(
     summary["orders"] = len(orders_report)
     summary["engine_final_equity"] = engine_equity(engine, spec.venues)
     summary["bars_processed"] = int(engine.iteration)
+    if purger is not None:
+        summary["cache_purged"] = {
+            "orders": purger.purged_orders,
+            "positions": purger.purged_positions,
+        }
     summary["run_dir"] = str(run_dir)
 
     curve.frame.to_parquet(run_dir / "equity.parquet")

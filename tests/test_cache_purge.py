@@ -1,0 +1,85 @@
+"""Closed orders and positions purged from the backtest cache (grodt.nodes.cache_purge): the
+same run with and without the purge gives the same fills, orders, positions, account and summary
+(UUIDs aside: event ids and position snapshot suffixes are random in every run)."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from grodt.nodes.backtest import run_backtest
+from node_configs.loader import load_backtest_document
+from node_configs.loader import resolve_includes
+from node_configs.schema import BacktestNodeSpec
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def synthetic_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two sessions of the synthetic market (4 instruments × 780 one-minute bars)."""
+    from catalogs.sample import build_sample_catalog
+    from catalogs.synthetic import SyntheticParams
+
+    path = tmp_path_factory.mktemp("purge-catalog")
+    build_sample_catalog(path, datasets=("synthetic",), synthetic=SyntheticParams(days=2))
+    return path
+
+
+def _spec() -> BacktestNodeSpec:
+    """S1, S2 and S3 on one synthetic instrument, shorts allowed (bracket orders, reversals and a
+    NETTING position id that closes and reopens many times)."""
+    bar_type = "SYNA.XSYN-1-MINUTE-LAST-EXTERNAL"
+    strategies = [
+        {
+            "include": f"node_configs/components/strategies/{name}_syn.yaml",
+            "config": {
+                "instrument_id": "SYNA.XSYN",
+                "bar_type": bar_type,
+                "order_id_tag": tag,
+                "allocation_weight": 0.3,
+                "allow_short": True,
+            },
+        }
+        for name, tag in (
+            ("s1_vwap_ema", "101"),
+            ("s2_mean_reversion", "201"),
+            ("s3_breakout", "301"),
+        )
+    ]
+    document = {
+        "name": "purge",
+        "venues": [{"include": "node_configs/venues/synthetic_margin.yaml"}],
+        "data": [{"bar_types": [bar_type]}],
+        "strategies": strategies,
+    }
+    return load_backtest_document(resolve_includes(document, REPO), "purge")
+
+
+def _text(path: Path) -> list[str]:
+    return [_UUID.sub("<uuid>", line) for line in path.read_text().splitlines()]
+
+
+def test_purged_run_reports_equal_the_unpurged_run(synthetic_catalog, tmp_path):
+    kept = run_backtest(
+        _spec(), synthetic_catalog, tmp_path / "kept", quiet=True, purge_cache=False
+    )
+    purged = run_backtest(_spec(), synthetic_catalog, tmp_path / "purged", quiet=True)
+    assert "cache_purged" not in kept.summary
+    counts = purged.summary["cache_purged"]
+    # Most orders and positions left the cache during the run; not every one (the last hour's).
+    assert 0 < counts["orders"] < purged.summary["orders"]
+    assert counts["positions"] > 0
+    for name in ("fills.csv", "orders.csv", "positions.csv", "account_XSYN.csv"):
+        assert _text(purged.run_dir / name) == _text(kept.run_dir / name), name
+    positions = (purged.run_dir / "positions.csv").read_text()
+    assert ",True" in positions  # closed round trips of reopened positions are snapshots
+    timing = {"wall_seconds", "bars_per_second", "run_dir", "reports", "cache_purged"}
+    mine = json.loads((purged.run_dir / "summary.json").read_text())
+    theirs = json.loads((kept.run_dir / "summary.json").read_text())
+    assert {k: v for k, v in mine.items() if k not in timing} == {
+        k: v for k, v in theirs.items() if k not in timing
+    }
+    assert not (purged.run_dir / ".purged_reports.pickle").exists()
