@@ -169,15 +169,16 @@ def main() -> None:
     if not (args.catalog / "data").exists():
         build_sample_catalog(args.catalog, datasets=("sp500",))
     source = args.source.resolve()
+    catalog = args.catalog.resolve()
     rows: list[dict[str, Any]] = []
     with TemporaryRedis() as server, tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         never = document(work / "never", [], server.port)
         config = work / "through.yaml"
         config.write_text(yaml.safe_dump(never))
-        run_node(source, config, work / "through", args.catalog)
+        run_node(source, config, work / "through", catalog)
         through_summary = json.loads((work / "through" / "summary.json").read_text())
-        times = bar_times(args.catalog)
+        times = bar_times(catalog)
         candidates = bracket_fill_bars(work / "through", times)
         step = max(1, len(candidates) // max(1, args.kills))
         chosen = candidates[::step][: args.kills]
@@ -193,10 +194,10 @@ def main() -> None:
             marker, run_dir = work / f"marker-{bar}", work / f"run-{bar}"
             config = work / f"kill-{bar}.yaml"
             config.write_text(yaml.safe_dump(document(marker, [bar], server.port)))
-            if run_node(source, config, run_dir, args.catalog) != -signal.SIGKILL:
+            if run_node(source, config, run_dir, catalog) != -signal.SIGKILL:
                 raise SystemExit(f"the node was not killed at bar {bar}")
             partial = database_fills_at(server.port, times[bar - 1])
-            if run_node(source, config, run_dir, args.catalog) != 0:
+            if run_node(source, config, run_dir, catalog) != 0:
                 raise SystemExit(f"the restart after bar {bar} was killed")
             summary = json.loads((run_dir / "summary.json").read_text())
             identical = (
