@@ -202,7 +202,8 @@ class LoggingSpec(StrictModel):
     level: Literal["OFF", "TRACE", "DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
     """Console log level of the engine (``--json`` runs are silent)."""
     file_level: Literal["OFF", "TRACE", "DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    """Level of the JSON log file under ``<run_dir>/logs/``; OFF: no file."""
+    """Level of the JSON log file under ``<run_dir>/logs/``; OFF: no file. A backtest whose config
+    does not set it logs at WARNING."""
 
 
 class RiskEngineSpec(StrictModel):

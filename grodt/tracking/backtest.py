@@ -10,10 +10,13 @@ What a backtest logs (all of it also stays in the run directory):
   throughput; step metrics ``equity``, ``drawdown`` and ``pnl.<strategy_id>`` per day;
 - artifacts: ``config.yaml``, ``summary.json``, the reports (fills, orders, positions,
   accounts), ``equity.parquet``, ``equity_daily.csv``, ``tearsheet.html``, ``forensics/``,
-  engine logs (size-capped), the catalog fingerprint and, for a dirty checkout, ``git.diff``.
+  engine logs gzip-compressed (``logs/<file>.gz``, size-capped), the catalog fingerprint and,
+  for a dirty checkout, ``git.diff``.
 """
 
+import gzip
 import logging
+import shutil
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -64,7 +67,7 @@ _ARTIFACT_ORDER: tuple[tuple[str, str | None], ...] = (
     ("orders.csv", "reports"),
     ("account_*.csv", "reports"),
     ("forensics", None),
-    ("logs", None),
+    ("tracking/logs", "logs"),
 )
 
 
@@ -112,6 +115,23 @@ def select_artifacts(
             total += size
             chosen.append(ArtifactEntry(path=relative, artifact_path=artifact_path, bytes=size))
     return chosen, skipped
+
+
+def compress_logs(run_dir: Path) -> Path:
+    """gzip every engine log file of ``<run_dir>/logs/`` into ``<run_dir>/tracking/logs/``
+    (``<name>.gz``; the originals stay): JSON logs shrink about tenfold, and only the compressed
+    copies are uploaded. Returns the directory (empty when the run wrote no logs)."""
+    target = bundle_dir(run_dir) / "logs"
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    source = Path(run_dir) / "logs"
+    if source.is_dir():
+        for path in sorted(source.iterdir()):
+            if path.is_file() and path.stat().st_size > 0:
+                with path.open("rb") as raw, gzip.open(target / f"{path.name}.gz", "wb", 1) as out:
+                    shutil.copyfileobj(raw, out, 1 << 20)
+    return target
 
 
 def _daily_series(run_dir: Path) -> list[tuple[str, float, int, int]]:
@@ -214,6 +234,7 @@ def build_backtest_bundle(
     series_path = tracking / "metrics.jsonl"
     series_path.unlink(missing_ok=True)
     append_series(run_dir, _daily_series(run_dir))
+    compress_logs(run_dir)
     artifacts, skipped = select_artifacts(run_dir, max_artifact_bytes)
     if skipped:
         logger.warning(
