@@ -264,8 +264,14 @@ def _went_short(fills: pd.DataFrame) -> bool:
     return bool((np.cumsum(signed) < 0).any())
 
 
-def test_streaming_features_reach_the_policy_equal_to_the_batch_features(market, tmp_path):
-    decisions, fills, _ = run(market, model_strategy(market, "blend", "varying"), tmp_path)
+@pytest.mark.parametrize("inference", ["torch", "numpy"])
+def test_streaming_features_reach_the_policy_equal_to_the_batch_features(
+    inference, market, tmp_path
+):
+    """Offline check of every decision: batch features of the bar → the observation →
+    ``SpecialistSet.predict`` (torch) equals what the strategy proposed, with either runtime."""
+    strategy = {**model_strategy(market, "blend", "varying"), "inference": inference}
+    decisions, fills, _ = run(market, strategy, tmp_path)
     specialists = SpecialistSet.load(market["varying"])
     batch = market["batch"]
     checked = 0
