@@ -34,6 +34,7 @@ from grodt.nodes.catalog_data import check_catalog
 from grodt.nodes.checkpoint import Checkpoint
 from grodt.nodes.checkpoint import load_checkpoint
 from grodt.nodes.checkpoint import save_checkpoint
+from grodt.nodes.checkpoint_market_times import SavedMarketTimes
 from grodt.nodes.components import keep_logging_alive
 from grodt.nodes.flatten import flatten_strategies
 from grodt.nodes.latency import LatencyProbe
@@ -123,6 +124,7 @@ class LiveNode:
         self._stop_event: asyncio.Event | None = None
         self._signals_seen = 0
         self._market_times: OrderMarketTimes | None = None
+        self._saved_market_times: SavedMarketTimes | None = None
         self._tasks: list[asyncio.Task] = []
         self._jsonl: JsonlSink | None = None
         self.resumed_from: Checkpoint | None = None
@@ -270,6 +272,13 @@ class LiveNode:
             kernel.msgbus.subscribe(
                 NAUTILUS_ORDER_EVENTS, self._market_times.record, priority=1_000
             )
+            if persistent:
+                # The crashed node's orders keep their market times (orders.csv ts_market).
+                self._saved_market_times = SavedMarketTimes(kernel.cache, self._market_times)
+                self._saved_market_times.restore()
+                kernel.msgbus.subscribe(
+                    NAUTILUS_ORDER_EVENTS, self._saved_market_times.record, priority=999
+                )
         kill_switch = self.spec.operations.kill_switch
         self.kill_switch = KillSwitch.join(
             kernel,
@@ -298,6 +307,8 @@ class LiveNode:
         if self.node is None or self.spec.cache_database is None:
             return
         replay = self.replay
+        if self._saved_market_times is not None:
+            self._saved_market_times.save()
         save_checkpoint(
             self.node.kernel,
             Checkpoint(
@@ -410,6 +421,9 @@ class LiveNode:
             "warm_up": {**asdict(warmed), "components": list(warmed.components)},
             "venues": venues,
             "position_snapshots": self.position_snapshots.restored,
+            "market_times": (
+                self._saved_market_times.restored if self._saved_market_times else None
+            ),
             "seconds": round(time.perf_counter() - started, 3),
         }
         kernel.logger.info(f"Restored from history: {self.restored}")

@@ -202,9 +202,10 @@ def test_restart_with_cache_database_resumes_as_itself(redis_server, catalog: Pa
     # ids continue the crashed one's count.
     assert orders["client_order_id"].is_unique
     # No decision was sent twice: the tags carry the decision's trace id (strategy, bar, decision
-    # number; the number is restored with the strategy's state). Restored orders have no
-    # ts_market (recorded in memory), so the bar comes from the trace id.
+    # number; the number is restored with the strategy's state). Every order, the crashed
+    # node's included, has its decision's market time (saved at checkpoints).
     assert orders["tags"].notna().all()
+    assert orders["ts_market"].notna().all()
     decided = orders.groupby(["tags", "type", "side"]).size()
     assert decided.max() == 1, decided[decided > 1]
     counts = sorted(int(c.rsplit("-", 1)[1]) for c in orders["client_order_id"])
@@ -231,7 +232,7 @@ def _uninterrupted(tmp_path: Path, document: dict, port: int, catalog: Path) -> 
 _ORDER_COLUMNS = [
     "strategy_id", "number", "instrument_id", "venue_order_id", "position_id", "side", "type",
     "quantity", "price", "trigger_price", "status", "filled_qty", "avg_px", "last_trade_id",
-    "contingency_type", "tags",
+    "contingency_type", "tags", "ts_market",
 ]  # fmt: skip
 _POSITION_COLUMNS = [
     "position_id", "strategy_id", "instrument_id", "entry", "side", "quantity", "peak_qty",
@@ -340,6 +341,7 @@ def test_kills_on_fill_bars_end_as_an_uninterrupted_run(
     summary = _assert_same_run(tmp_path / "run", through)
     restored = summary["cache_database"]["restored"]
     assert restored["warm_up"]["bars"] == kills[-1] - 1
+    assert restored["market_times"] > 0  # the crashed runs' orders keep their ts_market
     venue = restored["venues"]["SAMPLE"]
     assert venue["account_restored"] is True
     assert venue["news"] == 0  # every open order in the database was open at the venue
