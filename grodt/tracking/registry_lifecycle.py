@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 AUDIT_DIR = "registry_audit"
-Action = Literal["promote", "rollback"]
+Action = Literal["promote", "rollback", "refuse"]
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,8 @@ def move_alias(
     store: TrackingStore | None = None,
     details: dict[str, Any] | None = None,
 ) -> AliasMove:
-    """Point ``name@alias`` at ``version`` and write the audit record (both places).
+    """Point ``name@alias`` at ``version`` and write the audit record (both places); a
+    ``refuse`` action records a promotion that was refused and moves nothing.
 
     Raises GrodtError when the version does not exist (nothing is moved or recorded).
     """
@@ -157,7 +158,8 @@ def move_alias(
                 f"model {name}/{version} not found in {store.display_uri}: {e.message}",
             ) from None
         previous = _alias_target(client, name, alias)
-        client.set_registered_model_alias(name, alias, version)
+        if action != "refuse":
+            client.set_registered_model_alias(name, alias, version)
         move = AliasMove(
             ts=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             action=action,
@@ -272,7 +274,7 @@ def rollback(
     """
     store = store or resolve_store()
     if to_version is None:
-        moves = [m for m in history(name, store) if m.alias == alias]
+        moves = [m for m in history(name, store) if m.alias == alias and m.action != "refuse"]
         if not moves or moves[-1].from_version is None:
             raise GrodtError(
                 f"{name}@{alias}: no earlier version to roll back to (audited moves: "

@@ -32,10 +32,18 @@ def small_config(**overrides: Any) -> WalkForwardConfig:
     return WalkForwardConfig(**{**WALK_FORWARD, **overrides})
 
 
-def fit_on(closes: np.ndarray, first: int, last: int, seed: int = 0) -> GaussianRegimeHMM:
-    """A model fitted on bars [first, last) of ``closes`` (timestamps: one minute apart)."""
+def fit_on(
+    closes: np.ndarray,
+    first: int,
+    last: int,
+    seed: int = 0,
+    train_bars: int = 500,
+) -> GaussianRegimeHMM:
+    """A model fitted on the last ``train_bars`` valid feature rows of bars [first, last) of
+    ``closes`` (timestamps: one minute apart)."""
     stamps = (np.arange(len(closes), dtype=np.int64) + 1) * 60_000_000_000
-    return fit_window(small_config(random_state=seed), closes[first:last], stamps[first:last])
+    config = small_config(random_state=seed, train_bars=train_bars)
+    return fit_window(config, closes[first:last], stamps[first:last])
 
 
 def node_document(actor_config: dict[str, Any]) -> dict[str, Any]:
