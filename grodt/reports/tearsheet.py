@@ -31,7 +31,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
+from actors.forensics.spill import read_spill_dir
 from grodt.core.errors import GrodtError
 from grodt.reports.figures import Figure
 from grodt.reports.figures import allocation_figure
@@ -51,7 +55,8 @@ from research.performance import money_to_float
 
 logger = logging.getLogger("grodt.tracking")
 
-RECORD_TYPES = ("regime_update", "allocation", "risk_verdict", "decision")
+RECORD_TYPES = ("regime_update", "allocation", "risk_verdict")
+"""The forensics record types the tearsheet draws (the only ones it reads)."""
 _HEADLINE: tuple[tuple[str, str, str], ...] = (
     ("total_return", "Total return", "pct"),
     ("cagr", "CAGR", "pct"),
@@ -120,48 +125,83 @@ class RunData:
 # -- reading -------------------------------------------------------------------------------------
 
 
-def _records_frames(records: list[dict[str, Any]]) -> dict[str, pd.DataFrame]:
-    by_type: dict[str, list[dict[str, Any]]] = {}
-    for record in records:
-        record_type = str(record.get("record_type", ""))
-        if record_type in RECORD_TYPES:
-            by_type.setdefault(record_type, []).append(record)
-    return {k: pd.DataFrame(v) for k, v in by_type.items()}
+def _payload_tables(root: Path, record_types: tuple[str, ...]) -> list[pa.Table]:
+    """``session``, ``seq``, ``record_type`` and ``payload`` of the wanted records in every
+    forensics Parquet file under ``root`` (the bridge's layout, ``<topic>/part-*.parquet``).
 
-
-def _read_payloads(root: Path) -> list[dict[str, Any]]:
-    """Records from forensics Parquet files whose ``payload`` column holds record JSON (the
-    forensics bridge's layout, ``forensics/<topic>/part-*.parquet``)."""
-    records = []
+    Only the rows of ``record_types`` are read: the filter runs on the ``record_type`` column
+    (or, in files without it, on the payload's leading ``{"record_type":"...`` that
+    :func:`grodt.core.records.record_to_json` writes)."""
+    tables = []
+    wanted = pa.array(record_types)
     for path in sorted(root.rglob("*.parquet")):
-        try:
-            frame = pd.read_parquet(path)
-        except (OSError, ValueError) as e:
-            raise GrodtError(f"{path}: unreadable forensics Parquet: {e}") from None
-        if "payload" not in frame.columns:
+        if "spill" in path.relative_to(root).parts:
             continue
-        records.extend(json.loads(payload) for payload in frame["payload"])
-    return records
+        try:
+            names = pq.read_schema(path).names
+            if "payload" not in names:
+                continue
+            if "record_type" in names:
+                table = pq.read_table(
+                    path,
+                    columns=["session", "seq", "record_type", "payload"],
+                    filters=pc.is_in(pc.field("record_type"), value_set=wanted),
+                )
+            else:
+                table = pq.read_table(path, columns=["session", "seq", "payload"])
+                types = pc.extract_regex(table["payload"], r'^\{"record_type":"(?P<t>[a-z_]+)"')
+                table = table.append_column("record_type", pc.struct_field(types, [0]))
+                table = table.filter(pc.is_in(table["record_type"], value_set=wanted))
+        except (OSError, ValueError, pa.ArrowException) as e:
+            raise GrodtError(f"{path}: unreadable forensics Parquet: {e}") from None
+        tables.append(table.select(["session", "seq", "record_type", "payload"]))
+    return tables
 
 
-def load_forensics(run_dir: Path) -> dict[str, pd.DataFrame]:
-    """Forensics records of a run by type (``regime_update``, ``allocation``,
-    ``risk_verdict``, ``decision``), each a frame of the records' fields.
+def load_forensics(
+    run_dir: Path,
+    record_types: tuple[str, ...] = RECORD_TYPES,
+) -> dict[str, pd.DataFrame]:
+    """Forensics records of a run by type (default the ones the tearsheet draws:
+    ``regime_update``, ``allocation``, ``risk_verdict``), each a frame of the records' JSON
+    fields. No ``forensics/`` → ``{}``.
 
-    Read with :func:`grodt.forensics.reader.read_run` (deduplicated, spill included) when that
-    module is installed, else straight from the Parquet payloads. No ``forensics/`` → ``{}``.
+    Like :func:`grodt.forensics.reader.read_run` (deduplicated on ``(session, seq)``, records
+    still in the spill directory included, stream order), but only the wanted record types are
+    read and decoded, as JSON without model validation: the order and position events (most of
+    a run's records) are never parsed.
     """
     root = Path(run_dir) / "forensics"
     if not root.is_dir():
         return {}
-    try:
-        from grodt.forensics.reader import read_run
-    except ImportError:
-        return _records_frames(_read_payloads(root))
-    stored = read_run(Path(run_dir))
-    return _records_frames(
-        [{"record_type": s.record.record_type, **s.record.model_dump(mode="json")} for s in stored],
-    )
+    found: dict[tuple[str, int], tuple[str, str | bytes]] = {}
+    for table in _payload_tables(root, record_types):
+        columns = table.to_pydict()
+        for session, seq, record_type, payload in zip(
+            columns["session"],
+            columns["seq"],
+            columns["record_type"],
+            columns["payload"],
+            strict=True,
+        ):
+            found[(session, seq)] = (record_type, payload)
+    for sub in ("outbox", "overflow"):
+        for envelope in read_spill_dir(root / "spill" / sub):
+            if envelope.record_type in record_types:
+                found.setdefault(
+                    (envelope.session, envelope.seq), (envelope.record_type, envelope.value)
+                )
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for identity in sorted(found):
+        record_type, payload = found[identity]
+        try:
+            record = json.loads(payload)
+        except ValueError as e:
+            raise GrodtError(
+                f"{root}: record {identity[0]}:{identity[1]} is not JSON: {e}",
+            ) from None
+        by_type.setdefault(record_type, []).append(record)
+    return {k: pd.DataFrame(v) for k, v in by_type.items()}
 
 
 def load_run(run_dir: Path) -> RunData:
@@ -287,8 +327,12 @@ def _timestamps(frame: pd.DataFrame) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(pd.to_datetime(column.astype("int64"), unit="ns", utc=True))
 
 
-def regime_series(records: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Regime probabilities per instrument: UTC index, one column per label."""
+def regime_series(
+    records: pd.DataFrame,
+    max_points: int | None = None,
+) -> dict[str, pd.DataFrame]:
+    """Regime probabilities per instrument: UTC index, one column per label; at most
+    ``max_points`` rows each (evenly spaced records, the last one kept) when given."""
     if records is None or records.empty or "ts_event" not in records.columns:
         return {}
     probs = _wide(records, "probabilities")
@@ -306,7 +350,10 @@ def regime_series(records: pd.DataFrame) -> dict[str, pd.DataFrame]:
     out = {}
     for instrument in sorted(set(instruments)):
         part = probs[instruments == instrument].sort_index()
-        out[instrument] = part[~part.index.duplicated(keep="last")]
+        part = part[~part.index.duplicated(keep="last")]
+        if max_points is not None and len(part) > max_points:
+            part = part.iloc[np.linspace(0, len(part) - 1, max_points).round().astype(int)]
+        out[instrument] = part
     return out
 
 
@@ -417,7 +464,7 @@ def build_sections(
         sections.append(
             Section("contribution", "Contribution per strategy", note="No strategy traded."),
         )
-    regimes = regime_series(data.forensics.get("regime_update"))
+    regimes = regime_series(data.forensics.get("regime_update"), max_points)
     if regimes:
         sections.append(
             Section("regime", "Regime probabilities", regime_figure(regimes)),
