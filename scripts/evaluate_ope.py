@@ -26,12 +26,53 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
+import yaml
 from sklearn.linear_model import Ridge
 
+from actors.forensics.pipeline import new_session_id
+from catalogs.synthetic import SyntheticParams
+from catalogs.synthetic import generate_market
+from grodt.forensics.ope_logs import write_records
+from research.ope.market_bandit import allocation_bandit
+from research.ope.market_bandit import allocation_records
+from research.ope.policies import sample_actions
+from research.ope.validation import contrarian_target
+from research.ope.validation import momentum_logger
 from research.ope.validation import summarise_validation
 from research.ope.validation import validate_on_synthetic_market
 
 BP = 1e4
+
+
+def write_example_run(
+    run: Path, days: int, window: int, lookback: int, args: argparse.Namespace
+) -> None:
+    """Seed 0's log (the same draws as the validation's) as a run's forensics, and the target's
+    policy file."""
+    bandit = allocation_bandit(
+        generate_market(SyntheticParams(days=days, seed=0)).frames,
+        window_bars=window,
+        lookback_bars=lookback,
+    )
+    logger = momentum_logger(bandit, args.logger_temperature).action_dist(bandit.context)
+    action, _ = sample_actions(logger, np.random.default_rng(0))
+    records = allocation_records(bandit, action, logger, component_id="MetaController-000")
+    write_records(run, records, session=new_session_id())
+    target = contrarian_target(bandit, args.target_epsilon)
+    n_instruments = len(bandit.instruments)
+    policy = {
+        "kind": "epsilon_greedy",
+        "features": list(bandit.feature_names[:n_instruments]),
+        "coef": target.coef[:n_instruments].tolist(),
+        "epsilon": args.target_epsilon,
+    }
+    (run / "contrarian_policy.yaml").write_text(yaml.safe_dump(policy, sort_keys=False))
+    print(
+        f"\nwrote {len(records)} allocation records to {run}/forensics and the target to "
+        f"{run}/contrarian_policy.yaml; true value of the target on them "
+        f"{bandit.value(target.action_dist(bandit.context)) * BP:.3f} bp/window"
+    )
 
 
 def main() -> None:
@@ -52,6 +93,12 @@ def main() -> None:
         help="regressor of the cross-fitted q_hat (DM and the DR family)",
     )
     parser.add_argument("--json", type=Path, help="also write every (seed, estimator) row here")
+    parser.add_argument(
+        "--write-run",
+        type=Path,
+        help="also write seed 0's logged allocation records as a run directory (Parquet "
+        "forensics) and the target as <run>/contrarian_policy.yaml, for `grodt ope evaluate`",
+    )
     args = parser.parse_args()
 
     started = time.perf_counter()
@@ -104,6 +151,8 @@ def main() -> None:
         f"equal weight held throughout (always-on baseline) {baseline:.3f}: the target "
         f"{'beats' if truth > baseline else 'loses to'} the baseline"
     )
+    if args.write_run:
+        write_example_run(args.write_run, args.days, args.window, args.lookback, args)
     if args.json:
         args.json.write_text(json.dumps(results.to_dict(orient="records"), indent=1))
         print(f"rows: {args.json}")

@@ -22,7 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["AllocationBandit", "allocation_bandit", "default_allocations"]
+from grodt.core.records import AllocationRecord
+from grodt.core.records import make_trace_id
+
+__all__ = ["AllocationBandit", "allocation_bandit", "allocation_records", "default_allocations"]
 
 
 @dataclass(frozen=True)
@@ -128,3 +131,44 @@ def allocation_bandit(
         instruments=instruments,
         ts_event=closes.index[times].asi8.astype(np.int64),
     )
+
+
+def allocation_records(
+    bandit: AllocationBandit,
+    action: np.ndarray,
+    logging_action_dist: np.ndarray,
+    component_id: str = "MetaController-000",
+    fallback_rounds: tuple[int, ...] = (),
+) -> list[AllocationRecord]:
+    """The allocation records a bandit meta-controller would log for these choices.
+
+    Record ``k`` carries round ``k``'s context, chosen allocation (``weights``, ``action_index``),
+    the distribution it was drawn from and its propensity, and ``realised_return`` = the reward
+    of round ``k − 1``'s choice (None for the first). Rounds in ``fallback_rounds`` are logged as
+    a static fallback instead (no action, no propensity), as the meta-controller does when its
+    policy cannot decide.
+    """
+    action = np.asarray(action, dtype=np.int64)
+    n = action.size
+    reward = bandit.rewards[np.arange(n), action]
+    records = []
+    for k in range(n):
+        weights = dict(zip(bandit.instruments, bandit.allocations[action[k]].tolist(), strict=True))
+        chosen = k not in fallback_rounds
+        ts = int(bandit.ts_event[k])
+        records.append(
+            AllocationRecord(
+                trace_id=make_trace_id(component_id, ts, k + 1),
+                ts_event=ts,
+                ts_init=ts,
+                component_id=component_id,
+                weights=weights,
+                policy="bandit" if chosen else "static",
+                context=dict(zip(bandit.feature_names, bandit.context[k].tolist(), strict=True)),
+                action_index=int(action[k]) if chosen else None,
+                action_probabilities=logging_action_dist[k].tolist() if chosen else [],
+                propensity=float(logging_action_dist[k, action[k]]) if chosen else None,
+                realised_return=None if k == 0 else float(reward[k - 1]),
+            )
+        )
+    return records

@@ -137,7 +137,7 @@ def test_bootstrap_ci():
 def test_bootstrap_coverage_of_the_mean_reward():
     # With the target equal to the logger every weight is 1, IPW is the sample mean of normal
     # rewards, and a 90% interval should cover the true mean about 90% of the time.
-    n, covered, trials = 200, 0, 100
+    n, covered, trials = 200, 0, 60
     action = np.zeros(n, dtype=int)
     pscore = np.ones(n)
     dist = np.ones((n, 1))
@@ -147,7 +147,7 @@ def test_bootstrap_coverage_of_the_mean_reward():
             ipw, reward, action, pscore, dist, n_bootstrap=200, alpha=0.1, random_state=seed
         )
         covered += interval.contains(1.0)
-    assert 0.8 <= covered / trials <= 0.98
+    assert 0.75 <= covered / trials <= 0.99
 
 
 @pytest.mark.parametrize(

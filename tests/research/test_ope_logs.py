@@ -14,7 +14,6 @@ from catalogs.synthetic import generate_market
 from grodt.cli import main
 from grodt.core.errors import EXIT_USER_ERROR
 from grodt.core.errors import GrodtError
-from grodt.core.records import AllocationRecord
 from grodt.forensics.ope_logs import bandit_log_from_records
 from grodt.forensics.ope_logs import read_bandit_log
 from grodt.forensics.ope_logs import write_records
@@ -22,6 +21,7 @@ from research.ope import doubly_robust
 from research.ope import ipw
 from research.ope import snips
 from research.ope.market_bandit import allocation_bandit
+from research.ope.market_bandit import allocation_records
 from research.ope.policies import sample_actions
 from research.ope.validation import contrarian_target
 from research.ope.validation import momentum_logger
@@ -38,28 +38,7 @@ def logged(tmp_path_factory):
     action, pscore = sample_actions(logger, 5)
     n = action.size
     reward = bandit.rewards[np.arange(n), action]
-    names = bandit.feature_names
-    instruments = bandit.instruments
-    records = []
-    for k in range(n):
-        weights = dict(zip(instruments, bandit.allocations[action[k]].tolist(), strict=True))
-        bandit_choice = k != FALLBACK_AT
-        records.append(
-            AllocationRecord(
-                trace_id=f"{COMPONENT}:{bandit.ts_event[k]}:{k + 1}",
-                ts_event=int(bandit.ts_event[k]),
-                ts_init=int(bandit.ts_event[k]),
-                component_id=COMPONENT,
-                weights=weights,
-                policy="bandit" if bandit_choice else "static",
-                context=dict(zip(names, bandit.context[k].tolist(), strict=True)),
-                action_index=int(action[k]) if bandit_choice else None,
-                action_probabilities=logger[k].tolist() if bandit_choice else [],
-                propensity=float(pscore[k]) if bandit_choice else None,
-                # The outcome of the previous record's weights.
-                realised_return=None if k == 0 else float(reward[k - 1]),
-            )
-        )
+    records = allocation_records(bandit, action, logger, COMPONENT, fallback_rounds=(FALLBACK_AT,))
     run = tmp_path_factory.mktemp("ope") / "run"
     write_records(run, records, session="0000000000000000001-00000001")
     rounds = np.array([k for k in range(n - 1) if k != FALLBACK_AT])
