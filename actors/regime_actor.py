@@ -25,6 +25,7 @@ backtest without the actor; see ``docs/regime.md``.
 
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import msgspec
@@ -69,6 +70,12 @@ class RegimeActorConfig(ActorConfig, frozen=True):
         reference, ``regime_hmm@champion`` or ``regime_hmm/7`` (:mod:`node_configs.model_refs`:
         an alias is pinned to its version when the node config is loaded, and records cite
         ``regime_hmm/7:<content hash>`` while that model is in use).
+    shadow_model : str, optional
+        A challenger to run beside the model in shadow mode (a file or a registry reference,
+        like ``model``): it is filtered on every bar with the same features, never refitted,
+        and only logged — ``RegimeUpdateRecord``s from component ``<actor id>.shadow`` (reason
+        prefixed ``shadow:``) on its fits and label changes, and its agreement with the traded
+        model in :meth:`RegimeActor.summary`. Strategies never see it: it trades nothing.
     model_dir : str, optional
         Write every model the actor fits to ``<model_dir>/<instrument_id>/<version>.json``.
     publish_updates : bool, default True
@@ -78,6 +85,7 @@ class RegimeActorConfig(ActorConfig, frozen=True):
     bar_types: list[BarType]
     walk_forward: WalkForwardConfig = msgspec.field(default_factory=WalkForwardConfig)
     model: str | None = None
+    shadow_model: str | None = None
     model_dir: str | None = None
     publish_updates: bool = True
 
@@ -91,17 +99,19 @@ class RegimeActorConfig(ActorConfig, frozen=True):
                 f"bar_types: one bar type per instrument (records are keyed by instrument); "
                 f"{duplicates} appear more than once",
             )
-        if self.model is not None and not is_registry_reference(self.model):
-            if not Path(self.model).is_file():
+        for name, value in (("model", self.model), ("shadow_model", self.shadow_model)):
+            if value is None or is_registry_reference(value):
+                continue
+            if not Path(value).is_file():
                 raise ValueError(
-                    f"model: {self.model} is neither a model file nor a registry reference "
+                    f"{name}: {value} is neither a model file nor a registry reference "
                     "('name@alias' or 'name/<version>')",
                 )
             # Read it now: a corrupt model must fail when the config loads, not at actor start.
             try:
-                GaussianRegimeHMM.load(self.model)
+                GaussianRegimeHMM.load(value)
             except ConfigError as e:
-                raise ConfigError(f"model: {e}") from None
+                raise ConfigError(f"{name}: {e}") from None
 
 
 _STATE_SEQUENCE = "grodt.regime_sequence"
@@ -123,9 +133,13 @@ class RegimeActor(Actor):
         self._registry_refs: dict[str, str] = {}
         """Content hash → ``name/<version>`` of the registry models loaded (cited in records)."""
         self._fit_pool: ProcessPoolExecutor | None = None
+        self.shadows: dict[BarType, WalkForwardRegime] = {}
+        """The shadow challenger's filter of each bar type (``shadow_model``)."""
+        self._shadow_agreement: dict[BarType, list[int]] = {}
 
     def on_start(self) -> None:
-        starting_model = self._starting_model()
+        starting_model = self._starting_model(self.config.model)
+        shadow_model = self._starting_model(self.config.shadow_model)
         if self.walk_forward.refit_lag_bars > 0 and self._fit_pool is None:
             # spawn, not fork: the engine's threads (Rust runtime, loggers) must not be cloned.
             self._fit_pool = ProcessPoolExecutor(
@@ -141,23 +155,29 @@ class RegimeActor(Actor):
                 on_info=self.log.info,
                 executor=self._fit_pool,
             )
+            if shadow_model is not None:
+                self.shadows[bar_type] = WalkForwardRegime(
+                    replace(self.walk_forward, refit_every=0, refit_lag_bars=0),
+                    model=shadow_model,
+                    on_warning=self._warn,
+                    on_info=self.log.info,
+                )
+                self._shadow_agreement[bar_type] = [0, 0]
             self._data_types[bar_type] = regime_data_type(instrument_id)
             self._instrument_ids[bar_type] = instrument_id
             self.subscribe_bars(bar_type)
 
-    def _starting_model(self) -> GaussianRegimeHMM | None:
-        """The configured starting model; a registry model that cannot be had (store down and
-        no cached copy, corrupt download) leaves the actor on the prior and its walk-forward
-        fits, with the reason logged as an error."""
-        if self.config.model is None:
+    def _starting_model(self, reference: str | None) -> GaussianRegimeHMM | None:
+        """A configured model (``model`` or ``shadow_model``); a registry model that cannot be
+        had (store down and no cached copy, corrupt download) is logged as an error and left
+        out: the actor then runs from the prior and its walk-forward fits (no shadow)."""
+        if reference is None:
             return None
         try:
-            source = resolve_model_file(self.config.model)
+            source = resolve_model_file(reference)
             model = GaussianRegimeHMM.load(source.path)
         except (GrodtError, OSError) as e:
-            self.log.error(
-                f"Regime model {self.config.model} not loaded ({e}); starting from the prior",
-            )
+            self.log.error(f"Regime model {reference} not loaded ({e}); left out")
             return None
         cited = model.version_
         if source.reference is not None:
@@ -178,9 +198,10 @@ class RegimeActor(Actor):
         :meth:`on_bar`, so its state equals the crashed actor's; nothing is published or saved
         (the strategies' regime inputs come back with their own saved state)."""
         if isinstance(data, Bar):
-            regime = self.filters.get(data.bar_type)
-            if regime is not None:
-                regime.update(data.close.as_double(), data.ts_event)
+            for filters in (self.filters, self.shadows):
+                regime = filters.get(data.bar_type)
+                if regime is not None:
+                    regime.update(data.close.as_double(), data.ts_event)
 
     def on_save(self) -> dict[str, bytes]:
         """The regime update records' sequence (their trace ids continue after a restart)."""
@@ -211,6 +232,36 @@ class RegimeActor(Actor):
         self.publish_data(self._data_types[bar.bar_type], record)
         if step.events:
             self._on_events(bar, instrument_id, regime, step)
+        shadow = self.shadows.get(bar.bar_type)
+        if shadow is not None:
+            self._shadow_step(bar, instrument_id, shadow, step)
+
+    def _shadow_step(
+        self,
+        bar: Bar,
+        instrument_id: InstrumentId,
+        shadow: WalkForwardRegime,
+        step: RegimeStep,
+    ) -> None:
+        """Filter the bar with the shadow challenger; record, never publish to strategies."""
+        try:
+            shadow_step = shadow.update(bar.close.as_double(), bar.ts_event)
+        except Exception as e:  # the challenger must never stop the traded model
+            self.log.error(f"shadow regime model failed at {bar.ts_event}: {e!r}; shadow off")
+            self.shadows.pop(bar.bar_type, None)
+            return
+        counts = self._shadow_agreement[bar.bar_type]
+        if step.status != "prior" and shadow_step.status != "prior":
+            counts[0] += int(shadow_step.most_likely == step.most_likely)
+            counts[1] += 1
+        if shadow_step.events and self.config.publish_updates:
+            self._publish_update(
+                bar,
+                instrument_id,
+                shadow_step,
+                component_id=f"{self.id}.shadow",
+                reason="shadow:" + ",".join(shadow_step.events),
+            )
 
     def _on_events(
         self,
@@ -223,8 +274,17 @@ class RegimeActor(Actor):
             self._save_model(instrument_id, regime)
         if not self.config.publish_updates:
             return
+        self._publish_update(bar, instrument_id, step, str(self.id), ",".join(step.events))
+
+    def _publish_update(
+        self,
+        bar: Bar,
+        instrument_id: InstrumentId,
+        step: RegimeStep,
+        component_id: str,
+        reason: str,
+    ) -> None:
         self._sequence += 1
-        component_id = str(self.id)
         update = RegimeUpdateRecord(
             trace_id=make_trace_id(component_id, bar.ts_event, self._sequence),
             ts_event=bar.ts_event,
@@ -235,7 +295,7 @@ class RegimeActor(Actor):
             probabilities=step.as_dict(),
             most_likely=step.most_likely,
             entropy=step.entropy,
-            reason=",".join(step.events),
+            reason=reason,
         )
         self.msgbus.publish(Topics.REGIME, update)
 
@@ -265,14 +325,27 @@ class RegimeActor(Actor):
             )
 
     def on_reset(self) -> None:
-        for regime in self.filters.values():
+        for regime in (*self.filters.values(), *self.shadows.values()):
             regime.reset()
+        for counts in self._shadow_agreement.values():
+            counts[:] = [0, 0]
 
     def on_dispose(self) -> None:
         if self._fit_pool is not None:
             # A fit still running belongs to a stopped node: drop it, do not wait for it.
             self._fit_pool.shutdown(wait=False, cancel_futures=True)
             self._fit_pool = None
+
+    def _shadow_summary(self, bar_type: BarType) -> dict[str, object]:
+        counts = self._shadow_agreement.get(bar_type)
+        if counts is None:
+            return {}
+        shadow = self.shadows.get(bar_type)
+        return {
+            "shadow_model_version": self._cite(shadow.version) if shadow else "failed",
+            "shadow_bars_compared": counts[1],
+            "shadow_agreement": counts[0] / counts[1] if counts[1] else float("nan"),
+        }
 
     def summary(self) -> dict[str, dict[str, object]]:
         """Counters per bar type: bars, fits, failed fits, skipped updates, current version."""
@@ -285,6 +358,7 @@ class RegimeActor(Actor):
                 "model_version": self._cite(regime.version),
                 "fit_seconds": sum(f.seconds for f in regime.fits),
                 "fit_wait_seconds": regime.fit_wait_seconds,
+                **self._shadow_summary(bar_type),
             }
             for bar_type, regime in self.filters.items()
         }

@@ -1,6 +1,7 @@
 """Model references in component configs: a file path or a registry reference.
 
-A component that uses a trained model takes one string field (the regime actor's ``model``)::
+A component that uses a trained model takes a string field (the regime actor's ``model`` and
+``shadow_model``)::
 
     model: regime_hmm@champion          # registry: the version the alias points at
     model: regime_hmm/7                 # registry: exactly version 7
@@ -31,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "MODEL_FIELD",
+    "MODEL_FIELDS",
     "MODEL_RESOLVER",
     "ModelFile",
     "is_registry_reference",
@@ -39,8 +40,8 @@ __all__ = [
     "resolve_model_file",
 ]
 
-MODEL_FIELD = "model"
-"""The component config field that holds a model reference."""
+MODEL_FIELDS = ("model", "shadow_model")
+"""Component config fields that hold a model reference."""
 
 MODEL_RESOLVER = "grodt.tracking.model_refs"
 """Module implementing ``pin_reference(ref) -> str`` and ``model_file(ref) -> ModelFile``."""
@@ -88,8 +89,9 @@ def pin_model_references(document: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of a node config document whose components' ``name@alias`` model references are
     replaced by the ``name/<version>`` they resolve to now (versions and paths are kept).
 
-    Only ``actors[*].config.model`` and ``strategies[*].config.model`` are looked at; a
-    document without registry aliases is returned unchanged (no registry is contacted).
+    Only the :data:`MODEL_FIELDS` of ``actors[*].config`` and ``strategies[*].config`` are
+    looked at; a document without registry aliases is returned unchanged (no registry is
+    contacted).
     """
     pinned = dict(document)
     for kind in ("actors", "strategies"):
@@ -99,10 +101,16 @@ def pin_model_references(document: Mapping[str, Any]) -> dict[str, Any]:
         updated = []
         for component in components:
             config = component.get("config") if isinstance(component, Mapping) else None
-            value = config.get(MODEL_FIELD) if isinstance(config, Mapping) else None
-            if isinstance(value, str) and "@" in value and is_registry_reference(value):
-                pinned_ref = _resolver("pin_reference")(value.strip())
-                component = {**component, "config": {**config, MODEL_FIELD: pinned_ref}}
+            if isinstance(config, Mapping):
+                pins = {
+                    field: _resolver("pin_reference")(value.strip())
+                    for field in MODEL_FIELDS
+                    if isinstance(value := config.get(field), str)
+                    and "@" in value
+                    and is_registry_reference(value)
+                }
+                if pins:
+                    component = {**component, "config": {**config, **pins}}
             updated.append(component)
         pinned[kind] = updated
     return pinned
