@@ -114,6 +114,7 @@ class _Policy:
     recurrent: bool
     state: tuple[np.ndarray, ...] | None = None
     episode_start: np.ndarray = field(default_factory=lambda: np.ones(1, dtype=bool))
+    forward: "_ActorForward | None" = None
 
 
 class SpecialistSet:
@@ -188,6 +189,21 @@ class SpecialistSet:
             raise SpecialistsError(f"{directory / MANIFEST_FILE}: observation: {e}") from None
         return cls(models, algorithm, manifest["action_kind"], observation, generalist, manifest)
 
+    def save(self, directory: str | Path) -> Path:
+        """Write the set to ``directory`` (:func:`save_specialists`; the manifest's ``extra``
+        is kept). With :meth:`load`, this makes the set a model the tracking registry stores
+        and loads as one (``grodt.tracking.native``'s save/load protocol)."""
+        generalist = None if self._generalist is None else self._generalist.model
+        return save_specialists(
+            directory,
+            {label: policy.model for label, policy in self._policies.items()},
+            self.algorithm,
+            self.action_kind,
+            self.observation,
+            generalist,
+            extra=self.manifest.get("extra"),
+        ).parent
+
     def reset(self) -> None:
         """Start a new episode: clears the LSTM states of RecurrentPPO models (no-op otherwise)."""
         for _name, policy in self._all():
@@ -214,6 +230,12 @@ class SpecialistSet:
             label: self._act(policy, obs, action_mask) for label, policy in self._policies.items()
         }
 
+    def predict_one(
+        self, label: str, obs: np.ndarray, action_mask: np.ndarray | None = None
+    ) -> float:
+        """One specialist's target position (``KeyError`` for a label without one)."""
+        return self._act(self._policies[label], obs, action_mask)
+
     def predict_generalist(
         self, obs: np.ndarray, action_mask: np.ndarray | None = None
     ) -> float | None:
@@ -237,28 +259,72 @@ class SpecialistSet:
             policy.episode_start = np.zeros(1, dtype=bool)
             raw = np.asarray(action).reshape(-1)
         else:
-            raw = _feed_forward_action(policy.model.policy, obs, action_mask)
+            if policy.forward is None:
+                policy.forward = _ActorForward(policy.model.policy)
+            raw = policy.forward(obs, action_mask)
         if self.action_kind == "discrete":
             return DISCRETE_TARGETS[int(raw[0])]
         return min(1.0, max(-1.0, float(raw[0])))
 
 
-def _feed_forward_action(
-    policy: Any, obs: np.ndarray, action_mask: np.ndarray | None
-) -> np.ndarray:
-    """The deterministic action of an actor-critic MLP policy without SB3's ``predict`` wrapper
-    (same arithmetic: features → actor latent → action net; the Gaussian's mean, or the argmax of
-    the logits with masked indices excluded). About 3x cheaper per call than ``model.predict``."""
-    import torch
+class _ActorForward:
+    """The deterministic action of an actor-critic MLP policy, without SB3's ``predict`` wrapper.
 
-    with torch.no_grad():
-        tensor = torch.from_numpy(obs)
-        features = policy.extract_features(tensor, policy.pi_features_extractor)
-        latent = policy.mlp_extractor.forward_actor(features)
-        out = policy.action_net(latent)
-        if policy.action_space.shape == (1,):  # Box: the Gaussian's mean
-            return out.numpy().reshape(-1)
-        logits = out.numpy().reshape(-1).astype(np.float64)
+    The same kernels on the same tensors as the policy's modules (``F.linear`` is what
+    ``nn.Linear`` runs, ``torch.tanh``/``relu`` what ``nn.Tanh``/``nn.ReLU`` run), so the result
+    is bit-identical to ``model.predict(obs, deterministic=True)``: the Gaussian's mean for a Box
+    action, the argmax of the logits (masked indices excluded) for a discrete one. The layers are
+    looked up once, which saves the module-call overhead of every layer (several times cheaper
+    per call than ``model.predict``). A policy of another shape (a custom features extractor)
+    goes through its modules instead.
+    """
+
+    def __init__(self, policy: Any) -> None:
+        import torch
+        from stable_baselines3.common.torch_layers import FlattenExtractor
+
+        self.policy = policy
+        self.box = policy.action_space.shape == (1,)
+        self.layers: list[tuple[Any, Any, Any]] | None = None
+        extractor = policy.pi_features_extractor
+        network = policy.mlp_extractor.policy_net
+        activations = {torch.nn.Tanh: torch.tanh, torch.nn.ReLU: torch.relu}
+        if not isinstance(extractor, FlattenExtractor):
+            return
+        layers: list[tuple[Any, Any, Any]] = []
+        for module in network:
+            if isinstance(module, torch.nn.Linear):
+                layers.append((module.weight, module.bias, None))
+            elif type(module) in activations and layers and layers[-1][2] is None:
+                weight, bias, _ = layers[-1]
+                layers[-1] = (weight, bias, activations[type(module)])
+            else:
+                return
+        head = policy.action_net
+        if not isinstance(head, torch.nn.Linear):
+            return
+        layers.append((head.weight, head.bias, None))
+        self.layers = layers
+
+    def __call__(self, obs: np.ndarray, action_mask: np.ndarray | None) -> np.ndarray:
+        import torch
+        from torch.nn.functional import linear
+
+        with torch.no_grad():
+            tensor = torch.from_numpy(obs)
+            if self.layers is not None:
+                out = tensor
+                for weight, bias, activation in self.layers:
+                    out = linear(out, weight, bias)
+                    if activation is not None:
+                        out = activation(out)
+            else:
+                policy = self.policy
+                features = policy.extract_features(tensor, policy.pi_features_extractor)
+                out = policy.action_net(policy.mlp_extractor.forward_actor(features))
+            if self.box:
+                return out.numpy().reshape(-1)
+            logits = out.numpy().reshape(-1).astype(np.float64)
         if action_mask is not None:
             logits = np.where(np.asarray(action_mask, dtype=bool).reshape(-1), logits, -np.inf)
         return np.asarray([int(np.argmax(logits))])

@@ -1,0 +1,114 @@
+"""``grodt rl train CONFIG``: train the RL specialists of an RL training YAML (docs/rl.md)."""
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from grodt.cli._options import config_catalog_option
+
+
+@click.group(name="rl")
+def command() -> None:
+    """RL specialist ensemble: train a generalist and one specialist per regime."""
+
+
+@command.command(name="train")
+@click.argument("config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Processes that fine-tune the specialists in parallel.",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="PATH=VALUE",
+    help="Override a config value (repeatable), e.g. --set timesteps.generalist=5000.",
+)
+@config_catalog_option
+@click.option(
+    "--run-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Run directory (default: <runs>/training/rl_<name>/<stamp>).",
+)
+@click.option("--no-tracking", is_flag=True, help="Write the run's bundle only (sync later).")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a TTY).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def train(
+    config_path: Path,
+    workers: int,
+    overrides: tuple[str, ...],
+    catalog: Path | None,
+    run_dir: Path | None,
+    no_tracking: bool,
+    progress: bool | None,
+    as_json: bool,
+) -> None:
+    """Train the generalist, then the specialists (in --workers processes), save and register
+    them as model rl_<name>, and evaluate them on the config's test period."""
+    from tqdm import tqdm
+
+    from grodt.experiments.rl_config import load_rl_config
+    from grodt.experiments.rl_training import train_rl
+
+    config = load_rl_config(config_path, overrides)
+    show = (sys.stderr.isatty() if progress is None else progress) and not as_json
+    total = config.timesteps.generalist + config.timesteps.specialist * len(config.labels)
+    done: dict[str, int] = {}
+    with tqdm(total=total, unit="step", disable=not show, leave=False) as bar:
+
+        def advance(name: str, timesteps: int) -> None:
+            step = timesteps - done.get(name, 0)
+            done[name] = max(timesteps, done.get(name, 0))
+            if step > 0:
+                bar.update(step)
+                bar.set_postfix_str(name)
+
+        result = train_rl(
+            config,
+            workers=workers,
+            run_dir=run_dir,
+            store=None if no_tracking else "auto",
+            progress=advance,
+            catalog=catalog,
+        )
+    peak = {name: round(o.peak_rss_mb, 1) for name, o in result.outcomes.items()}
+    summary = {
+        "run_dir": str(result.run_dir),
+        "specialists": str(result.specialists_dir),
+        "run_id": result.run_id,
+        "seconds": {k: round(v, 3) for k, v in result.seconds.items()},
+        "train_seconds": {k: round(o.seconds, 2) for k, o in result.outcomes.items()},
+        "peak_rss_mb": peak,
+        "test": result.evaluation,
+    }
+    if as_json:
+        click.echo(json.dumps(summary, default=str))
+        return
+    seconds = result.seconds
+    click.echo(
+        f"rl_{config.name}: {config.policy.algorithm}, generalist {config.timesteps.generalist:,}"
+        f" steps + {len(config.labels)} specialists x {config.timesteps.specialist:,} steps "
+        f"in {seconds['total']:.1f} s (workers {workers}; data I/O {seconds['io_share']:.1%})"
+    )
+    for name, outcome in result.outcomes.items():
+        click.echo(
+            f"  {name:<10} {outcome.seconds:7.1f} s  peak RSS {outcome.peak_rss_mb:7.1f} MiB"
+        )
+    if result.evaluation:
+        click.echo("Test period (out of sample):")
+        click.echo(f"  {'mode':<22}{'Sharpe':>8}{'return':>10}{'max DD':>9}{'turnover/yr':>13}")
+        for mode, metrics in result.evaluation.items():
+            click.echo(
+                f"  {mode:<22}{metrics['sharpe']:8.3f}{metrics['total_return']:10.2%}"
+                f"{metrics['max_drawdown']:9.2%}{metrics['turnover']:13.2f}"
+            )
+    click.echo(f"Specialists: {result.specialists_dir}")
+    if result.run_id:
+        click.echo(f"Tracking: MLflow run {result.run_id[:8]}… (model rl_{config.name}@latest)")
