@@ -55,7 +55,9 @@ from nautilus_trader.config import NonNegativeFloat
 from nautilus_trader.model.data import Bar
 from nautilus_trader.model.enums import AccountType
 from nautilus_trader.model.enums import OrderSide
+from nautilus_trader.model.enums import OrderStatus
 from nautilus_trader.model.enums import TimeInForce
+from nautilus_trader.model.identifiers import ClientOrderId
 from nautilus_trader.model.position import Position
 
 from grodt.core.records import DecisionRecord
@@ -189,6 +191,9 @@ class RLEnsembleStrategyConfig(RegimeAwareStrategyConfig, frozen=True):
         included); bars past the end send nothing.
     scripted_actions_file : str, optional
         The same from a file (:func:`load_scripted_actions`); give one of the two.
+    scripted_repeat : bool, default False
+        Cycle through the actions instead of stopping at their end (bar i takes action
+        ``i mod len``).
     execution : {"target", "bracket"}, default "target"
         ``target``: steer the position to the action with market orders; ``bracket``: the
         base's entries (strength ``|a|``) and exits (module docstring).
@@ -215,6 +220,7 @@ class RLEnsembleStrategyConfig(RegimeAwareStrategyConfig, frozen=True):
     feature_set: str | None = None
     scripted_actions: list[float] | None = None
     scripted_actions_file: str | None = None
+    scripted_repeat: bool = False
     execution: Literal["target", "bracket"] = "target"
     sizing: Literal["notional", "risk"] = "notional"
     min_rebalance_fraction: NonNegativeFloat = 0.0
@@ -231,6 +237,8 @@ class RLEnsembleStrategyConfig(RegimeAwareStrategyConfig, frozen=True):
                     "blend_mode scripted: give exactly one of scripted_actions and "
                     "scripted_actions_file",
                 )
+            if self.scripted_actions is not None and not self.scripted_actions:
+                raise ValueError("scripted_actions: empty")
             for i, action in enumerate(self.scripted_actions or ()):
                 _check_action(float(action), f"scripted_actions[{i}]")
         else:
@@ -308,6 +316,7 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
         self._observed_position = 0.0
         self._feature_values: dict[str, float] = {}
         self._target_units = Decimal(0)
+        self._pending_order: ClientOrderId | None = None
         if self.specialists is not None:
             self.specialists.reset()
         if self._features is not None:
@@ -319,6 +328,7 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
         """Features and the policy's proposal for this bar (every bar: a recurrent policy's
         state and the script's index advance with the bars, not with the decisions)."""
         self._bar_index += 1
+        self._check_target_order()
         if self.config.execution == "bracket" and self._position() is None and self._idle():
             self.held_action = 0.0  # a stop, target or exit closed the position
         self._reassert_target()
@@ -364,6 +374,8 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
 
     def _propose_scripted(self) -> None:
         index = self._bar_index
+        if self.config.scripted_repeat:
+            index %= len(self._script)
         if index < len(self._script):
             self.action = self._script[index]
             self.proposals = {SCRIPTED: self.action}
@@ -440,7 +452,7 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
         """Send the order that moves the position to this bar's target; returns an exit reason
         when the target is flat (the base's recorded exit closes it)."""
         action = self._decided_action()
-        if action is None:
+        if action is None or self._pending_order is not None:
             return None
         assert self.instrument is not None
         held = position.signed_qty if position is not None else 0.0
@@ -496,9 +508,8 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
                 signal=self._signal(),
                 intended=intended_order(order, reduce_only=reduce_only),
             )
-        # Pending like the base's exits: no decision until it is done; a failure is logged and
-        # re-targeted on the next bar (strategies.lifecycle).
-        self._lifecycle.exit_submitted(order.client_order_id)
+        # No other target order until this one is done (_check_target_order, next bar).
+        self._pending_order = order.client_order_id
         if position is not None:
             self.submit_order(order, position_id=position.id)
         else:
@@ -571,7 +582,33 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
             )
 
     def _idle(self) -> bool:
-        return self._lifecycle.idle
+        return self._lifecycle.idle and self._pending_order is None
+
+    def _check_target_order(self) -> None:
+        """Forget the target order once it is closed; one that did not fill (denied by the risk
+        gate, rejected, canceled) is logged and the target falls back to the position held, so
+        the next decision re-targets from there."""
+        order_id = self._pending_order
+        if order_id is None:
+            return
+        order = self.cache.order(order_id)
+        if order is None:  # closed and purged from the cache (grodt.nodes.cache_purge)
+            self._pending_order = None
+            return
+        if not order.is_closed:
+            return
+        self._pending_order = None
+        if order.status == OrderStatus.FILLED:
+            return
+        reason = getattr(order.last_event, "reason", "") or ""
+        self.log.warning(
+            f"Target order {order_id} {order.status_string()} {reason}".rstrip()
+            + "; re-targeting from the position held",
+        )
+        position = self._position()
+        held = float(position.signed_qty) if position is not None else 0.0
+        self._target_units = Decimal(repr(held))
+        self._recorder.set_target(held, self._last_price, self._last_ts, "policy_order_failed")
 
     # == decision records ==========================================================================
 
