@@ -139,9 +139,11 @@ def evaluate(
         )
         return
     skipped = ", ".join(f"{n} {why}" for why, n in log.skipped.items())
+    names = log.feature_names
+    shown = ", ".join(names[:6]) + (f", … ({len(names)} in all)" if len(names) > 6 else "")
     click.echo(
-        f"{report.n_rounds} logged rounds, {log.n_actions} actions, context "
-        f"{', '.join(log.feature_names)}" + (f" (not rounds: {skipped})" if skipped else "")
+        f"{report.n_rounds} logged rounds, {log.n_actions} actions, context {shown}"
+        + (f" (not rounds: {skipped})" if skipped else "")
     )
     click.echo(f"policy {policy}; values are mean reward per round (return per window)")
     level = f"{1 - alpha:.0%}"

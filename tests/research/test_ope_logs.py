@@ -1,9 +1,11 @@
 """grodt.forensics.ope_logs and `grodt ope evaluate`: a bandit's allocation records written to a
 run's Parquet forensics with the bridge's sink, the rounds rebuilt from them (each choice paired
-with the next record's realised return), and the command's figures equal to research.ope's on
-the same arrays."""
+with the next record's realised return), the command's figures equal to research.ope's on the
+same arrays, and the command on the meta-controller's own bandit run in a BacktestNode."""
 
 import json
+from itertools import pairwise
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,9 +16,14 @@ from catalogs.synthetic import generate_market
 from grodt.cli import main
 from grodt.core.errors import EXIT_USER_ERROR
 from grodt.core.errors import GrodtError
+from grodt.core.records import AllocationRecord
 from grodt.forensics.ope_logs import bandit_log_from_records
 from grodt.forensics.ope_logs import read_bandit_log
 from grodt.forensics.ope_logs import write_records
+from grodt.forensics.reader import read_run
+from grodt.nodes.backtest import run_backtest
+from node_configs.loader import load_backtest_document
+from node_configs.loader import resolve_includes
 from research.ope import doubly_robust
 from research.ope import ipw
 from research.ope import snips
@@ -143,3 +150,69 @@ def test_cli_errors(logged, tmp_path):
     )
     assert result.exit_code == EXIT_USER_ERROR
     assert f"{policy}: softmax.temperature: Input should be greater than 0" in result.output
+
+
+def test_on_a_real_bandit_run(sp500_catalog, tmp_path):
+    # The meta-controller's bandit inside a BacktestNode (S1 + S2 on the S&P 500 sample, two
+    # years): `grodt ope evaluate` reads its Parquet forensics, and its IPW equals one computed
+    # here from the records directly (record k's choice, record k + 1's realised return).
+    repo = Path(__file__).resolve().parents[2]
+    strategies = repo / "node_configs" / "components" / "strategies"
+    document = resolve_includes(
+        {
+            "name": "ope_bandit",
+            "venues": [{"include": "node_configs/venues/sample_cash_per_strategy.yaml"}],
+            "data": [{"bar_types": ["SPX.SAMPLE-1-DAY-LAST-EXTERNAL"]}],
+            "start": "2003-01-01",
+            "end": "2004-12-31",
+            "strategies": [
+                {"include": str(strategies / "s1_vwap_ema_spx.yaml")},
+                {"include": str(strategies / "s2_mean_reversion_spx.yaml")},
+            ],
+            "actors": [
+                {
+                    "path": "actors.meta_controller:MetaController",
+                    "config": {
+                        "bar_type": "SPX.SAMPLE-1-DAY-LAST-EXTERNAL",
+                        "static_weights": {"S1VwapEmaScalper-001": 0.2, "S2MeanReversion-002": 0.5},
+                        "rebalance_every": 5,
+                        "performance_window": 20,
+                        "policy": "bandit",
+                        "bandit_seed": 3,
+                    },
+                }
+            ],
+            "forensics": {"sink": "parquet"},
+            "logging": {"level": "ERROR", "file_level": "OFF"},
+        },
+        repo,
+    )
+    spec = load_backtest_document(document, "ope_bandit")
+    outcome = run_backtest(spec, sp500_catalog, tmp_path / "run", document=document, quiet=True)
+    records = sorted(
+        (s.record for s in read_run(outcome.run_dir) if isinstance(s.record, AllocationRecord)),
+        key=lambda r: r.ts_event,
+    )
+    rounds = [
+        (record, following.realised_return)
+        for record, following in pairwise(records)
+        if record.propensity is not None and following.realised_return is not None
+    ]
+    assert len(rounds) > 40
+    n_actions = len(rounds[0][0].action_probabilities)
+    reward = np.array([outcome_return for _, outcome_return in rounds])
+    action = np.array([record.action_index for record, _ in rounds])
+    pscore = np.array([record.propensity for record, _ in rounds])
+    uniform = np.full((len(rounds), n_actions), 1.0 / n_actions)
+    policy = tmp_path / "uniform.yaml"
+    policy.write_text("kind: uniform\n")
+    args = ["ope", "evaluate", "--run", str(outcome.run_dir), "--policy", str(policy)]
+    result = CliRunner().invoke(main, [*args, "--json", "--n-bootstrap", "100"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["n_rounds"] == len(rounds)
+    assert report["n_actions"] == n_actions
+    assert report["estimates"]["ipw"]["estimate"] == pytest.approx(
+        ipw(reward, action, pscore, uniform), rel=1e-12
+    )
+    assert report["logged_value"]["estimate"] == pytest.approx(reward.mean(), rel=1e-12)
