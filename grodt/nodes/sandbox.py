@@ -77,6 +77,7 @@ from nautilus_trader.common.config import ActorFactory
 from nautilus_trader.common.providers import InstrumentProvider
 from nautilus_trader.config import LiveExecClientConfig
 from nautilus_trader.core.data import Data
+from nautilus_trader.core.uuid import UUID4
 from nautilus_trader.execution.messages import BatchCancelOrders
 from nautilus_trader.execution.messages import CancelAllOrders
 from nautilus_trader.execution.messages import CancelOrder
@@ -89,12 +90,14 @@ from nautilus_trader.live.execution_client import LiveExecutionClient
 from nautilus_trader.live.factories import LiveExecClientFactory
 from nautilus_trader.model.data import Bar
 from nautilus_trader.model.enums import ContingencyType
+from nautilus_trader.model.enums import OrderStatus
 from nautilus_trader.model.events import OrderAccepted
 from nautilus_trader.model.identifiers import ClientId
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.identifiers import Venue
 from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.model.orders import Order
+from nautilus_trader.model.orders import OrderList
 from nautilus_trader.portfolio.base import PortfolioFacade
 
 from grodt.core.errors import GrodtError
@@ -247,6 +250,9 @@ class RestoredVenue:
     orders: int
     news: int
     account_restored: bool
+    held: int = 0
+    """Commands a ``fill_at: next_open`` venue held at the crash, held again for the next open
+    (submissions never accepted, cancels of pending-cancel orders)."""
 
 
 # OrderMatchingEngine keeps its id counters in private C fields. Cython's generated pickling
@@ -526,6 +532,7 @@ class GrodtSandboxExecutionClient(SandboxExecutionClient):
                 order.client_order_id for order in orders if order.venue_order_id is not None
             }
             account_id = self._client.account_id
+            held_again = 0
             for order in orders:
                 if not self._ensure_instrument(order.instrument_id):
                     continue
@@ -536,6 +543,12 @@ class GrodtSandboxExecutionClient(SandboxExecutionClient):
                     engine.cancel_order(order, False)
                 else:
                     engine.process_order(order, order.account_id or account_id)
+                    if self._next_open is not None and order.status == OrderStatus.PENDING_CANCEL:
+                        # fill_at: next_open — the cancel the crashed venue held, held again.
+                        self._send(self._cancellation(order), self._client.cancel_order)
+                        held_again += 1
+            if self._next_open is not None:
+                held_again += self._hold_submissions_again()
             for event in held:
                 if not (
                     isinstance(event, OrderAccepted) and event.client_order_id in accepted_before
@@ -549,9 +562,65 @@ class GrodtSandboxExecutionClient(SandboxExecutionClient):
             orders=len(orders),
             news=len(news),
             account_restored=self.account_restored,
+            held=held_again,
         )
         self._log.info(f"Venue restored from the cache: {restored}")
         return restored
+
+    def _hold_submissions_again(self) -> int:
+        """``fill_at: next_open``: the submissions the crashed venue held for the next open
+        (their orders are still INITIALIZED: the client's OrderSubmitted comes when the venue
+        runs them) held again, in submission order, a bracket as its order list; returns the
+        commands held."""
+        orders = self._cache.orders(venue=self.venue)
+        waiting = sorted(
+            (o for o in orders if o.status == OrderStatus.INITIALIZED), key=_order_sequence
+        )
+        lists: set[Any] = set()
+        commands = 0
+        for order in waiting:
+            list_id = order.order_list_id
+            if list_id is None:
+                command: TradingCommand = SubmitOrder(
+                    trader_id=order.trader_id,
+                    strategy_id=order.strategy_id,
+                    order=order,
+                    command_id=UUID4(),
+                    ts_init=self._clock.timestamp_ns(),
+                    position_id=order.position_id,
+                    client_id=self.id,
+                )
+                self._send(command, self._client.submit_order)
+            elif list_id not in lists:
+                lists.add(list_id)
+                members = [o for o in waiting if o.order_list_id == list_id]
+                command = SubmitOrderList(
+                    trader_id=order.trader_id,
+                    strategy_id=order.strategy_id,
+                    order_list=OrderList(list_id, members),
+                    command_id=UUID4(),
+                    ts_init=self._clock.timestamp_ns(),
+                    position_id=order.position_id,
+                    client_id=self.id,
+                )
+                self._send(command, self._client.submit_order_list)
+            else:
+                continue
+            commands += 1
+            self._log.info(f"Venue restore: {command} held again for the next open")
+        return commands
+
+    def _cancellation(self, order: Order) -> CancelOrder:
+        return CancelOrder(
+            trader_id=order.trader_id,
+            strategy_id=order.strategy_id,
+            instrument_id=order.instrument_id,
+            client_order_id=order.client_order_id,
+            venue_order_id=order.venue_order_id,
+            command_id=UUID4(),
+            ts_init=self._clock.timestamp_ns(),
+            client_id=self.id,
+        )
 
     def _sibling_closed(self, order: Order) -> bool:
         """Whether ``order`` is one of an OCO/OUO pair whose other order is closed."""

@@ -177,6 +177,10 @@ def trading_node_config(
             reconciliation_lookback_mins=reconciliation.lookback_mins,
             open_check_interval_secs=reconciliation.open_check_interval_seconds,
             inflight_check_threshold_ms=reconciliation.inflight_check_threshold_ms,
+            # A paper node's venues run in this process: an order stays in flight only while a
+            # fill_at: next_open venue holds it for the next bar, which the sandbox cannot be
+            # queried about and which must not be resolved as rejected after a few queries.
+            inflight_check_interval_ms=0 if spec.is_paper else 2_000,
             purge_closed_orders_interval_mins=purge.closed_orders_interval_mins,
             purge_closed_orders_buffer_mins=purge.closed_orders_buffer_mins,
             purge_closed_positions_interval_mins=purge.closed_positions_interval_mins,

@@ -349,6 +349,36 @@ def test_kills_on_fill_bars_end_as_an_uninterrupted_run(
     assert transactions["commits"] > 0 and transactions["failures"] == 0
 
 
+def test_kills_with_commands_held_for_the_next_open_end_as_an_uninterrupted_run(
+    redis_server, catalog: Path, tmp_path: Path
+):
+    """A ``fill_at: next_open`` venue holds every command until its instrument's next bar
+    opens. S1 killed inside bar 398 (its bracket, decided on bar 397, held at the checkpoint:
+    entry, stop and target submitted, not yet at the exchange) and inside bar 569 (the exit
+    decided on bar 568 and the cancels of the stop and target held). The restarted venue holds
+    them again and runs them at the open of the crash bar, as the uninterrupted venue did."""
+    kills = (398, 569)
+    redis_server.flush()
+    marker = tmp_path / "crashed"
+    document = _document(marker, redis_server.port, kills)
+    document["exec_clients"][0]["venue"]["fill_at"] = "next_open"
+    through = _uninterrupted(tmp_path, document, redis_server.port, catalog)
+    redis_server.flush()
+    config = write_yaml(tmp_path / "restart.yaml", document)
+    _crash_until_done(config, tmp_path / "run", redis_server.port, catalog, marker, len(kills))
+    # The premise: on each crash bar the venue filled a market order decided on the bar before.
+    orders = pd.read_csv(through / "orders.csv")
+    fills = pd.read_csv(through / "fills.csv")
+    fills["ts"] = pd.to_datetime(fills["ts_event"]).astype("int64")
+    held = fills.merge(orders[["client_order_id", "type", "ts_market"]], on="client_order_id")
+    held = held[(held["type"] == "MARKET") & (held["ts_market"] < held["ts"])]
+    assert set(killed_at(marker).values()) <= set(held["ts"])
+    summary = _assert_same_run(tmp_path / "run", through)
+    venue = summary["cache_database"]["restored"]["venues"]["SAMPLE"]
+    assert venue["held"] == 3  # the exit and the two cancels, held again
+    assert venue["news"] == 0
+
+
 _WRITES = (
     "add", "add_currency", "add_instrument", "add_synthetic", "add_account", "add_order",
     "add_position", "index_venue_order_id", "index_order_position", "update_actor",
