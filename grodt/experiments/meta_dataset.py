@@ -14,6 +14,7 @@ meta-controller forced to its ``static`` policy (the rows must not depend on a m
 the allocation records of every test window.
 """
 
+from collections.abc import Mapping
 from collections.abc import Sequence
 from itertools import pairwise
 from pathlib import Path
@@ -31,6 +32,7 @@ from models.meta.features import STRATEGY_FEATURES
 from models.meta.features import feature_names
 from node_configs.loader import load_document
 from node_configs.loader import load_yaml_document
+from node_configs.overrides import apply_overrides
 
 __all__ = ["META_ACTOR_PATH", "allocation_rows", "collect_dataset", "with_static_meta_controller"]
 
@@ -123,7 +125,7 @@ def with_static_meta_controller(
 
 
 def collect_dataset(
-    config: str | Path,
+    config: str | Path | Mapping[str, Any],
     catalog: str | Path | None,
     train: str,
     test: str,
@@ -135,10 +137,17 @@ def collect_dataset(
 ) -> tuple[pd.DataFrame, Any]:
     """Walk ``config`` forward and gather the out-of-sample training rows of every test window.
 
-    Returns the rows (:func:`allocation_rows`, ``fold`` = the walk-forward fold) and the
+    ``config`` is a node config file or a resolved document. Returns the rows
+    (:func:`allocation_rows`, ``fold`` = the walk-forward fold) and the
     :class:`~grodt.experiments.results.WalkForwardResult`.
     """
-    document = with_static_meta_controller(load_document(config, overrides), meta_component)
+    if isinstance(config, Mapping):
+        loaded = apply_overrides(dict(config), overrides)
+        source = str(config.get("name", "<document>"))
+    else:
+        loaded = load_document(config, overrides)
+        source = str(config)
+    document = with_static_meta_controller(loaded, meta_component)
     result = run_walk_forward(
         document,
         catalog,
@@ -159,7 +168,7 @@ def collect_dataset(
     rows = pd.concat(frames, ignore_index=True) if frames else allocation_rows([])
     if rows.empty:
         raise ConfigError(
-            f"{config}: the walk-forward produced no training rows (are the test windows longer "
+            f"{source}: the walk-forward produced no training rows (are the test windows longer "
             "than the meta-controller's performance_window plus two rebalances?)",
         )
     return rows.sort_values(["ts", "strategy"], kind="stable").reset_index(drop=True), result

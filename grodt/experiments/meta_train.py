@@ -117,9 +117,9 @@ def prediction_metrics(
 
     ``pinball_q10/q50/q90`` (raw quantiles), ``coverage_raw`` and ``coverage`` (share of
     targets inside the raw and the conformal 80% interval), ``ece`` (expected calibration error
-    of P(return > 0), 10 bins), ``brier``, ``directional_accuracy`` (sign of q50 = sign of the
-    target, over targets ≠ 0) beside ``naive_directional_accuracy`` (sign of the last window's
-    return, same rows), ``rows`` and ``rows_nonzero``.
+    of P(return > 0), 10 bins), ``brier``, ``directional_accuracy`` (up when the mean of the
+    quantiles is ≥ 0, scored over targets ≠ 0) beside ``naive_directional_accuracy`` (up when
+    the last window's return is ≥ 0, same rows), ``rows`` and ``rows_nonzero``.
     """
     q = predictions[["q10", "q50", "q90"]].to_numpy()
     y = predictions["target"].to_numpy()
@@ -127,7 +127,12 @@ def prediction_metrics(
     p = probability.predict(raw_positive_probability(q, (0.1, 0.5, 0.9)))
     positive = (y > 0.0).astype(int)
     nonzero = y != 0.0
-    naive = predictions["last_window_return"].to_numpy()
+    # Direction: up when the quantiles' mean is ≥ 0 (the median alone is 0 for most windows of
+    # a strategy that rarely trades); the naive baseline says "as the last window", up on a flat
+    # one. Both are scored on the windows whose return is not zero.
+    predicted_up = q.mean(axis=1) >= 0.0
+    naive_up = predictions["last_window_return"].to_numpy() >= 0.0
+    actual_up = y > 0.0
     figures = {
         f"pinball_{name}": pinball_loss(y, q[:, j], level)
         for j, (name, level) in enumerate((("q10", 0.1), ("q50", 0.5), ("q90", 0.9)))
@@ -138,12 +143,10 @@ def prediction_metrics(
             "coverage": float(np.mean((lower <= y) & (y <= upper))),
             "ece": expected_calibration_error(p, positive),
             "brier": float(np.mean((p - positive) ** 2)),
-            "directional_accuracy": float(np.mean(np.sign(q[nonzero, 1]) == np.sign(y[nonzero])))
+            "directional_accuracy": float(np.mean(predicted_up[nonzero] == actual_up[nonzero]))
             if nonzero.any()
             else float("nan"),
-            "naive_directional_accuracy": float(
-                np.mean(np.sign(naive[nonzero]) == np.sign(y[nonzero]))
-            )
+            "naive_directional_accuracy": float(np.mean(naive_up[nonzero] == actual_up[nonzero]))
             if nonzero.any()
             else float("nan"),
             "rows": float(len(y)),

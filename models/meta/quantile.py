@@ -141,7 +141,9 @@ class QuantileReturnModel:
         x = np.asarray(x, dtype=float)
         if x.ndim != 2 or x.shape[1] != self.n_features_:
             raise ValueError(f"x must be (n_rows, {self.n_features_}), got {x.shape}")
-        raw = np.column_stack([booster.predict(x) for booster in self.boosters_])
+        # One thread: LightGBM's OpenMP pool costs ~60 ms per call on a busy 2-core machine
+        # against ~0.1 ms of work for a few rows (benchmarks/meta_rebalance.py).
+        raw = np.column_stack([booster.predict(x, num_threads=1) for booster in self.boosters_])
         running_max = np.maximum.accumulate(raw, axis=1)
         crossing = (running_max - raw).max(axis=1)
         return QuantilePrediction(self.levels, np.sort(raw, axis=1), crossing)
