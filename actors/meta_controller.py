@@ -434,12 +434,15 @@ class MetaController(Actor):
         np.fill_diagonal(correlation, 1.0)
         sharpe = performance[:, STRATEGY_FEATURES.index("sharpe")]
         bandit_context = np.concatenate([shared, sharpe])
+        # Python floats in one tolist(): indexing numpy scalars one by one costs more here than
+        # the features themselves.
         context: dict[str, float] = {}
-        for i, name in enumerate(self.names):
-            for j, feature in enumerate(STRATEGY_FEATURES):
-                context[f"{name}:{feature}"] = float(rows[i, j])
-        for j, feature in enumerate(CONTEXT_FEATURES):
-            context[feature] = float(shared[j])
+        for name, values in zip(
+            self.names, rows[:, : len(STRATEGY_FEATURES)].tolist(), strict=True
+        ):
+            for feature, value in zip(STRATEGY_FEATURES, values, strict=True):
+                context[f"{name}:{feature}"] = value
+        context.update(zip(CONTEXT_FEATURES, shared.tolist(), strict=True))
         return rows, bandit_context, correlation, context
 
     def _rebalance(self, bar: Bar) -> None:
@@ -468,8 +471,8 @@ class MetaController(Actor):
                 )
         except Exception as e:  # model code must not stop the engine: static weights, say why
             decision = self.policy.fallback(f"policy_error: {type(e).__name__}: {e}")
-        for i, name in enumerate(self.names):
-            context[f"{name}:realised_return"] = float(window_returns[i])
+        for name, value in zip(self.names, window_returns.tolist(), strict=True):
+            context[f"{name}:realised_return"] = value
         self._publish(bar, decision, previous, context, realised)
         self._window_growth = np.ones(len(self.names))
         self._equity_at_rebalance = self._equity
