@@ -29,6 +29,7 @@ from grodt.core.messages import RegimeProbabilities
 from grodt.core.records import DecisionRecord
 from grodt.forensics.reader import read_run
 from grodt.nodes.backtest import run_backtest
+from grodt.nodes.parity import run_parity
 from grodt.test_kit.fill_reference import daily_bars
 from models.regime.catalog_io import replay_data_config
 from models.regime.catalog_io import write_regime_records
@@ -374,3 +375,35 @@ def test_scripted_actions_file_errors_name_the_row(tmp_path):
         _config(blend_mode="scripted", scripted_actions=[0.0, math.nan])
     with pytest.raises(ValueError, match="exactly one of scripted_actions"):
         _config(blend_mode="scripted")
+
+
+def test_backtest_and_paper_node_are_identical_with_the_specialists(market, tmp_path):
+    """The model path (streaming features, the regime actor's probabilities, torch-checked numpy
+    inference, target orders) in a BacktestNode and in the lockstep paper TradingNode."""
+    doc = document(model_strategy(market, "blend", "varying"), regime=False, name="rl_parity")
+    doc["actors"] = [
+        {
+            "path": "actors.regime_actor:RegimeActor",
+            "config": {
+                "bar_types": [BAR_TYPE],
+                "walk_forward": {
+                    "features": ["log_return"],
+                    "covariance_type": "diag",
+                    "train_bars": 60,
+                    "refit_every": 20,
+                },
+            },
+        },
+    ]
+    path = tmp_path / "node.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    report = run_parity(load_backtest_config(path), tmp_path / "parity", market["catalog"])
+    assert report.identical, report.first_divergence
+    assert report.fills[0] == report.fills[1] >= 10
+    decisions = [
+        r.record
+        for r in read_run(tmp_path / "parity" / "paper")
+        if isinstance(r.record, DecisionRecord)
+    ]
+    # The regime actor's records reached the blend: the weights are not all equal.
+    assert any(max(r.blend_weights.values()) > 0.34 for r in decisions if r.blend_weights)
