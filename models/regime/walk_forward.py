@@ -27,12 +27,12 @@ at the bar their window ends, as always.
 import logging
 import math
 import time
-from collections import deque
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from concurrent.futures import Future
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Literal
@@ -201,6 +201,31 @@ def entropy_nats(probabilities: Iterable[float]) -> float:
     return total if total > 0.0 else 0.0
 
 
+class _RowWindow:
+    """The trailing training window: the last ``capacity`` feature rows in a preallocated ring
+    (appending is one row copy; :meth:`array` is one ordered copy, no per-row conversion)."""
+
+    def __init__(self, capacity: int, width: int) -> None:
+        self._rows = np.empty((capacity, width), dtype=float)
+        self._capacity = capacity
+        self._next = 0
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def append(self, row: Sequence[float]) -> None:
+        self._rows[self._next] = row
+        self._next = (self._next + 1) % self._capacity
+        self._count = min(self._count + 1, self._capacity)
+
+    def array(self) -> np.ndarray:
+        """The rows, oldest first, shape (len, width) (a copy)."""
+        if self._count < self._capacity:
+            return self._rows[: self._count].copy()
+        return np.concatenate((self._rows[self._next :], self._rows[: self._next]))
+
+
 class WindowFit(NamedTuple):
     """What :func:`fit_on_window` returns: the fitted model as data, the new filter's state at
     the window's last row, the fit's duration; or the reason it failed (``model`` is None)."""
@@ -258,19 +283,12 @@ def _make_ready(outcome: WindowFit) -> _ReadyFit:
     return _ReadyFit(outcome, model, outcome.model, forward)
 
 
-def _when_done(future: "Future[WindowFit]") -> "Future[_ReadyFit]":
-    """A future of the usable fit, built by the thread that completes ``future`` (for a process
-    pool: its result thread, off the caller's), so the caller only replays the rows since."""
-    ready: Future[_ReadyFit] = Future()
-
-    def build(done: "Future[WindowFit]") -> None:
-        try:
-            ready.set_result(_make_ready(done.result()))
-        except BaseException as e:  # delivered to the caller through ready.result()
-            ready.set_exception(e)
-
-    future.add_done_callback(build)
-    return ready
+def _fit_and_make_ready(executor: Executor, args: tuple) -> _ReadyFit:
+    """Run on the submitting thread: hand the fit to ``executor``, wait for it, and make the
+    model usable, so the caller of :meth:`WalkForwardRegime.update` only replays the rows
+    since. (Submitting to a process pool wakes its threads and pipes; done from the bar thread
+    that cost milliseconds of GIL hand-offs on a loaded machine.)"""
+    return _make_ready(executor.submit(fit_on_window, *args).result())
 
 
 @dataclass
@@ -327,6 +345,7 @@ class WalkForwardRegime:
     ) -> None:
         self.config = config
         self.executor = executor
+        self._submitter: ThreadPoolExecutor | None = None
         specs = parse_features(config.features)
         if model is not None:
             if not model.is_fitted:
@@ -353,7 +372,7 @@ class WalkForwardRegime:
         self._filter: ForwardFilter | None = (
             self._initial_model.forward_filter() if self._initial_model else None
         )
-        self._window: deque[tuple[float, ...]] = deque(maxlen=self.config.train_bars)
+        self._window = _RowWindow(self.config.train_bars, len(self.extractor.specs))
         self._first_fit_rows = self.config.first_fit_rows
         self._rows_since_attempt = 0
         self._last_label: str | None = None
@@ -464,7 +483,7 @@ class WalkForwardRegime:
         ``refit_lag_bars`` rows later (:meth:`_apply_pending`)."""
         self._rows_since_attempt = 0
         config = self.config
-        window = np.asarray(self._window, dtype=float)
+        window = self._window.array()
         previous = None
         if config.warm_start and self.model is not None:
             if self._model_data is None:
@@ -472,7 +491,9 @@ class WalkForwardRegime:
             previous = self._model_data
         args = (config, window, previous, ts_ns or None)
         if self.executor is not None:
-            future = _when_done(self.executor.submit(fit_on_window, *args))
+            if self._submitter is None:
+                self._submitter = ThreadPoolExecutor(1, thread_name_prefix="regime-fit")
+            future = self._submitter.submit(_fit_and_make_ready, self.executor, args)
         else:
             future = Future()
             future.set_result(_make_ready(fit_on_window(*args)))
@@ -543,7 +564,7 @@ class WalkForwardRegime:
         config = self.config
         previous = self.model
         model = config.new_model()
-        window = np.asarray(self._window, dtype=float)
+        window = self._window.array()
         started = time.perf_counter()
         try:
             model.fit(
