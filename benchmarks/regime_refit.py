@@ -9,8 +9,8 @@ in, and the rest. Three runs: synchronous fits (``refit_lag_bars: 0``); fits in 
 ``refit_lag_bars: 1`` fed back to back (a backtest: the swap bar waits for the fit); the same
 with the fit awaited between bars, untimed (a live node, whose next bar comes a bar later).
 Then one retrain (``fit_on_window`` on the window: EM warm-started from the previous model, plus
-the filter run over the window) is timed, with its Python peak memory (tracemalloc) and the worker's RSS.
-A script that prints figures, not a test::
+the filter run over the window) is timed, with its Python peak memory (tracemalloc) and the
+worker's RSS. A script that prints figures, not a test::
 
     .venv/bin/python benchmarks/regime_refit.py [--bars 20000] [--train-bars 3900] [--json out.json]
 """
