@@ -21,7 +21,7 @@ from nautilus_trader.model.objects import Quantity
 from nautilus_trader.trading.strategy import Strategy
 
 
-class EMACrossConfig(StrategyConfig, frozen=True):
+class EMACrossConfig(StrategyConfig, kw_only=True, frozen=True):
     """Configuration for :class:`EMACross`.
 
     Parameters
@@ -40,6 +40,10 @@ class EMACrossConfig(StrategyConfig, frozen=True):
         Reverse into a short on a down-cross (needs a venue and account that allow shorting).
     close_positions_on_stop : bool, default True
         Flatten this strategy's position when it stops.
+    oms_type : str, default "NETTING"
+        One position per (instrument, strategy), as :class:`strategies.base.RegimeAwareStrategy`:
+        on a HEDGING venue a reversal would otherwise open a new hedge position each time
+        (growing the open-position book, and the cost of every fill, with the run's length).
     """
 
     instrument_id: InstrumentId
@@ -49,6 +53,7 @@ class EMACrossConfig(StrategyConfig, frozen=True):
     equity_fraction: PositiveFloat = 0.95
     allow_short: bool = False
     close_positions_on_stop: bool = True
+    oms_type: str | None = "NETTING"
 
     def __post_init__(self) -> None:
         if self.fast_ema_period >= self.slow_ema_period:
@@ -58,6 +63,11 @@ class EMACrossConfig(StrategyConfig, frozen=True):
             )
         if self.equity_fraction > 1.0:
             raise ValueError(f"equity_fraction must be in (0, 1], was {self.equity_fraction}")
+        if str(self.oms_type).upper() != "NETTING":
+            raise ValueError(
+                f"oms_type: EMACross keeps one position per instrument and needs NETTING, "
+                f"was {self.oms_type!r}",
+            )
 
 
 class EMACross(Strategy):
