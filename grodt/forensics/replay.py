@@ -1,0 +1,272 @@
+"""Deterministic replay of logged decisions: recompute each through the same code, bit for bit.
+
+Replayable today: the meta-controller's allocations (:class:`~grodt.core.records.AllocationRecord`
+of ``actors.meta_controller:MetaController``) under the ``static``, ``bandit`` and
+``trailing_sharpe`` policies. The run directory's ``config.yaml`` gives the actor's config; a
+:class:`~models.meta.policy.MetaPolicy` is built from it exactly as the actor builds it, and the
+component's records are fed to it in decision order with the inputs each record carries:
+
+- the model rows, rebuilt from ``context`` (``<strategy>:<feature>`` for every strategy feature,
+  then the shared context features, in the actor's column order);
+- the bandit context (the shared features and each strategy's trailing Sharpe);
+- ``previous_weights``; ``ts_event`` (the decision time); the strategies' window returns
+  (``<strategy>:realised_return``) and the portfolio's (``realised_return``), from which the
+  bandit learns before it chooses;
+- the warm-up fallbacks as the actor takes them (``policy.fallback("warming_up")``, no
+  learning).
+
+Each recomputed decision is compared with its record field by field (``weights``, ``policy``,
+``fallback_reason``, ``action_index``, ``action_probabilities``, ``propensity``,
+``predicted_performance``, ``quantiles``, ``bounds_hit``), floats with ``==``: the first field
+that differs is named, with both values. A stateful policy (the bandit's posterior and random
+stream) can only be replayed from the component's first record, so replaying one trace replays
+everything before it.
+
+Not replayable from the records: the ``predictive`` policy (its records lack the strategies'
+return correlation the allocator used, and its coverage monitor's history), and the rule
+strategies' decisions (``docs/ope.md`` lists what their records lack).
+"""
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+import yaml
+
+from actors.meta_controller import MetaControllerConfig
+from grodt.core.errors import GrodtError
+from grodt.core.records import AllocationRecord
+from grodt.forensics.reader import read_run
+from models.meta.features import CONTEXT_FEATURES
+from models.meta.features import STRATEGY_FEATURES
+from models.meta.policy import MetaDecision
+from models.meta.policy import MetaPolicy
+
+__all__ = ["FieldDifference", "ReplayResult", "replay_allocations", "replay_trace"]
+
+META_CONTROLLER_PATH = "actors.meta_controller:MetaController"
+REPLAYABLE_POLICIES = ("static", "bandit", "trailing_sharpe")
+_SHARPE = STRATEGY_FEATURES.index("sharpe")
+
+
+@dataclass(frozen=True)
+class FieldDifference:
+    """The first field where the replayed decision differs from its record."""
+
+    field: str
+    recorded: Any
+    replayed: Any
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """One decision replayed.
+
+    Attributes
+    ----------
+    trace_id : str
+    ts_event : int
+        Decision time, UNIX ns.
+    policy : str
+        The recorded policy.
+    difference : FieldDifference | None
+        None when every compared field is equal bit for bit.
+    """
+
+    trace_id: str
+    ts_event: int
+    policy: str
+    difference: FieldDifference | None
+
+    @property
+    def equal(self) -> bool:
+        return self.difference is None
+
+
+def _meta_configs(run: Path) -> dict[str, MetaControllerConfig]:
+    """The run's meta-controller configs by component id, from ``<run>/config.yaml``."""
+    path = Path(run) / "config.yaml"
+    try:
+        document = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise GrodtError(f"{path}: cannot read the run's config: {e}") from None
+    configs: dict[str, MetaControllerConfig] = {}
+    for i, actor in enumerate(document.get("actors") or []):
+        if actor.get("path") != META_CONTROLLER_PATH:
+            continue
+        try:
+            config = MetaControllerConfig.parse(msgspec.json.encode(actor.get("config") or {}))
+        except (msgspec.ValidationError, TypeError, ValueError) as e:
+            raise GrodtError(f"{path}: actors[{i}].config: {e}") from None
+        component_id = str(config.component_id) if config.component_id else "MetaController"
+        configs[component_id] = config
+    return configs
+
+
+def _policy(config: MetaControllerConfig) -> MetaPolicy:
+    """The policy the actor builds in ``on_start`` (models are not loaded: no ``predictive``)."""
+    names = list(config.static_weights)
+    return MetaPolicy(
+        config.policy,
+        names,
+        np.array([config.static_weights[n] for n in names]),
+        config.allocator(),
+        config.health(),
+        bandit_features=len(CONTEXT_FEATURES) + len(names),
+        bandit_seed=config.bandit_seed,
+        bandit_exploration=config.bandit_exploration,
+    )
+
+
+def _inputs(record: AllocationRecord, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Model rows (n, 16) and bandit context, from the record's ``context``."""
+    context = record.context
+    try:
+        shared = np.array([context[f] for f in CONTEXT_FEATURES], dtype=float)
+        per_strategy = np.array(
+            [[context[f"{n}:{f}"] for f in STRATEGY_FEATURES] for n in names], dtype=float
+        )
+    except KeyError as e:
+        raise GrodtError(
+            f"allocation record {record.trace_id}: context lacks {e.args[0]!r}; cannot replay"
+        ) from None
+    rows = np.hstack([per_strategy, np.tile(shared, (len(names), 1))])
+    return rows, np.concatenate([shared, per_strategy[:, _SHARPE]])
+
+
+def _first_difference(
+    record: AllocationRecord, decision: MetaDecision, names: list[str]
+) -> FieldDifference | None:
+    replayed: list[tuple[str, Any]] = [
+        ("weights", dict(zip(names, np.asarray(decision.weights).tolist(), strict=True))),
+        ("policy", decision.policy),
+        ("fallback_reason", decision.fallback_reason),
+        ("action_index", decision.action_index),
+        ("action_probabilities", list(decision.action_probabilities)),
+        ("propensity", decision.propensity),
+        ("predicted_performance", dict(decision.predicted)),
+        ("quantiles", {k: dict(v) for k, v in decision.quantiles.items()}),
+        ("bounds_hit", list(decision.bounds_hit)),
+    ]
+    for field, value in replayed:
+        recorded = getattr(record, field)
+        if field == "weights":
+            for name in names:
+                if recorded.get(name) != value[name]:
+                    return FieldDifference(f"weights[{name}]", recorded.get(name), value[name])
+            continue
+        if recorded != value:
+            if isinstance(value, list) and isinstance(recorded, list):
+                for i, (a, b) in enumerate(zip(recorded, value, strict=False)):
+                    if a != b:
+                        return FieldDifference(f"{field}[{i}]", a, b)
+            return FieldDifference(field, recorded, value)
+    return None
+
+
+def _replay_component(
+    records: Sequence[AllocationRecord], config: MetaControllerConfig, stop_at: str | None
+) -> list[ReplayResult]:
+    if config.policy not in REPLAYABLE_POLICIES:
+        raise GrodtError(
+            f"policy {config.policy!r} cannot be replayed from its records (only "
+            f"{', '.join(REPLAYABLE_POLICIES)}): they lack the strategies' return correlation "
+            "the allocator used and the coverage monitor's history"
+        )
+    names = list(config.static_weights)
+    policy = _policy(config)
+    results = []
+    for k, record in enumerate(records):
+        previous = np.array([record.previous_weights[n] for n in names], dtype=float)
+        if record.fallback_reason == "warming_up":
+            decision = policy.fallback("warming_up")
+        else:
+            rows, bandit_context = _inputs(record, names)
+            window_returns = np.array([record.context[f"{n}:realised_return"] for n in names])
+            try:
+                decision = policy.decide(
+                    rows,
+                    bandit_context,
+                    np.eye(len(names)),  # unused by the replayable policies (not recorded)
+                    previous,
+                    record.ts_event,
+                    realised_returns=window_returns if k > 0 else None,
+                    realised_portfolio_return=record.realised_return,
+                )
+            except Exception as e:
+                # The actor falls back the same way; the record says whether it did.
+                decision = policy.fallback(f"policy_error: {type(e).__name__}: {e}")
+        results.append(
+            ReplayResult(
+                trace_id=record.trace_id,
+                ts_event=record.ts_event,
+                policy=record.policy,
+                difference=_first_difference(record, decision, names),
+            )
+        )
+        if stop_at is not None and record.trace_id == stop_at:
+            break
+    return results
+
+
+def _allocation_records(run: Path) -> dict[str, list[AllocationRecord]]:
+    by_component: dict[str, list[AllocationRecord]] = {}
+    for stored in read_run(Path(run)):
+        if isinstance(stored.record, AllocationRecord):
+            by_component.setdefault(stored.record.component_id, []).append(stored.record)
+    for records in by_component.values():
+        records.sort(key=lambda r: r.ts_event)  # stable: stream order within a timestamp
+    return by_component
+
+
+def replay_allocations(
+    run: Path, component_id: str | None = None
+) -> tuple[list[ReplayResult], float]:
+    """Replay every allocation decision of the run's meta-controllers.
+
+    Returns the results in decision order and the wall time spent replaying (seconds, reading
+    the run excluded).
+    """
+    configs = _meta_configs(run)
+    by_component = _allocation_records(run)
+    if component_id is not None:
+        by_component = {k: v for k, v in by_component.items() if k == component_id}
+    if not by_component:
+        raise GrodtError(f"{run}: no allocation records to replay")
+    started = time.perf_counter()
+    results: list[ReplayResult] = []
+    for component, records in sorted(by_component.items()):
+        config = configs.get(component)
+        if config is None:
+            raise GrodtError(
+                f"{run}/config.yaml: no {META_CONTROLLER_PATH} with component id {component!r} "
+                f"(found {sorted(configs)})"
+            )
+        results.extend(_replay_component(records, config, stop_at=None))
+    return results, time.perf_counter() - started
+
+
+def replay_trace(run: Path, trace_id: str) -> tuple[ReplayResult, int, float]:
+    """Replay one decision (and, for the policy's state, every earlier one of its component).
+
+    Returns its result, the number of decisions replayed and the wall time (seconds).
+    """
+    configs = _meta_configs(run)
+    for component, records in _allocation_records(run).items():
+        if any(r.trace_id == trace_id for r in records):
+            config = configs.get(component)
+            if config is None:
+                raise GrodtError(
+                    f"{run}/config.yaml: no {META_CONTROLLER_PATH} with component id {component!r}"
+                )
+            started = time.perf_counter()
+            results = _replay_component(records, config, stop_at=trace_id)
+            return results[-1], len(results), time.perf_counter() - started
+    raise GrodtError(
+        f"{run}: no allocation record with trace id {trace_id!r} (replay covers the "
+        "meta-controller's allocations; strategies' decisions are not replayable yet)"
+    )
