@@ -15,7 +15,6 @@ import time
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from nautilus_trader.model.data import BarType
@@ -24,10 +23,10 @@ from grodt.core.errors import ConfigError
 from grodt.core.messages import REGIME_LABELS
 from grodt.core.settings import get_settings
 from grodt.experiments.rl_config import RLTrainConfig
+from grodt.experiments.rl_worker import EnvSpec
 from models.regime.walk_forward import WalkForwardConfig
 from models.regime.walk_forward import fit_window
 from models.regime.walk_forward import run_walk_forward
-from models.rl.env import TradingEnv
 from models.rl.episodes import fixed_windows
 from models.rl.episodes import regime_window_weights
 from models.rl.episodes import session_windows
@@ -40,46 +39,9 @@ from node_configs.loader import validate_model
 from node_configs.schema import VenueSpec
 from research.features.matrix import FeatureMatrix
 from research.features.matrix import build_feature_matrix
-from research.features.matrix import open_feature_matrix
 from research.features.spec import FeatureSet
 
-__all__ = ["EnvSpec", "RLData", "prepare_data"]
-
-
-@dataclass(frozen=True)
-class EnvSpec:
-    """Everything a (worker) process needs to build the env, small and picklable: the matrix
-    is reopened from its path (memory-mapped, so processes share its pages)."""
-
-    matrix_path: str
-    observation: dict[str, Any]
-    execution: ExecutionModel
-    limits: RiskLimits
-    reward: RewardConfig
-    action_kind: str
-    initial_cash: float
-
-    def build(
-        self,
-        windows: np.ndarray,
-        weights: np.ndarray | None = None,
-        action_kind: str | None = None,
-        matrix: FeatureMatrix | None = None,
-    ) -> TradingEnv:
-        matrix = matrix or open_feature_matrix(self.matrix_path)
-        return TradingEnv(
-            features=matrix.features,
-            opens=matrix.bars["open"],
-            closes=matrix.bars["close"],
-            windows=windows,
-            observation=ObservationSpec.from_dict(self.observation),
-            action_kind=action_kind or self.action_kind,  # type: ignore[arg-type]
-            execution=self.execution,
-            limits=self.limits,
-            reward=self.reward,
-            weights=weights,
-            initial_cash=self.initial_cash,
-        )
+__all__ = ["RLData", "prepare_data"]
 
 
 @dataclass

@@ -13,7 +13,8 @@ Steps (each timed in ``result.seconds``):
 2. The generalist: ``timesteps.generalist`` steps on windows drawn uniformly.
 3. The specialists: each starts from the generalist's weights and trains
    ``timesteps.specialist`` steps on windows drawn with its label's weights. Jobs run in a pool
-   of ``workers`` spawned processes (one torch thread each); each reopens the matrix
+   of ``workers`` processes forked from a forkserver that preloaded torch, SB3 and
+   :mod:`grodt.experiments.rl_worker` (one torch thread each); each reopens the matrix
    memory-mapped, so the processes share its pages and each worker's memory stays flat. The
    parent samples the workers' RSS every ``rss_interval`` seconds.
 4. The :class:`~models.rl.specialists.SpecialistSet` is saved in ``<run_dir>/specialists`` and
@@ -29,7 +30,6 @@ specialist i: seed + 1 + i), so a run is reproducible whatever ``workers`` is.
 import multiprocessing
 import os
 import queue
-import resource
 import threading
 import time
 from collections.abc import Callable
@@ -42,160 +42,19 @@ from typing import Any
 import numpy as np
 
 from grodt.experiments.rl_config import RLTrainConfig
-from grodt.experiments.rl_data import EnvSpec
 from grodt.experiments.rl_data import RLData
 from grodt.experiments.rl_data import prepare_data
+from grodt.experiments.rl_worker import TrainJob
+from grodt.experiments.rl_worker import TrainOutcome
+from grodt.experiments.rl_worker import run_job
 from models.rl.specialists import GENERALIST
 from models.rl.specialists import SpecialistSet
 from models.rl.specialists import algorithm_class
-from models.rl.training import LearningCurve
-from models.rl.training import PolicyConfig
-from models.rl.training import fine_tune
-from models.rl.training import make_vec_env
-from models.rl.training import new_model
 
-__all__ = ["TrainJob", "TrainOutcome", "TrainResult", "run_job", "train_rl"]
+__all__ = ["TrainResult", "run_jobs", "train_rl"]
 
 Progress = Callable[[str, int], None]
 """``(model name, timesteps done)``."""
-
-
-@dataclass(frozen=True)
-class TrainJob:
-    """One model to train (picklable: it crosses into a worker process).
-
-    Attributes
-    ----------
-    name : str
-        ``generalist`` or a regime label.
-    env : EnvSpec
-    windows : np.ndarray
-        Training windows.
-    weights : np.ndarray | None
-        Sampling weights of the windows (None: uniform).
-    policy : PolicyConfig
-    timesteps : int
-    seed : int
-    out : str
-        Where the trained model's ``.zip`` goes.
-    init_from : str | None
-        A saved model to fine-tune (the generalist), or None for a fresh model.
-    checkpoint_dir : str | None
-        ``<run_dir>/checkpoints/<name>`` when checkpoints are on.
-    checkpoint_every, keep_last, keep_best : int
-        Retention policy of :class:`grodt.tracking.checkpoints.CheckpointManager`.
-    """
-
-    name: str
-    env: EnvSpec
-    windows: np.ndarray
-    weights: np.ndarray | None
-    policy: PolicyConfig
-    timesteps: int
-    seed: int
-    out: str
-    init_from: str | None = None
-    checkpoint_dir: str | None = None
-    checkpoint_every: int = 0
-    keep_last: int = 2
-    keep_best: int = 1
-
-
-@dataclass
-class TrainOutcome:
-    """What a job returns.
-
-    Attributes
-    ----------
-    name, path : str
-        The model and its saved ``.zip``.
-    curve : list[tuple[int, float, float]]
-        ``(timesteps, mean episode return of the rollout, seconds since start)`` per rollout.
-    seconds : float
-        Wall time of the job.
-    setup_seconds : float
-        Opening the matrix and building the envs (the job's data I/O before training).
-    learn_seconds : float
-        ``model.learn``.
-    peak_rss_mb : float
-        The worker process's peak RSS (``ru_maxrss``), MiB.
-    """
-
-    name: str
-    path: str
-    curve: list[tuple[int, float, float]]
-    seconds: float
-    setup_seconds: float
-    learn_seconds: float
-    peak_rss_mb: float
-
-
-def run_job(job: TrainJob, progress: Any = None) -> TrainOutcome:
-    """Train one model (in this process). ``progress``: a callable ``(name, timesteps)`` or a
-    queue receiving those tuples (from worker processes)."""
-    import torch
-
-    torch.set_num_threads(1)
-    started = time.perf_counter()
-    from research.features.matrix import open_feature_matrix
-
-    matrix = open_feature_matrix(job.env.matrix_path)
-    envs = make_vec_env(
-        lambda _i: job.env.build(job.windows, job.weights, matrix=matrix), job.policy.n_envs
-    )
-    setup = time.perf_counter() - started
-    if job.init_from is None:
-        model = new_model(job.policy, envs, job.seed)
-    else:
-        model = fine_tune(job.init_from, job.policy, envs, job.seed)
-
-    def report(timesteps: int) -> None:
-        if progress is None:
-            return
-        if callable(progress):
-            progress(job.name, timesteps)
-        else:
-            progress.put((job.name, timesteps))
-
-    manager = None
-    if job.checkpoint_dir and job.checkpoint_every:
-        from grodt.tracking.checkpoints import CheckpointManager
-        from grodt.tracking.checkpoints import RetentionPolicy
-
-        manager = CheckpointManager(
-            Path(job.checkpoint_dir),
-            RetentionPolicy(
-                keep_last=job.keep_last,
-                keep_best=job.keep_best,
-                metric="mean_return" if job.keep_best else None,
-                mode="max",
-            ),
-        )
-    next_checkpoint = [job.checkpoint_every]
-
-    def on_rollout(timesteps: int, mean_return: float, trained: Any) -> None:
-        if manager is not None and timesteps >= next_checkpoint[0]:
-            manager.save(timesteps, trained, metrics={"mean_return": mean_return})
-            next_checkpoint[0] += job.checkpoint_every
-
-    curve = LearningCurve(on_progress=report, on_rollout=on_rollout, progress_every=256)
-    learn_started = time.perf_counter()
-    if job.timesteps > 0:
-        model.learn(job.timesteps, callback=curve.callback(), reset_num_timesteps=True)
-    learn = time.perf_counter() - learn_started
-    report(job.timesteps)
-    Path(job.out).parent.mkdir(parents=True, exist_ok=True)
-    model.save(job.out)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    return TrainOutcome(
-        name=job.name,
-        path=job.out,
-        curve=curve.points,
-        seconds=time.perf_counter() - started,
-        setup_seconds=setup,
-        learn_seconds=learn,
-        peak_rss_mb=peak,
-    )
 
 
 class _RssSampler:
@@ -310,11 +169,14 @@ def _checkpointing(config: RLTrainConfig, run_dir: Path, name: str) -> dict[str,
 def run_jobs(
     jobs: list[TrainJob], workers: int, progress: Progress | None, rss_interval: float = 1.0
 ) -> tuple[dict[str, TrainOutcome], list[tuple[float, int, float]]]:
-    """Run ``jobs``: in this process when ``workers`` is 1, else in a pool of spawned processes
+    """Run ``jobs``: in this process when ``workers`` is 1, else in a pool of forkserver processes
     (progress relayed through a queue; workers' RSS sampled)."""
     if workers <= 1:
         return {job.name: run_job(job, progress) for job in jobs}, []
-    context = multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    # The forkserver imports the job's modules once; each worker forks from it (no torch
+    # thread pool has started there, so the fork is safe) instead of importing torch again.
+    context.set_forkserver_preload([run_job.__module__, "torch", "stable_baselines3"])
     with context.Manager() as manager:
         updates = manager.Queue()
         stop = threading.Event()
@@ -432,6 +294,8 @@ def _observation(data: RLData) -> Any:
 
 
 def _log_curve(run: Any, name: str, outcome: TrainOutcome) -> None:
-    for timesteps, mean_return, _seconds in outcome.curve:
+    for timesteps, mean_return, step_reward, _seconds in outcome.curve:
+        values = {f"{name}.step_reward": step_reward}
         if np.isfinite(mean_return):
-            run.log_metrics({f"{name}.episode_return": mean_return}, step=timesteps)
+            values[f"{name}.episode_return"] = mean_return
+        run.log_metrics(values, step=timesteps)

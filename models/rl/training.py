@@ -129,9 +129,10 @@ def fine_tune(path: str | Path, config: PolicyConfig, env: Any, seed: int) -> An
 
 class LearningCurve:
     """An SB3 callback (``callback=curve.callback()``) recording, after every rollout, the
-    timesteps so far, the mean return of the episodes finished in it (NaN when none) and the
-    wall time; ``on_progress(timesteps)`` is called every ``progress_every`` steps and
-    ``on_rollout(timesteps, mean_return)`` after every rollout (checkpoints, metrics)."""
+    timesteps so far, the mean return of the episodes finished in it (NaN when none), the mean
+    reward per step of the rollout and the wall time; ``on_progress(timesteps)`` is called every
+    ``progress_every`` steps and ``on_rollout(timesteps, mean_return, model)`` after every
+    rollout (checkpoints)."""
 
     def __init__(
         self,
@@ -139,7 +140,7 @@ class LearningCurve:
         on_rollout: Callable[[int, float, Any], None] | None = None,
         progress_every: int = 256,
     ) -> None:
-        self.points: list[tuple[int, float, float]] = []
+        self.points: list[tuple[int, float, float, float]] = []
         self.on_progress = on_progress
         self.on_rollout = on_rollout
         self.progress_every = max(int(progress_every), 1)
@@ -160,9 +161,9 @@ class LearningCurve:
                 returns = [info["r"] for info in self.model.ep_info_buffer]
                 mean = float(np.mean(returns)) if returns else float("nan")
                 self.model.ep_info_buffer.clear()
-                curve.points.append(
-                    (self.num_timesteps, mean, time.perf_counter() - curve._started)
-                )
+                step_reward = float(np.mean(self.model.rollout_buffer.rewards))
+                elapsed = time.perf_counter() - curve._started
+                curve.points.append((self.num_timesteps, mean, step_reward, elapsed))
                 if curve.on_rollout is not None:
                     curve.on_rollout(self.num_timesteps, mean, self.model)
 
