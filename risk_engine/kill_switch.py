@@ -232,6 +232,46 @@ class KillSwitch:
             **self.labels,
         }
 
+    def active(self) -> list[tuple[str, str, str]]:
+        """The active halts as ``(code, source, reason)``, in the order they were applied."""
+        return [(code, halt.source, halt.reason) for code, halt in self._halts.items()]
+
+    def restore(self, halts: list[tuple[str, str, str]]) -> None:
+        """Apply halts a crashed node had active (``active()`` of its last checkpoint) in a
+        restarted node: no announcement and no listener call, since the responses to them
+        (cancels) happened before the crash; logged and kept in the history as ``restore``."""
+        for code, source, reason in halts:
+            self._halts[code] = _Halt(source, reason)
+            now = self._clock.timestamp_ns()
+            self.history.append(
+                {
+                    "ts": dt.datetime.fromtimestamp(now / _NS, tz=dt.UTC).isoformat(
+                        timespec="seconds"
+                    ),
+                    "action": "restore",
+                    "source": source,
+                    "reason": f"{code}: {reason}",
+                },
+            )
+            self._log.warning(
+                f"KILL SWITCH HALT restored ({code}, from {source}): {reason}. Only orders "
+                "reducing the submitting strategy's position pass until reset.",
+            )
+        self._mirror()
+
+    def announce_active(self) -> None:
+        """Announce every active halt on the topic again, for components that subscribed after
+        it was applied (a restarted node's strategies start after its halts are restored); the
+        switch ignores these announcements itself."""
+        for code, halt in list(self._halts.items()):
+            reason = halt.reason if code == source_code(halt.source) else f"{code}: {halt.reason}"
+            announce = {"action": "halt", "reason": reason, "source": halt.source}
+            self._echo = announce
+            try:
+                self._msgbus.publish(KILL_SWITCH_TOPIC, announce)
+            finally:
+                self._echo = None
+
     # -- sources --------------------------------------------------------------------------------
 
     def halt(self, reason: str, source: str = OPERATOR) -> None:

@@ -32,6 +32,7 @@ from grodt.nodes.cache_transactions import TransactionalCacheDatabase
 from grodt.nodes.cache_transactions import transactional_cache_database
 from grodt.nodes.catalog_data import check_catalog
 from grodt.nodes.checkpoint import Checkpoint
+from grodt.nodes.checkpoint import SavedHalts
 from grodt.nodes.checkpoint import load_checkpoint
 from grodt.nodes.checkpoint import save_checkpoint
 from grodt.nodes.checkpoint_market_times import SavedMarketTimes
@@ -62,6 +63,7 @@ from grodt.nodes.warm_up import warm_up
 from node_configs.extensions import NodeExtension
 from node_configs.extensions import node_extensions
 from node_configs.live_schema import LiveNodeSpec
+from risk_engine.kill_switch import OPERATOR
 from risk_engine.kill_switch import KillSwitch
 
 __all__ = ["HealthCallback", "LiveNode", "LiveOutcome", "run_live"]
@@ -125,6 +127,7 @@ class LiveNode:
         self._signals_seen = 0
         self._market_times: OrderMarketTimes | None = None
         self._saved_market_times: SavedMarketTimes | None = None
+        self._saved_halts: SavedHalts | None = None
         self._tasks: list[asyncio.Task] = []
         self._jsonl: JsonlSink | None = None
         self.resumed_from: Checkpoint | None = None
@@ -292,6 +295,13 @@ class LiveNode:
         )
         for extension in self.extensions:
             extension.install(kernel)
+        if persistent:
+            # The crashed node's halts (a loss halt active at the crash) before any strategy
+            # starts; the operator's halt comes back from the kill file, just below.
+            self._saved_halts = SavedHalts(
+                kernel.cache, self.kill_switch, transient=(OPERATOR, FLATTEN_SOURCE)
+            )
+            self._saved_halts.restore()
         # A halt survives restarts: a kill file present now halts the node before any strategy
         # starts (orders sent in on_start included), and reaches the extensions (risk gate).
         self.kill_file_source.check()
@@ -309,6 +319,8 @@ class LiveNode:
         replay = self.replay
         if self._saved_market_times is not None:
             self._saved_market_times.save()
+        if self._saved_halts is not None:
+            self._saved_halts.save()
         save_checkpoint(
             self.node.kernel,
             Checkpoint(
@@ -390,6 +402,10 @@ class LiveNode:
                 f"{self.spec.name}: the node did not start (clients not connected, "
                 f"reconciliation or portfolio timed out); see {self.run_dir / 'logs'}",
             )
+        if self.resumed_from is not None and self.kill_switch is not None:
+            # Halts restored at build (and the kill file's) were applied before the strategies
+            # subscribed to the kill-switch topic: they hear them now, before any record.
+            self.kill_switch.announce_active()
         replay_stats: dict[str, Any] = {}
         try:
             try:
@@ -424,6 +440,7 @@ class LiveNode:
             "market_times": (
                 self._saved_market_times.restored if self._saved_market_times else None
             ),
+            "halts": self._saved_halts.restored if self._saved_halts else None,
             "seconds": round(time.perf_counter() - started, 3),
         }
         kernel.logger.info(f"Restored from history: {self.restored}")

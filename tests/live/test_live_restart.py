@@ -379,6 +379,31 @@ def test_kills_with_commands_held_for_the_next_open_end_as_an_uninterrupted_run(
     assert venue["news"] == 0
 
 
+def test_loss_halt_active_at_the_crash_stays_on(redis_server, catalog: Path, tmp_path: Path):
+    """A daily-loss halt without auto reset (risk gate, 0.1% of the day's start equity) trips in
+    February 2004 and stays on: S1 sends 3 orders in all. Killed inside bar 100 and restarted,
+    the node applies the saved halt before its strategies start; without it the loss would not
+    trip again (the restarted day starts at the current equity) and S1 would trade again."""
+    redis_server.flush()
+    marker = tmp_path / "crashed"
+    document = _document(marker, redis_server.port, (100,))
+    document["data_clients"][0]["end"] = "2004-12-31"
+    document["risk"] = {
+        "limits": {"daily_loss": 0.001},
+        "kill_switch": {"auto_reset_daily_loss": False},
+    }
+    through = _uninterrupted(tmp_path, document, redis_server.port, catalog)
+    expected = json.loads((through / "summary.json").read_text())
+    assert expected["orders"] == 3 and expected["kill_switch"]["halted"]
+    redis_server.flush()
+    config = write_yaml(tmp_path / "restart.yaml", document)
+    _crash_until_done(config, tmp_path / "run", redis_server.port, catalog, marker, 1)
+    summary = _assert_same_run(tmp_path / "run", through)
+    assert summary["cache_database"]["restored"]["halts"] == 1
+    assert summary["kill_switch"]["halts"] == expected["kill_switch"]["halts"]
+    assert [h["action"] for h in summary["kill_switch"]["history"]] == ["restore"]
+
+
 _WRITES = (
     "add", "add_currency", "add_instrument", "add_synthetic", "add_account", "add_order",
     "add_position", "index_venue_order_id", "index_order_position", "update_actor",
