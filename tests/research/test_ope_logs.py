@@ -153,8 +153,8 @@ def test_cli_errors(logged, tmp_path):
 
 
 def test_on_a_real_bandit_run(sp500_catalog, tmp_path):
-    # The meta-controller's bandit inside a BacktestNode (S1 + S2 on the S&P 500 sample, two
-    # years): `grodt ope evaluate` reads its Parquet forensics, and its IPW equals one computed
+    # The meta-controller's bandit inside a BacktestNode (S1 + S2 on the S&P 500 sample, one
+    # year): `grodt ope evaluate` reads its Parquet forensics, and its IPW equals one computed
     # here from the records directly (record k's choice, record k + 1's realised return).
     repo = Path(__file__).resolve().parents[2]
     strategies = repo / "node_configs" / "components" / "strategies"
@@ -164,7 +164,7 @@ def test_on_a_real_bandit_run(sp500_catalog, tmp_path):
             "venues": [{"include": "node_configs/venues/sample_cash_per_strategy.yaml"}],
             "data": [{"bar_types": ["SPX.SAMPLE-1-DAY-LAST-EXTERNAL"]}],
             "start": "2003-01-01",
-            "end": "2004-12-31",
+            "end": "2003-12-31",
             "strategies": [
                 {"include": str(strategies / "s1_vwap_ema_spx.yaml")},
                 {"include": str(strategies / "s2_mean_reversion_spx.yaml")},
