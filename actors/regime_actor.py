@@ -36,8 +36,12 @@ from nautilus_trader.model.data import BarType
 from nautilus_trader.model.data import DataType
 from nautilus_trader.model.identifiers import InstrumentId
 
+from actors.regime_monitors import RegimeMonitors
+from actors.regime_monitors import RegimeMonitorsConfig
 from grodt.core.errors import ConfigError
 from grodt.core.errors import GrodtError
+from grodt.core.messages import NEUTRAL_REGIME_PROBABILITIES
+from grodt.core.messages import REGIME_LABELS
 from grodt.core.messages import RegimeProbabilities
 from grodt.core.messages import regime_data_type
 from grodt.core.records import RegimeUpdateRecord
@@ -47,6 +51,8 @@ from models.regime.hmm import GaussianRegimeHMM
 from models.regime.walk_forward import RegimeStep
 from models.regime.walk_forward import WalkForwardConfig
 from models.regime.walk_forward import WalkForwardRegime
+from models.regime.walk_forward import entropy_nats
+from models.regime.walk_forward import most_likely_label
 from node_configs.model_refs import is_registry_reference
 from node_configs.model_refs import resolve_model_file
 
@@ -76,6 +82,9 @@ class RegimeActorConfig(ActorConfig, frozen=True):
         and only logged — ``RegimeUpdateRecord``s from component ``<actor id>.shadow`` (reason
         prefixed ``shadow:``) on its fits and label changes, and its agreement with the traded
         model in :meth:`RegimeActor.summary`. Strategies never see it: it trades nothing.
+    monitors : RegimeMonitorsConfig, optional
+        Change-point and drift monitors per bar type, with thresholds that can ask for a retrain
+        or a fallback to the neutral prior until the next fit (:mod:`actors.regime_monitors`).
     model_dir : str, optional
         Write every model the actor fits to ``<model_dir>/<instrument_id>/<version>.json``.
     publish_updates : bool, default True
@@ -86,6 +95,7 @@ class RegimeActorConfig(ActorConfig, frozen=True):
     walk_forward: WalkForwardConfig = msgspec.field(default_factory=WalkForwardConfig)
     model: str | None = None
     shadow_model: str | None = None
+    monitors: RegimeMonitorsConfig | None = None
     model_dir: str | None = None
     publish_updates: bool = True
 
@@ -114,6 +124,17 @@ class RegimeActorConfig(ActorConfig, frozen=True):
                 raise ConfigError(f"{name}: {e}") from None
 
 
+def _fallback_step(step: RegimeStep) -> RegimeStep:
+    """The neutral prior in place of ``step`` (a drift monitor's fallback)."""
+    neutral = tuple(NEUTRAL_REGIME_PROBABILITIES[label] for label in REGIME_LABELS)
+    return step._replace(
+        probabilities=neutral,
+        most_likely=most_likely_label(neutral),
+        entropy=entropy_nats(neutral),
+        model_version=f"fallback:{step.model_version}",
+    )
+
+
 _STATE_SEQUENCE = "grodt.regime_sequence"
 """Key of the saved state (:meth:`RegimeActor.on_save`)."""
 
@@ -136,6 +157,8 @@ class RegimeActor(Actor):
         self.shadows: dict[BarType, WalkForwardRegime] = {}
         """The shadow challenger's filter of each bar type (``shadow_model``)."""
         self._shadow_agreement: dict[BarType, list[int]] = {}
+        self.monitors: dict[BarType, RegimeMonitors] = {}
+        """The change-point / drift monitors of each bar type (``monitors``)."""
 
     def on_start(self) -> None:
         starting_model = self._starting_model(self.config.model)
@@ -163,6 +186,9 @@ class RegimeActor(Actor):
                     on_info=self.log.info,
                 )
                 self._shadow_agreement[bar_type] = [0, 0]
+            if self.config.monitors is not None:
+                names = [str(spec) for spec in self.filters[bar_type].extractor.specs]
+                self.monitors[bar_type] = RegimeMonitors(self.config.monitors, names)
             self._data_types[bar_type] = regime_data_type(instrument_id)
             self._instrument_ids[bar_type] = instrument_id
             self.subscribe_bars(bar_type)
@@ -217,15 +243,22 @@ class RegimeActor(Actor):
             return
         step = regime.update(bar.close.as_double(), bar.ts_event)
         instrument_id = self._instrument_ids[bar.bar_type]
-        p_bull, p_bear, p_sideways = step.probabilities
+        monitors = self.monitors.get(bar.bar_type)
+        published = step
+        if monitors is not None and monitors.fallback:
+            if "fit" in step.events or "refit" in step.events:
+                monitors.fallback = False
+            else:
+                published = _fallback_step(step)
+        p_bull, p_bear, p_sideways = published.probabilities
         record = RegimeProbabilities(
             instrument_id=instrument_id,
             p_bull=p_bull,
             p_bear=p_bear,
             p_sideways=p_sideways,
-            most_likely=step.most_likely,
-            entropy=step.entropy,
-            model_version=self._cite(step.model_version),
+            most_likely=published.most_likely,
+            entropy=published.entropy,
+            model_version=self._cite(published.model_version),
             ts_event=bar.ts_event,
             ts_init=bar.ts_init,
         )
@@ -235,6 +268,40 @@ class RegimeActor(Actor):
         shadow = self.shadows.get(bar.bar_type)
         if shadow is not None:
             self._shadow_step(bar, instrument_id, shadow, step)
+        if monitors is not None:
+            self._monitor_step(bar, instrument_id, regime, monitors, step)
+
+    def _monitor_step(
+        self,
+        bar: Bar,
+        instrument_id: InstrumentId,
+        regime: WalkForwardRegime,
+        monitors: RegimeMonitors,
+        step: RegimeStep,
+    ) -> None:
+        """Run the monitors on this bar; a crossed threshold is a forensics record and may ask
+        for a retrain (from the next row) or the fallback (from the next bar)."""
+        try:
+            events = monitors.update(bar.close.as_double(), regime.last_row, regime.training_rows)
+        except Exception as e:  # a monitor must never stop the model
+            self.log.error(f"regime monitors failed at {bar.ts_event}: {e!r}; monitors off")
+            self.monitors.pop(bar.bar_type, None)
+            return
+        for event in events:
+            action = event.action
+            if action == "retrain" and not regime.request_refit():
+                action = "retrain_deferred"
+            elif action == "fallback":
+                monitors.fallback = True
+            self.log.warning(f"regime monitor {event.kind} at {bar.ts_event}: {event.detail}")
+            if self.config.publish_updates:
+                self._publish_update(
+                    bar,
+                    instrument_id,
+                    step,
+                    str(self.id),
+                    f"{event.kind}:{event.detail},action={action}",
+                )
 
     def _shadow_step(
         self,
@@ -359,6 +426,7 @@ class RegimeActor(Actor):
                 "fit_seconds": sum(f.seconds for f in regime.fits),
                 "fit_wait_seconds": regime.fit_wait_seconds,
                 **self._shadow_summary(bar_type),
+                **(self.monitors[bar_type].health() if bar_type in self.monitors else {}),
             }
             for bar_type, regime in self.filters.items()
         }

@@ -301,6 +301,7 @@ class _PendingFit:
     ts_ns: int
     n_train: int
     kind: str
+    window: np.ndarray
     tail: list[tuple[float, ...] | None] = field(default_factory=list)
     """Rows after the window's last one (None: a skipped bar), replayed on the new filter."""
 
@@ -388,10 +389,15 @@ class WalkForwardRegime:
         if getattr(self, "_pending", None) is not None:
             self._pending.future.cancel()
         self._pending: _PendingFit | None = None
+        self._forced_refit = False
         self._model_data: dict | None = None
         """``self.model.to_dict()`` when known (the next warm start's input)."""
         self.fit_wait_seconds = 0.0
         """Time :meth:`update` spent waiting for fits still running when their model was due."""
+        self.last_row: tuple[float, ...] | None = None
+        """The last valid feature row (None before the first, or when the last bar skipped)."""
+        self.training_rows: np.ndarray | None = None
+        """The feature rows the current model was fitted on (None: a starting model or prior)."""
 
     @property
     def version(self) -> str:
@@ -426,6 +432,7 @@ class WalkForwardRegime:
             return self._skip()
 
         values = row
+        self.last_row = values
         self._window.append(values)
         self.rows += 1
         self._rows_since_attempt += 1
@@ -437,9 +444,9 @@ class WalkForwardRegime:
                 if events != ("fit_failed",):
                     assert self._filter is not None
                     return self._emit(self._labels(self._filter.probabilities), "fitted", events)
-        elif self._fit_due() and self.config.refit_lag_bars > 0:
+        elif (due := self._fit_due()) and self.config.refit_lag_bars > 0:
             self._start_fit(ts_ns)
-        elif self._fit_due():
+        elif due:
             events = self._fit(ts_ns)
             if events != ("fit_failed",):
                 # The new filter has been run over the window, this bar included.
@@ -450,7 +457,18 @@ class WalkForwardRegime:
         state = self._filter.update(values)
         return self._emit(self._labels(state), "filtered", events)
 
+    def request_refit(self) -> bool:
+        """Make a (re)fit due at the next valid row (a drift or change-point monitor asks);
+        False when none can start (a fit in flight, or too few rows for a first fit)."""
+        if self._pending is not None or len(self._window) < self._first_fit_rows:
+            return False
+        self._rows_since_attempt = max(self.config.refit_every, self._retry_interval(), 1) + 1
+        if self.model is not None and self.config.refit_every == 0:
+            self._forced_refit = True
+        return True
+
     def _skip(self) -> RegimeStep:
+        self.last_row = None
         self.skipped += 1
         if self._pending is not None:
             self._pending.tail.append(None)
@@ -465,6 +483,9 @@ class WalkForwardRegime:
     def _fit_due(self) -> bool:
         if len(self._window) < self._first_fit_rows:
             return False
+        if self._forced_refit:
+            self._forced_refit = False
+            return True
         if self.model is None:
             attempted = bool(self.fits) or self.failed_fits > 0
             return not attempted or self._rows_since_attempt >= self._retry_interval()
@@ -504,6 +525,7 @@ class WalkForwardRegime:
             ts_ns=ts_ns,
             n_train=len(window),
             kind="refit" if self.model is not None else "fit",
+            window=window,
         )
 
     def _apply_pending(self) -> tuple[str, ...]:
@@ -540,6 +562,7 @@ class WalkForwardRegime:
                 forward.update(values)
         self.model = model
         self._model_data = ready.model_data
+        self.training_rows = pending.window
         self._filter = forward
         self.fits.append(
             FitInfo(
@@ -586,6 +609,7 @@ class WalkForwardRegime:
         kind = "refit" if previous is not None else "fit"
         self.model = model
         self._model_data = None
+        self.training_rows = window
         self._filter = model.forward_filter()
         for values in window.tolist():
             self._filter.update(values)
