@@ -1,11 +1,11 @@
 """``grodt ope evaluate``: what a new allocation policy would have earned on logged decisions.
 
 ``grodt ope evaluate --run RUN_DIR [--run …] --policy POLICY`` reads the runs' allocation
-records (Parquet forensics, spill leftovers included), rebuilds the bandit rounds (context,
-action, propensity, and the next record's realised return as the reward:
-:mod:`grodt.forensics.ope_logs`), evaluates the policy on them with every estimator of
-:mod:`research.ope` (percentile bootstrap intervals), and prints them beside the logged policy's
-realised value, with the effective sample size and overlap warnings.
+records (Parquet forensics, spill leftovers included; or a Kafka topic with ``--bootstrap``),
+rebuilds the bandit rounds (context, action, propensity, and the next record's realised return
+as the reward: :mod:`grodt.forensics.ope_logs`), evaluates the policy on them with every
+estimator of :mod:`research.ope` (percentile bootstrap intervals), and prints them beside the
+logged policy's realised value, with the effective sample size and overlap warnings.
 
 ``POLICY`` is a policy YAML (:mod:`research.ope.policy_spec`) or an import path
 ``module:attribute`` naming a callable ``(context (n, d), feature_names, n_actions) → (n,
@@ -21,6 +21,7 @@ import click
 import numpy as np
 
 from grodt.core.errors import GrodtError
+from grodt.forensics.ope_logs import consume_bandit_log
 from grodt.forensics.ope_logs import read_bandit_log
 from research.ope.evaluate import evaluate_policy
 from research.ope.policy_spec import load_policy_spec
@@ -60,9 +61,21 @@ def command() -> None:
     "--run",
     "runs",
     multiple=True,
-    required=True,
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Run directory with Parquet forensics (repeat for several runs).",
+)
+@click.option("--bootstrap", default=None, help="Read the records from Kafka instead.")
+@click.option(
+    "--idle-timeout",
+    type=float,
+    default=3.0,
+    show_default=True,
+    help="Kafka: stop after this many seconds without a new record.",
+)
+@click.option(
+    "--topic",
+    default=None,
+    help="Kafka topic of the allocation records (default grodt.forensics.allocations).",
 )
 @click.option("--policy", required=True, help="Policy YAML, or module:callable.")
 @click.option("--component", default=None, help="Only this meta-controller's records.")
@@ -74,6 +87,9 @@ def command() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def evaluate(
     runs: tuple[Path, ...],
+    bootstrap: str | None,
+    idle_timeout: float,
+    topic: str | None,
     policy: str,
     component: str | None,
     tau: float,
@@ -84,7 +100,16 @@ def evaluate(
     as_json: bool,
 ) -> None:
     """Estimate POLICY's value on the bandit rounds logged in the runs."""
-    log = read_bandit_log(list(runs), component_id=component)
+    if bool(runs) == (bootstrap is not None):
+        raise GrodtError("give --run RUN_DIR (one or more) or --bootstrap SERVERS, not both")
+    if bootstrap is not None:
+        log = consume_bandit_log(
+            bootstrap, topic=topic, component_id=component, idle_timeout_s=idle_timeout
+        )
+        sources = [f"kafka:{bootstrap}"]
+    else:
+        log = read_bandit_log(list(runs), component_id=component)
+        sources = [str(r) for r in runs]
     action_dist = np.asarray(
         _policy_function(policy)(log.context, log.feature_names, log.n_actions), dtype=float
     )
@@ -114,7 +139,7 @@ def evaluate(
         click.echo(
             json.dumps(
                 {
-                    "runs": [str(r) for r in runs],
+                    "sources": sources,
                     "policy": policy,
                     "n_rounds": report.n_rounds,
                     "n_actions": log.n_actions,

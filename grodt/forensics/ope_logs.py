@@ -14,7 +14,8 @@ and spill leftovers), pairs them per (run, component) in decision-time order, an
 rounds as arrays for :mod:`research.ope`. Records that are not a usable round (a fallback without
 a propensity, a missing outcome) are counted by reason, never silently dropped; malformed ones
 (a propensity that is not the probability of the chosen action, contexts with other names) are
-errors naming the run, the record's trace id and the field. :func:`write_records` writes records
+errors naming the run, the record's trace id and the field. :func:`consume_bandit_log` reads the
+same rounds from a Kafka topic. :func:`write_records` writes records
 into a run's forensics folder with the bridge's own Parquet sink (for logs made outside a node:
 simulations, tests).
 """
@@ -36,9 +37,16 @@ from grodt.core.errors import GrodtError
 from grodt.core.records import AllocationRecord
 from grodt.core.records import RecordBase
 from grodt.core.records import record_to_json
+from grodt.forensics.reader import consume
 from grodt.forensics.reader import read_run
 
-__all__ = ["BanditLog", "bandit_log_from_records", "read_bandit_log", "write_records"]
+__all__ = [
+    "BanditLog",
+    "bandit_log_from_records",
+    "consume_bandit_log",
+    "read_bandit_log",
+    "write_records",
+]
 
 _PSCORE_TOLERANCE = 1e-9
 
@@ -197,6 +205,34 @@ def read_bandit_log(runs: Sequence[Path], component_id: str | None = None) -> Ba
         raise GrodtError(
             f"no allocation records{which} in {', '.join(str(r) for r in runs)} (topic {topic})"
         )
+    return bandit_log_from_records(pairs)
+
+
+def consume_bandit_log(
+    bootstrap_servers: str,
+    topic: str | None = None,
+    component_id: str | None = None,
+    idle_timeout_s: float = 3.0,
+    client_config: dict | None = None,
+) -> BanditLog:
+    """The bandit rounds of the allocation records on a Kafka topic (read from the beginning
+    until ``idle_timeout_s`` passes without a new record; duplicates dropped)."""
+    topic = topic or TopicNames().allocations
+    source = f"kafka:{bootstrap_servers}/{topic}"
+    pairs = [
+        (source, stored.record)
+        for stored in consume(
+            bootstrap_servers,
+            topics=[topic],
+            idle_timeout_s=idle_timeout_s,
+            client_config=client_config,
+        )
+        if isinstance(stored.record, AllocationRecord)
+        and (component_id is None or stored.record.component_id == component_id)
+    ]
+    if not pairs:
+        which = f" of component {component_id!r}" if component_id else ""
+        raise GrodtError(f"no allocation records{which} on {source}")
     return bandit_log_from_records(pairs)
 
 

