@@ -407,3 +407,20 @@ def test_backtest_and_paper_node_are_identical_with_the_specialists(market, tmp_
     ]
     # The regime actor's records reached the blend: the weights are not all equal.
     assert any(max(r.blend_weights.values()) > 0.34 for r in decisions if r.blend_weights)
+
+
+def test_bracket_execution_enters_through_the_base_and_exits_on_a_sign_change(market, tmp_path):
+    """``execution: bracket``: entries are the base's brackets sized by strength ``|a|``; a
+    blended action of the other sign exits (bull third +0.46 long, bear third -0.38 short,
+    sideways third +0.16 long again)."""
+    strategy = {**model_strategy(market, "blend"), "execution": "bracket", "risk_reward_ratio": 5}
+    decisions, fills, _ = run(market, strategy, tmp_path)
+    orders = pd.read_csv(tmp_path / "run" / "orders.csv")
+    assert {"STOP_MARKET", "LIMIT"} <= set(orders["type"])
+    entries = [r for r in decisions if r.action == "entry"]
+    exits = [r for r in decisions if r.action == "exit" and r.reason == "policy_blend"]
+    strengths = [round(r.signal.strength, 6) for r in entries]
+    assert strengths[0] == 0.46 and -0.38 in strengths  # (stops may re-enter in between)
+    assert set(strengths) <= {0.46, -0.38, 0.16}
+    assert exits and all(r.blended_action is not None for r in exits)
+    assert _went_short(fills)
