@@ -155,6 +155,11 @@ class SyntheticParams:
         Sub-minute steps used to form high and low.
     volume_return_sensitivity : float
         Volume increase per unit of |return| / vol.
+    parameter_drift : float
+        Drift of the regimes' own parameters over the run (a market whose regimes change, for
+        model-decay studies): every regime's vol is scaled by ``1 + parameter_drift × s`` and
+        its drift by ``1 − parameter_drift × s``, ``s`` going linearly from 0 at the first bar
+        to 1 at the last. 0 (default): constant regimes, the same market as before.
     """
 
     days: int = 60
@@ -173,10 +178,13 @@ class SyntheticParams:
     overnight_vol_fraction: float = 0.3
     substeps: int = 10
     volume_return_sensitivity: float = 0.5
+    parameter_drift: float = 0.0
 
     def __post_init__(self) -> None:
         if self.days < 1 or self.bars_per_day < 2:
             raise ValueError("days must be >= 1 and bars_per_day >= 2")
+        if not -1.0 < self.parameter_drift < 1.0:
+            raise ValueError(f"parameter_drift must be in (-1, 1), was {self.parameter_drift}")
         if set(self.regimes) != set(REGIMES) or set(self.transitions) != set(REGIMES):
             raise ValueError(f"regimes and transitions need exactly the keys {REGIMES}")
         for regime, row in self.transitions.items():
@@ -373,6 +381,10 @@ def _market_factor(
     regimes = [params.regimes[r] for r in REGIMES]
     drift = weights @ np.array([r.drift_per_day / per_bar for r in regimes])
     variance = weights @ np.array([(r.vol_per_day / math.sqrt(per_bar)) ** 2 for r in regimes])
+    if params.parameter_drift:
+        progress = np.linspace(0.0, 1.0, n)
+        drift = drift * (1.0 - params.parameter_drift * progress)
+        variance = variance * (1.0 + params.parameter_drift * progress) ** 2
     kappa_side = math.log(2.0) / (params.regimes["sideways"].half_life_bars or math.inf)
     kappa = weights[:, REGIMES.index("sideways")] * kappa_side
     shape = _intraday_profile(per_bar, 1.2, 0.5)
