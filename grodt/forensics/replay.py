@@ -28,6 +28,8 @@ strategies' decisions (``docs/ope.md`` lists what their records lack).
 """
 
 import time
+from collections.abc import Iterator
+from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +48,15 @@ from models.meta.features import STRATEGY_FEATURES
 from models.meta.policy import MetaDecision
 from models.meta.policy import MetaPolicy
 
-__all__ = ["FieldDifference", "ReplayResult", "replay_allocations", "replay_trace"]
+__all__ = [
+    "AllocationChange",
+    "FieldDifference",
+    "ReplayResult",
+    "diff_allocations",
+    "replay_allocations",
+    "replay_trace",
+    "summarise_changes",
+]
 
 META_CONTROLLER_PATH = "actors.meta_controller:MetaController"
 REPLAYABLE_POLICIES = ("static", "bandit", "trailing_sharpe")
@@ -87,24 +97,36 @@ class ReplayResult:
         return self.difference is None
 
 
-def _meta_configs(run: Path) -> dict[str, MetaControllerConfig]:
-    """The run's meta-controller configs by component id, from ``<run>/config.yaml``."""
+def _parse_config(values: Mapping[str, Any], where: str) -> MetaControllerConfig:
+    try:
+        return MetaControllerConfig.parse(msgspec.json.encode(dict(values)))
+    except (msgspec.ValidationError, TypeError, ValueError) as e:
+        raise GrodtError(f"{where}: {e}") from None
+
+
+def _meta_config_values(run: Path) -> dict[str, dict[str, Any]]:
+    """The run's meta-controller config mappings by component id, from ``<run>/config.yaml``."""
     path = Path(run) / "config.yaml"
     try:
         document = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as e:
         raise GrodtError(f"{path}: cannot read the run's config: {e}") from None
-    configs: dict[str, MetaControllerConfig] = {}
+    found: dict[str, dict[str, Any]] = {}
     for i, actor in enumerate(document.get("actors") or []):
         if actor.get("path") != META_CONTROLLER_PATH:
             continue
-        try:
-            config = MetaControllerConfig.parse(msgspec.json.encode(actor.get("config") or {}))
-        except (msgspec.ValidationError, TypeError, ValueError) as e:
-            raise GrodtError(f"{path}: actors[{i}].config: {e}") from None
-        component_id = str(config.component_id) if config.component_id else "MetaController"
-        configs[component_id] = config
-    return configs
+        values = dict(actor.get("config") or {})
+        config = _parse_config(values, f"{path}: actors[{i}].config")
+        found[str(config.component_id) if config.component_id else "MetaController"] = values
+    return found
+
+
+def _meta_configs(run: Path) -> dict[str, MetaControllerConfig]:
+    """The run's meta-controller configs by component id."""
+    return {
+        component: _parse_config(values, f"{run}/config.yaml: {component}")
+        for component, values in _meta_config_values(run).items()
+    }
 
 
 def _policy(config: MetaControllerConfig) -> MetaPolicy:
@@ -168,9 +190,10 @@ def _first_difference(
     return None
 
 
-def _replay_component(
-    records: Sequence[AllocationRecord], config: MetaControllerConfig, stop_at: str | None
-) -> list[ReplayResult]:
+def _decisions(
+    records: Sequence[AllocationRecord], config: MetaControllerConfig
+) -> Iterator[tuple[AllocationRecord, MetaDecision]]:
+    """Each record with the decision ``config``'s policy makes on the record's inputs, in order."""
     if config.policy not in REPLAYABLE_POLICIES:
         raise GrodtError(
             f"policy {config.policy!r} cannot be replayed from its records (only "
@@ -179,7 +202,6 @@ def _replay_component(
         )
     names = list(config.static_weights)
     policy = _policy(config)
-    results = []
     for k, record in enumerate(records):
         previous = np.array([record.previous_weights[n] for n in names], dtype=float)
         if record.fallback_reason == "warming_up":
@@ -200,6 +222,15 @@ def _replay_component(
             except Exception as e:
                 # The actor falls back the same way; the record says whether it did.
                 decision = policy.fallback(f"policy_error: {type(e).__name__}: {e}")
+        yield record, decision
+
+
+def _replay_component(
+    records: Sequence[AllocationRecord], config: MetaControllerConfig, stop_at: str | None
+) -> list[ReplayResult]:
+    names = list(config.static_weights)
+    results = []
+    for record, decision in _decisions(records, config):
         results.append(
             ReplayResult(
                 trace_id=record.trace_id,
@@ -270,3 +301,128 @@ def replay_trace(run: Path, trace_id: str) -> tuple[ReplayResult, int, float]:
         f"{run}: no allocation record with trace id {trace_id!r} (replay covers the "
         "meta-controller's allocations; strategies' decisions are not replayable yet)"
     )
+
+
+# -- Policy diff -----------------------------------------------------------------------------------
+
+REGIME_KEYS = ("p_bull", "p_bear", "p_sideways")
+
+
+@dataclass(frozen=True)
+class AllocationChange:
+    """One logged decision beside the decision a new config makes on the same logged inputs.
+
+    Attributes
+    ----------
+    trace_id : str
+    ts_event : int
+        UNIX ns.
+    regime : str
+        Most likely regime in the record's context (``bull``, ``bear``, ``sideways``),
+        ``"prior"`` when the probabilities are all equal (no regime model), ``"warming_up"``
+        where the context holds none.
+    recorded_policy, new_policy : str
+    recorded, new : dict[str, float]
+        Weights by strategy id (fractions of equity).
+    """
+
+    trace_id: str
+    ts_event: int
+    regime: str
+    recorded_policy: str
+    new_policy: str
+    recorded: dict[str, float]
+    new: dict[str, float]
+
+    @property
+    def max_change(self) -> float:
+        """The largest absolute weight change."""
+        return max(abs(self.new[name] - self.recorded[name]) for name in self.new)
+
+    @property
+    def changed(self) -> bool:
+        return self.recorded != self.new
+
+
+def _regime(record: AllocationRecord) -> str:
+    if not all(key in record.context for key in REGIME_KEYS):
+        return "warming_up"
+    values = [record.context[key] for key in REGIME_KEYS]
+    if max(values) == min(values):
+        return "prior"  # no regime model behind the context: the uniform prior
+    return REGIME_KEYS[int(np.argmax(values))].removeprefix("p_")
+
+
+def diff_allocations(
+    run: Path, overrides: Mapping[str, Any], component_id: str | None = None
+) -> list[AllocationChange]:
+    """Run the meta-controller's config with ``overrides`` over the run's logged inputs.
+
+    Each logged decision is recomputed by the new config's policy from the record's inputs (the
+    weights in force, contexts and outcomes as logged: the new policy's own choices do not feed
+    back into later inputs) and listed beside the recorded weights.
+
+    Raises
+    ------
+    GrodtError
+        No meta-controller (or several without ``component_id``), an override the config
+        rejects (named), or a policy that cannot be run from the records (``predictive``).
+    """
+    values = _meta_config_values(run)
+    if component_id is not None:
+        values = {k: v for k, v in values.items() if k == component_id}
+    if len(values) != 1:
+        raise GrodtError(
+            f"{run}/config.yaml: {len(values)} meta-controllers match (found "
+            f"{sorted(_meta_config_values(run))}); name one with --component"
+        )
+    ((component, base),) = values.items()
+    new_config = _parse_config({**base, **overrides}, f"the new config of {component}")
+    old_names = list(_parse_config(base, component).static_weights)
+    if list(new_config.static_weights) != old_names:
+        raise GrodtError(
+            f"the new config allocates {list(new_config.static_weights)}, the run {old_names}: "
+            "a diff needs the same strategies"
+        )
+    records = _allocation_records(run).get(component, [])
+    if not records:
+        raise GrodtError(f"{run}: no allocation records of {component!r}")
+    changes = []
+    for record, decision in _decisions(records, new_config):
+        new = dict(zip(old_names, np.asarray(decision.weights).tolist(), strict=True))
+        changes.append(
+            AllocationChange(
+                trace_id=record.trace_id,
+                ts_event=record.ts_event,
+                regime=_regime(record),
+                recorded_policy=record.policy,
+                new_policy=decision.policy,
+                recorded={name: record.weights[name] for name in old_names},
+                new=new,
+            )
+        )
+    return changes
+
+
+def summarise_changes(changes: Sequence[AllocationChange]) -> dict[str, Any]:
+    """How often the new config acts differently, in which regimes, and by how much.
+
+    Returns ``decisions``, ``changed``, ``share_changed``, ``by_regime`` (label →
+    ``{"decisions", "changed"}``), ``mean_max_change`` and ``max_change`` (absolute weight
+    changes over the changed decisions; 0 when none).
+    """
+    changed = [c for c in changes if c.changed]
+    by_regime: dict[str, dict[str, int]] = {}
+    for change in changes:
+        entry = by_regime.setdefault(change.regime, {"decisions": 0, "changed": 0})
+        entry["decisions"] += 1
+        entry["changed"] += int(change.changed)
+    sizes = [c.max_change for c in changed]
+    return {
+        "decisions": len(changes),
+        "changed": len(changed),
+        "share_changed": len(changed) / len(changes) if changes else 0.0,
+        "by_regime": by_regime,
+        "mean_max_change": float(np.mean(sizes)) if sizes else 0.0,
+        "max_change": float(np.max(sizes)) if sizes else 0.0,
+    }

@@ -1,7 +1,9 @@
 """grodt.forensics.replay and `grodt replay`: every allocation decision of a meta-controller in a
 real BacktestNode (S1 + S2 on the S&P 500 sample) recomputed through MetaPolicy equal bit for
-bit; a changed seed or a changed recorded outcome is named at the first field that differs."""
+bit; a changed seed or a changed recorded outcome is named at the first field that differs; a
+policy diff on the logged inputs checked against the rule it applies."""
 
+import json
 import shutil
 from pathlib import Path
 
@@ -14,8 +16,10 @@ from grodt.core.errors import GrodtError
 from grodt.core.records import AllocationRecord
 from grodt.forensics.ope_logs import write_records
 from grodt.forensics.reader import read_run
+from grodt.forensics.replay import diff_allocations
 from grodt.forensics.replay import replay_allocations
 from grodt.forensics.replay import replay_trace
+from grodt.forensics.replay import summarise_changes
 from grodt.nodes.backtest import run_backtest
 from node_configs.loader import load_backtest_document
 from node_configs.loader import resolve_includes
@@ -128,3 +132,40 @@ def test_errors(bandit_run, tmp_path):
         replay_trace(bandit_run, "nope")
     cli = CliRunner().invoke(main, ["replay", "--run", str(bandit_run)])
     assert cli.exit_code == 2 and "give a TRACE_ID or --all" in cli.output
+
+
+def test_policy_diff(bandit_run, tmp_path):
+    records = _allocations(bandit_run)
+    same = diff_allocations(bandit_run, {"bandit_seed": 11})
+    assert len(same) == len(records) and not any(c.changed for c in same)
+    changes = diff_allocations(bandit_run, {"policy": "trailing_sharpe"})
+    names = ["S1VwapEmaScalper-001", "S2MeanReversion-002"]
+    for record, change in zip(records, changes, strict=True):
+        if record.fallback_reason == "warming_up":
+            assert not change.changed and change.regime == "warming_up"
+            continue
+        # trailing_sharpe: all capital to the best trailing Sharpe, from the logged context.
+        best = max(names, key=lambda n: record.context[f"{n}:sharpe"])
+        assert change.new == {n: float(n == best) for n in names}
+        assert change.changed == (change.new != record.weights)
+    summary = summarise_changes(changes)
+    assert summary["changed"] == sum(c.changed for c in changes) > 0
+    assert sum(v["decisions"] for v in summary["by_regime"].values()) == len(records)
+    policy = tmp_path / "new.yaml"
+    policy.write_text(
+        "path: actors.meta_controller:MetaController\nconfig: {policy: trailing_sharpe}\n"
+    )
+    cli = CliRunner().invoke(
+        main, ["replay", "diff", "--run", str(bandit_run), "--policy", str(policy), "--json"]
+    )
+    assert cli.exit_code == 0, cli.output
+    assert json.loads(cli.output)["summary"] == summary
+    text = CliRunner().invoke(
+        main, ["replay", "diff", "--run", str(bandit_run), "--set", "policy=trailing_sharpe"]
+    )
+    assert text.exit_code == 0, text.output
+    assert f"{summary['changed']} of {len(records)} decisions allocate differently" in text.output
+    bad = CliRunner().invoke(
+        main, ["replay", "diff", "--run", str(bandit_run), "--set", "policy=greedy"]
+    )
+    assert bad.exit_code == 2 and "the new config of MetaController" in bad.output
