@@ -69,6 +69,8 @@ from models.rl.actions import DISCRETE_TARGETS
 from models.rl.specialists import MANIFEST_FILE
 from models.rl.specialists import SpecialistSet
 from models.rl.specialists import algorithm_class
+from node_configs.model_refs import is_registry_reference
+from node_configs.model_refs import resolve_model_file
 from research.features import FeatureSet
 from research.features import StreamingFeatures
 from strategies.base import EntrySignal
@@ -182,7 +184,9 @@ class RLEnsembleStrategyConfig(RegimeAwareStrategyConfig, frozen=True):
         How the specialists' actions become one (module docstring).
     specialists : str, optional
         Directory of a :class:`~models.rl.specialists.SpecialistSet` (``manifest.json`` and
-        one model file per regime label). Required unless ``blend_mode`` is ``scripted``.
+        one model file per regime label), or a registry reference to one (``rl_sp500@latest``,
+        ``rl_sp500/3``; resolved when the strategy is built). Required unless ``blend_mode`` is
+        ``scripted``.
     feature_set : str, optional
         Path of the research feature-set YAML the specialists were trained on (its columns must
         include the manifest's ``observation.feature_names``). Required with ``specialists``.
@@ -289,7 +293,9 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
                 self._script = tuple(float(a) for a in config.scripted_actions or ())
         else:
             assert config.specialists is not None and config.feature_set is not None
-            self.specialists, self.specialists_version = _load_specialists(config.specialists)
+            self.specialists, self._directory, self.specialists_version = _load_specialists(
+                config.specialists
+            )
             feature_set = FeatureSet.from_yaml(config.feature_set)
             _check_feature_set(self.specialists, feature_set, config.feature_set)
             self._features = StreamingFeatures(feature_set)
@@ -299,7 +305,7 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
             torch.set_num_threads(1)  # small MLPs on the engine thread: no thread pool
             if config.inference != "torch":
                 try:
-                    self._numpy = NumpyPolicies.compile(self.specialists, Path(config.specialists))
+                    self._numpy = NumpyPolicies.compile(self.specialists, self._directory)
                 except ValueError as e:
                     if config.inference == "numpy":
                         raise
@@ -756,17 +762,22 @@ class NumpyPolicies:
         return out
 
 
-def _load_specialists(reference: str) -> tuple[SpecialistSet, str]:
-    """The specialists of a directory and a version: ``sha256`` over the manifest and every
-    file it names (the first 12 hex digits)."""
-    directory = Path(reference)
-    if "@" in reference and not directory.exists():
-        raise ValueError(
-            f"specialists: {reference!r}: registry references (name@alias) are not supported "
-            "yet; give the specialists directory",
-        )
-    if not directory.is_dir():
-        raise ValueError(f"specialists: {directory} is not a directory")
+def _load_specialists(reference: str) -> tuple[SpecialistSet, Path, str]:
+    """The specialists of a directory or a registry reference, and their version.
+
+    A registry reference (``rl_sp500@champion``, ``rl_sp500/3``: :mod:`node_configs.model_refs`)
+    is resolved to the registered version's directory (downloaded once into the model cache)
+    and cited as ``name/<version>``; a directory is cited by ``sha256`` over the manifest and
+    every file it names (the first 12 hex digits).
+    """
+    cited = None
+    if is_registry_reference(reference):
+        local = resolve_model_file(reference)
+        directory, cited = local.path, local.reference
+    else:
+        directory = Path(reference)
+        if not directory.is_dir():
+            raise ValueError(f"specialists: {directory} is not a directory")
     specialists = SpecialistSet.load(directory)
     digest = hashlib.sha256((directory / MANIFEST_FILE).read_bytes())
     files = dict(specialists.manifest.get("files", {}))
@@ -774,7 +785,8 @@ def _load_specialists(reference: str) -> tuple[SpecialistSet, str]:
         files["generalist"] = specialists.manifest["generalist"]
     for name in sorted(files):
         digest.update((directory / files[name]).read_bytes())
-    return specialists, digest.hexdigest()[:12]
+    version = digest.hexdigest()[:12]
+    return specialists, directory, f"{cited}:{version}" if cited else version
 
 
 def _check_feature_set(specialists: SpecialistSet, feature_set: FeatureSet, path: str) -> None:

@@ -25,12 +25,14 @@ from stable_baselines3 import PPO
 
 from catalogs.ingest import ingest_files
 from catalogs.validation import ValidationConfig
+from grodt.core.errors import GrodtError
 from grodt.core.messages import RegimeProbabilities
 from grodt.core.records import DecisionRecord
 from grodt.forensics.reader import read_run
 from grodt.nodes.backtest import run_backtest
 from grodt.nodes.parity import run_parity
 from grodt.test_kit.fill_reference import daily_bars
+from grodt.tracking.registry import register_model
 from models.regime.catalog_io import replay_data_config
 from models.regime.catalog_io import write_regime_records
 from models.rl.actions import action_space
@@ -355,8 +357,21 @@ def test_bad_specialists_directory_names_the_file_and_field(market, tmp_path):
         RLEnsembleStrategy(_config(specialists=str(market["constant"]), feature_set=str(other)))
     with pytest.raises(ValueError, match="specialists: required with blend_mode 'blend'"):
         _config(feature_set=features)
-    with pytest.raises(ValueError, match=r"name@alias\) are not supported"):
-        RLEnsembleStrategy(_config(specialists="rl_sp500@champion", feature_set=features))
+    with pytest.raises(GrodtError, match="rl_absent"):
+        RLEnsembleStrategy(_config(specialists="rl_absent@champion", feature_set=features))
+
+
+def test_a_registry_reference_loads_the_registered_specialists(market):
+    """``specialists: name@alias`` resolves through the tracking registry (a real SQLite MLflow
+    store in the suite's runs directory) and the decisions cite ``name/<version>``."""
+    specialists = SpecialistSet.load(market["constant"])
+    register_model(specialists, "rl_strategy_test", aliases=["champion"], filename="specialists")
+    strategy = RLEnsembleStrategy(
+        _config(specialists="rl_strategy_test@champion", feature_set=str(market["features_yaml"]))
+    )
+    assert strategy.specialists is not None
+    assert strategy.specialists.labels == ("bull", "bear", "sideways")
+    assert strategy.specialists_version.startswith("rl_strategy_test/")
 
 
 def test_scripted_actions_file_errors_name_the_row(tmp_path):
