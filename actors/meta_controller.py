@@ -471,9 +471,17 @@ class MetaController(Actor):
                 )
         except Exception as e:  # model code must not stop the engine: static weights, say why
             decision = self.policy.fallback(f"policy_error: {type(e).__name__}: {e}")
+        weights = np.asarray(decision.weights, dtype=float)
+        if not (
+            np.isfinite(weights).all() and weights.min() >= 0.0 and weights.sum() <= 1.0 + 1e-6
+        ):
+            decision = self.policy.fallback(f"policy_error: invalid weights {weights.tolist()}")
         for name, value in zip(self.names, window_returns.tolist(), strict=True):
             context[f"{name}:realised_return"] = value
-        self._publish(bar, decision, previous, context, realised)
+        try:
+            self._publish(bar, decision, previous, context, realised)
+        except Exception as e:  # a record that does not validate must not stop the engine
+            self.log.error(f"Allocation not published at {bar.ts_event}: {type(e).__name__}: {e}")
         self._window_growth = np.ones(len(self.names))
         self._equity_at_rebalance = self._equity
 

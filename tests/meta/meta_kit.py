@@ -21,7 +21,11 @@ S1 = "S1VwapEmaScalper-001"
 S2 = "S2MeanReversion-002"
 
 
-def meta_document(meta: dict[str, Any] | None, start: str = "2003-01-01", end: str = "2004-12-31"):
+def meta_document(
+    meta: dict[str, Any] | None,
+    start: str = "2003-01-01",
+    end: str = "2004-12-31",
+) -> dict[str, Any]:
     """S1 + S2 on the S&P 500 sample (YAML weight 1.0 each) with a meta-controller configured by
     ``meta`` (None: without one), forensics to Parquet."""
     document: dict[str, Any] = {
@@ -49,7 +53,12 @@ def meta_document(meta: dict[str, Any] | None, start: str = "2003-01-01", end: s
     return resolve_includes(document, REPO)
 
 
-def small_model(path: Path, trained_until: str = "2004-06-30", seed: int = 0) -> MetaModel:
+def small_model(
+    path: Path,
+    trained_until: str = "2004-06-30",
+    seed: int = 0,
+    n_fitted_features: int | None = None,
+) -> MetaModel:
     """A model with the actor's features, fitted on synthetic rows (returns rise with the
     trailing Sharpe), calibrated on held-out synthetic rows, saved to ``path``."""
     rng = np.random.default_rng(seed)
@@ -60,6 +69,8 @@ def small_model(path: Path, trained_until: str = "2004-06-30", seed: int = 0) ->
     y = 0.02 * x[:, names.index("sharpe")] + rng.normal(0.002, 0.01, n)
     quantiles = QuantileReturnModel(n_estimators=30, min_child_samples=20).fit(x[:800], y[:800])
     held_out = quantiles.predict(x[800:])
+    if n_fitted_features is not None:
+        quantiles.fit(x[:800, :n_fitted_features], y[:800])
     interval = ConformalInterval(0.8).fit(held_out.values[:, 0], held_out.values[:, -1], y[800:])
     probability = PositiveProbability().fit(
         raw_positive_probability(held_out.values, quantiles.levels),

@@ -20,8 +20,8 @@ from grodt.nodes.backtest import run_backtest
 from node_configs.loader import load_backtest_document
 
 
-def _run(catalog: Path, run_dir: Path, meta: dict | None):
-    document = meta_document(meta)
+def _run(catalog: Path, run_dir: Path, meta: dict | None, **span: str):
+    document = meta_document(meta, **span)
     spec = load_backtest_document(document, "meta_test")
     outcome = run_backtest(spec, catalog, run_dir, document=document, quiet=True)
     records = [stored.record for stored in read_run(outcome.run_dir)]
@@ -77,6 +77,23 @@ def test_predictive_without_its_model_falls_back_to_static(sp500_catalog, tmp_pa
         assert record.policy == "static"
         assert record.fallback_reason == f"model_missing: {missing} does not exist"
         assert record.weights == {S1: 0.2, S2: 0.5}
+
+
+def test_a_model_that_fails_on_the_engine_thread_falls_back_and_the_run_goes_on(
+    sp500_catalog, tmp_path
+):
+    # The file loads and names the actor's features, but its boosters want 5 columns.
+    small_model(tmp_path / "broken.json", trained_until="2003-06-30", n_fitted_features=5)
+    outcome, allocations, _ = _run(
+        sp500_catalog,
+        tmp_path / "run",
+        {"policy": "predictive", "model_path": str(tmp_path / "broken.json")},
+        end="2003-12-31",
+    )
+    errors = [r for r in allocations if r.fallback_reason.startswith("policy_error: ValueError")]
+    assert errors and all(r.weights == {S1: 0.2, S2: 0.5} for r in errors)
+    assert "x must be (n_rows, 5)" in errors[0].fallback_reason
+    assert outcome.summary["bars_processed"] > 200  # the node ran to the end
 
 
 def test_predictive_allocations_stay_in_their_bounds_and_are_audited(sp500_catalog, tmp_path):
