@@ -13,7 +13,7 @@ Usage::
     .venv/bin/python scripts/evaluate_rl.py --out rl_eval.json
 
 Datasets: ``sp500`` (SPX.SAMPLE daily, train 1999–2012, test 2013–2018), ``synthetic``
-(SYNA..SYND.XSYN one-minute bars, first 40 sessions train, last 20 test), ``stocks`` (the 20
+(SYNA..SYND.XSYN one-minute bars, first 50 sessions train, last 10 test), ``stocks`` (the 20
 sample stocks, train 1990–2012, test 2013–2018, metrics averaged over the stocks). The catalog
 is GRODT_CATALOG (``grodt catalog sample`` builds it). Nothing is tracked (``store=None``); the
 run directories are temporary.

@@ -127,6 +127,17 @@ def test_rl_train_command_end_to_end(catalog, tmp_path):
     loaded, _meta = load_model_dir(run_dir / entry["path"])
     obs = specialists.observation.build(np.zeros(4), 0.0)
     assert loaded.predict(obs) == specialists.predict(obs)
+    # the specialists trained in worker processes equal the same jobs run in this process
+    data = prepare_data(load_rl_config(config), tmp_path / "matrices")
+    local = tmp_path / "local"
+    generalist = run_job(generalist_job(load_rl_config(config), data, local))
+    [bull, *_] = specialist_jobs(load_rl_config(config), data, local, generalist.path)
+    trained_here, trained_there = (
+        _weights(run_job(bull).path),
+        _weights(str(run_dir / "models_raw" / "bull.zip")),
+    )
+    for key, value in trained_here.items():
+        np.testing.assert_array_equal(value, trained_there[key], err_msg=key)
     curve = (run_dir / "tracking" / "metrics.jsonl").read_text()
     assert "generalist.step_reward" in curve and "bull.step_reward" in curve
 
