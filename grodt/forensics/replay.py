@@ -13,7 +13,12 @@ component's records are fed to it in decision order with the inputs each record 
   (``<strategy>:realised_return``) and the portfolio's (``realised_return``), from which the
   bandit learns before it chooses;
 - the warm-up fallbacks as the actor takes them (``policy.fallback("warming_up")``, no
-  learning).
+  learning), and its guards (an exception or invalid weights from the policy: a static
+  fallback).
+
+The policy code is shared with the actor; the few lines of orchestration around it mirror
+``MetaController._rebalance`` (the tests replay real runs of the current actor, so a change there
+that is not mirrored here fails them).
 
 Each recomputed decision is compared with its record field by field (``weights``, ``policy``,
 ``fallback_reason``, ``action_index``, ``action_probabilities``, ``propensity``,
@@ -222,6 +227,11 @@ def _decisions(
             except Exception as e:
                 # The actor falls back the same way; the record says whether it did.
                 decision = policy.fallback(f"policy_error: {type(e).__name__}: {e}")
+        weights = np.asarray(decision.weights, dtype=float)
+        if not (
+            np.isfinite(weights).all() and weights.min() >= 0.0 and weights.sum() <= 1.0 + 1e-6
+        ):
+            decision = policy.fallback(f"policy_error: invalid weights {weights.tolist()}")
         yield record, decision
 
 
