@@ -1333,6 +1333,7 @@ class RegimeAwareStrategy(Strategy):
                 "allocation": self.allocation_model_version,
             },
             allocation_weight=self.allocation_weight,
+            allocation_trace_id=self.allocation_trace_id,
         )
 
     def _publish(self, topic: str, message: Any) -> None:

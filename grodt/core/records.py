@@ -190,6 +190,9 @@ class DecisionRecord(RecordBase):
     blended_action : float | None
         The blended target position in [-1, 1] the decision steers to (None for rule
         strategies).
+    allocation_trace_id : str
+        Trace id of the meta-controller's allocation in force (its ``AllocationRecord``); ""
+        while the strategy runs on its YAML weight.
     """
 
     record_type: ClassVar[str] = "decision"
@@ -206,6 +209,7 @@ class DecisionRecord(RecordBase):
     specialist_actions: dict[str, float] = Field(default_factory=dict)
     blend_weights: dict[str, float] = Field(default_factory=dict)
     blended_action: float | None = None
+    allocation_trace_id: str = ""
 
 
 class RiskVerdictRecord(RecordBase):

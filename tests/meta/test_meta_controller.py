@@ -62,6 +62,8 @@ def test_static_allocations_reach_the_strategies_and_change_their_sizes(sp500_ca
         plain_qty = float(without[ts].intended_order.quantity)
         assert 0.35 < meta_qty / plain_qty < 0.65
         assert with_meta[ts].model_versions["allocation"] == "static"
+        assert with_meta[ts].allocation_trace_id.startswith("MetaController")
+        assert without[ts].allocation_trace_id == ""
 
 
 def test_predictive_without_its_model_falls_back_to_static(sp500_catalog, tmp_path):
@@ -130,11 +132,13 @@ def test_predictive_allocations_stay_in_their_bounds_and_are_audited(sp500_catal
     assert stale and stale[0].ts_event > predictive[0].ts_event
     # A strategy decides with the weight (and the version) of the last allocation before it.
     published = {(r.ts_event, name): w for r in allocations for name, w in r.weights.items()}
+    traces = {r.ts_event: r.trace_id for r in allocations}
     model_entries = [d for d in decisions if d.model_versions.get("allocation") == model.version_]
     assert model_entries
     for d in model_entries:
         last = max(t for (t, name) in published if name == d.strategy_id and t <= d.ts_event)
         assert d.allocation_weight == pytest.approx(published[(last, d.strategy_id)])
+        assert d.allocation_trace_id == traces[last]
 
 
 def test_bandit_logs_its_propensities(sp500_catalog, tmp_path):
