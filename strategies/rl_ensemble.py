@@ -403,16 +403,16 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
                     p_sideways=self.regime_probabilities["sideways"],
                 ),
             )
-        values = self._features.update(bar)
-        names = specialists.observation.feature_names
-        self._feature_values = {name: values[name] for name in names}
         self.action = None
-        if any(math.isnan(self._feature_values[name]) for name in names):
-            self.proposals = {}
-            self.weights = {}
-            return  # warming up: no proposal
-        self._observed_position = self.held_action
+        self.proposals = {}
+        self.weights = {}
         try:
+            values = self._features.update(bar)
+            names = specialists.observation.feature_names
+            self._feature_values = {name: values[name] for name in names}
+            if any(math.isnan(self._feature_values[name]) for name in names):
+                return  # warming up: no proposal
+            self._observed_position = self.held_action
             observation = specialists.observation.build_from_mapping(values, self.held_action)
             if self._numpy is not None:
                 proposals = self._numpy.predict(observation)
@@ -423,8 +423,6 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
                 raise ValueError(f"non-finite action(s) {bad}")
         except Exception as e:  # model code must never raise out of the engine's handler
             self.model_errors += 1
-            self.proposals = {}
-            self.weights = {}
             self.log.error(
                 f"Specialists failed at bar {bar.ts_event} ({type(e).__name__}: {e}); "
                 f"on_model_error={self.config.on_model_error}",
