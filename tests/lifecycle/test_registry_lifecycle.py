@@ -68,7 +68,11 @@ def test_models_cli(sqlite_registry, market):
     assert missing.exit_code != 0 and "regime_hmm/7 not found" in missing.output
 
 
-def test_regime_fit_is_a_tracked_run_that_registers_a_version(registry, lifecycle_catalog):
+def test_regime_fit_is_a_tracked_run_that_registers_a_version(
+    sqlite_registry,
+    lifecycle_catalog,
+):
+    registry = sqlite_registry
     result = CliRunner().invoke(
         main,
         [
