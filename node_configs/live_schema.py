@@ -353,8 +353,8 @@ class CacheDatabaseSpec(StrictModel):
     timeout_seconds: PositiveInt = Field(default=20, description="Connection timeout, seconds.")
     buffer_interval_ms: PositiveInt | None = Field(
         default=None,
-        description="Batch writes every N ms (None: each write at once, the least lost at a "
-        "crash).",
+        description="Broker nodes: batch writes every N ms (None: each write at once, the least "
+        "lost at a crash). A paper node commits one transaction per checkpoint.",
     )
     persist_account_events: bool = True
     """Write account events to the database too."""

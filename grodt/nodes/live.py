@@ -579,13 +579,14 @@ class LiveNode:
             except Exception as e:  # every extension gets its finish, whatever the others do
                 kernel.logger.exception(f"Extension {extension.name} finish failed", e)
                 extension_figures[extension.name] = {"error": repr(e)}
-        if self.database is not None:
-            # What the stop wrote (strategies' saved state, flatten orders), in Redis before the
-            # summary counts the transactions.
+        if self.spec.cache_database is not None:
+            # A last checkpoint, every dispatched record handled: with what the stop wrote
+            # (strategies' saved state, flatten orders) and, between periodic checkpoints, the
+            # records since the last one, so a node started again resumes after them.
             try:
-                self.database.commit()
-            except GrodtError as e:
-                kernel.logger.error(str(e))
+                self.checkpoint()
+            except Exception as e:
+                kernel.logger.exception("Final checkpoint failed", e)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
