@@ -31,6 +31,7 @@ from nautilus_trader.model.identifiers import ClientOrderId
 from nautilus_trader.model.identifiers import TraderId
 from nautilus_trader.serialization.serializer import MsgSpecSerializer
 
+from grodt.core.errors import GrodtError
 from grodt.nodes import cache_transactions
 from grodt.nodes.cache_transactions import TransactionalCacheDatabase
 from grodt.nodes.checkpoint import CHECKPOINT_KEY
@@ -402,6 +403,42 @@ def test_loss_halt_active_at_the_crash_stays_on(redis_server, catalog: Path, tmp
     assert summary["cache_database"]["restored"]["halts"] == 1
     assert summary["kill_switch"]["halts"] == expected["kill_switch"]["halts"]
     assert [h["action"] for h in summary["kill_switch"]["history"]] == ["restore"]
+
+
+def test_a_failed_commit_keeps_its_writes_for_the_next(tmp_path: Path):
+    """Redis down at a commit: GrodtError naming the server, nothing applied, the writes held;
+    the next commit, once the server is back on its port, applies them all in one transaction."""
+    server = TemporaryRedis().start()
+    try:
+        database = TransactionalCacheDatabase(
+            trader_id=TraderId(TRADER_ID),
+            instance_id=UUID4(),
+            serializer=MsgSpecSerializer(encoding=msgspec.msgpack, timestamps_as_str=True),
+            config=CacheConfig(
+                database=DatabaseConfig(host="127.0.0.1", port=server.port, timeout=2),
+                encoding="msgpack",
+            ),
+        )
+        database.add("a", b"1")
+        assert database.commit() == 1
+        database.add("b", b"2")
+        database.add("c", b"3")
+        server.stop()
+        with pytest.raises(GrodtError, match=rf"127.0.0.1:{server.port} failed.*held"):
+            database.commit()
+        assert database.staged == 2 and database.stats.failures == 1
+        server = TemporaryRedis(port=server.port).start()  # a fresh, empty server
+        assert database.commit() == 2
+        client = redis.Redis(host="127.0.0.1", port=server.port)
+        prefix = f"trader-{TRADER_ID}:general:"
+        assert [client.get(prefix + key) for key in "abc"] == [None, b"2", b"3"]
+        client.close()
+        assert database.stats.as_dict() == {
+            "commands": 3, "commits": 2, "failures": 1, "largest": 2
+        }  # fmt: skip
+        database.close()
+    finally:
+        server.stop()
 
 
 _WRITES = (
