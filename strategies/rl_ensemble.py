@@ -60,6 +60,7 @@ from nautilus_trader.model.enums import TimeInForce
 from nautilus_trader.model.identifiers import ClientOrderId
 from nautilus_trader.model.position import Position
 
+from grodt.core.errors import ConfigError
 from grodt.core.records import DecisionRecord
 from grodt.core.records import IntendedOrder
 from grodt.core.records import Signal
@@ -285,32 +286,38 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
         self._script: tuple[float, ...] = ()
         self._needs_regime = False
         self._numpy: NumpyPolicies | None = None
+        try:
+            self._load_policy(config)
+        except (ValueError, OSError) as e:  # a bad file: fail the node build, naming it
+            raise ConfigError(f"{type(self).__name__}: {e}") from e
+        self._reset_policy()
+
+    def _load_policy(self, config: RLEnsembleStrategyConfig) -> None:
         if config.blend_mode == SCRIPTED:
             self.specialists_version = SCRIPTED
             if config.scripted_actions_file is not None:
                 self._script = load_scripted_actions(config.scripted_actions_file)
             else:
                 self._script = tuple(float(a) for a in config.scripted_actions or ())
-        else:
-            assert config.specialists is not None and config.feature_set is not None
-            self.specialists, self._directory, self.specialists_version = _load_specialists(
-                config.specialists
-            )
-            feature_set = FeatureSet.from_yaml(config.feature_set)
-            _check_feature_set(self.specialists, feature_set, config.feature_set)
-            self._features = StreamingFeatures(feature_set)
-            self._needs_regime = feature_set.needs_regime
-            import torch  # only the model modes need torch (slow import)
+            return
+        assert config.specialists is not None and config.feature_set is not None
+        self.specialists, self._directory, self.specialists_version = _load_specialists(
+            config.specialists
+        )
+        feature_set = FeatureSet.from_yaml(config.feature_set)
+        _check_feature_set(self.specialists, feature_set, config.feature_set)
+        self._features = StreamingFeatures(feature_set)
+        self._needs_regime = feature_set.needs_regime
+        import torch  # only the model modes need torch (slow import)
 
-            torch.set_num_threads(1)  # small MLPs on the engine thread: no thread pool
-            if config.inference != "torch":
-                try:
-                    self._numpy = NumpyPolicies.compile(self.specialists, self._directory)
-                except ValueError as e:
-                    if config.inference == "numpy":
-                        raise
-                    self.log.info(f"inference auto: torch ({e})")
-        self._reset_policy()
+        torch.set_num_threads(1)  # small MLPs on the engine thread: no thread pool
+        if config.inference != "torch":
+            try:
+                self._numpy = NumpyPolicies.compile(self.specialists, self._directory)
+            except ValueError as e:
+                if config.inference == "numpy":
+                    raise
+                self.log.info(f"inference auto: torch ({e})")
 
     def _reset_policy(self) -> None:
         self.action: float | None = None

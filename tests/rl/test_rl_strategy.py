@@ -25,6 +25,7 @@ from stable_baselines3 import PPO
 
 from catalogs.ingest import ingest_files
 from catalogs.validation import ValidationConfig
+from grodt.core.errors import ConfigError
 from grodt.core.errors import GrodtError
 from grodt.core.messages import RegimeProbabilities
 from grodt.core.records import DecisionRecord
@@ -336,24 +337,26 @@ def _config(**kwargs: Any) -> RLEnsembleStrategyConfig:
 
 def test_bad_specialists_directory_names_the_file_and_field(market, tmp_path):
     features = str(market["features_yaml"])
-    with pytest.raises(SpecialistsError, match=r"manifest\.json: no manifest"):
-        RLEnsembleStrategy(_config(specialists=str(tmp_path), feature_set=features))
+    # Through a node: the build fails with a ConfigError (``grodt backtest``: "error: ...").
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ConfigError, match=r"empty/manifest\.json: no manifest") as caught:
+        run(market, {**model_strategy(market, "blend"), "specialists": str(empty)}, tmp_path)
+    assert isinstance(caught.value.__cause__, SpecialistsError)
     broken = tmp_path / "broken"
     broken.mkdir()
     manifest = json.loads((market["constant"] / MANIFEST_FILE).read_text())
     del manifest["action_kind"]
     (broken / MANIFEST_FILE).write_text(json.dumps(manifest))
-    with pytest.raises(
-        SpecialistsError, match=r"broken/manifest\.json: missing field 'action_kind'"
-    ):
+    with pytest.raises(ConfigError, match=r"broken/manifest\.json: missing field 'action_kind'"):
         RLEnsembleStrategy(_config(specialists=str(broken), feature_set=features))
     manifest["action_kind"] = "continuous"
     (broken / MANIFEST_FILE).write_text(json.dumps(manifest))
-    with pytest.raises(SpecialistsError, match=r"bull: no file .*broken/bull\.zip"):
+    with pytest.raises(ConfigError, match=r"bull: no file .*broken/bull\.zip"):
         RLEnsembleStrategy(_config(specialists=str(broken), feature_set=features))
     other = tmp_path / "other.yaml"
     other.write_text("features:\n  - {kind: rsi, period: 14}\n")
-    with pytest.raises(ValueError, match=r"other\.yaml does not compute \['log_return_1'"):
+    with pytest.raises(ConfigError, match=r"other\.yaml does not compute \['log_return_1'"):
         RLEnsembleStrategy(_config(specialists=str(market["constant"]), feature_set=str(other)))
     with pytest.raises(ValueError, match="specialists: required with blend_mode 'blend'"):
         _config(feature_set=features)
