@@ -51,6 +51,7 @@ from nautilus_trader.model.identifiers import PositionId
 from nautilus_trader.model.identifiers import Venue
 
 from grodt.core.errors import ConfigError
+from grodt.core.errors import GrodtError
 from grodt.core.messages import RegimeProbabilities
 from grodt.core.messages import StrategyAllocation
 from grodt.core.messages import allocation_data_type
@@ -70,6 +71,7 @@ from models.meta.model import MetaModel
 from models.meta.policy import POLICIES
 from models.meta.policy import MetaDecision
 from models.meta.policy import MetaPolicy
+from node_configs.model_refs import resolve_model_file
 
 __all__ = ["MetaController", "MetaControllerConfig"]
 
@@ -93,9 +95,12 @@ class MetaControllerConfig(ActorConfig, frozen=True, kw_only=True):
         Bars of trailing performance behind the features; until that many bars are marked
         every rebalance falls back (``warming_up``).
     policy : {"static", "predictive", "bandit", "trailing_sharpe"}, default "static"
-    model_path : str, optional
-        A model written by ``grodt meta train`` (``predictive``); missing or unreadable → every
-        rebalance falls back with the reason.
+    model : str, optional
+        The ``predictive`` policy's model: a file written by ``grodt meta train``, or a registry
+        reference (``meta_performance@champion``, ``meta_performance/3``;
+        :mod:`node_configs.model_refs`: an alias is pinned to its version when the config
+        loads). Missing, unresolvable or unreadable → every rebalance falls back with the
+        reason.
     min_allocation, max_allocation : float, default 0.1, 0.6
         Per-strategy bounds while a strategy is on.
     rebalance_threshold : float, default 0.02
@@ -130,7 +135,7 @@ class MetaControllerConfig(ActorConfig, frozen=True, kw_only=True):
     rebalance_every: PositiveInt = 5
     performance_window: PositiveInt = 60
     policy: Literal["static", "predictive", "bandit", "trailing_sharpe"] = "static"
-    model_path: str | None = None
+    model: str | None = None
     min_allocation: NonNegativeFloat = 0.1
     max_allocation: NonNegativeFloat = 0.6
     rebalance_threshold: NonNegativeFloat = 0.02
@@ -278,7 +283,7 @@ class MetaController(Actor):
                 self.log.warning(f"Static weights until a healthy model is found: {error}")
             else:
                 assert model is not None
-                self.log.info(f"Meta model {model.version_} from {config.model_path}")
+                self.log.info(f"Meta model {model.version_} from {config.model}")
         self.policy = MetaPolicy(
             config.policy,
             self.names,
@@ -297,9 +302,13 @@ class MetaController(Actor):
 
     def _load_model(self) -> tuple[MetaModel | None, str]:
         """The configured model, or None and the fallback reason."""
-        path = self.config.model_path
-        if path is None:
-            return None, "model_missing: no model_path configured"
+        reference = self.config.model
+        if reference is None:
+            return None, "model_missing: no model configured"
+        try:
+            path = resolve_model_file(reference).path
+        except GrodtError as e:  # an unreachable registry without a cached copy
+            return None, f"model_missing: {e}"
         if not Path(path).is_file():
             return None, f"model_missing: {path} does not exist"
         try:
@@ -307,7 +316,7 @@ class MetaController(Actor):
         except ConfigError as e:
             return None, f"model_error: {e}"
         if model.feature_names != feature_names():
-            return None, f"model_error: {path} was trained on features {model.feature_names}"
+            return None, f"model_error: {reference} was trained on features {model.feature_names}"
         return model, ""
 
     def on_stop(self) -> None:

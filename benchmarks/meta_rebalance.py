@@ -110,7 +110,7 @@ def run(policy: str, n_strategies: int, n_bars: int, model_path: Path) -> TimedM
             bar_type=BarType.from_str(BAR_TYPE),
             static_weights={f"Strategy-{i:03d}": weight for i in range(n_strategies)},
             policy=policy,
-            model_path=str(model_path),
+            model=str(model_path),
             rebalance_every=1,
             performance_window=20,
             min_allocation=0.0,

@@ -71,7 +71,7 @@ def test_predictive_without_its_model_falls_back_to_static(sp500_catalog, tmp_pa
     _, allocations, _ = _run(
         sp500_catalog,
         tmp_path / "run",
-        {"policy": "predictive", "model_path": str(missing)},
+        {"policy": "predictive", "model": str(missing)},
     )
     after_warm_up = [r for r in allocations if r.fallback_reason != "warming_up"]
     assert after_warm_up
@@ -89,7 +89,7 @@ def test_a_model_that_fails_on_the_engine_thread_falls_back_and_the_run_goes_on(
     outcome, allocations, _ = _run(
         sp500_catalog,
         tmp_path / "run",
-        {"policy": "predictive", "model_path": str(tmp_path / "broken.json")},
+        {"policy": "predictive", "model": str(tmp_path / "broken.json")},
         end="2003-12-31",
     )
     errors = [r for r in allocations if r.fallback_reason.startswith("policy_error: ValueError")]
@@ -105,7 +105,7 @@ def test_predictive_allocations_stay_in_their_bounds_and_are_audited(sp500_catal
         tmp_path / "run",
         {
             "policy": "predictive",
-            "model_path": str(tmp_path / "meta.json"),
+            "model": str(tmp_path / "meta.json"),
             "max_model_age_days": 90,
             "max_step": 0.05,
         },

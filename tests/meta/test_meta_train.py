@@ -9,16 +9,22 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 from meta_kit import REPO
+from meta_kit import meta_document
 
 from grodt.cli import main
 from grodt.core.records import AllocationRecord
+from grodt.core.topics import Topics
 from grodt.experiments.meta_dataset import allocation_rows
 from grodt.experiments.meta_train import fit_meta_model
 from grodt.experiments.meta_train import pinball_loss
+from grodt.forensics.reader import read_run
+from grodt.nodes.backtest import run_backtest
 from models.meta import CONTEXT_FEATURES
 from models.meta import STRATEGY_FEATURES
 from models.meta import MetaModel
 from models.meta import feature_names
+from node_configs.loader import load_backtest_document
+from node_configs.model_refs import pin_model_references
 
 DAY = 86_400 * 10**9
 
@@ -131,6 +137,8 @@ def test_meta_train_and_evaluate_commands(sp500_catalog, tmp_path):
             "1y",
             "--splits",
             "2",
+            "--alias",
+            "champion",
             "--json",
         ],
     )
@@ -161,6 +169,21 @@ def test_meta_train_and_evaluate_commands(sp500_catalog, tmp_path):
     too_many = runner.invoke(main, ["meta", "evaluate", report["dataset"], "--splits", "9"])
     assert too_many.exit_code == 2
     assert "training rows are too few for 9 walk-forward splits" in too_many.output
+    # The registered model runs in a node by its alias, pinned to its version at load.
+    document = pin_model_references(
+        meta_document(
+            {"policy": "predictive", "model": "meta_performance@champion"},
+            start="2006-01-01",
+            end="2006-12-31",
+        ),
+    )
+    assert document["actors"][0]["config"]["model"] == "meta_performance/1"
+    spec = load_backtest_document(document, "registry")
+    outcome = run_backtest(
+        spec, sp500_catalog, tmp_path / "registry", document=document, quiet=True
+    )
+    records = [s.record for s in read_run(outcome.run_dir, topics=[Topics.ALLOCATIONS])]
+    assert any(r.policy == "predictive" and r.model_version == model.version_ for r in records)
     # The model saw every row: nothing is out of sample for it, and the command says so.
     refused = runner.invoke(
         main, ["meta", "evaluate", report["dataset"], "--model", report["model"]]
