@@ -1,5 +1,7 @@
-"""``grodt models list|promote|rollback|history NAME``: registered model versions and their
-aliases; every promotion and rollback is audited (:mod:`grodt.tracking.registry_lifecycle`)."""
+"""``grodt models list|promote|rollback|history|challenge NAME``: registered model versions and
+their aliases; every promotion and rollback is audited (:mod:`grodt.tracking.registry_lifecycle`);
+``challenge`` promotes a regime challenger only through the gates
+(:mod:`grodt.tracking.registry_gates`)."""
 
 import json
 from dataclasses import asdict
@@ -118,3 +120,70 @@ def history_command(name: str, tracking_uri: str | None, as_json: bool) -> None:
             f"{m.ts} {m.action:<8} {name}@{m.alias} {m.from_version or '(unset)'} → "
             f"{m.to_version}  by {m.user}: {m.reason}",
         )
+
+
+@command.command(name="challenge")
+@click.argument("name")
+@click.option(
+    "--bar-type", required=True, help="Bars to score on, e.g. SPX.SAMPLE-1-DAY-LAST-EXTERNAL."
+)
+@click.option("--start", required=True, help="First bar of the latest window (UTC).")
+@click.option("--end", default=None, help="Last bar of the latest window (UTC).")
+@click.option("--catalog", type=click.Path(file_okay=False), default=None)
+@click.option("--max-score-drop", type=float, default=0.01, show_default=True)
+@click.option("--max-calibration-error", type=float, default=0.05, show_default=True)
+@_uri_option
+@_json_option
+def challenge_command(
+    name: str,
+    bar_type: str,
+    start: str,
+    end: str | None,
+    catalog: str | None,
+    max_score_drop: float,
+    max_calibration_error: float,
+    tracking_uri: str | None,
+    as_json: bool,
+) -> None:
+    """Promote NAME@challenger to champion only if it passes the gates on the bars of BAR-TYPE
+    from START (regime HMMs; audited either way). Exits 1 when refused."""
+    from pathlib import Path
+
+    import numpy as np
+    import pandas as pd
+
+    from grodt.core.settings import get_settings
+    from grodt.tracking.registry_gates import PromotionGates
+    from grodt.tracking.registry_gates import challenge
+    from grodt.tracking.registry_gates import regime_bars_scorer
+    from models.regime.catalog_io import load_bars
+
+    bars = load_bars(Path(catalog) if catalog else get_settings().catalog, bar_type, None, end)
+    first = int(np.searchsorted(bars.ts_event, pd.Timestamp(start, tz="UTC").value))
+    gates = PromotionGates(max_score_drop, max_calibration_error)
+    decision = challenge(
+        name,
+        regime_bars_scorer(bars.close, first),
+        gates,
+        _store(tracking_uri),
+    )
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "promoted": decision.promoted,
+                    "champion": decision.champion,
+                    "challenger": decision.challenger,
+                    "reasons": decision.reasons,
+                    "figures": decision.figures,
+                },
+                default=str,
+            ),
+        )
+    else:
+        verdict = "promoted" if decision.promoted else "refused"
+        click.echo(f"{decision.challenger} {verdict} (champion was {decision.champion})")
+        for reason in decision.reasons:
+            click.echo(f"  {reason}")
+    if not decision.promoted:
+        raise SystemExit(1)

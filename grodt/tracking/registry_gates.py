@@ -45,6 +45,7 @@ __all__ = [
     "ModelScore",
     "PromotionGates",
     "challenge",
+    "regime_bars_scorer",
     "regime_scorer",
 ]
 
@@ -98,6 +99,25 @@ def regime_scorer(features: np.ndarray, nominal: float = 0.9) -> Callable[[Any],
             calibration_error=result.calibration_error,
             figures={"coverage": result.coverage, "bars": float(result.bars)},
         )
+
+    return score
+
+
+def regime_bars_scorer(
+    closes: np.ndarray,
+    first: int,
+    nominal: float = 0.9,
+) -> Callable[[Any], ModelScore]:
+    """Score regime HMMs on the bars from index ``first`` of ``closes`` (bars before it only
+    warm the features up), each with its own features, so models on different feature sets
+    compare on the same bars."""
+    from models.regime.features import FeatureExtractor
+
+    def score(model: Any) -> ModelScore:
+        features = FeatureExtractor(model.features).transform(np.asarray(closes, dtype=float))
+        latest = features[first:]
+        latest = latest[np.isfinite(latest).all(axis=1)]
+        return regime_scorer(latest, nominal)(model)
 
     return score
 

@@ -107,3 +107,24 @@ def test_regime_fit_is_a_tracked_run_that_registers_a_version(
     assert run.data.params["data.fingerprint"] == fitted["data_fingerprint"]
     assert run.data.metrics["train_rows"] == fitted["train_rows"]
     assert run.data.metrics["log_likelihood"] == pytest.approx(fitted["log_likelihood"])
+
+
+def test_models_challenge_cli_promotes_through_the_gates(
+    sqlite_registry, lifecycle_catalog, market
+):
+    import pandas as pd
+
+    from models.regime.catalog_io import load_bars
+
+    register_model(fit_on(market, 0, 600), "regime_hmm", aliases=["champion"])
+    register_model(fit_on(market, 0, 1000, train_bars=950), "regime_hmm", aliases=["challenger"])
+    start = pd.Timestamp(int(load_bars(lifecycle_catalog, BAR_TYPE).ts_event[1000]), tz="UTC")
+    args = ["models", "challenge", "regime_hmm", "--bar-type", BAR_TYPE, "--start"]
+    args += [start.isoformat(), "--catalog", str(lifecycle_catalog), "--json"]
+    promoted = CliRunner().invoke(main, [*args, "--max-score-drop", "0.1"])
+    assert promoted.exit_code == 0, promoted.output
+    assert json.loads(promoted.output)["promoted"] is True
+    register_model(fit_on(market, 0, 500, seed=2), "regime_hmm", aliases=["challenger"])
+    strict = CliRunner().invoke(main, [*args, "--max-score-drop", "-5"])  # must beat by 5 nats
+    assert strict.exit_code == 1 and json.loads(strict.output)["promoted"] is False
+    assert resolve_model("regime_hmm@champion", sqlite_registry).version == "2"
