@@ -33,6 +33,8 @@ from nautilus_trader.config import NonNegativeInt
 from nautilus_trader.config import PositiveInt
 from nautilus_trader.core.datetime import unix_nanos_to_dt
 from nautilus_trader.model.events import OrderFilled
+from nautilus_trader.model.identifiers import ClientOrderId
+from nautilus_trader.model.identifiers import PositionId
 from nautilus_trader.model.orders import Order
 
 __all__ = [
@@ -103,22 +105,38 @@ class CachePurgeActor(Actor):
             busy_orders.update(order.linked_order_ids or ())
             if order.position_id is not None:
                 busy_positions.add(order.position_id)
-        orders = [
-            order
+
+        def family_done(order: Order) -> bool:
+            return (
+                order.client_order_id not in busy_orders
+                and not any(linked in busy_orders for linked in order.linked_order_ids or ())
+                and (order.parent_order_id is None or order.parent_order_id not in busy_orders)
+            )
+
+        chosen: dict[ClientOrderId, Order] = {
+            order.client_order_id: order
             for order in cache.orders_closed()
-            if order.ts_closed <= cutoff
-            and order.client_order_id not in busy_orders
-            and not any(linked in busy_orders for linked in order.linked_order_ids or ())
-            and (order.parent_order_id is None or order.parent_order_id not in busy_orders)
-            and _unindexes_cleanly(cache, order)
-        ]
-        positions = [
-            position
-            for position in cache.positions_closed()
-            if position.is_closed
-            and position.ts_closed <= cutoff
-            and position.id not in busy_positions
-        ]
+            if order.ts_closed <= cutoff and family_done(order) and _unindexes_cleanly(cache, order)
+        }
+        positions = []
+        for position in cache.positions_closed():
+            if not (
+                position.is_closed
+                and position.ts_closed <= cutoff
+                and position.id not in busy_positions
+            ):
+                continue
+            # The position's order index goes with it: every order in it leaves too (an order
+            # left behind could never be purged: Cache.purge_order fails once its position is
+            # gone), so the position stays until all of them can.
+            members = cache.orders_for_position(position.id)
+            if all(
+                order.is_closed and family_done(order) and _member_of(cache, order, position.id)
+                for order in members
+            ):
+                positions.append(position)
+                chosen.update((order.client_order_id, order) for order in members)
+        orders = list(chosen.values())
         if not orders and not positions:
             return
         batch = PurgedBatch(
@@ -144,6 +162,14 @@ class CachePurgeActor(Actor):
             cache.purge_position(position.id)
         self.purged_orders += len(orders)
         self.purged_positions += len(positions)
+
+
+def _member_of(cache: Cache, order: Order, position_id: PositionId) -> bool:
+    """Whether ``order`` is indexed under ``position_id`` only, so that purging it and then the
+    position leaves no trace of it."""
+    indexed = cache.position_id(order.client_order_id)
+    own = order.position_id
+    return indexed is not None and indexed == position_id and (own is None or own == position_id)
 
 
 def _unindexes_cleanly(cache: Cache, order: Order) -> bool:
