@@ -186,36 +186,6 @@ def _crash_and_restart(
     return summary, orders, marker.stat().st_mtime_ns
 
 
-def test_restart_with_cache_database_resumes_as_itself(redis_server, catalog: Path, tmp_path: Path):
-    redis_server.flush()
-    summary, orders, crashed_ns = _crash_and_restart(tmp_path, redis_server.port, catalog)
-    replay = summary["replay"]
-    resumed_at = summary["cache_database"]["resumed_from"]
-    # Lockstep waits for each checkpoint to be in Redis before the next record, so the node
-    # resumes at the bar before the crash bar (the actor kills inside the crash bar's dispatch,
-    # after the venue and before the strategies saw it).
-    assert resumed_at == CRASH_AT_BAR - 1
-    assert replay["resumed_at"] == resumed_at and replay["records"] == replay["total"] == 879
-    # Orders sent before the crash came back from the database, owned by their strategy.
-    assert (orders["ts_init"] < crashed_ns).sum() > 0
-    assert set(orders["strategy_id"]) == {"S1VwapEmaScalper-001"}
-    # No order was sent twice: every client order id once, and the restarted strategy's order
-    # ids continue the crashed one's count.
-    assert orders["client_order_id"].is_unique
-    # No decision was sent twice: the tags carry the decision's trace id (strategy, bar, decision
-    # number; the number is restored with the strategy's state). Every order, the crashed
-    # node's included, has its decision's market time (saved at checkpoints).
-    assert orders["tags"].notna().all()
-    assert orders["ts_market"].notna().all()
-    decided = orders.groupby(["tags", "type", "side"]).size()
-    assert decided.max() == 1, decided[decided > 1]
-    counts = sorted(int(c.rsplit("-", 1)[1]) for c in orders["client_order_id"])
-    assert counts == list(range(1, len(counts) + 1))
-    positions = pd.read_csv(tmp_path / "run" / "positions.csv")
-    assert set(positions["strategy_id"]) == {"S1VwapEmaScalper-001"}
-    assert "EXTERNAL" not in set(positions["strategy_id"])
-
-
 def _uninterrupted(tmp_path: Path, document: dict, port: int, catalog: Path) -> Path:
     """``document`` (crash actor included, killing nowhere) run through; its run directory."""
     document = {**document, "actors": [dict(a) for a in document["actors"]]}
@@ -340,6 +310,23 @@ def test_kills_on_fill_bars_end_as_an_uninterrupted_run(
         # The premise: the venue fills S1's stop or target on bars 344 and 350, not on 340.
         assert ((fill_times == killed[bar]).sum() > 0) == (bar != CRASH_AT_BAR), bar
     summary = _assert_same_run(tmp_path / "run", through)
+    replay = summary["replay"]
+    assert replay["resumed_at"] == kills[-1] - 1 and replay["records"] == replay["total"] == 879
+    # Orders sent before the crashes came back from the database, owned by their strategy.
+    orders = pd.read_csv(tmp_path / "run" / "orders.csv")
+    assert (orders["ts_init"] < marker.stat().st_mtime_ns).sum() > 0
+    assert set(orders["strategy_id"]) == {"S1VwapEmaScalper-001"}
+    # No order was sent twice: every client order id once, the restarted strategy's order ids
+    # continuing the crashed one's count; no decision twice: the tags carry the decision's trace
+    # id (strategy, bar, decision number, restored with the strategy's state). Every order, the
+    # crashed processes' included, has its decision's market time (saved at checkpoints).
+    assert orders["client_order_id"].is_unique
+    counts = sorted(int(c.rsplit("-", 1)[1]) for c in orders["client_order_id"])
+    assert counts == list(range(1, len(counts) + 1))
+    assert orders["tags"].notna().all() and orders["ts_market"].notna().all()
+    decided = orders.groupby(["tags", "type", "side"]).size()
+    assert decided.max() == 1, decided[decided > 1]
+    assert "EXTERNAL" not in set(pd.read_csv(tmp_path / "run" / "positions.csv")["strategy_id"])
     restored = summary["cache_database"]["restored"]
     assert restored["warm_up"]["bars"] == kills[-1] - 1
     assert restored["market_times"] > 0  # the crashed runs' orders keep their ts_market
