@@ -358,9 +358,10 @@ class TransactionalCacheDatabase(CacheDatabaseAdapter):
 
 @contextlib.contextmanager
 def transactional_cache_database() -> Iterator[list[TransactionalCacheDatabase]]:
-    """While open, a Nautilus kernel built in this thread gets a :class:`TransactionalCacheDatabase`
-    where it would build Nautilus' Redis adapter; yields the list the built adapters are appended
-    to (the kernel keeps its database private)."""
+    """While open, a Nautilus kernel gets a :class:`TransactionalCacheDatabase` where it would
+    build Nautilus' Redis adapter; yields the list the built adapters are appended to (the kernel
+    keeps its database private). The kernel module's name is swapped for the duration, process
+    wide: build one kernel inside it, and no other kernel concurrently."""
     from nautilus_trader.system import kernel as kernel_module
 
     built: list[TransactionalCacheDatabase] = []
