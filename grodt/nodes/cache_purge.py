@@ -57,12 +57,19 @@ class CachePurgeActorConfig(ActorConfig, frozen=True):
     interval_minutes : int, default 60
         Simulated minutes between purges.
     buffer_minutes : int, default 60
-        Simulated minutes an order or position stays closed in the cache before it is purged.
+        Simulated minutes an order stays closed in the cache before it is purged on its own.
+    position_buffer_minutes : int, default 0
+        Simulated minutes a position stays closed before it is purged, with every order of its
+        order index. 0: at the first pass after it closed. A NETTING position that reopens
+        within the buffer is never purged, and the bracket legs it canceled stay in its order
+        index (they can only leave with it): a buffer longer than the strategies' flat spells
+        lets that index grow for as long as they keep trading.
     """
 
     spill_path: str
     interval_minutes: PositiveInt = 60
     buffer_minutes: NonNegativeInt = 60
+    position_buffer_minutes: NonNegativeInt = 0
 
 
 class CachePurgeActor(Actor):
@@ -71,6 +78,7 @@ class CachePurgeActor(Actor):
     def __init__(self, config: CachePurgeActorConfig) -> None:
         super().__init__(config)
         self._buffer_ns = config.buffer_minutes * _NANOS_PER_MINUTE
+        self._position_buffer_ns = config.position_buffer_minutes * _NANOS_PER_MINUTE
         self.purged_orders = 0
         self.purged_positions = 0
 
@@ -122,7 +130,7 @@ class CachePurgeActor(Actor):
         for position in cache.positions_closed():
             if not (
                 position.is_closed
-                and position.ts_closed <= cutoff
+                and position.ts_closed <= ts_now - self._position_buffer_ns
                 and position.id not in busy_positions
             ):
                 continue
