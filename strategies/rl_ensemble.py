@@ -469,6 +469,9 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
         held = position.signed_qty if position is not None else 0.0
         if self.halted:  # kill switch: only reduce
             action = 0.0 if action * held <= 0.0 else action
+        # The policy holds the target it asked for, traded or not (a sub-lot target, the dead
+        # band), as the env's observation does (models.rl.observation).
+        self.held_action = action
         price = bar.close.as_double()
         full, units = self._size_of(action, price)
         target = floor_to_lot(units, self._lot)
@@ -478,7 +481,6 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
         if self.halted and abs(signed_target) > abs(Decimal(repr(held))):
             signed_target = Decimal(repr(held))
         if position is not None and signed_target == 0:
-            self.held_action = 0.0
             self._target_units = Decimal(0)
             return f"policy_{self.config.blend_mode}"
         delta = signed_target - Decimal(repr(held))
@@ -502,7 +504,6 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
             tags=["RL_TARGET", trace_tag(trace_id)],
         )
         new_units = Decimal(repr(held)) + (quantity if side == OrderSide.BUY else -quantity)
-        self.held_action = action
         self._target_units = new_units
         self._recorder.set_target(float(new_units), price, bar.ts_event, "policy")
         if self.config.publish_decisions:
@@ -646,8 +647,8 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
     ) -> None:
         """The base's record plus the policy: every specialist's action, the weights and the
         blended action (the base's own exits come through here too)."""
-        if action == "exit":
-            self.held_action = 0.0
+        if action == "exit" and reason != f"policy_{self.config.blend_mode}":
+            self.held_action = 0.0  # the base closed the position (session, time stop, stop)
         recorder = self._recorder
         record = DecisionRecord(
             trace_id=trace_id,
