@@ -414,6 +414,20 @@ class RegimeActor(Actor):
             "shadow_agreement": counts[0] / counts[1] if counts[1] else float("nan"),
         }
 
+    def health(self) -> dict[str, dict[str, object]]:
+        """Per bar type, for the live node's health line: the model version in use, fits, and
+        the monitors' latest values (``changepoint_p``, ``drift_psi_max``, ``drift_feature``,
+        ``fallback``, ``monitor_events``) when ``monitors`` is configured."""
+        return {
+            str(bar_type): {
+                "model_version": self._cite(regime.version),
+                "fits": len(regime.fits),
+                "failed_fits": regime.failed_fits,
+                **(self.monitors[bar_type].health() if bar_type in self.monitors else {}),
+            }
+            for bar_type, regime in self.filters.items()
+        }
+
     def summary(self) -> dict[str, dict[str, object]]:
         """Counters per bar type: bars, fits, failed fits, skipped updates, current version."""
         return {

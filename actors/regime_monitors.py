@@ -142,9 +142,14 @@ class RegimeMonitors:
     def health(self) -> dict[str, object]:
         """The monitors' latest values (a health-line extract)."""
         return {
-            "changepoint_p": self.changepoint_p,
-            "drift_psi_max": self.drift_psi_max,
+            "changepoint_p": _or_none(self.changepoint_p),
+            "drift_psi_max": _or_none(self.drift_psi_max),
             "drift_feature": self.drift_feature,
             "fallback": self.fallback,
             "monitor_events": self.events,
         }
+
+
+def _or_none(value: float) -> float | None:
+    """NaN (not measured yet) as None: health lines are strict JSON."""
+    return None if math.isnan(value) else value

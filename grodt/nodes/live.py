@@ -528,6 +528,19 @@ class LiveNode:
                     figures[extension.name] = {"error": repr(e)}
         if figures:
             extras["extensions"] = figures
+        actors: dict[str, Any] = {}
+        trader = self.node.trader if self.node is not None else None
+        for actor in trader.actors() if trader is not None else ():
+            # Components with model monitors expose them as health() (the regime actor's
+            # change-point and drift values, its model version).
+            health = getattr(actor, "health", None)
+            if callable(health):
+                try:
+                    actors[str(actor.id)] = health()
+                except Exception as e:  # never let a counter break the health line
+                    actors[str(actor.id)] = {"error": repr(e)}
+        if actors:
+            extras["actors"] = actors
         return extras
 
     # -- stop -----------------------------------------------------------------------------------
