@@ -289,12 +289,17 @@ def child_cli(catalog: Path, bar_types: list[str], out: Path) -> dict[str, Any]:
 
 
 def child_tearsheet(records: int, out: Path) -> dict[str, Any]:
+    """Render the tearsheet of the generated run (written by the ``tearsheet-data`` child, so
+    that this process's peak RSS is the tearsheet's own)."""
     from grodt.reports.tearsheet import render_tearsheet
 
-    write_generated_run(out / "run", records)
     started = time.perf_counter()
-    render_tearsheet(out / "run")
-    return {"records": records, "seconds": time.perf_counter() - started}
+    page = render_tearsheet(out / "run")
+    return {
+        "records": records,
+        "seconds": time.perf_counter() - started,
+        "page_mb": page.stat().st_size / 1e6,
+    }
 
 
 def write_generated_run(run_dir: Path, records: int, bars: int = 500_000) -> None:
@@ -471,7 +476,10 @@ def _generated_record(topic, i, t, rng, classes, regime_cls):
 def _child_main(argv: list[str]) -> None:
     kind, out = argv[0], Path(argv[1])
     out.mkdir(parents=True, exist_ok=True)
-    if kind == "tearsheet":
+    if kind == "tearsheet-data":
+        write_generated_run(out / "run", int(argv[2]))
+        result = {"records": int(argv[2])}
+    elif kind == "tearsheet":
         result = child_tearsheet(int(argv[2]), out)
     else:
         catalog = Path(argv[2])
@@ -520,9 +528,14 @@ def run_child(args: list[str]) -> dict[str, Any]:
     result["peak_rss_mb"] = usage.ru_maxrss / 1024
     if "probe" in result:
         from grodt.nodes.throughput_probe import decile_costs
+        from grodt.nodes.throughput_probe import memory_profile
+        from grodt.nodes.throughput_probe import position_order_lists
 
         samples = json.loads(Path(result.pop("probe")).read_text())
         result["us_per_order_first"], result["us_per_order_last"] = decile_costs(samples)
+        result.update(memory_profile(samples))
+        lists = position_order_lists(samples)
+        result["position_orders_first"], result["position_orders_last"] = lists
     return result
 
 
@@ -581,11 +594,14 @@ def main() -> None:
         if not args.skip_scaling:
             report["scaling"] = _scaling(root, args.scaling_days)
         if args.tearsheet_records:
-            result = run_child(["tearsheet", str(root / "tearsheet"), str(args.tearsheet_records)])
+            folder = str(root / "tearsheet")
+            run_child(["tearsheet-data", folder, str(args.tearsheet_records)])
+            result = run_child(["tearsheet", folder, str(args.tearsheet_records)])
             report["tearsheet"] = result
             print(
                 f"\ntearsheet of a generated run with {args.tearsheet_records:,} forensics records "
-                f"and 500,000 equity rows: {result['seconds']:.1f} s, process peak RSS "
+                f"and 500,000 equity rows: {result['seconds']:.1f} s "
+                f"({result['page_mb']:.1f} MB page), process peak RSS "
                 f"{result['peak_rss_mb']:,.0f} MB (process wall {result['process_seconds']:.1f} s)",
             )
     if args.json:
@@ -628,6 +644,20 @@ def _print_table(runs: dict[str, list[dict[str, Any]]]) -> None:
             f"{_median(rows, 'us_per_order_last'):>15,.0f}{rss:>13,.0f}"
             f"{bps / base_bps:>12.2f}{upo / base_upo:>14.2f}{rss / base_rss:>9.2f}",
         )
+        loop_peak = _median(rows, "loop_peak_rss_mb")
+        if not math.isnan(loop_peak):
+            print(
+                f"{'':<10}RSS in the event loop: peak {loop_peak:,.0f} MB, at mid-run "
+                f"{_median(rows, 'mid_rss_mb'):,.0f} MB, "
+                f"at its end {_median(rows, 'end_rss_mb'):,.0f} MB",
+            )
+        lists_first = _median(rows, "position_orders_first")
+        if not math.isnan(lists_first):
+            print(
+                f"{'':<10}longest orders_for_position list of an open position: "
+                f"{lists_first:,.0f} in the first tenth of the bars, "
+                f"{_median(rows, 'position_orders_last'):,.0f} in the last",
+            )
         if variant == "e":
             print(
                 f"{'':<10}e: total wall incl. tearsheet and tracking "

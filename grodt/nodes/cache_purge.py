@@ -36,6 +36,7 @@ from nautilus_trader.model.events import OrderFilled
 from nautilus_trader.model.identifiers import ClientOrderId
 from nautilus_trader.model.identifiers import PositionId
 from nautilus_trader.model.orders import Order
+from nautilus_trader.model.position import Position
 
 __all__ = [
     "CachePurgeActor",
@@ -79,6 +80,8 @@ class CachePurgeActor(Actor):
         super().__init__(config)
         self._buffer_ns = config.buffer_minutes * _NANOS_PER_MINUTE
         self._position_buffer_ns = config.position_buffer_minutes * _NANOS_PER_MINUTE
+        self._waiting = True
+        self._last_counts = (-1, -1)
         self.purged_orders = 0
         self.purged_positions = 0
 
@@ -102,7 +105,12 @@ class CachePurgeActor(Actor):
     def purge(self, ts_now: int) -> None:
         """Spill and purge what has been closed for at least the buffer at ``ts_now``."""
         cache = self.cache
+        # Nothing closed since the last pass, which left nothing waiting for its buffer (nights,
+        # weekends): nothing can have become purgeable.
+        if not self._waiting and self._closed_counts() == self._last_counts:
+            return
         cutoff = ts_now - self._buffer_ns
+        position_cutoff = ts_now - self._position_buffer_ns
         working = [order for order in cache.orders() if not order.is_closed]
         busy_orders = set()
         busy_positions = set()
@@ -121,18 +129,21 @@ class CachePurgeActor(Actor):
                 and (order.parent_order_id is None or order.parent_order_id not in busy_orders)
             )
 
-        chosen: dict[ClientOrderId, Order] = {
-            order.client_order_id: order
-            for order in cache.orders_closed()
-            if order.ts_closed <= cutoff and family_done(order) and _unindexes_cleanly(cache, order)
-        }
+        chosen: dict[ClientOrderId, Order] = {}
+        waiting = False
+        for order in cache.orders_closed():
+            if order.ts_closed > cutoff:
+                waiting = True
+            # The cheap tests first: most closed orders left behind are bracket legs indexed
+            # under a position that is still open (they leave with it).
+            elif _unindexes_cleanly(cache, order) and family_done(order):
+                chosen[order.client_order_id] = order
         positions = []
         for position in cache.positions_closed():
-            if not (
-                position.is_closed
-                and position.ts_closed <= ts_now - self._position_buffer_ns
-                and position.id not in busy_positions
-            ):
+            if not position.is_closed or position.id in busy_positions:
+                continue
+            if position.ts_closed > position_cutoff:
+                waiting = True
                 continue
             # The position's order index goes with it: every order in it leaves too (an order
             # left behind could never be purged: Cache.purge_order fails once its position is
@@ -145,8 +156,18 @@ class CachePurgeActor(Actor):
                 positions.append(position)
                 chosen.update((order.client_order_id, order) for order in members)
         orders = list(chosen.values())
-        if not orders and not positions:
-            return
+        self._waiting = waiting
+        if orders or positions:
+            self._spill_and_purge(orders, positions)
+        self._last_counts = self._closed_counts()
+
+    def _closed_counts(self) -> tuple[int, int]:
+        # Between passes closed orders only accrue (nothing else purges them): an unchanged
+        # count means no order closed, so no fill completed and no family finished working.
+        return self.cache.orders_closed_count(), self.cache.positions_closed_count()
+
+    def _spill_and_purge(self, orders: list[Order], positions: list[Position]) -> None:
+        cache = self.cache
         batch = PurgedBatch(
             orders=[order.to_dict() for order in orders],
             fills=[
