@@ -46,6 +46,7 @@ from grodt.experiments.meta_dataset import collect_dataset
 from grodt.experiments.meta_train import fit_meta_model
 from grodt.forensics.reader import read_run
 from grodt.nodes.backtest import run_backtest
+from models.meta import MetaModel
 from node_configs.loader import load_backtest_document
 from node_configs.loader import load_document
 
@@ -195,7 +196,14 @@ def training_rows(document: dict[str, Any], catalog: Path, run_dir: Path) -> pd.
     return allocation_rows([s.record for s in stored if isinstance(s.record, AllocationRecord)])
 
 
-def evaluate(name: str, data: Dataset, catalog: Path, out: Path) -> dict[str, Any]:
+def evaluate(
+    name: str,
+    data: Dataset,
+    catalog: Path,
+    out: Path,
+    skip: tuple[str, ...] = (),
+    reuse: bool = False,
+) -> dict[str, Any]:
     started = time.perf_counter()
     document = load_document(REPO / data.config)
     yaml_weights = strategy_ids(document)
@@ -204,7 +212,13 @@ def evaluate(name: str, data: Dataset, catalog: Path, out: Path) -> dict[str, An
     static = yaml_weights if sum(yaml_weights.values()) <= 1.0 + 1e-9 else equal
     # -- train on the span before the split -------------------------------------------------------
     training = with_meta(span(document, data.start, data.split), data, static_weights=static)
-    if data.walk_forward:
+    saved_model, saved_rows = out / name / "meta_model.json", out / name / "dataset.parquet"
+    if reuse and saved_model.is_file() and saved_rows.is_file():
+        # A previous run of this script into the same --out trained on the same span: reuse it.
+        model = MetaModel.load(saved_model)
+        rows = pd.read_parquet(saved_rows)
+        metrics, model_path, windows = model.metrics, saved_model, "a previous run (reused)"
+    elif data.walk_forward:
         rows, walk = collect_dataset(
             training, catalog, data.train, data.test, run_dir=out / name / "training"
         )
@@ -212,15 +226,17 @@ def evaluate(name: str, data: Dataset, catalog: Path, out: Path) -> dict[str, An
     else:
         rows = training_rows(training, catalog, out / name / "training")
         windows = "one causal run"
-    fit = fit_meta_model(rows, horizon_bars=data.rebalance_every)
-    model_path = fit.model.save(out / name / "meta_model.json")
-    rows.to_parquet(out / name / "dataset.parquet")
+    if not (reuse and saved_model.is_file() and saved_rows.is_file()):
+        fit = fit_meta_model(rows, horizon_bars=data.rebalance_every)
+        model_path = fit.model.save(saved_model)
+        rows.to_parquet(saved_rows)
+        metrics = fit.metrics
     print(
         f"\n== {name}: {data.config}, {n} strategies; model on {len(rows):,} rows from "
         f"{windows} before {data.split}",
     )
     print("   out of sample (later half of the walk-forward predictions):")
-    print("   " + "  ".join(f"{k} {v:.3f}" for k, v in fit.metrics.items() if k != "rows"))
+    print("   " + "  ".join(f"{k} {v:.3f}" for k, v in metrics.items() if k != "rows"))
     # -- evaluate on [split, end] ----------------------------------------------------------------
     evaluation = {**span(document, data.split, data.end), "benchmark": data.clock}
     variants: dict[str, dict[str, Any]] = {
@@ -242,8 +258,10 @@ def evaluate(name: str, data: Dataset, catalog: Path, out: Path) -> dict[str, An
         variants[f"bandit_seed{seed}"] = with_meta(
             evaluation, data, static_weights=static, policy="bandit", bandit_seed=seed
         )
-    results = {}
+    results: dict[str, dict[str, Any]] = {}
     for label, variant in variants.items():
+        if label in skip:
+            continue
         results[label] = backtest(variant, catalog, out / name / label, f"{name}/{label}")
     bandit = [results[f"bandit_seed{s}"] for s in BANDIT_SEEDS]
     results["bandit"] = {
@@ -260,6 +278,9 @@ def evaluate(name: str, data: Dataset, catalog: Path, out: Path) -> dict[str, An
         f"{'alloc. turnover/yr':>20}",
     )
     for label in ("yaml", "equal", "trailing_sharpe", "predictive", "bandit"):
+        if label not in results:
+            print(f"   {label:<16}skipped (--skip)")
+            continue
         r = results[label]
         extra = f" ± {r['sharpe_sd']:.3f}" if label == "bandit" else ""
         print(
@@ -281,7 +302,7 @@ def evaluate(name: str, data: Dataset, catalog: Path, out: Path) -> dict[str, An
         "config": data.config,
         "split": data.split,
         "static_baseline": baseline,
-        "model_metrics": fit.metrics,
+        "model_metrics": metrics,
         "rows": len(rows),
         "results": results,
         "seconds": time.perf_counter() - started,
@@ -293,11 +314,26 @@ def main() -> None:
     parser.add_argument("--catalog", type=Path, default=REPO / "data" / "catalog")
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--skip",
+        nargs="*",
+        default=[],
+        choices=["yaml", "equal", "trailing_sharpe", "predictive"],
+        help="Policies not to run.",
+    )
+    parser.add_argument(
+        "--reuse-model",
+        action="store_true",
+        help="Reuse the model and dataset a previous run left in --out (same spans).",
+    )
     args = parser.parse_args()
     stamp = datetime.now(tz=UTC).strftime("%Y%m%dT%H%M%SZ")
     out = args.out or REPO / "runs" / "meta_evaluation" / stamp
     out.mkdir(parents=True, exist_ok=True)
-    report = {name: evaluate(name, DATASETS[name], args.catalog, out) for name in args.datasets}
+    report = {
+        name: evaluate(name, DATASETS[name], args.catalog, out, tuple(args.skip), args.reuse_model)
+        for name in args.datasets
+    }
     (out / "results.json").write_text(json.dumps(report, indent=2, default=str))
     print(f"\nResults: {out / 'results.json'}")
 
