@@ -241,9 +241,12 @@ class RegimeActor(Actor):
         regime = self.filters.get(bar.bar_type)
         if regime is None:
             return
+        monitors = self.monitors.get(bar.bar_type)
+        watching = monitors is not None and monitors.config.coverage_window > 0
+        model_before = regime.model if watching else None
+        state_before = regime.state if watching else None
         step = regime.update(bar.close.as_double(), bar.ts_event)
         instrument_id = self._instrument_ids[bar.bar_type]
-        monitors = self.monitors.get(bar.bar_type)
         published = step
         if monitors is not None and monitors.fallback:
             if "fit" in step.events or "refit" in step.events:
@@ -269,7 +272,9 @@ class RegimeActor(Actor):
         if shadow is not None:
             self._shadow_step(bar, instrument_id, shadow, step)
         if monitors is not None:
-            self._monitor_step(bar, instrument_id, regime, monitors, step)
+            self._monitor_step(
+                bar, instrument_id, regime, monitors, step, model_before, state_before
+            )
 
     def _monitor_step(
         self,
@@ -278,11 +283,19 @@ class RegimeActor(Actor):
         regime: WalkForwardRegime,
         monitors: RegimeMonitors,
         step: RegimeStep,
+        model_before: GaussianRegimeHMM | None = None,
+        state_before: list[float] | None = None,
     ) -> None:
         """Run the monitors on this bar; a crossed threshold is a forensics record and may ask
         for a retrain (from the next row) or the fallback (from the next bar)."""
         try:
             events = monitors.update(bar.close.as_double(), regime.last_row, regime.training_rows)
+            events += monitors.observe_coverage(
+                model_before,
+                state_before,
+                regime.last_row,
+                step.status == "filtered" and regime.model is model_before,
+            )
         except Exception as e:  # a monitor must never stop the model
             self.log.error(f"regime monitors failed at {bar.ts_event}: {e!r}; monitors off")
             self.monitors.pop(bar.bar_type, None)

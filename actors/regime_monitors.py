@@ -13,11 +13,20 @@ Configured under the regime actor's ``monitors`` key::
       drift_window: 250                # live rows compared with the training rows
       drift: {psi_retrain: 0.25, ks_pvalue_retrain: 0.001, psi_fallback: null}
       on_drift: act                    # log | act (act: the thresholds' retrain / fallback)
+      coverage_window: 250             # rolling one-step interval coverage (0: off)
+      coverage_nominal: 0.9
+      coverage_tolerance: 0.1          # |coverage − nominal| beyond this is an event
+      on_coverage: retrain             # log | retrain
 
 Each check that crosses its threshold is a forensics record (the actor publishes a
-``RegimeUpdateRecord`` with reason ``changepoint:…`` / ``drift:…``) and the latest values are in
-:meth:`RegimeMonitors.health` (``changepoint_p``, ``drift_psi_max``, ``drift_feature``,
-``fallback``).
+``RegimeUpdateRecord`` with reason ``changepoint:…`` / ``drift:…`` / ``coverage:…``) and the
+latest values are in :meth:`RegimeMonitors.health` (``changepoint_p``, ``drift_psi_max``,
+``drift_feature``, ``coverage``, ``fallback``).
+
+Coverage is the rolling share of bars whose first feature (``log_return`` by default) fell inside
+the central ``coverage_nominal`` interval of the model's one-step predictive distribution (the
+Gaussian moment-matched to the predictive mixture, as in :mod:`models.regime.scoring`), counted
+on bars filtered by an unchanged model.
 """
 
 import math
@@ -25,6 +34,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
+from statistics import NormalDist
 from typing import Literal
 
 import numpy as np
@@ -32,6 +42,7 @@ import numpy as np
 from grodt.core.errors import ConfigError
 from models.changepoint.bocpd import BocpdConfig
 from models.changepoint.bocpd import OnlineChangePoint
+from models.regime.hmm import GaussianRegimeHMM
 from research.drift import DriftThresholds
 from research.drift import drift_action
 from research.drift import feature_drift
@@ -51,8 +62,19 @@ class RegimeMonitorsConfig:
     drift_window: int = 250
     drift: DriftThresholds = field(default_factory=DriftThresholds)
     on_drift: Literal["log", "act"] = "log"
+    coverage_window: int = 0
+    coverage_nominal: float = 0.9
+    coverage_tolerance: float = 0.1
+    on_coverage: Literal["log", "retrain"] = "log"
 
     def __post_init__(self) -> None:
+        if self.coverage_window and (
+            self.coverage_window < 20 or not 0.0 < self.coverage_nominal < 1.0
+        ):
+            raise ConfigError(
+                f"coverage_window must be 0 or >= 20 and coverage_nominal in (0, 1), were "
+                f"{self.coverage_window} and {self.coverage_nominal}",
+            )
         if not 0.0 < self.changepoint_threshold < 1.0:
             raise ConfigError(
                 f"changepoint_threshold: must be in (0, 1), was {self.changepoint_threshold}",
@@ -90,6 +112,51 @@ class RegimeMonitors:
         self.drift_feature = ""
         self.fallback = False
         self.events = 0
+        self._covered: deque[int] = deque(maxlen=max(config.coverage_window, 1))
+        self._coverage_alarm = False
+        self._z = NormalDist().inv_cdf(0.5 + config.coverage_nominal / 2.0)
+        self._moments: tuple[str, list[float], list[float], list[list[float]]] | None = None
+        self.coverage = math.nan
+
+    def observe_coverage(
+        self,
+        model: GaussianRegimeHMM | None,
+        state_before: Sequence[float] | None,
+        row: tuple[float, ...] | None,
+        filtered: bool,
+    ) -> list[MonitorEvent]:
+        """Score this bar's first feature against the interval predicted from the filter state
+        before it (``filtered``: the same model filtered this bar; otherwise not counted)."""
+        config = self.config
+        if not config.coverage_window or not filtered or model is None or row is None:
+            return []
+        if state_before is None:
+            return []
+        if self._moments is None or self._moments[0] != model.version_:
+            self._moments = (
+                model.version_,
+                model.raw_means()[:, 0].tolist(),
+                (model.raw_stds()[:, 0] ** 2).tolist(),
+                model.transmat_.tolist(),
+            )
+        _, means, variances, transmat = self._moments
+        k = len(means)
+        predicted = [sum(state_before[i] * transmat[i][j] for i in range(k)) for j in range(k)]
+        mean = sum(p * m for p, m in zip(predicted, means, strict=True))
+        second = sum(p * (v + m * m) for p, v, m in zip(predicted, variances, means, strict=True))
+        half = self._z * math.sqrt(max(second - mean * mean, 0.0))
+        self._covered.append(int(mean - half <= row[0] <= mean + half))
+        if len(self._covered) < config.coverage_window:
+            return []
+        self.coverage = sum(self._covered) / len(self._covered)
+        alarm = abs(self.coverage - config.coverage_nominal) > config.coverage_tolerance
+        fired = alarm and not self._coverage_alarm
+        self._coverage_alarm = alarm
+        if not fired:
+            return []
+        self.events += 1
+        action = "retrain" if config.on_coverage == "retrain" else "log"
+        return [MonitorEvent("coverage", action, f"coverage={self.coverage:.3f}")]
 
     def update(
         self,
@@ -145,6 +212,7 @@ class RegimeMonitors:
             "changepoint_p": _or_none(self.changepoint_p),
             "drift_psi_max": _or_none(self.drift_psi_max),
             "drift_feature": self.drift_feature,
+            "coverage": _or_none(self.coverage),
             "fallback": self.fallback,
             "monitor_events": self.events,
         }

@@ -407,6 +407,11 @@ class WalkForwardRegime:
     def last_step(self) -> RegimeStep | None:
         return self._last_step
 
+    @property
+    def state(self) -> list[float] | None:
+        """The filter's current state distribution (length K), None before the first fit."""
+        return self._filter.probabilities if self._filter is not None else None
+
     # -- per bar -----------------------------------------------------------------------------
 
     def update(self, close: float, ts_ns: int = 0) -> RegimeStep:

@@ -63,3 +63,21 @@ def test_a_drift_fallback_publishes_the_prior_until_the_next_fit(break_catalog):
     first = next(i for i, v in enumerate(versions) if v.startswith("fallback:"))
     assert recorder.records[first][1:4] == pytest.approx((1 / 3, 1 / 3, 1 / 3), abs=0.2)
     assert recorder.records[first - 1][0] == fallbacks[0].ts_event
+
+
+def test_rolling_interval_coverage_falls_after_the_break_and_asks_for_a_retrain(break_catalog):
+    actor = {
+        "bar_types": [BAR_TYPE],
+        "walk_forward": WALK_FORWARD,
+        "monitors": {"coverage_window": 100, "coverage_tolerance": 0.1, "on_coverage": "retrain"},
+    }
+    recorder, regime_actor = run_document(node_document(actor), break_catalog)
+    stamps = [r[0] for r in recorder.records]
+    events = [(stamps.index(u.ts_event), u.reason) for u in recorder.updates]
+    coverage = [(i, r) for i, r in events if r.startswith("coverage:")]
+    assert coverage and coverage[0][1].endswith("action=retrain")
+    assert 700 <= coverage[0][0] < 800  # within the window after the volatility break
+    assert any(i == coverage[0][0] + 1 and "refit" in r.split(",") for i, r in events)
+    assert float(coverage[0][1].split("=")[1].split(",")[0]) < 0.8
+    health = regime_actor.summary()[BAR_TYPE]
+    assert health["coverage"] is not None and 0.0 <= health["coverage"] <= 1.0
