@@ -40,6 +40,7 @@ at the start of every episode (a new backtest, a new trading day in intraday tra
 import importlib.metadata
 import json
 import logging
+import math
 import platform
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -264,7 +265,10 @@ class SpecialistSet:
             raw = policy.forward(obs, action_mask)
         if self.action_kind == "discrete":
             return DISCRETE_TARGETS[int(raw[0])]
-        return min(1.0, max(-1.0, float(raw[0])))
+        value = float(raw[0])
+        # NaN stays NaN (min/max would turn it into -1.0, a full short): callers treat a
+        # non-finite action as a model error.
+        return value if math.isnan(value) else min(1.0, max(-1.0, value))
 
 
 class _ActorForward:

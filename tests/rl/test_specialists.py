@@ -88,6 +88,16 @@ def test_continuous_specialists_round_trip_and_equal_sb3_predict(tmp_path):
     assert len(outputs) > 3  # the observation changes the actions
 
 
+def test_a_nan_action_stays_nan_rather_than_a_full_short(tmp_path):
+    # A NaN observation propagates through the MLP; clipping must not turn it into -1.0.
+    save_specialists(tmp_path, _models("PPO", "continuous"), "PPO", "continuous", SPEC)
+    loaded = SpecialistSet.load(tmp_path)
+    obs = _observations(1)[0].copy()
+    obs[0] = np.nan
+    actions = loaded.predict(obs)
+    assert all(np.isnan(action) for action in actions.values())
+
+
 def test_discrete_maskable_specialists_respect_the_mask(tmp_path):
     models = _models("MaskablePPO", "discrete", labels=("bull", "bear"))
     save_specialists(tmp_path, models, "MaskablePPO", "discrete", SPEC)
