@@ -11,6 +11,7 @@ The same three hooks run in BacktestNode and TradingNode (see :mod:`node_configs
 """
 
 import csv
+import logging
 import math
 from collections.abc import Iterable
 from pathlib import Path
@@ -24,6 +25,8 @@ from risk_engine.config import RiskConfig
 from risk_engine.config import parse_risk_config
 from risk_engine.gate import PortfolioRiskGate
 from risk_engine.verdict_recorder import VERDICT_COLUMNS
+
+log = logging.getLogger(__name__)
 
 ACTOR_PATH = "risk_engine.hrp_actor:HrpTargetActor"
 ACTOR_CONFIG_PATH = "risk_engine.hrp_actor:HrpTargetActorConfig"
@@ -49,7 +52,12 @@ def strategy_bar_types(spec: NodeSpec) -> list[str]:
 
 class VerdictCsv:
     """``risk_verdicts.csv``, written in chunks: the header on the first write, then rows appended
-    (the file is opened per chunk, so nothing stays open if the run fails)."""
+    (the file is opened per chunk, so nothing stays open if the run fails).
+
+    A node restarted into the same run directory (``grodt live --supervise``) appends to the
+    file its crashed predecessor wrote; a file with other columns is moved aside to
+    ``risk_verdicts.<n>.csv`` first, so no verdict row is ever overwritten.
+    """
 
     def __init__(self, path: Path, columns: Iterable[str]) -> None:
         self.path = path
@@ -58,17 +66,34 @@ class VerdictCsv:
         self._started = False
 
     def write(self, rows: Iterable[tuple[Any, ...]]) -> None:
-        mode = "a" if self._started else "w"
+        write_header = False
         if not self._started:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open(mode, newline="", encoding="utf-8") as handle:
+            write_header = not self._continues_existing_file()
+            self._started = True
+        with self.path.open("a", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
-            if not self._started:
+            if write_header:
                 writer.writerow(self.columns)
-                self._started = True
             for row in rows:
                 writer.writerow("" if isinstance(v, float) and math.isnan(v) else v for v in row)
                 self.rows += 1
+
+    def _continues_existing_file(self) -> bool:
+        """True when the file exists with this header (a restart appends to it); a file with
+        another header is moved aside, never overwritten."""
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return False
+        with self.path.open(newline="", encoding="utf-8") as handle:
+            header = next(csv.reader(handle), [])
+        if tuple(header) == self.columns:
+            return True
+        n = 1
+        while (aside := self.path.with_name(f"{self.path.stem}.{n}{self.path.suffix}")).exists():
+            n += 1
+        self.path.rename(aside)
+        log.warning("%s has other columns: moved aside to %s", self.path, aside.name)
+        return False
 
 
 class RiskExtension:
