@@ -442,3 +442,24 @@ def test_bracket_execution_enters_through_the_base_and_exits_on_a_sign_change(ma
     assert set(strengths) <= {0.46, -0.38, 0.16}
     assert exits and all(r.blended_action is not None for r in exits)
     assert _went_short(fills)
+
+
+@pytest.mark.parametrize("on_model_error", ["hold", "flat"])
+def test_a_specialist_that_returns_nan_is_a_logged_model_error_not_a_trade(
+    on_model_error, market, tmp_path
+):
+    """A real SB3 specialist whose action head outputs NaN: every bar is a model error (the run
+    finishes, nothing is traded on a NaN, no decision carries a proposal), where the same
+    specialists with a finite bear head trade (the mode tests)."""
+    spec = SpecialistSet.load(market["constant"]).observation
+    broken = make_specialists(tmp_path / "nan", spec, {**CONSTANT, "bear": math.nan})
+    strategy = {
+        "blend_mode": "blend",
+        "specialists": str(broken),
+        "feature_set": str(market["features_yaml"]),
+        "on_model_error": on_model_error,
+    }
+    decisions, fills, summary = run(market, strategy, tmp_path)
+    assert len(fills) == 0
+    assert not any(record.specialist_actions for record in decisions)
+    assert summary["orders"] == 0
