@@ -295,7 +295,12 @@ def evaluate(
         )
     static_sharpe = results[baseline]["sharpe"]
     for label in ("predictive", "bandit"):
-        ratio = results[label]["sharpe"] / static_sharpe - 1.0 if static_sharpe else math.nan
+        # Relative to |static|: with a negative static Sharpe a smaller loss is an improvement.
+        ratio = (
+            (results[label]["sharpe"] - static_sharpe) / abs(static_sharpe)
+            if static_sharpe
+            else math.nan
+        )
         verdict = "met" if ratio >= 0.2 else "NOT met"
         print(f"   {label} vs static ({baseline}) Sharpe: {ratio:+.1%} (goal +20%: {verdict})")
     return {
