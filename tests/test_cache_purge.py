@@ -72,6 +72,7 @@ def test_purged_run_reports_equal_the_unpurged_run(synthetic_catalog, tmp_path):
     # Most orders and positions left the cache during the run; not every one (the last hour's).
     assert 0 < counts["orders"] < purged.summary["orders"]
     assert counts["positions"] > 0
+    assert counts["account_states"] > 0  # one per fill: spilled and purged too
     for name in ("fills.csv", "orders.csv", "positions.csv", "account_XSYN.csv"):
         assert _text(purged.run_dir / name) == _text(kept.run_dir / name), name
     positions = (purged.run_dir / "positions.csv").read_text()

@@ -274,7 +274,11 @@ def _collect(
         reports[name] = path
     for venue_spec in spec.venues:
         path = run_dir / f"account_{venue_spec.name}.csv"
-        trader.generate_account_report(Venue(venue_spec.name)).to_csv(path)
+        venue = Venue(venue_spec.name)
+        if purger is not None:
+            purged.account(engine.cache, venue).to_csv(path)
+        else:
+            trader.generate_account_report(venue).to_csv(path)
         reports[f"account_{venue_spec.name}"] = path
 
     fills = normalise_fills(fills_report)
@@ -300,6 +304,7 @@ def _collect(
         summary["cache_purged"] = {
             "orders": purger.purged_orders,
             "positions": purger.purged_positions,
+            "account_states": purger.purged_account_states,
         }
     summary["run_dir"] = str(run_dir)
 

@@ -32,9 +32,11 @@ from nautilus_trader.common.events import TimeEvent
 from nautilus_trader.config import NonNegativeInt
 from nautilus_trader.config import PositiveInt
 from nautilus_trader.core.datetime import unix_nanos_to_dt
+from nautilus_trader.model.events import AccountState
 from nautilus_trader.model.events import OrderFilled
 from nautilus_trader.model.identifiers import ClientOrderId
 from nautilus_trader.model.identifiers import PositionId
+from nautilus_trader.model.identifiers import Venue
 from nautilus_trader.model.orders import Order
 from nautilus_trader.model.position import Position
 
@@ -84,6 +86,7 @@ class CachePurgeActor(Actor):
         self._last_counts = (-1, -1)
         self.purged_orders = 0
         self.purged_positions = 0
+        self.purged_account_states = 0
 
     def on_start(self) -> None:
         Path(self.config.spill_path).unlink(missing_ok=True)
@@ -157,18 +160,35 @@ class CachePurgeActor(Actor):
                 chosen.update((order.client_order_id, order) for order in members)
         orders = list(chosen.values())
         self._waiting = waiting
-        if orders or positions:
-            self._spill_and_purge(orders, positions)
+        states = self._old_account_states(cutoff)
+        if orders or positions or states:
+            self._spill_and_purge(orders, positions, states)
         self._last_counts = self._closed_counts()
+
+    def _old_account_states(self, cutoff: int) -> list[AccountState]:
+        """Account states (one per fill and balance change) older than ``cutoff`` that
+        ``Cache.purge_account_events`` removes: all but the latest of each account."""
+        old = []
+        for account in self.cache.accounts():
+            events = account.events
+            kept_last = events and events[-1].ts_event <= cutoff
+            old.extend(events[:-1] if kept_last else [e for e in events if e.ts_event <= cutoff])
+        return old
 
     def _closed_counts(self) -> tuple[int, int]:
         # Between passes closed orders only accrue (nothing else purges them): an unchanged
         # count means no order closed, so no fill completed and no family finished working.
         return self.cache.orders_closed_count(), self.cache.positions_closed_count()
 
-    def _spill_and_purge(self, orders: list[Order], positions: list[Position]) -> None:
+    def _spill_and_purge(
+        self,
+        orders: list[Order],
+        positions: list[Position],
+        states: list[AccountState],
+    ) -> None:
         cache = self.cache
         batch = PurgedBatch(
+            account_states=[AccountState.to_dict(state) for state in states],
             orders=[order.to_dict() for order in orders],
             fills=[
                 OrderFilled.to_dict(event)
@@ -189,8 +209,13 @@ class CachePurgeActor(Actor):
             cache.purge_order(order.client_order_id)
         for position in positions:
             cache.purge_position(position.id)
+        if states:
+            cutoff_ns = max(state.ts_event for state in states)
+            # lookback in whole seconds: events at or before the newest spilled one go.
+            cache.purge_account_events(cutoff_ns + 1, 0)
         self.purged_orders += len(orders)
         self.purged_positions += len(positions)
+        self.purged_account_states += len(states)
 
 
 def _member_of(cache: Cache, order: Order, position_id: PositionId) -> bool:
@@ -219,9 +244,10 @@ def _unindexes_cleanly(cache: Cache, order: Order) -> bool:
 
 
 class PurgedBatch:
-    """Report rows of one purge: ``to_dict()`` of orders, fills, positions and snapshots."""
+    """Report rows of one purge: ``to_dict()`` of orders, fills, positions, snapshots and
+    account states."""
 
-    __slots__ = ("fills", "orders", "positions", "snapshots")
+    __slots__ = ("account_states", "fills", "orders", "positions", "snapshots")
 
     def __init__(
         self,
@@ -229,17 +255,19 @@ class PurgedBatch:
         fills: list[dict[str, Any]],
         positions: list[dict[str, Any]],
         snapshots: list[dict[str, Any]],
+        account_states: list[dict[str, Any]] | None = None,
     ) -> None:
         self.orders = orders
         self.fills = fills
         self.positions = positions
         self.snapshots = snapshots
+        self.account_states = account_states or []
 
     def __getstate__(self) -> tuple:
-        return self.orders, self.fills, self.positions, self.snapshots
+        return self.orders, self.fills, self.positions, self.snapshots, self.account_states
 
     def __setstate__(self, state: tuple) -> None:
-        self.orders, self.fills, self.positions, self.snapshots = state
+        self.orders, self.fills, self.positions, self.snapshots, self.account_states = state
 
 
 def _batches(path: Path) -> Iterator[PurgedBatch]:
@@ -256,10 +284,27 @@ def _batches(path: Path) -> Iterator[PurgedBatch]:
 class PurgedReports:
     """The fills, orders and positions reports of a run whose cache was purged."""
 
-    def __init__(self, fills: pd.DataFrame, orders: pd.DataFrame, positions: pd.DataFrame) -> None:
+    def __init__(
+        self,
+        fills: pd.DataFrame,
+        orders: pd.DataFrame,
+        positions: pd.DataFrame,
+        account_states: dict[str, list[dict[str, Any]]],
+    ) -> None:
         self.fills = fills
         self.orders = orders
         self.positions = positions
+        self._account_states = account_states
+
+    def account(self, cache: Cache, venue: Venue) -> pd.DataFrame:
+        """The account report of ``venue`` (``Trader.generate_account_report``): the spilled
+        account states, then the ones the account still holds."""
+        account = cache.account_for_venue(venue)
+        if account is None:
+            return pd.DataFrame()
+        states = self._account_states.get(account.id.value, [])
+        states = states + [AccountState.to_dict(state) for state in account.events]
+        return _account_report(states)
 
 
 def reports_with_purged(cache: Cache, spill_path: Path) -> PurgedReports:
@@ -271,7 +316,10 @@ def reports_with_purged(cache: Cache, spill_path: Path) -> PurgedReports:
     # Per position id, its round trips in time order: (row, is a cache snapshot already).
     trips: dict[str, list[dict[str, Any]]] = {}
     snapshot_rows: list[dict[str, Any]] = []
+    account_states: dict[str, list[dict[str, Any]]] = {}
     for batch in _batches(Path(spill_path)):
+        for state in batch.account_states:
+            account_states.setdefault(state["account_id"], []).append(state)
         order_rows.extend(batch.orders)
         fill_rows.extend(batch.fills)
         snapshot_rows.extend(batch.snapshots)
@@ -299,6 +347,7 @@ def reports_with_purged(cache: Cache, spill_path: Path) -> PurgedReports:
         fills=_fills_report(fill_rows),
         orders=_orders_report(order_rows),
         positions=_positions_report(position_rows, snapshot_rows),
+        account_states=account_states,
     )
 
 
@@ -346,4 +395,21 @@ def _positions_report(
         unix_nanos_to_dt(ts) if not pd.isna(ts) else pd.NA for ts in report["ts_closed"]
     ]
     report["is_snapshot"] = report.index.isin(snapshot_ids)
+    return report
+
+
+def _account_report(states: list[dict[str, Any]]) -> pd.DataFrame:
+    # ReportProvider.generate_account_report
+    if not states:
+        return pd.DataFrame()
+    balances = [
+        {**balance, **state}
+        for state in ({**row} for row in states)
+        for balance in state.pop("balances", [])
+    ]
+    report = pd.DataFrame(data=balances).set_index("ts_event").sort_index()
+    report.index = [unix_nanos_to_dt(ts_event) for ts_event in report.index]
+    del report["ts_init"]
+    del report["type"]
+    del report["event_id"]
     return report
