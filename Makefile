@@ -1,11 +1,15 @@
 # Two commands set up a fresh machine:
-#   make demo   builds .venv, the sample catalog, and runs the demo backtest on real S&P 500 data
+#   make demo   builds .venv, the sample catalog and the demo's RL specialists, and runs the
+#               full-stack demo backtest on real S&P 500 data
 #   make test   installs the dev extra and runs the whole suite (it starts its own servers)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 CATALOG ?= data/catalog
-DEMO_CONFIG ?= node_configs/backtest/ema_cross_sp500.yaml
+DEMO_CONFIG ?= node_configs/backtest/full_stack_sp500.yaml
+# The demo's RL specialists: a short seeded training; full_stack_sp500.yaml reads them from here.
+DEMO_RL_CONFIG ?= node_configs/rl/demo_sp500.yaml
+DEMO_RL_DIR := data/models/rl_demo
 PYTEST_ARGS ?=
 
 .PHONY: demo test install install-dev lint catalog clean
@@ -37,7 +41,12 @@ install-dev: $(VENV)/.installed-dev
 catalog: install
 	$(BIN)/grodt catalog sample --catalog $(CATALOG) --if-missing
 
-demo: catalog
+# Trained once (about 30 s), again only when the training config changes.
+$(DEMO_RL_DIR)/specialists/manifest.json: $(DEMO_RL_CONFIG) | catalog
+	rm -rf $(DEMO_RL_DIR)
+	$(BIN)/grodt rl train $(DEMO_RL_CONFIG) --catalog $(CATALOG) --run-dir $(DEMO_RL_DIR)
+
+demo: catalog $(DEMO_RL_DIR)/specialists/manifest.json
 	$(BIN)/grodt backtest $(DEMO_CONFIG) --catalog $(CATALOG)
 
 # One BLAS thread per process: the suite's model fits run beside engines on 2 cores, and
@@ -51,4 +60,4 @@ lint: install-dev
 	$(BIN)/lint-imports
 
 clean:
-	rm -rf $(VENV) runs data/catalog
+	rm -rf $(VENV) runs data/catalog $(DEMO_RL_DIR)
