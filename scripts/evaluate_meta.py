@@ -254,7 +254,7 @@ def evaluate(
             max_model_age_days=None,
         ),
     }
-    for seed in BANDIT_SEEDS:
+    for seed in () if "bandit" in skip else BANDIT_SEEDS:
         variants[f"bandit_seed{seed}"] = with_meta(
             evaluation, data, static_weights=static, policy="bandit", bandit_seed=seed
         )
@@ -263,15 +263,16 @@ def evaluate(
         if label in skip:
             continue
         results[label] = backtest(variant, catalog, out / name / label, f"{name}/{label}")
-    bandit = [results[f"bandit_seed{s}"] for s in BANDIT_SEEDS]
-    results["bandit"] = {
-        key: statistics.mean(r[key] for r in bandit)
-        for key in ("sharpe", "total_return", "max_drawdown", "allocation_turnover_per_year")
-    }
-    results["bandit"]["sharpe_sd"] = statistics.stdev(r["sharpe"] for r in bandit)
-    results["bandit"]["trades"] = statistics.mean(r["trades"] for r in bandit)
+    bandit = [results[f"bandit_seed{s}"] for s in BANDIT_SEEDS if f"bandit_seed{s}" in results]
+    if bandit:
+        results["bandit"] = {
+            key: statistics.mean(r[key] for r in bandit)
+            for key in ("sharpe", "total_return", "max_drawdown", "allocation_turnover_per_year")
+        }
+        results["bandit"]["sharpe_sd"] = statistics.stdev(r["sharpe"] for r in bandit)
+        results["bandit"]["trades"] = statistics.mean(r["trades"] for r in bandit)
     baseline = "yaml" if static is yaml_weights else "equal"
-    benchmark = results["yaml"]["benchmark"]
+    benchmark = next((r["benchmark"] for r in results.values() if r.get("benchmark")), {})
     print(f"   evaluation {data.split} → {data.end or 'end of data'} (out of sample)")
     print(
         f"   {'policy':<16}{'Sharpe':>8}{'return':>10}{'max DD':>10}{'trades':>8}"
@@ -293,8 +294,10 @@ def evaluate(
             f"{benchmark.get('total_return', math.nan):>10.2%}"
             f"{benchmark.get('max_drawdown', math.nan):>10.2%}",
         )
-    static_sharpe = results[baseline]["sharpe"]
+    static_sharpe = results[baseline]["sharpe"] if baseline in results else math.nan
     for label in ("predictive", "bandit"):
+        if label not in results:
+            continue
         # Relative to |static|: with a negative static Sharpe a smaller loss is an improvement.
         ratio = (
             (results[label]["sharpe"] - static_sharpe) / abs(static_sharpe)
@@ -323,7 +326,7 @@ def main() -> None:
         "--skip",
         nargs="*",
         default=[],
-        choices=["yaml", "equal", "trailing_sharpe", "predictive"],
+        choices=["yaml", "equal", "trailing_sharpe", "predictive", "bandit"],
         help="Policies not to run.",
     )
     parser.add_argument(

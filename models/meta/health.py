@@ -29,8 +29,11 @@ class HealthConfig:
     max_crossing : float
         Unhealthy when a raw quantile falls more than this (return per unit) below a lower
         level's; smaller crossings are rearranged.
-    sigma_min, sigma_max : float
-        Allowed range of the predicted σ (return per unit over the window).
+    sigma_min : float
+        Floor of the predicted σ used by the allocator: a strategy that rarely trades has a
+        zero-width interval (every quantile 0), which is a forecast, not a fault.
+    sigma_max : float
+        Unhealthy above it (return per unit over the window), or when σ is negative.
     max_calibration_drift : float
         Unhealthy when the realised coverage of the nominal interval over the last
         ``drift_window`` outcomes differs from the nominal by more than this.
@@ -69,8 +72,7 @@ def forecast_problem(
     if forecast.crossing.size and float(forecast.crossing.max()) > config.max_crossing:
         return "crossing_quantiles"
     if forecast.sigma.size and (
-        float(forecast.sigma.min()) < config.sigma_min
-        or float(forecast.sigma.max()) > config.sigma_max
+        float(forecast.sigma.min()) < 0.0 or float(forecast.sigma.max()) > config.sigma_max
     ):
         return "sigma_out_of_range"
     if monitor is not None and monitor.drift() > config.max_calibration_drift:

@@ -247,7 +247,7 @@ class MetaPolicy:
             correlation = np.eye(len(self.names))
         result = allocate(
             forecast.mu,
-            forecast.sigma,
+            np.maximum(forecast.sigma, self.health.sigma_min),
             correlation,
             previous,
             forecast.p_positive,

@@ -342,6 +342,8 @@ def test_health_checks_give_their_reasons():
         forecast_problem(_forecast(sigma=np.array([0.9, 0.1])), config, 0, 0)
         == "sigma_out_of_range"
     )
+    # A zero-width interval (a strategy that never trades) is a forecast, not a fault.
+    assert forecast_problem(_forecast(sigma=np.array([0.0, 0.1])), config, 0, 0) == ""
     monitor = CoverageMonitor(0.8, window=5)
     monitor.observe(np.zeros(5), np.ones(5), np.full(5, 2.0))  # nothing covered
     assert monitor.coverage == 0.0
