@@ -118,7 +118,8 @@ class MetaControllerConfig(ActorConfig, frozen=True, kw_only=True):
     max_model_age_days : float, optional, default 730
         Fall back (``stale_model``) this long after the model's last training row.
     max_crossing, sigma_min, sigma_max, max_calibration_drift, drift_window
-        Health bounds (:class:`models.meta.health.HealthConfig`).
+        Health bounds (:class:`models.meta.health.HealthConfig`; ``sigma_min`` is the σ floor
+        of the allocator, ``sigma_max`` the largest healthy σ).
     bandit_seed : int, default 0
     bandit_exploration : float, default 0.05
         The uniform floor ε of the bandit's action distribution.
