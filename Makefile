@@ -41,8 +41,8 @@ install-dev: $(VENV)/.installed-dev
 catalog: install
 	$(BIN)/grodt catalog sample --catalog $(CATALOG) --if-missing
 
-# Trained once (about 30 s), again only when the training config changes.
-$(DEMO_RL_DIR)/specialists/manifest.json: $(DEMO_RL_CONFIG) | catalog
+# Trained once (about 30 s), again only when the training config or its feature set changes.
+$(DEMO_RL_DIR)/specialists/manifest.json: $(DEMO_RL_CONFIG) node_configs/rl/features_daily.yaml | catalog
 	rm -rf $(DEMO_RL_DIR)
 	$(BIN)/grodt rl train $(DEMO_RL_CONFIG) --catalog $(CATALOG) --run-dir $(DEMO_RL_DIR)
 
