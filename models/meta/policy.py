@@ -29,6 +29,7 @@ from models.meta.allocator import AllocatorConfig
 from models.meta.allocator import allocate
 from models.meta.bandit import LinearThompsonBandit
 from models.meta.bandit import allocation_actions
+from models.meta.calibration import raw_positive_probability
 from models.meta.features import STRATEGY_FEATURES
 from models.meta.health import CoverageMonitor
 from models.meta.health import HealthConfig
@@ -245,12 +246,28 @@ class MetaPolicy:
         self._last_forecast = forecast
         if not np.isfinite(correlation).all():
             correlation = np.eye(len(self.names))
+        # The switch rule reads the split normal through the calibrated quantiles: a zero-width
+        # interval at 0 (a strategy that rarely trades) is P(<0) = P(>0) = ½, not "negative".
+        # The isotonic p_positive counts flat windows as not positive, so it would switch off
+        # every strategy that trades rarely; it is reported, not used here.
+        # Each side at least sigma_min wide, so a median of -1e-12 is not "certainly negative".
+        spread = 1.2815515655446004 * self.health.sigma_min
+        switch_p_positive = raw_positive_probability(
+            np.column_stack(
+                [
+                    np.minimum(forecast.lower, forecast.mu - spread),
+                    forecast.mu,
+                    np.maximum(forecast.upper, forecast.mu + spread),
+                ],
+            ),
+            (0.1, 0.5, 0.9),
+        )
         result = allocate(
             forecast.mu,
             np.maximum(forecast.sigma, self.health.sigma_min),
             correlation,
             previous,
-            forecast.p_positive,
+            switch_p_positive,
             self.allocator,
             names=self.names,
             switched_off=self.switched_off,

@@ -409,3 +409,31 @@ def test_predictive_policy_without_a_model_falls_back_to_static():
     ]
     with pytest.raises(ValueError, match="policy must be one of"):
         MetaPolicy("greedy", ["a"], np.ones(1), AllocatorConfig(), HealthConfig())
+
+
+def test_a_strategy_that_never_trades_is_not_switched_off():
+    # Every target 0 (the strategy was flat in every window): every quantile is 0, the interval
+    # has zero width, P(return > 0) is 0 — and yet nothing says its return will be negative.
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, len(feature_names())))
+    y = np.zeros(300)
+    quantiles = QuantileReturnModel(n_estimators=5, min_child_samples=20).fit(x, y)
+    held_out = quantiles.predict(x)
+    interval = ConformalInterval(0.8).fit(held_out.values[:, 0], held_out.values[:, 2], y)
+    probability = PositiveProbability().fit(
+        raw_positive_probability(held_out.values, quantiles.levels), (y > 0).astype(float)
+    )
+    model = MetaModel(quantiles, interval, probability, feature_names(), 5, 0)
+    policy = MetaPolicy(
+        "predictive",
+        ["a", "b"],
+        np.array([0.5, 0.5]),
+        AllocatorConfig(rebalance_threshold=0.0),
+        HealthConfig(max_model_age_days=None),
+        model=model,
+    )
+    decision = policy.decide(x[:2], np.zeros(0), np.eye(2), np.array([0.5, 0.5]), 0)
+    assert decision.policy == "predictive" and decision.fallback_reason == ""
+    assert decision.predicted["a:p_positive"] == pytest.approx(0.0)
+    assert not any(b.startswith("switched_off") for b in decision.bounds_hit)
+    assert decision.weights.min() >= 0.1
