@@ -185,7 +185,7 @@ class RLEnsembleStrategyConfig(RegimeAwareStrategyConfig, frozen=True):
         How the specialists' actions become one (module docstring).
     specialists : str, optional
         Directory of a :class:`~models.rl.specialists.SpecialistSet` (``manifest.json`` and
-        one model file per regime label), or a registry reference to one (``rl_sp500@latest``,
+        one model file per regime label), or a registry reference to one (``rl_sp500@champion``,
         ``rl_sp500/3``; resolved when the strategy is built). Required unless ``blend_mode`` is
         ``scripted``.
     feature_set : str, optional

@@ -257,7 +257,7 @@ def train_rl(
         )
         specialists_dir = run_dir / "specialists"
         specialists.save(specialists_dir)
-        run.register_model(specialists, name, aliases=["latest"], filename="specialists")
+        run.register_model(specialists, name, aliases=["challenger"], filename="specialists")
         evaluation: dict[str, dict[str, float]] = {}
         if data.test_segments:
             step = time.perf_counter()

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from mlflow import MlflowClient
 from rl_kit import synthetic_catalog
 from rl_kit import training_config
 
@@ -119,11 +120,11 @@ def test_rl_train_command_end_to_end(catalog, tmp_path):
     for name in ("generalist", "bull"):
         kept = sorted((run_dir / "checkpoints" / name).glob("step-*"))
         assert len(kept) == 1, kept
-    # the bundle registers rl_syn_test (alias latest) on publish; its model directory loads
+    # the bundle registers rl_syn_test (alias challenger) on publish; its model directory loads
     # back as the same set
     bundle = json.loads((run_dir / "tracking" / "bundle.json").read_text())
     [entry] = bundle["models"]
-    assert (entry["name"], entry["aliases"]) == ("rl_syn_test", ["latest"])
+    assert (entry["name"], entry["aliases"]) == ("rl_syn_test", ["challenger"])
     loaded, _meta = load_model_dir(run_dir / entry["path"])
     obs = specialists.observation.build(np.zeros(4), 0.0)
     assert loaded.predict(obs) == specialists.predict(obs)
@@ -140,6 +141,13 @@ def test_rl_train_command_end_to_end(catalog, tmp_path):
         np.testing.assert_array_equal(value, trained_there[key], err_msg=key)
     curve = (run_dir / "tracking" / "metrics.jsonl").read_text()
     assert "generalist.step_reward" in curve and "bull.step_reward" in curve
+    # the bundle publishes into a real MLflow registry: the version carries alias challenger
+    # (MLflow reserves "latest", which failed every tracked `grodt rl train`)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    synced = CliRunner().invoke(main, ["tracking", "sync", str(run_dir), "--tracking-uri", uri])
+    assert synced.exit_code == 0, synced.output
+    version = MlflowClient(tracking_uri=uri).get_model_version_by_alias("rl_syn_test", "challenger")
+    assert int(version.version) == 1
 
 
 def test_config_errors_name_the_field(tmp_path, catalog):
