@@ -111,4 +111,7 @@ def train(
             )
     click.echo(f"Specialists: {result.specialists_dir}")
     if result.run_id:
-        click.echo(f"Tracking: MLflow run {result.run_id[:8]}… (model rl_{config.name}@challenger; `grodt models promote` makes it champion)")
+        click.echo(
+            f"Tracking: MLflow run {result.run_id[:8]}… (model rl_{config.name}@challenger; "
+            "`grodt models promote` makes it champion)"
+        )
