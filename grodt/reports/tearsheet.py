@@ -284,7 +284,7 @@ def closed_trades(positions: pd.DataFrame) -> pd.DataFrame:
         {
             "strategy_id": closed["strategy_id"].astype(str),
             "realized_pnl": closed["realized_pnl"].map(money_to_float),
-            "ts_closed": pd.to_datetime(closed["ts_closed"], utc=True),
+            "ts_closed": pd.to_datetime(closed["ts_closed"], utc=True, format="ISO8601"),
         },
     )
 
