@@ -164,6 +164,7 @@ SEALED_HANDLERS = frozenset(
 _NANOS_PER_MINUTE = 60_000_000_000
 _STATE_LIFECYCLE = "grodt.lifecycle"
 _STATE_INPUTS = "grodt.inputs"
+_STATE_SUBCLASS = "grodt.strategy"
 """Keys of the saved state (:meth:`RegimeAwareStrategy.on_save`)."""
 _PROBABILITY_TOLERANCE = 1e-6
 _TIE_TOLERANCE = 1e-12
@@ -350,6 +351,10 @@ class RegimeAwareStrategy(Strategy):
       values from this bar).
     * :meth:`post_bar`: per-bar work after the decision and the lagged indicators.
     * ``on_reset`` may be extended (call ``super().on_reset()``) to reset the subclass's fields.
+    * :meth:`save_state` / :meth:`load_state`: the subclass's own state a restarted live node
+      needs (a JSON-serialisable dict), saved and restored by the sealed ``on_save``/``on_load``
+      under their own key. Only state that is not a function of the bars: indicators and
+      whatever ``pre_bar``/``post_bar`` derive are rebuilt from the warm-up bars.
 
     **Tools to call** from ``__init__`` or the hooks: :meth:`add_indicator`, :meth:`create_vwap`,
     :meth:`current_regime_scale`.
@@ -443,6 +448,18 @@ class RegimeAwareStrategy(Strategy):
         """A reason to exit the open position (``direction`` +1 long, -1 short) at market now,
         or ``None``. Brackets, trailing, time and session exits are handled by the base."""
         return None
+
+    def save_state(self) -> dict[str, Any]:
+        """The subclass's own state a restarted node needs to decide as the crashed one would
+        (the policy's held position, a counter, a pending order id): a JSON-serialisable dict,
+        saved by :meth:`on_save` under its own key (``{}``, the default: nothing). Indicators and
+        what :meth:`pre_bar`/:meth:`post_bar` derive from bars are not needed: a restarted node
+        rebuilds them from the bars before its checkpoint (:meth:`on_historical_data`)."""
+        return {}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`save_state` returned (called by :meth:`on_load`, before
+        ``on_start`` and the warm-up bars; only when a saved state has the key). Default: no-op."""
 
     def features(self) -> dict[str, float]:
         """Indicator values recorded with every decision (floats); a new dict each call."""
@@ -597,10 +614,20 @@ class RegimeAwareStrategy(Strategy):
             "target_quantity": recorder.target_quantity,
             "target_exposure": recorder.target_exposure,
         }
-        return {
+        saved = {
             _STATE_LIFECYCLE: lifecycle_state_to_bytes(self._lifecycle.state),
             _STATE_INPUTS: json.dumps(inputs, sort_keys=True).encode(),
         }
+        try:
+            own = self.save_state()
+            if own:
+                saved[_STATE_SUBCLASS] = json.dumps(own, sort_keys=True).encode()
+        except Exception as e:  # researcher code must not fail the node's checkpoint
+            self.log.error(
+                f"{type(self).__name__}.save_state failed ({type(e).__name__}: {e}); "
+                "its state is not saved at this checkpoint",
+            )
+        return saved
 
     def on_load(self, state: dict[str, bytes]) -> None:
         """Restore what :meth:`on_save` saved (called before ``on_start``); ``on_start`` then
@@ -626,6 +653,14 @@ class RegimeAwareStrategy(Strategy):
             recorder.decisions = int(inputs["decisions"])
             recorder.target_quantity = float(inputs["target_quantity"])
             recorder.target_exposure = float(inputs["target_exposure"])
+        if _STATE_SUBCLASS in state:
+            try:
+                self.load_state(json.loads(state[_STATE_SUBCLASS].decode()))
+            except Exception as e:  # researcher code: start from the subclass's defaults
+                self.log.error(
+                    f"{type(self).__name__}.load_state failed ({type(e).__name__}: {e}); "
+                    "its own state starts from its defaults",
+                )
         self.log.info(f"Loaded saved state ({', '.join(sorted(state))})")
 
     def on_data(self, data: Any) -> None:

@@ -48,6 +48,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 from typing import Literal
 
 import numpy as np
@@ -326,6 +327,7 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
         self.weights: dict[str, float] = {}
         self.model_errors = 0
         self._bar_index = -1
+        self._counted_through_ns = -1  # ts_event of the last bar the index counted
         self._observed_position = 0.0
         self._feature_values: dict[str, float] = {}
         self._target_units = Decimal(0)
@@ -339,8 +341,12 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
 
     def pre_bar(self, bar: Bar) -> None:
         """Features and the policy's proposal for this bar (every bar: a recurrent policy's
-        state and the script's index advance with the bars, not with the decisions)."""
-        self._bar_index += 1
+        state and the script's index advance with the bars, not with the decisions). A bar no
+        later than the last one counted is a restarted node's warm-up bar the saved index
+        already counts (:meth:`load_state`)."""
+        if bar.ts_event > self._counted_through_ns:
+            self._bar_index += 1
+            self._counted_through_ns = bar.ts_event
         self._check_target_order()
         if self.config.execution == "bracket" and self._position() is None and self._idle():
             self.held_action = 0.0  # a stop, target or exit closed the position
@@ -382,6 +388,33 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
     def on_reset(self) -> None:
         super().on_reset()
         self._reset_policy()
+
+    def save_state(self) -> dict[str, Any]:
+        """The policy's state across bars that the warm-up bars do not rebuild: the held target
+        (the observation's position input), the target units and the order in flight, the bar
+        index (``scripted``) and the model error count. The streaming features and a recurrent
+        policy's state are rebuilt from the warm-up bars."""
+        return {
+            "held_action": self.held_action,
+            "observed_position": self._observed_position,
+            "bar_index": self._bar_index,
+            "counted_through_ns": self._counted_through_ns,
+            "target_units": str(self._target_units),
+            "pending_order": None if self._pending_order is None else self._pending_order.value,
+            "model_errors": self.model_errors,
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`save_state`'s dict (before the warm-up bars, which then leave the bar
+        index as saved)."""
+        self.held_action = float(state["held_action"])
+        self._observed_position = float(state["observed_position"])
+        self._bar_index = int(state["bar_index"])
+        self._counted_through_ns = int(state["counted_through_ns"])
+        self._target_units = Decimal(state["target_units"])
+        pending = state["pending_order"]
+        self._pending_order = None if pending is None else ClientOrderId(pending)
+        self.model_errors = int(state["model_errors"])
 
     # == the policy ================================================================================
 
