@@ -118,6 +118,7 @@ from strategies.lifecycle import lifecycle_state_from_bytes
 from strategies.lifecycle import lifecycle_state_to_bytes
 from strategies.lifecycle import same_order
 from strategies.orders import bracket
+from strategies.orders import exit_pair
 from strategies.sizing import SizeBreakdown
 from strategies.sizing import position_size
 from strategies.sizing import round_to_tick
@@ -1198,25 +1199,68 @@ class RegimeAwareStrategy(Strategy):
         self.submit_order(order, position_id=position.id)
 
     def _protect(self, position: Position) -> None:
-        """Re-arm a stop at the last stop level if no protective stop is working."""
+        """Re-arm a stop at the last stop level if no protective stop is working, with a take
+        profit at the last target level (linked OCO) when the lost bracket had one."""
         state = self._lifecycle.state
         order = self.cache.order(state.stop_order_id) if state.stop_order_id else None
         if order is not None and order.is_open:
             return
         if not math.isfinite(state.stop_price) or self.instrument is None:
             return
-        stop = self.order_factory.stop_market(
+        # OCO children (strategies.orders): a partial fill of either cancels both, so the rest of
+        # the position gets a new pair. A target still working is replaced, never doubled.
+        target = self.cache.order(state.target_order_id) if state.target_order_id else None
+        target_price = target.price if target is not None and target.has_price else None
+        if target is not None and target.is_open and not target.is_pending_cancel:
+            self.cancel_order(target)
+        exit_side = OrderSide.SELL if position.is_long else OrderSide.BUY
+        tags = [trace_tag(state.entry_trace_id)]
+        if order is not None and order.filled_qty.as_double() > 0.0:
+            # The stop triggered and filled in part before the venue cancelled it: the rest
+            # leaves at market, as the stop would have.
+            rest = self.order_factory.market(
+                instrument_id=position.instrument_id,
+                order_side=exit_side,
+                quantity=position.quantity,
+                time_in_force=TimeInForce.GTC,
+                reduce_only=True,
+                tags=["STOP_LOSS", *tags],
+            )
+            self.log.warning(f"Stop {order.client_order_id} cancelled part-filled: rest at market")
+            self._lifecycle.exit_submitted(rest.client_order_id)
+            self.submit_order(rest, position_id=position.id)
+            return
+        stop_price = self.instrument.make_price(state.stop_price)
+        self.log.warning(f"Re-arming the protective stop at {stop_price}, target {target_price}")
+        if target_price is None:
+            stop = self.order_factory.stop_market(
+                instrument_id=position.instrument_id,
+                order_side=exit_side,
+                quantity=position.quantity,
+                trigger_price=stop_price,
+                time_in_force=TimeInForce.GTC,
+                reduce_only=self._reduce_only_children,  # see strategies.orders
+                tags=["STOP_LOSS", *tags],
+            )
+            self._lifecycle.stop_rearmed(stop.client_order_id)
+            self.submit_order(stop, position_id=position.id)
+            return
+        pair = exit_pair(
+            factory=self.order_factory,
+            clock=self.clock,
+            trader_id=self.trader_id,
+            strategy_id=self.id,
             instrument_id=position.instrument_id,
-            order_side=OrderSide.SELL if position.is_long else OrderSide.BUY,
+            exit_side=exit_side,
             quantity=position.quantity,
-            trigger_price=self.instrument.make_price(state.stop_price),
-            time_in_force=TimeInForce.GTC,
-            reduce_only=self._reduce_only_children,  # see strategies.orders
-            tags=["STOP_LOSS", trace_tag(state.entry_trace_id)],
+            stop_price=stop_price,
+            target_price=target_price,
+            tags=tags,
+            reduce_only=self._reduce_only_children,
         )
-        self._lifecycle.stop_rearmed(stop.client_order_id)
-        self.log.warning(f"Re-arming the protective stop at {stop.trigger_price}")
-        self.submit_order(stop, position_id=position.id)
+        stop, new_target = pair.orders
+        self._lifecycle.stop_rearmed(stop.client_order_id, new_target.client_order_id)
+        self.submit_order_list(pair, position_id=position.id)
 
     def _resize_bracket(self, remaining: Decimal) -> None:
         """Make the stop and target cover exactly ``remaining`` units (after a reduction, a

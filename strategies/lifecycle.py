@@ -262,10 +262,10 @@ class PositionLifecycle:
             return True
         return False
 
-    def stop_rearmed(self, order_id: ClientOrderId) -> None:
-        """A new stop replaces the lost one; the take profit is not re-armed."""
+    def stop_rearmed(self, order_id: ClientOrderId, target_id: ClientOrderId | None = None) -> None:
+        """A new stop replaces the lost one, with a new take profit ``target_id`` or none."""
         self.state.stop_order_id = order_id
-        self.state.target_order_id = None
+        self.state.target_order_id = target_id
 
     # -- position events ------------------------------------------------------------------------
 

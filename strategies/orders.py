@@ -1,20 +1,29 @@
 """Bracket orders for :class:`strategies.base.RegimeAwareStrategy`.
 
 A bracket is the usual Nautilus ``OrderList``: a MARKET entry (contingency OTO) whose children — a
-``STOP_MARKET`` stop loss and a ``LIMIT`` take profit, linked one-updates-other (OUO) — are
-released when the entry fills. It differs from ``OrderFactory.bracket`` in one respect: the
-children are **not** flagged reduce-only.
+``STOP_MARKET`` stop loss and a ``LIMIT`` take profit, linked one-cancels-other (OCO) — are
+released when the entry fills. It differs from ``OrderFactory.bracket`` in two respects: the
+children are **not** flagged reduce-only, and they are linked OCO, not OUO.
 
-Why: in Nautilus 1.221 the simulated venue re-sizes every open reduce-only passive order of a
-position to the position's quantity after each fill, ignoring what the order itself has already
-filled. When a stop or target fills in several parts (an order larger than the bar's simulated
-liquidity of about volume / 4 walks the book), that re-sizing closes the order early — leaving
-part of the position open and unprotected — or drives its remaining quantity below zero, which
-aborts the process (``Quantity::from_raw`` panic). Without the flag the venue leaves the children
-alone; the OUO link still keeps the stop equal to the target's remaining quantity and vice versa,
-and the strategy itself shrinks the children whenever it reduces the position (rebalances) and
-checks them against the position on the next bar after any other change. Exits at market keep
-the reduce-only flag (market orders are not re-sized).
+Why OCO: Nautilus 1.221 updates an OUO sibling to the *quantity* ``order.leaves_qty`` after every
+partial fill (matching engine and OrderManager alike), ignoring what the sibling itself has
+filled. When both stop and target fill in parts (orders larger than the bar's simulated
+liquidity, e.g. all capital on one strategy), the second partial fill sets the first order's
+quantity below its filled quantity: ``leaves = quantity - filled`` underflows and the process
+aborts (``Quantity::from_raw`` panic). OCO does no quantity arithmetic: the first fill of either
+child cancels the other; the rest of a partly filled stop keeps working, and after a partly
+filled target the strategy re-arms a stop for the rest on the next bar (cancelling the target's
+remainder, strategies.base ``_protect``).
+
+Why not reduce-only: in Nautilus 1.221 the simulated venue re-sizes every open reduce-only
+passive order of a position to the position's quantity after each fill, ignoring what the order
+itself has already filled. When a stop or target fills in several parts (an order larger than
+the bar's simulated liquidity of about volume / 4 walks the book), that re-sizing closes the
+order early — leaving part of the position open and unprotected — or drives its remaining
+quantity below zero, which aborts the process (``Quantity::from_raw`` panic). Without the flag
+the venue leaves the children alone, and the strategy itself shrinks the children whenever it
+reduces the position (rebalances) and checks them against the position on the next bar after
+any other change. Exits at market keep the reduce-only flag (market orders are not re-sized).
 
 The exception is a CASH account: Nautilus' own RiskEngine adds the notional of every
 non-reduce-only SELL of an order list to a cumulative total that must stay below the free cash,
@@ -57,7 +66,7 @@ def bracket(
     tags: list[str],
     reduce_only_children: bool = False,
 ) -> OrderList:
-    """A MARKET entry with a STOP_MARKET stop loss and a LIMIT take profit (OTO, then OUO).
+    """A MARKET entry with a STOP_MARKET stop loss and a LIMIT take profit (OTO, then OCO).
 
     ``tags`` are added to every order of the list after its role tag (``ENTRY``, ``STOP_LOSS``,
     ``TAKE_PROFIT``), e.g. the decision's ``trace_id=<id>``. ``reduce_only_children`` flags the
@@ -97,7 +106,7 @@ def bracket(
         ts_init=ts_init,
         time_in_force=TimeInForce.GTC,
         reduce_only=reduce_only_children,
-        contingency_type=ContingencyType.OUO,
+        contingency_type=ContingencyType.OCO,
         order_list_id=list_id,
         linked_order_ids=[target_id],
         parent_order_id=entry_id,
@@ -116,10 +125,70 @@ def bracket(
         time_in_force=TimeInForce.GTC,
         post_only=False,
         reduce_only=reduce_only_children,
-        contingency_type=ContingencyType.OUO,
+        contingency_type=ContingencyType.OCO,
         order_list_id=list_id,
         linked_order_ids=[stop_id],
         parent_order_id=entry_id,
         tags=["TAKE_PROFIT", *tags],
     )
     return OrderList(order_list_id=list_id, orders=[entry, stop, target])
+
+
+def exit_pair(
+    *,
+    factory: OrderFactory,
+    clock: Clock,
+    trader_id: TraderId,
+    strategy_id: StrategyId,
+    instrument_id: InstrumentId,
+    exit_side: OrderSide,
+    quantity: Quantity,
+    stop_price: Price,
+    target_price: Price,
+    tags: list[str],
+    reduce_only: bool = False,
+) -> OrderList:
+    """A STOP_MARKET stop loss and a LIMIT take profit for an open position, linked OCO: what
+    re-arms a bracket whose children the venue cancelled after a partial fill (module docstring).
+    """
+    stop_id = factory.generate_client_order_id()
+    target_id = factory.generate_client_order_id()
+    list_id = factory.generate_order_list_id()
+    ts_init = clock.timestamp_ns()
+    stop = StopMarketOrder(
+        trader_id=trader_id,
+        strategy_id=strategy_id,
+        instrument_id=instrument_id,
+        client_order_id=stop_id,
+        order_side=exit_side,
+        quantity=quantity,
+        trigger_price=stop_price,
+        trigger_type=TriggerType.DEFAULT,
+        init_id=UUID4(),
+        ts_init=ts_init,
+        time_in_force=TimeInForce.GTC,
+        reduce_only=reduce_only,
+        contingency_type=ContingencyType.OCO,
+        order_list_id=list_id,
+        linked_order_ids=[target_id],
+        tags=["STOP_LOSS", *tags],
+    )
+    target = LimitOrder(
+        trader_id=trader_id,
+        strategy_id=strategy_id,
+        instrument_id=instrument_id,
+        client_order_id=target_id,
+        order_side=exit_side,
+        quantity=quantity,
+        price=target_price,
+        init_id=UUID4(),
+        ts_init=ts_init,
+        time_in_force=TimeInForce.GTC,
+        post_only=False,
+        reduce_only=reduce_only,
+        contingency_type=ContingencyType.OCO,
+        order_list_id=list_id,
+        linked_order_ids=[stop_id],
+        tags=["TAKE_PROFIT", *tags],
+    )
+    return OrderList(order_list_id=list_id, orders=[stop, target])

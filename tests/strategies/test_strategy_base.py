@@ -79,11 +79,11 @@ def test_every_bracket_order_carries_the_decision_trace_id():
     # The stop distance the risk gate reads: the stop-loss order of the bracket.
     assert str(by_tag["STOP_LOSS"].trigger_price) == entry.intended_order.stop_loss
     assert str(by_tag["TAKE_PROFIT"].price) == entry.intended_order.take_profit
-    # Children of the entry, linked one-updates-other; on this MARGIN account not reduce-only
+    # Children of the entry, linked one-cancels-other; on this MARGIN account not reduce-only
     # (strategies.orders).
     for child in (by_tag["STOP_LOSS"], by_tag["TAKE_PROFIT"]):
         assert child.parent_order_id == by_tag["ENTRY"].client_order_id
-        assert child.contingency_type == ContingencyType.OUO
+        assert child.contingency_type == ContingencyType.OCO
         assert not child.is_reduce_only
     # The target is exposed and recorded.
     quantity = float(entry.intended_order.quantity)
