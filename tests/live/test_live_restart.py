@@ -343,7 +343,7 @@ def test_kills_with_commands_held_for_the_next_open_end_as_an_uninterrupted_run(
     """A ``fill_at: next_open`` venue holds every command until its instrument's next bar
     opens. S1 killed inside bar 398 (its bracket, decided on bar 397, held at the checkpoint:
     entry, stop and target submitted, not yet at the exchange) and inside bar 569 (the exit
-    decided on bar 568 and the cancels of the stop and target held). The restarted venue holds
+    decided on bar 568 and the cancel of its OCO stop and target held). The restarted venue holds
     them again and runs them at the open of the crash bar, as the uninterrupted venue did."""
     kills = (398, 569)
     redis_server.flush()
@@ -363,7 +363,8 @@ def test_kills_with_commands_held_for_the_next_open_end_as_an_uninterrupted_run(
     assert set(killed_at(marker).values()) <= set(held["ts"])
     summary = _assert_same_run(tmp_path / "run", through)
     venue = summary["cache_database"]["restored"]["venues"]["SAMPLE"]
-    assert venue["held"] == 3  # the exit and the two cancels, held again
+    # The exit and one cancel (one leg of the OCO stop/target: the venue cancels the other).
+    assert venue["held"] == 2
     assert venue["news"] == 0
 
 
