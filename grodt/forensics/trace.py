@@ -1,10 +1,13 @@
 """Trace reconstruction: one decision → its risk verdicts → its orders → their fills → the position
-events they caused, joined on ``trace_id`` (and on client order ids within the trace).
+events they caused, joined on ``trace_id`` (and on client order ids within the trace). A
+meta-controller's rebalance is a trace of its own (its ``AllocationRecord``: weights before and
+after, policy, model, bounds, fallback reason); every strategy decision names the allocation in
+force (``allocation_trace_id``), so any weight can be followed back to the rebalance that set it.
 
-A trace is *complete* when it has its decision, every order the decision intended was initialised,
-every submitted order has a verdict — its own or its bracket parent's — when the risk gate ran, no
-order is filled beyond its quantity, and a denial by the gate shows up as an ``OrderDenied``
-event.
+A trace is *complete* when it has its decision (or its allocation), every order the decision
+intended was initialised, every submitted order has a verdict — its own or its bracket
+parent's — when the risk gate ran, no order is filled beyond its quantity, and a denial by the
+gate shows up as an ``OrderDenied`` event.
 """
 
 from collections.abc import Iterable
@@ -16,6 +19,7 @@ from decimal import Decimal
 from decimal import InvalidOperation
 from typing import Any
 
+from grodt.core.records import AllocationRecord
 from grodt.core.records import DecisionRecord
 from grodt.core.records import OrderEventRecord
 from grodt.core.records import PositionEventRecord
@@ -84,6 +88,7 @@ class Trace:
 
     trace_id: str
     decisions: list[DecisionRecord] = field(default_factory=list)
+    allocations: list[AllocationRecord] = field(default_factory=list)
     orders: dict[str, OrderTrail] = field(default_factory=dict)
     positions: list[PositionEventRecord] = field(default_factory=list)
     other: list[RecordBase] = field(default_factory=list)
@@ -105,7 +110,8 @@ class Trace:
         found: list[str] = []
         decision = self.decision
         if decision is None:
-            found.append("no decision record")
+            if not self.allocations:
+                found.append("no decision record")
         elif decision.intended_order is not None:
             intended = decision.intended_order.client_order_id
             if intended and intended not in self.orders:
@@ -152,6 +158,7 @@ class Trace:
         return {
             "trace_id": self.trace_id,
             "decisions": [record_json_dict(d) for d in self.decisions],
+            "allocations": [record_json_dict(a) for a in self.allocations],
             "orders": [
                 {
                     "client_order_id": trail.client_order_id,
@@ -180,6 +187,8 @@ def build_traces(records: Iterable[RecordBase]) -> dict[str, Trace]:
             trace = traces[record.trace_id] = Trace(record.trace_id)
         if isinstance(record, DecisionRecord):
             trace.decisions.append(record)
+        elif isinstance(record, AllocationRecord):
+            trace.allocations.append(record)
         elif isinstance(record, OrderEventRecord):
             trail = trace.orders.setdefault(
                 record.client_order_id,
@@ -240,6 +249,10 @@ def render_trace(trace: Trace) -> str:
         if decision.model_versions:
             versions = "  ".join(f"{k}={v}" for k, v in decision.model_versions.items())
             lines.append(f"            models: {versions}")
+        if decision.allocation_trace_id:
+            lines.append(f"            allocation: {decision.allocation_trace_id}")
+    for allocation in trace.allocations:
+        lines.extend(_allocation_lines(allocation))
     for trail in trace.orders.values():
         init = trail.initialized
         head = f"  order     {trail.client_order_id}"
@@ -275,9 +288,42 @@ def render_trace(trace: Trace) -> str:
     problems = trace.problems()
     if problems:
         lines.append("  incomplete: " + "; ".join(problems))
+    elif trace.allocations and not trace.decisions:
+        lines.append(f"  complete: {len(trace.allocations)} allocation")
     else:
         lines.append(
             f"  complete: {len(trace.decisions)} decision, {len(trace.verdicts)} verdicts, "
             f"{len(trace.orders)} orders, {len(trace.fills)} fills",
         )
     return "\n".join(lines)
+
+
+def _allocation_lines(allocation: AllocationRecord) -> list[str]:
+    """A rebalance: each strategy's weight before → after (fractions of equity), and why."""
+    lines = [
+        f"  allocation {_time(allocation.ts_event)}  {allocation.component_id}  "
+        f"policy {allocation.policy}  model {allocation.model_version or '-'}",
+    ]
+    for strategy_id, weight in allocation.weights.items():
+        before = allocation.previous_weights.get(strategy_id)
+        before_text = f"{before:.4f} → " if before is not None else ""
+        quantiles = allocation.quantiles.get(strategy_id)
+        forecast = (
+            "  forecast q10/q50/q90 "
+            + "/".join(f"{quantiles[q]:+.5f}" for q in ("q10", "q50", "q90") if q in quantiles)
+            if quantiles
+            else ""
+        )
+        lines.append(f"            {strategy_id}: {before_text}{weight:.4f}{forecast}")
+    if allocation.fallback_reason:
+        lines.append(f"            fallback: {allocation.fallback_reason}")
+    if allocation.bounds_hit:
+        lines.append(f"            bound by: {', '.join(allocation.bounds_hit)}")
+    if allocation.propensity is not None:
+        lines.append(
+            f"            action {allocation.action_index} with propensity "
+            f"{allocation.propensity:.4f}",
+        )
+    if allocation.reason:
+        lines.append(f"            reason: {allocation.reason}")
+    return lines

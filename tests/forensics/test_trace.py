@@ -1,5 +1,6 @@
 """Trace joins: what makes a trace complete, on hand-made record sequences."""
 
+from grodt.core.records import AllocationRecord
 from grodt.core.records import DecisionRecord
 from grodt.core.records import IntendedOrder
 from grodt.core.records import OrderEventRecord
@@ -8,6 +9,7 @@ from grodt.core.records import RiskVerdictRecord
 from grodt.core.records import Signal
 from grodt.forensics.trace import build_trace
 from grodt.forensics.trace import build_traces
+from grodt.forensics.trace import render_trace
 
 TRACE = "S1-000:100:1"
 BASE = {"trace_id": TRACE, "ts_event": 100, "ts_init": 100, "component_id": "S1-000"}
@@ -104,3 +106,27 @@ def test_resized_orders_are_judged_on_their_updated_quantity() -> None:
 def test_records_without_a_trace_are_not_grouped() -> None:
     untraced = event("OrderInitialized").model_copy(update={"trace_id": ""})
     assert build_traces([untraced]) == {}
+
+
+def test_an_allocation_is_a_complete_trace_that_explains_each_weight() -> None:
+    allocation = AllocationRecord(
+        trace_id="Meta-000:100:7",
+        ts_event=100,
+        ts_init=100,
+        component_id="MetaController-000",
+        weights={"S1-000": 0.4, "S2-000": 0.2},
+        previous_weights={"S1-000": 0.3, "S2-000": 0.3},
+        policy="predictive",
+        quantiles={"S1-000": {"q10": -0.01, "q50": 0.002, "q90": 0.012}},
+        bounds_hit=["max_step"],
+        model_version="meta_performance/3",
+    )
+    trace = build_trace([allocation], "Meta-000:100:7")
+    assert trace.problems() == [] and trace.allocations == [allocation]
+    text = render_trace(trace)
+    assert "S1-000: 0.3000 → 0.4000  forecast q10/q50/q90 -0.01000/+0.00200/+0.01200" in text
+    assert "bound by: max_step" in text and "model meta_performance/3" in text
+    assert "complete: 1 allocation" in text
+    # a decision names the allocation in force
+    cited = decision().model_copy(update={"allocation_trace_id": "Meta-000:100:7"})
+    assert "allocation: Meta-000:100:7" in render_trace(build_trace([cited], TRACE))
