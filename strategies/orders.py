@@ -41,7 +41,9 @@ from nautilus_trader.model.enums import ContingencyType
 from nautilus_trader.model.enums import OrderSide
 from nautilus_trader.model.enums import TimeInForce
 from nautilus_trader.model.enums import TriggerType
+from nautilus_trader.model.identifiers import ClientOrderId
 from nautilus_trader.model.identifiers import InstrumentId
+from nautilus_trader.model.identifiers import OrderListId
 from nautilus_trader.model.identifiers import StrategyId
 from nautilus_trader.model.identifiers import TraderId
 from nautilus_trader.model.objects import Price
@@ -93,43 +95,21 @@ def bracket(
         linked_order_ids=[stop_id, target_id],
         tags=["ENTRY", *tags],
     )
-    stop = StopMarketOrder(
+    stop, target = _oco_exits(
         trader_id=trader_id,
         strategy_id=strategy_id,
         instrument_id=instrument_id,
-        client_order_id=stop_id,
-        order_side=exit_side,
+        stop_id=stop_id,
+        target_id=target_id,
+        list_id=list_id,
+        exit_side=exit_side,
         quantity=quantity,
-        trigger_price=stop_price,
-        trigger_type=TriggerType.DEFAULT,
-        init_id=UUID4(),
+        stop_price=stop_price,
+        target_price=target_price,
         ts_init=ts_init,
-        time_in_force=TimeInForce.GTC,
         reduce_only=reduce_only_children,
-        contingency_type=ContingencyType.OCO,
-        order_list_id=list_id,
-        linked_order_ids=[target_id],
+        tags=tags,
         parent_order_id=entry_id,
-        tags=["STOP_LOSS", *tags],
-    )
-    target = LimitOrder(
-        trader_id=trader_id,
-        strategy_id=strategy_id,
-        instrument_id=instrument_id,
-        client_order_id=target_id,
-        order_side=exit_side,
-        quantity=quantity,
-        price=target_price,
-        init_id=UUID4(),
-        ts_init=ts_init,
-        time_in_force=TimeInForce.GTC,
-        post_only=False,
-        reduce_only=reduce_only_children,
-        contingency_type=ContingencyType.OCO,
-        order_list_id=list_id,
-        linked_order_ids=[stop_id],
-        parent_order_id=entry_id,
-        tags=["TAKE_PROFIT", *tags],
     )
     return OrderList(order_list_id=list_id, orders=[entry, stop, target])
 
@@ -154,7 +134,43 @@ def exit_pair(
     stop_id = factory.generate_client_order_id()
     target_id = factory.generate_client_order_id()
     list_id = factory.generate_order_list_id()
-    ts_init = clock.timestamp_ns()
+    stop, target = _oco_exits(
+        trader_id=trader_id,
+        strategy_id=strategy_id,
+        instrument_id=instrument_id,
+        stop_id=stop_id,
+        target_id=target_id,
+        list_id=list_id,
+        exit_side=exit_side,
+        quantity=quantity,
+        stop_price=stop_price,
+        target_price=target_price,
+        ts_init=clock.timestamp_ns(),
+        reduce_only=reduce_only,
+        tags=tags,
+    )
+    return OrderList(order_list_id=list_id, orders=[stop, target])
+
+
+def _oco_exits(
+    *,
+    trader_id: TraderId,
+    strategy_id: StrategyId,
+    instrument_id: InstrumentId,
+    stop_id: ClientOrderId,
+    target_id: ClientOrderId,
+    list_id: OrderListId,
+    exit_side: OrderSide,
+    quantity: Quantity,
+    stop_price: Price,
+    target_price: Price,
+    ts_init: int,
+    reduce_only: bool,
+    tags: list[str],
+    parent_order_id: ClientOrderId | None = None,
+) -> tuple[StopMarketOrder, LimitOrder]:
+    """The STOP_MARKET stop loss and LIMIT take profit of a position, linked OCO (a bracket's
+    children when ``parent_order_id`` names their entry)."""
     stop = StopMarketOrder(
         trader_id=trader_id,
         strategy_id=strategy_id,
@@ -171,6 +187,7 @@ def exit_pair(
         contingency_type=ContingencyType.OCO,
         order_list_id=list_id,
         linked_order_ids=[target_id],
+        parent_order_id=parent_order_id,
         tags=["STOP_LOSS", *tags],
     )
     target = LimitOrder(
@@ -189,6 +206,7 @@ def exit_pair(
         contingency_type=ContingencyType.OCO,
         order_list_id=list_id,
         linked_order_ids=[stop_id],
+        parent_order_id=parent_order_id,
         tags=["TAKE_PROFIT", *tags],
     )
-    return OrderList(order_list_id=list_id, orders=[stop, target])
+    return stop, target
