@@ -193,6 +193,21 @@ class DecisionRecord(RecordBase):
     allocation_trace_id : str
         Trace id of the meta-controller's allocation in force (its ``AllocationRecord``); ""
         while the strategy runs on its YAML weight.
+    observation : list[float]
+        A policy strategy's model input as the model saw it (``strategies.rl_ensemble``: the
+        normalised feature row, then the position input; float32 values widened to float);
+        empty for rule strategies and bars without a proposal.
+    blend_mode : str
+        A policy strategy's ``blend_mode`` (``blend``, ``hard``, ``always_on``, ``scripted``);
+        "" for rule strategies.
+    regime_most_likely : str | None
+        The single most likely regime label the strategy held (None: no regime record yet, or
+        a tie); ``hard`` blending chooses by it. Set by the RL ensemble.
+    sizing_inputs : dict[str, float]
+        A policy strategy's numbers from the action to the order (the decided action, equity,
+        held quantity, price, lot, fee, free cash, ...; ``strategies.rl_ensemble.TargetInputs``
+        names them): what deterministic replay (``grodt.forensics.ensemble_replay``) feeds to
+        the same sizing code; empty for rule strategies. NaN allowed.
     """
 
     record_type: ClassVar[str] = "decision"
@@ -210,6 +225,10 @@ class DecisionRecord(RecordBase):
     blend_weights: dict[str, float] = Field(default_factory=dict)
     blended_action: float | None = None
     allocation_trace_id: str = ""
+    observation: list[float] = Field(default_factory=list)
+    blend_mode: str = ""
+    regime_most_likely: str | None = None
+    sizing_inputs: dict[str, float] = Field(default_factory=dict)
 
 
 class RiskVerdictRecord(RecordBase):
@@ -262,6 +281,20 @@ class AllocationRecord(RecordBase):
     action_probabilities: list[float] = Field(default_factory=list)
     propensity: float | None = None
     realised_return: float | None = None
+    # Additive (schema 1, second revision): ``exploration_frozen``: the meta-controller chose
+    # without exploring (a change point on ``Topics.REGIME`` less than its
+    # ``exploration_freeze_bars`` clock bars ago; ``changepoint_trace_id`` names that
+    # RegimeUpdateRecord, ``bars_since_changepoint`` counts the clock bars after its bar, None
+    # before any); ``correlation``: the strategies' return correlation the predictive allocator
+    # used (rows and columns in the order of ``weights``; empty for other policies);
+    # ``calibration_coverage``/``calibration_outcomes``: the predictive policy's coverage monitor
+    # (realised coverage of its interval over the outcomes in its window) at this decision.
+    exploration_frozen: bool = False
+    changepoint_trace_id: str = ""
+    bars_since_changepoint: int | None = None
+    correlation: list[list[float]] = Field(default_factory=list)
+    calibration_coverage: float | None = None
+    calibration_outcomes: int = 0
 
 
 class RegimeUpdateRecord(RecordBase):
