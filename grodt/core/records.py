@@ -146,7 +146,8 @@ class Signal(BaseModel):
 
 
 class IntendedOrder(BaseModel):
-    """The order a decision intends to submit (quantities and prices as decimal strings)."""
+    """The order a decision intends to submit (quantities and prices as decimal strings;
+    ``time_in_force`` as Nautilus names it, ``GTC``: additive, None in older records)."""
 
     model_config = _MODEL_CONFIG
 
@@ -158,6 +159,7 @@ class IntendedOrder(BaseModel):
     stop_loss: str | None = None
     take_profit: str | None = None
     reduce_only: bool = False
+    time_in_force: str | None = None
 
 
 class DecisionRecord(RecordBase):
@@ -207,7 +209,10 @@ class DecisionRecord(RecordBase):
         A policy strategy's numbers from the action to the order (the decided action, equity,
         held quantity, price, lot, fee, free cash, ...; ``strategies.rl_ensemble.TargetInputs``
         names them): what deterministic replay (``grodt.forensics.ensemble_replay``) feeds to
-        the same sizing code; empty for rule strategies. NaN allowed.
+        the same sizing code. A rule strategy's: what its decision read besides its features
+        (equity, cap, free cash, fee, instrument lot/tick/multiplier, config risk terms, the
+        position and lifecycle state, the bar; ``strategies.decisions.DecisionInputs`` names
+        them) for ``grodt.forensics.decision_replay``. NaN allowed.
     """
 
     record_type: ClassVar[str] = "decision"
