@@ -411,6 +411,8 @@ class RegimeActor(Actor):
             counts[:] = [0, 0]
 
     def on_dispose(self) -> None:
+        for regime in self.filters.values():
+            regime.refitter.close()
         if self._fit_pool is not None:
             # A fit still running belongs to a stopped node: drop it, do not wait for it.
             self._fit_pool.shutdown(wait=False, cancel_futures=True)

@@ -57,16 +57,16 @@ def run(
     fitted = np.zeros(len(closes), dtype=bool)
     submitted = np.zeros(len(closes), dtype=bool)
     clock = time.perf_counter
+    refitter = engine.refitter
     for i, (close, ts) in enumerate(zip(closes.tolist(), stamps.tolist(), strict=True)):
-        attempts = engine._rows_since_attempt
+        in_flight = refitter.in_flight
         started = clock()
         step = engine.update(close, ts)
         times[i] = (clock() - started) * 1e6
         fitted[i] = step.status == "fitted"
-        submitted[i] = engine._rows_since_attempt == 0 and attempts > 0
-        pending = engine._pending
-        if bar_interval and pending is not None:
-            pending.future.result()
+        submitted[i] = refitter.in_flight and not in_flight
+        if bar_interval:
+            refitter.wait()
     return {
         "all_bars": _percentiles(times),
         "swap_bars": _percentiles(times[fitted]),

@@ -14,14 +14,15 @@ A bar whose close is not a positive finite number, or whose features are not fin
 measurement update: the filter only predicts (α ← α·A, the Bayesian treatment of a missing
 observation), the row is kept out of the training window, and a warning says so.
 
-Refits off the caller's thread: with ``refit_lag_bars = L > 0`` a (re)fit due at row t is
-started on the trailing window ending at t — in an ``executor`` (the regime actor passes a worker
-process) or, without one, at once in the calling thread — and its model takes over at row t + L:
-the new filter's state at t (computed with the fit) is run over rows t+1..t+L (a skipped bar
-predicts only), exactly as if the model had been in use since t. Rows t..t+L-1 keep the previous
-model. If the fit has not finished by row t + L, that row waits for it, so the output is the same
-with or without an executor, in a backtest or live; with L = 0 (default) fits run synchronously
-at the bar their window ends, as always.
+Refits off the caller's thread: the schedule is :class:`models.lifecycle.ScheduledRefitter`'s.
+With ``refit_lag_bars = L > 0`` a (re)fit due at row t is started on the trailing window ending
+at t — in an ``executor`` (the regime actor passes a worker process) or, without one, at once in
+the calling thread — and its model takes over at row t + L: the new filter's state at t
+(computed with the fit) is run over rows t+1..t+L (a skipped bar predicts only), exactly as if
+the model had been in use since t. Rows t..t+L-1 keep the previous model. If the fit has not
+finished by row t + L, that row waits for it, so the output is the same with or without an
+executor, in a backtest or live; with L = 0 (default) fits run synchronously at the bar their
+window ends.
 """
 
 import logging
@@ -31,8 +32,6 @@ from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Sequence
 from concurrent.futures import Executor
-from concurrent.futures import Future
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Literal
@@ -44,6 +43,9 @@ import pandas as pd
 from grodt.core.errors import ConfigError
 from grodt.core.messages import NEUTRAL_REGIME_PROBABILITIES
 from grodt.core.messages import REGIME_LABELS
+from models.lifecycle import RetrainSchedule
+from models.lifecycle import ScheduledRefitter
+from models.lifecycle.refit import RefitError
 from models.regime.features import DEFAULT_FEATURES
 from models.regime.features import FeatureExtractor
 from models.regime.features import parse_features
@@ -133,6 +135,18 @@ class WalkForwardConfig:
     @property
     def first_fit_rows(self) -> int:
         return self.train_bars if self.min_train_bars is None else self.min_train_bars
+
+    @property
+    def schedule(self) -> RetrainSchedule:
+        """The refit schedule as a :class:`~models.lifecycle.RetrainSchedule` (window
+        ``train_bars``, every ``refit_every``, lag ``refit_lag_bars``, ``warm_start``)."""
+        return RetrainSchedule(
+            window=self.train_bars,
+            every=self.refit_every,
+            lag_bars=self.refit_lag_bars,
+            warm_start=self.warm_start,
+            min_window=self.min_train_bars,
+        )
 
     def new_model(self) -> GaussianRegimeHMM:
         """An unfitted model with these hyperparameters."""
@@ -265,45 +279,51 @@ def fit_on_window(
 
 
 class _ReadyFit(NamedTuple):
-    """A finished fit made usable: the model and its filter at the window's end (or None)."""
+    """A finished fit made usable: the model and its filter at the window's end."""
 
-    outcome: WindowFit
-    model: GaussianRegimeHMM | None
-    model_data: dict | None
-    forward: ForwardFilter | None
+    model: GaussianRegimeHMM
+    forward: ForwardFilter
 
 
 def _make_ready(outcome: WindowFit) -> _ReadyFit:
-    """Rebuild the model from its data and start its filter at the window's end state."""
-    if outcome.model is None:
-        return _ReadyFit(outcome, None, None, None)
+    """Rebuild the model from its data and start its filter at the window's end state (on the
+    refitter's helper thread when fits run in a worker, so the bar thread only replays the rows
+    since)."""
+    assert outcome.model is not None
     model = GaussianRegimeHMM.from_dict(outcome.model)
     forward = model.forward_filter()
     forward.reset(prior=outcome.state)
-    return _ReadyFit(outcome, model, outcome.model, forward)
+    return _ReadyFit(model, forward)
 
 
-def _fit_and_make_ready(executor: Executor, args: tuple) -> _ReadyFit:
-    """Run on the submitting thread: hand the fit to ``executor``, wait for it, and make the
-    model usable, so the caller of :meth:`WalkForwardRegime.update` only replays the rows
-    since. (Submitting to a process pool wakes its threads and pipes; done from the bar thread
-    that cost milliseconds of GIL hand-offs on a loaded machine.)"""
-    return _make_ready(executor.submit(fit_on_window, *args).result())
+class _FitTask(NamedTuple):
+    """The payload of one scheduled fit (picklable: it may go to a worker process)."""
 
-
-@dataclass
-class _PendingFit:
-    """A fit started at ``row`` whose model takes over at ``apply_row``."""
-
-    future: "Future[_ReadyFit]"
-    row: int
-    apply_row: int
-    ts_ns: int
-    n_train: int
-    kind: str
+    config: WalkForwardConfig
     window: np.ndarray
-    tail: list[tuple[float, ...] | None] = field(default_factory=list)
-    """Rows after the window's last one (None: a skipped bar), replayed on the new filter."""
+    train_end_ns: int | None
+
+
+def _refit(task: _FitTask, previous: WindowFit | None) -> WindowFit:
+    """The regime model's fit function for :class:`~models.lifecycle.ScheduledRefitter`: warm
+    start from ``previous``'s parameters; a failed fit raises :class:`RefitError` with the
+    reason."""
+    outcome = fit_on_window(
+        task.config,
+        task.window,
+        previous.model if previous is not None else None,
+        task.train_end_ns,
+    )
+    if outcome.model is None:
+        raise RefitError(outcome.error or "fit failed")
+    return outcome
+
+
+class _FitContext(NamedTuple):
+    """What the actor needs back at the swap: when the window ended and what it held."""
+
+    ts_ns: int
+    window: np.ndarray
 
 
 @dataclass
@@ -346,7 +366,6 @@ class WalkForwardRegime:
     ) -> None:
         self.config = config
         self.executor = executor
-        self._submitter: ThreadPoolExecutor | None = None
         specs = parse_features(config.features)
         if model is not None:
             if not model.is_fitted:
@@ -361,6 +380,14 @@ class WalkForwardRegime:
                     f"model: has {model.n_states} states, configured n_states={config.n_states}",
                 )
         self._initial_model = model
+        self.refitter: ScheduledRefitter[_FitTask, WindowFit, _ReadyFit] = ScheduledRefitter(
+            config.schedule,
+            _refit,
+            prepare=_make_ready,
+            executor=executor,
+            model=WindowFit(model.to_dict(), (), 0.0) if model is not None else None,
+        )
+        """Runs the (re)fits on the schedule of ``config`` (:mod:`models.lifecycle`)."""
         self._warn = on_warning or logger.warning
         self._info = on_info or logger.info
         self.extractor = FeatureExtractor(specs)
@@ -369,13 +396,15 @@ class WalkForwardRegime:
     def reset(self) -> None:
         """Forget all bars and fitted models (back to the starting model or the prior)."""
         self.extractor.reset()
+        self.refitter.reset()
         self.model: GaussianRegimeHMM | None = self._initial_model
         self._filter: ForwardFilter | None = (
             self._initial_model.forward_filter() if self._initial_model else None
         )
         self._window = _RowWindow(self.config.train_bars, len(self.extractor.specs))
-        self._first_fit_rows = self.config.first_fit_rows
-        self._rows_since_attempt = 0
+        self._tail: list[tuple[float, ...] | None] = []
+        """Rows since the window of the fit in flight ended (None: a skipped bar), replayed on
+        the new filter at its swap."""
         self._last_label: str | None = None
         self._last_step: RegimeStep | None = None
         self.rows = 0
@@ -385,19 +414,19 @@ class WalkForwardRegime:
         self.skipped = 0
         """Bars whose update was skipped (invalid close or non-finite features)."""
         self.fits: list[FitInfo] = []
-        self.failed_fits = 0
-        if getattr(self, "_pending", None) is not None:
-            self._pending.future.cancel()
-        self._pending: _PendingFit | None = None
-        self._forced_refit = False
-        self._model_data: dict | None = None
-        """``self.model.to_dict()`` when known (the next warm start's input)."""
-        self.fit_wait_seconds = 0.0
-        """Time :meth:`update` spent waiting for fits still running when their model was due."""
         self.last_row: tuple[float, ...] | None = None
         """The last valid feature row (None before the first, or when the last bar skipped)."""
         self.training_rows: np.ndarray | None = None
         """The feature rows the current model was fitted on (None: a starting model or prior)."""
+
+    @property
+    def failed_fits(self) -> int:
+        return self.refitter.failed_fits
+
+    @property
+    def fit_wait_seconds(self) -> float:
+        """Time :meth:`update` spent waiting for fits still running when their model was due."""
+        return self.refitter.fit_wait_seconds
 
     @property
     def version(self) -> str:
@@ -440,21 +469,21 @@ class WalkForwardRegime:
         self.last_row = values
         self._window.append(values)
         self.rows += 1
-        self._rows_since_attempt += 1
+        refitter = self.refitter
+        if refitter.advance(len(self._window)):
+            self._tail = []
+            window = self._window.array()
+            refitter.start(
+                _FitTask(self.config, window, ts_ns or None),
+                context=_FitContext(ts_ns, window),
+            )
+        elif refitter.in_flight:
+            self._tail.append(values)
         events: tuple[str, ...] = ()
-        if self._pending is not None:
-            self._pending.tail.append(values)
-            if self.rows >= self._pending.apply_row:
-                events = self._apply_pending()
-                if events != ("fit_failed",):
-                    assert self._filter is not None
-                    return self._emit(self._labels(self._filter.probabilities), "fitted", events)
-        elif (due := self._fit_due()) and self.config.refit_lag_bars > 0:
-            self._start_fit(ts_ns)
-        elif due:
-            events = self._fit(ts_ns)
+        if refitter.swap_due:
+            events = self._swap()
             if events != ("fit_failed",):
-                # The new filter has been run over the window, this bar included.
+                # The new filter has been run over the window and the rows since: this bar's.
                 assert self._filter is not None
                 return self._emit(self._labels(self._filter.probabilities), "fitted", events)
         if self._filter is None:
@@ -465,18 +494,13 @@ class WalkForwardRegime:
     def request_refit(self) -> bool:
         """Make a (re)fit due at the next valid row (a drift or change-point monitor asks);
         False when none can start (a fit in flight, or too few rows for a first fit)."""
-        if self._pending is not None or len(self._window) < self._first_fit_rows:
-            return False
-        self._rows_since_attempt = max(self.config.refit_every, self._retry_interval(), 1) + 1
-        if self.model is not None and self.config.refit_every == 0:
-            self._forced_refit = True
-        return True
+        return self.refitter.request_refit(len(self._window))
 
     def _skip(self) -> RegimeStep:
         self.last_row = None
         self.skipped += 1
-        if self._pending is not None:
-            self._pending.tail.append(None)
+        if self.refitter.in_flight:
+            self._tail.append(None)
         if self._filter is None:
             return self._emit(_PRIOR, "prior", ())
         return self._emit(self._labels(self._filter.predict()), "skipped", ())
@@ -485,147 +509,44 @@ class WalkForwardRegime:
         assert self.model is not None
         return self.model.label_probabilities(state)
 
-    def _fit_due(self) -> bool:
-        if len(self._window) < self._first_fit_rows:
-            return False
-        if self._forced_refit:
-            self._forced_refit = False
-            return True
-        if self.model is None:
-            attempted = bool(self.fits) or self.failed_fits > 0
-            return not attempted or self._rows_since_attempt >= self._retry_interval()
-        if self.config.refit_every == 0:
-            return False
-        return self._rows_since_attempt >= self.config.refit_every
-
-    def _retry_interval(self) -> int:
-        """Rows to wait after a failed first fit."""
-        if self.config.refit_every > 0:
-            return self.config.refit_every
-        return max(1, self.config.first_fit_rows // 4)
-
-    def _start_fit(self, ts_ns: int) -> None:
-        """Start a fit on the trailing window ending at this row; its model takes over
-        ``refit_lag_bars`` rows later (:meth:`_apply_pending`)."""
-        self._rows_since_attempt = 0
-        config = self.config
-        window = self._window.array()
-        previous = None
-        if config.warm_start and self.model is not None:
-            if self._model_data is None:
-                self._model_data = self.model.to_dict()
-            previous = self._model_data
-        args = (config, window, previous, ts_ns or None)
-        if self.executor is not None:
-            if self._submitter is None:
-                self._submitter = ThreadPoolExecutor(1, thread_name_prefix="regime-fit")
-            future = self._submitter.submit(_fit_and_make_ready, self.executor, args)
-        else:
-            future = Future()
-            future.set_result(_make_ready(fit_on_window(*args)))
-        self._pending = _PendingFit(
-            future=future,
-            row=self.rows,
-            apply_row=self.rows + config.refit_lag_bars,
-            ts_ns=ts_ns,
-            n_train=len(window),
-            kind="refit" if self.model is not None else "fit",
-            window=window,
-        )
-
-    def _apply_pending(self) -> tuple[str, ...]:
-        """Swap in the pending fit's model (waiting for it if still running): its filter state
-        at the window's end, run over the rows since; or keep the current model if it failed."""
-        pending = self._pending
-        assert pending is not None
-        self._pending = None
-        waited = time.perf_counter()
-        try:
-            ready = pending.future.result()
-        except Exception as e:  # a dead worker or a bad result: keep the model, say why
-            ready = _ReadyFit(
-                WindowFit(None, (), 0.0, f"{type(e).__name__}: {e}"), None, None, None
-            )
-        self.fit_wait_seconds += time.perf_counter() - waited
-        outcome, model, forward = ready.outcome, ready.model, ready.forward
-        at = _iso(pending.ts_ns)
-        if model is None:
-            self.failed_fits += 1
-            retry = self.config.refit_every if self.model is not None else self._retry_interval()
+    def _swap(self) -> tuple[str, ...]:
+        """Swap in the fit whose model takes over at this row (waiting for it if still
+        running): its filter state at the window's end, run over the rows since; or keep the
+        current model if it failed."""
+        outcome = self.refitter.swap()
+        context: _FitContext = outcome.context
+        tail, self._tail = self._tail, []
+        at = _iso(context.ts_ns)
+        n_train = len(context.window)
+        if not outcome.ok:
+            retry = self.refitter.next_attempt_rows
             self._warn(
-                f"regime fit at {at} on {pending.n_train} bars failed: {outcome.error}; "
+                f"regime fit at {at} on {n_train} bars failed: {outcome.error}; "
                 f"keeping {self.version}" + (f", next attempt in {retry} bars" if retry else ""),
             )
             return ("fit_failed",)
-        assert forward is not None
+        assert outcome.ready is not None and outcome.model is not None
+        model, forward = outcome.ready
         for message in model.fit_warnings_:
             self._warn(f"regime fit at {at}: {message}")
-        for values in pending.tail:
+        for values in tail:
             if values is None:
                 forward.predict()
             else:
                 forward.update(values)
         self.model = model
-        self._model_data = ready.model_data
-        self.training_rows = pending.window
+        self.training_rows = context.window
         self._filter = forward
+        seconds = outcome.model.seconds
         self.fits.append(
-            FitInfo(
-                pending.row,
-                model.version_,
-                pending.n_train,
-                outcome.seconds,
-                list(model.fit_warnings_),
-            ),
+            FitInfo(outcome.row, model.version_, n_train, seconds, list(model.fit_warnings_)),
         )
+        lag = f", in use from {len(tail)} rows later" if self.config.refit_lag_bars else ""
         self._info(
-            f"regime {pending.kind} at {at}: {model.version_} on {pending.n_train} bars in "
-            f"{outcome.seconds * 1e3:.0f} ms, in use from {len(pending.tail)} rows later, "
-            f"states {list(model.state_labels_)}",
+            f"regime {outcome.kind} at {at}: {model.version_} on {n_train} bars in "
+            f"{seconds * 1e3:.0f} ms{lag}, states {list(model.state_labels_)}",
         )
-        return (pending.kind,)
-
-    def _fit(self, ts_ns: int) -> tuple[str, ...]:
-        """Fit on the trailing window ending at this bar; on success the filter restarts on the
-        new model and is run over the window, giving its state at this bar."""
-        self._rows_since_attempt = 0
-        config = self.config
-        previous = self.model
-        model = config.new_model()
-        window = self._window.array()
-        started = time.perf_counter()
-        try:
-            model.fit(
-                window,
-                init_from=previous if config.warm_start else None,
-                train_end_ns=ts_ns or None,
-            )
-        except (RegimeFitError, ValueError, np.linalg.LinAlgError) as e:
-            self.failed_fits += 1
-            retry = self.config.refit_every if self.model is not None else self._retry_interval()
-            self._warn(
-                f"regime fit at {_iso(ts_ns)} on {len(window)} bars failed: {e}; "
-                f"keeping {self.version}" + (f", next attempt in {retry} bars" if retry else ""),
-            )
-            return ("fit_failed",)
-        seconds = time.perf_counter() - started
-        for message in model.fit_warnings_:
-            self._warn(f"regime fit at {_iso(ts_ns)}: {message}")
-        kind = "refit" if previous is not None else "fit"
-        self.model = model
-        self._model_data = None
-        self.training_rows = window
-        self._filter = model.forward_filter()
-        for values in window.tolist():
-            self._filter.update(values)
-        self.fits.append(
-            FitInfo(self.rows, model.version_, len(window), seconds, list(model.fit_warnings_)),
-        )
-        self._info(
-            f"regime {kind} at {_iso(ts_ns)}: {model.version_} on {len(window)} bars in "
-            f"{seconds * 1e3:.0f} ms, states {list(model.state_labels_)}",
-        )
-        return (kind,)
+        return (outcome.kind,)
 
     def _emit(
         self,
