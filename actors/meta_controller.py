@@ -14,7 +14,10 @@ Inputs come from the bus and the cache only, and only from the past:
   allocated (equity × weight) into per-bar returns per unit of allocation; traded notional from
   the same events (turnover); the gross notional of its open positions (exposure);
 * the regime actor's :class:`~grodt.core.messages.RegimeProbabilities` for
-  ``regime_instrument_id`` (neutral until the first record);
+  ``regime_instrument_id`` (neutral until the first record), and its change points: a
+  :class:`~grodt.core.records.RegimeUpdateRecord` on :data:`~grodt.core.topics.Topics.REGIME`
+  whose ``reason`` starts with ``changepoint:`` freezes exploration from that bar for
+  ``exploration_freeze_bars`` clock bars (the bandit chooses greedily; the records say so);
 * the clock instrument's closes (market volatility) and the bar's date (time features);
 * the account's equity (balances plus open positions, the strategies' own rule).
 
@@ -37,6 +40,7 @@ import numpy as np
 from nautilus_trader.common.actor import Actor
 from nautilus_trader.config import ActorConfig
 from nautilus_trader.config import NonNegativeFloat
+from nautilus_trader.config import NonNegativeInt
 from nautilus_trader.config import PositiveFloat
 from nautilus_trader.config import PositiveInt
 from nautilus_trader.model.data import Bar
@@ -57,6 +61,7 @@ from grodt.core.messages import StrategyAllocation
 from grodt.core.messages import allocation_data_type
 from grodt.core.messages import regime_data_type
 from grodt.core.records import AllocationRecord
+from grodt.core.records import RegimeUpdateRecord
 from grodt.core.records import make_trace_id
 from grodt.core.topics import NAUTILUS_POSITION_EVENTS
 from grodt.core.topics import Topics
@@ -73,7 +78,10 @@ from models.meta.policy import MetaDecision
 from models.meta.policy import MetaPolicy
 from node_configs.model_refs import resolve_model_file
 
-__all__ = ["MetaController", "MetaControllerConfig"]
+__all__ = ["CHANGEPOINT_REASON", "MetaController", "MetaControllerConfig", "load_meta_model"]
+
+CHANGEPOINT_REASON = "changepoint:"
+"""Prefix of a regime update's ``reason`` that reports a detected change point."""
 
 _WEIGHT_TOLERANCE = 1e-9
 
@@ -121,8 +129,14 @@ class MetaControllerConfig(ActorConfig, frozen=True, kw_only=True):
         Health bounds (:class:`models.meta.health.HealthConfig`; ``sigma_min`` is the σ floor
         of the allocator, ``sigma_max`` the largest healthy σ).
     bandit_seed : int, default 0
-    bandit_exploration : float, default 0.05
-        The uniform floor ε of the bandit's action distribution.
+    bandit_exploration : float, default 0
+        The uniform floor ε of the bandit's action distribution, in [0, 1] (2–5% is a sensible
+        budget; 0: Thompson sampling's own probabilities, which may be 0 for some actions).
+    exploration_freeze_bars : int, default 20
+        Clock bars, from the bar of a change point on ``Topics.REGIME`` (a
+        ``RegimeUpdateRecord`` of ``regime_instrument_id`` whose reason starts with
+        ``changepoint:``), during which the bandit does not explore (greedy on its posterior
+        mean; 0: never frozen). A new change point restarts the count.
     regime_instrument_id : InstrumentId, optional
         Whose regime records to use (default: the clock's instrument).
     venue : str, optional
@@ -154,7 +168,8 @@ class MetaControllerConfig(ActorConfig, frozen=True, kw_only=True):
     max_calibration_drift: PositiveFloat = 0.3
     drift_window: PositiveInt = 60
     bandit_seed: int = 0
-    bandit_exploration: PositiveFloat = 0.05
+    bandit_exploration: NonNegativeFloat = 0.0
+    exploration_freeze_bars: NonNegativeInt = 20
     regime_instrument_id: InstrumentId | None = None
     venue: str | None = None
     publish_records: bool = True
@@ -174,8 +189,8 @@ class MetaControllerConfig(ActorConfig, frozen=True, kw_only=True):
             )
         if self.policy not in POLICIES:  # msgspec checks the Literal; a direct call may not
             raise ValueError(f"policy: {self.policy!r} is not one of {POLICIES}")
-        if self.bandit_exploration > 1.0:
-            raise ValueError(f"bandit_exploration: {self.bandit_exploration} is not in (0, 1]")
+        if not 0.0 <= self.bandit_exploration <= 1.0:
+            raise ValueError(f"bandit_exploration: {self.bandit_exploration} is not in [0, 1]")
         try:
             self.allocator()
         except ValueError as e:
@@ -206,6 +221,26 @@ class MetaControllerConfig(ActorConfig, frozen=True, kw_only=True):
             max_calibration_drift=self.max_calibration_drift,
             drift_window=self.drift_window,
         )
+
+
+def load_meta_model(reference: str | None) -> tuple[MetaModel | None, str]:
+    """The ``predictive`` policy's model named by ``reference`` (a file or a registry
+    reference), or None and the fallback reason (``model_missing: …`` / ``model_error: …``)."""
+    if reference is None:
+        return None, "model_missing: no model configured"
+    try:
+        path = resolve_model_file(reference).path
+    except GrodtError as e:  # an unreachable registry without a cached copy
+        return None, f"model_missing: {e}"
+    if not Path(path).is_file():
+        return None, f"model_missing: {path} does not exist"
+    try:
+        model = MetaModel.load(path)
+    except ConfigError as e:
+        return None, f"model_error: {e}"
+    if model.feature_names != feature_names():
+        return None, f"model_error: {reference} was trained on features {model.feature_names}"
+    return model, ""
 
 
 class _StrategyBook:
@@ -270,6 +305,10 @@ class MetaController(Actor):
         self._equity_at_rebalance = float("nan")
         self._bars = 0
         self._regime = (1.0 / 3.0, 1.0 / 3.0, 1.0 / 3.0)
+        self._changepoint_trace_id = ""
+        self._counted_until_ns = 0
+        """The last bar counted in ``_bars_since_changepoint`` (the change point's, at first)."""
+        self._bars_since_changepoint: int | None = None
         self._last_reason = ""
         self.weights = self.static.copy()
 
@@ -279,7 +318,7 @@ class MetaController(Actor):
         config = self.config
         model, error = None, ""
         if config.policy == "predictive":
-            model, error = self._load_model()
+            model, error = load_meta_model(config.model)
             if error:
                 self.log.warning(f"Static weights until a healthy model is found: {error}")
             else:
@@ -300,25 +339,7 @@ class MetaController(Actor):
         self.subscribe_bars(config.bar_type)
         self.subscribe_data(regime_data_type())
         self.msgbus.subscribe(topic=NAUTILUS_POSITION_EVENTS, handler=self._on_position_event)
-
-    def _load_model(self) -> tuple[MetaModel | None, str]:
-        """The configured model, or None and the fallback reason."""
-        reference = self.config.model
-        if reference is None:
-            return None, "model_missing: no model configured"
-        try:
-            path = resolve_model_file(reference).path
-        except GrodtError as e:  # an unreachable registry without a cached copy
-            return None, f"model_missing: {e}"
-        if not Path(path).is_file():
-            return None, f"model_missing: {path} does not exist"
-        try:
-            model = MetaModel.load(path)
-        except ConfigError as e:
-            return None, f"model_error: {e}"
-        if model.feature_names != feature_names():
-            return None, f"model_error: {reference} was trained on features {model.feature_names}"
-        return model, ""
+        self.msgbus.subscribe(topic=Topics.REGIME, handler=self._on_regime_update)
 
     def on_stop(self) -> None:
         self.unsubscribe_bars(self.config.bar_type)
@@ -331,6 +352,8 @@ class MetaController(Actor):
     def on_dispose(self) -> None:
         if self.msgbus.is_subscribed(NAUTILUS_POSITION_EVENTS, self._on_position_event):
             self.msgbus.unsubscribe(topic=NAUTILUS_POSITION_EVENTS, handler=self._on_position_event)
+        if self.msgbus.is_subscribed(Topics.REGIME, self._on_regime_update):
+            self.msgbus.unsubscribe(topic=Topics.REGIME, handler=self._on_regime_update)
 
     def on_reset(self) -> None:
         self._reset_state()
@@ -343,6 +366,26 @@ class MetaController(Actor):
             if all(np.isfinite(probabilities)):
                 self._regime = probabilities
 
+    def _on_regime_update(self, record: Any) -> None:
+        """A change point of the regime instrument starts (or restarts) the exploration freeze."""
+        if (
+            isinstance(record, RegimeUpdateRecord)
+            and record.reason.startswith(CHANGEPOINT_REASON)
+            and record.instrument_id == str(self._regime_instrument)
+        ):
+            self._changepoint_trace_id = record.trace_id
+            self._counted_until_ns = record.ts_event
+            self._bars_since_changepoint = 0
+            if self.config.exploration_freeze_bars > 0:
+                self.log.info(
+                    f"Change point {record.trace_id} ({record.reason}): exploration frozen for "
+                    f"{self.config.exploration_freeze_bars} bars",
+                )
+
+    def _exploration_frozen(self) -> bool:
+        since = self._bars_since_changepoint
+        return since is not None and since < self.config.exploration_freeze_bars
+
     def _on_position_event(self, event: Any) -> None:
         if isinstance(event, PositionEvent):
             try:
@@ -353,6 +396,11 @@ class MetaController(Actor):
     def on_bar(self, bar: Bar) -> None:
         if bar.bar_type != self.config.bar_type:
             return
+        # Bars after the change point's own bar (whether its record came before or after this
+        # actor's handler of that bar): 0 on the change point's bar.
+        if self._bars_since_changepoint is not None and bar.ts_event > self._counted_until_ns:
+            self._bars_since_changepoint += 1
+            self._counted_until_ns = bar.ts_event
         try:
             self._mark(bar)
         except Exception as e:  # the engine must go on: the window restarts from this bar
@@ -465,19 +513,24 @@ class MetaController(Actor):
             else None
         )
         context: dict[str, float] = {}
+        correlation: list[list[float]] = []
+        frozen = self._exploration_frozen()
         try:
             if len(self._returns) < self.config.performance_window:
                 decision = self.policy.fallback("warming_up")
             else:
-                rows, bandit_context, correlation, context = self._inputs(bar)
+                rows, bandit_context, used_correlation, context = self._inputs(bar)
+                # Recorded under every policy: replay and a policy diff to ``predictive`` read it.
+                correlation = used_correlation.tolist()
                 decision = self.policy.decide(
                     rows,
                     bandit_context,
-                    correlation,
+                    used_correlation,
                     previous,
                     bar.ts_event,
                     realised_returns=window_returns if self.decisions > 0 else None,
                     realised_portfolio_return=realised,
+                    exploration_frozen=frozen,
                 )
         except Exception as e:  # model code must not stop the engine: static weights, say why
             decision = self.policy.fallback(f"policy_error: {type(e).__name__}: {e}")
@@ -489,7 +542,7 @@ class MetaController(Actor):
         for name, value in zip(self.names, window_returns.tolist(), strict=True):
             context[f"{name}:realised_return"] = value
         try:
-            self._publish(bar, decision, previous, context, realised)
+            self._publish(bar, decision, previous, context, realised, frozen, correlation)
         except Exception as e:  # a record that does not validate must not stop the engine
             self.log.error(f"Allocation not published at {bar.ts_event}: {type(e).__name__}: {e}")
         self._window_growth = np.ones(len(self.names))
@@ -502,6 +555,8 @@ class MetaController(Actor):
         previous: np.ndarray,
         context: dict[str, float],
         realised: float | None,
+        frozen: bool,
+        correlation: list[list[float]],
     ) -> None:
         self.decisions += 1
         reason = decision.fallback_reason
@@ -553,5 +608,11 @@ class MetaController(Actor):
             action_probabilities=decision.action_probabilities,
             propensity=decision.propensity,
             realised_return=realised,
+            exploration_frozen=frozen,
+            changepoint_trace_id=self._changepoint_trace_id,
+            bars_since_changepoint=self._bars_since_changepoint,
+            correlation=correlation,
+            calibration_coverage=decision.calibration_coverage,
+            calibration_outcomes=decision.calibration_outcomes,
         )
         self.msgbus.publish(Topics.ALLOCATIONS, record)

@@ -116,6 +116,7 @@ def run(policy: str, n_strategies: int, n_bars: int, model_path: Path) -> TimedM
             min_allocation=0.0,
             max_allocation=0.6,
             max_model_age_days=None,
+            bandit_exploration=0.05,  # as measured in docs/meta.md
         ),
     )
     engine.add_actor(actor)

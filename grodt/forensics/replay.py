@@ -1,17 +1,24 @@
 """Deterministic replay of logged decisions: recompute each through the same code, bit for bit.
 
-Replayable today: the meta-controller's allocations (:class:`~grodt.core.records.AllocationRecord`
-of ``actors.meta_controller:MetaController``) under the ``static``, ``bandit`` and
-``trailing_sharpe`` policies. The run directory's ``config.yaml`` gives the actor's config; a
-:class:`~models.meta.policy.MetaPolicy` is built from it exactly as the actor builds it, and the
-component's records are fed to it in decision order with the inputs each record carries:
+Replayable: the meta-controller's allocations (:class:`~grodt.core.records.AllocationRecord` of
+``actors.meta_controller:MetaController``) under every policy (``static``, ``predictive``,
+``bandit``, ``trailing_sharpe``). The run directory's ``config.yaml`` gives the actor's config; a
+:class:`~models.meta.policy.MetaPolicy` is built from it exactly as the actor builds it (the
+``predictive`` model loaded from the config's ``model`` by the actor's own loader, and checked
+against the records' ``model_version``), and the component's records are fed to it in decision
+order with the inputs each record carries:
 
 - the model rows, rebuilt from ``context`` (``<strategy>:<feature>`` for every strategy feature,
   then the shared context features, in the actor's column order);
 - the bandit context (the shared features and each strategy's trailing Sharpe);
 - ``previous_weights``; ``ts_event`` (the decision time); the strategies' window returns
-  (``<strategy>:realised_return``) and the portfolio's (``realised_return``), from which the
-  bandit learns before it chooses;
+  (``<strategy>:realised_return``: the predictive policy's coverage monitor scores its last
+  interval with them) and the portfolio's (``realised_return``, from which the bandit learns
+  before it chooses);
+- ``correlation``: the strategies' return correlation the predictive allocator used;
+- the exploration freeze: frozen when ``bars_since_changepoint`` < the config's
+  ``exploration_freeze_bars`` (compared with the recorded ``exploration_frozen``; the change
+  point it names, ``changepoint_trace_id``, must be a ``changepoint:`` regime record of the run);
 - the warm-up fallbacks as the actor takes them (``policy.fallback("warming_up")``, no
   learning), and its guards (an exception or invalid weights from the policy: a static
   fallback).
@@ -22,14 +29,14 @@ that is not mirrored here fails them).
 
 Each recomputed decision is compared with its record field by field (``weights``, ``policy``,
 ``fallback_reason``, ``action_index``, ``action_probabilities``, ``propensity``,
-``predicted_performance``, ``quantiles``, ``bounds_hit``), floats with ``==``: the first field
-that differs is named, with both values. A stateful policy (the bandit's posterior and random
-stream) can only be replayed from the component's first record, so replaying one trace replays
-everything before it.
+``predicted_performance``, ``quantiles``, ``bounds_hit``, ``exploration_frozen``,
+``calibration_coverage``, ``calibration_outcomes``), floats with ``==``: the first field that
+differs is named, with both values. A stateful policy (the bandit's posterior and random stream,
+the predictive policy's switched-off strategies and coverage monitor) can only be replayed from
+the component's first record, so replaying one trace replays everything before it.
 
-Not replayable from the records: the ``predictive`` policy (its records lack the strategies'
-return correlation the allocator used, and its coverage monitor's history), and the rule
-strategies' decisions (``docs/ope.md`` lists what their records lack).
+Not replayable here: the strategies' decisions (``grodt.forensics.decision_replay``,
+``grodt.forensics.ensemble_replay``).
 """
 
 import time
@@ -44,9 +51,12 @@ import msgspec
 import numpy as np
 import yaml
 
+from actors.meta_controller import CHANGEPOINT_REASON
 from actors.meta_controller import MetaControllerConfig
+from actors.meta_controller import load_meta_model
 from grodt.core.errors import GrodtError
 from grodt.core.records import AllocationRecord
+from grodt.core.records import RegimeUpdateRecord
 from grodt.forensics.reader import read_run
 from models.meta.features import CONTEXT_FEATURES
 from models.meta.features import STRATEGY_FEATURES
@@ -64,7 +74,6 @@ __all__ = [
 ]
 
 META_CONTROLLER_PATH = "actors.meta_controller:MetaController"
-REPLAYABLE_POLICIES = ("static", "bandit", "trailing_sharpe")
 _SHARPE = STRATEGY_FEATURES.index("sharpe")
 
 
@@ -134,15 +143,30 @@ def _meta_configs(run: Path) -> dict[str, MetaControllerConfig]:
     }
 
 
-def _policy(config: MetaControllerConfig) -> MetaPolicy:
-    """The policy the actor builds in ``on_start`` (models are not loaded: no ``predictive``)."""
+def _policy(
+    config: MetaControllerConfig, records: Sequence[AllocationRecord], check_model: bool
+) -> MetaPolicy:
+    """The policy the actor builds in ``on_start``; with ``check_model``, the ``predictive``
+    model must be the one the records name."""
     names = list(config.static_weights)
+    model, error = None, ""
+    if config.policy == "predictive":
+        model, error = load_meta_model(config.model)
+        used = sorted({r.model_version for r in records if r.model_version})
+        found = model.version_ if model is not None else ""
+        if check_model and used and used != [found]:
+            raise GrodtError(
+                f"the records were decided by model {', '.join(used)}; the config's model "
+                f"{config.model!r} is {found or 'not loadable: ' + error}"
+            )
     return MetaPolicy(
         config.policy,
         names,
         np.array([config.static_weights[n] for n in names]),
         config.allocator(),
         config.health(),
+        model=model,
+        model_error=error,
         bandit_features=len(CONTEXT_FEATURES) + len(names),
         bandit_seed=config.bandit_seed,
         bandit_exploration=config.bandit_exploration,
@@ -165,9 +189,40 @@ def _inputs(record: AllocationRecord, names: list[str]) -> tuple[np.ndarray, np.
     return rows, np.concatenate([shared, per_strategy[:, _SHARPE]])
 
 
+def _correlation(record: AllocationRecord, config: MetaControllerConfig) -> np.ndarray:
+    """The strategies' return correlation of the record (only ``predictive`` reads it)."""
+    n = len(config.static_weights)
+    if config.policy != "predictive":
+        return np.eye(n)
+    correlation = np.array(record.correlation, dtype=float)
+    if correlation.shape != (n, n):
+        raise GrodtError(
+            f"allocation record {record.trace_id}: correlation has shape {correlation.shape}, "
+            f"not ({n}, {n}): the predictive policy cannot run on it (records written before "
+            "the correlation was recorded)"
+        )
+    return correlation
+
+
+def _frozen(record: AllocationRecord, config: MetaControllerConfig) -> bool:
+    """Whether exploration was frozen at this decision, from the record's change-point count."""
+    since = record.bars_since_changepoint
+    return since is not None and since < config.exploration_freeze_bars
+
+
 def _first_difference(
-    record: AllocationRecord, decision: MetaDecision, names: list[str]
+    record: AllocationRecord,
+    decision: MetaDecision,
+    names: list[str],
+    frozen: bool,
+    changepoints: set[str],
 ) -> FieldDifference | None:
+    if record.changepoint_trace_id and record.changepoint_trace_id not in changepoints:
+        return FieldDifference(
+            "changepoint_trace_id",
+            record.changepoint_trace_id,
+            "no such changepoint regime record in the run",
+        )
     replayed: list[tuple[str, Any]] = [
         ("weights", dict(zip(names, np.asarray(decision.weights).tolist(), strict=True))),
         ("policy", decision.policy),
@@ -178,6 +233,9 @@ def _first_difference(
         ("predicted_performance", dict(decision.predicted)),
         ("quantiles", {k: dict(v) for k, v in decision.quantiles.items()}),
         ("bounds_hit", list(decision.bounds_hit)),
+        ("exploration_frozen", frozen),
+        ("calibration_coverage", decision.calibration_coverage),
+        ("calibration_outcomes", decision.calibration_outcomes),
     ]
     for field, value in replayed:
         recorded = getattr(record, field)
@@ -196,18 +254,14 @@ def _first_difference(
 
 
 def _decisions(
-    records: Sequence[AllocationRecord], config: MetaControllerConfig
-) -> Iterator[tuple[AllocationRecord, MetaDecision]]:
-    """Each record with the decision ``config``'s policy makes on the record's inputs, in order."""
-    if config.policy not in REPLAYABLE_POLICIES:
-        raise GrodtError(
-            f"policy {config.policy!r} cannot be replayed from its records (only "
-            f"{', '.join(REPLAYABLE_POLICIES)}): they lack the strategies' return correlation "
-            "the allocator used and the coverage monitor's history"
-        )
+    records: Sequence[AllocationRecord], config: MetaControllerConfig, check_model: bool = True
+) -> Iterator[tuple[AllocationRecord, MetaDecision, bool]]:
+    """Each record with the decision ``config``'s policy makes on the record's inputs, in order,
+    and whether exploration was frozen."""
     names = list(config.static_weights)
-    policy = _policy(config)
+    policy = _policy(config, records, check_model)
     for k, record in enumerate(records):
+        frozen = _frozen(record, config)
         previous = np.array([record.previous_weights[n] for n in names], dtype=float)
         if record.fallback_reason == "warming_up":
             decision = policy.fallback("warming_up")
@@ -218,12 +272,15 @@ def _decisions(
                 decision = policy.decide(
                     rows,
                     bandit_context,
-                    np.eye(len(names)),  # unused by the replayable policies (not recorded)
+                    _correlation(record, config),
                     previous,
                     record.ts_event,
                     realised_returns=window_returns if k > 0 else None,
                     realised_portfolio_return=record.realised_return,
+                    exploration_frozen=frozen,
                 )
+            except GrodtError:
+                raise
             except Exception as e:
                 # The actor falls back the same way; the record says whether it did.
                 decision = policy.fallback(f"policy_error: {type(e).__name__}: {e}")
@@ -232,21 +289,24 @@ def _decisions(
             np.isfinite(weights).all() and weights.min() >= 0.0 and weights.sum() <= 1.0 + 1e-6
         ):
             decision = policy.fallback(f"policy_error: invalid weights {weights.tolist()}")
-        yield record, decision
+        yield record, decision, frozen
 
 
 def _replay_component(
-    records: Sequence[AllocationRecord], config: MetaControllerConfig, stop_at: str | None
+    records: Sequence[AllocationRecord],
+    config: MetaControllerConfig,
+    stop_at: str | None,
+    changepoints: set[str],
 ) -> list[ReplayResult]:
     names = list(config.static_weights)
     results = []
-    for record, decision in _decisions(records, config):
+    for record, decision, frozen in _decisions(records, config):
         results.append(
             ReplayResult(
                 trace_id=record.trace_id,
                 ts_event=record.ts_event,
                 policy=record.policy,
-                difference=_first_difference(record, decision, names),
+                difference=_first_difference(record, decision, names, frozen, changepoints),
             )
         )
         if stop_at is not None and record.trace_id == stop_at:
@@ -254,14 +314,26 @@ def _replay_component(
     return results
 
 
-def _allocation_records(run: Path) -> dict[str, list[AllocationRecord]]:
+def _run_records(run: Path) -> tuple[dict[str, list[AllocationRecord]], set[str]]:
+    """The run's allocation records by component (decision order) and the trace ids of its
+    change-point regime records."""
     by_component: dict[str, list[AllocationRecord]] = {}
+    changepoints: set[str] = set()
     for stored in read_run(Path(run)):
-        if isinstance(stored.record, AllocationRecord):
-            by_component.setdefault(stored.record.component_id, []).append(stored.record)
+        record = stored.record
+        if isinstance(record, AllocationRecord):
+            by_component.setdefault(record.component_id, []).append(record)
+        elif isinstance(record, RegimeUpdateRecord) and record.reason.startswith(
+            CHANGEPOINT_REASON
+        ):
+            changepoints.add(record.trace_id)
     for records in by_component.values():
         records.sort(key=lambda r: r.ts_event)  # stable: stream order within a timestamp
-    return by_component
+    return by_component, changepoints
+
+
+def _allocation_records(run: Path) -> dict[str, list[AllocationRecord]]:
+    return _run_records(run)[0]
 
 
 def replay_allocations(
@@ -273,7 +345,7 @@ def replay_allocations(
     the run excluded).
     """
     configs = _meta_configs(run)
-    by_component = _allocation_records(run)
+    by_component, changepoints = _run_records(run)
     if component_id is not None:
         by_component = {k: v for k, v in by_component.items() if k == component_id}
     if not by_component:
@@ -287,7 +359,7 @@ def replay_allocations(
                 f"{run}/config.yaml: no {META_CONTROLLER_PATH} with component id {component!r} "
                 f"(found {sorted(configs)})"
             )
-        results.extend(_replay_component(records, config, stop_at=None))
+        results.extend(_replay_component(records, config, None, changepoints))
     return results, time.perf_counter() - started
 
 
@@ -297,7 +369,8 @@ def replay_trace(run: Path, trace_id: str) -> tuple[ReplayResult, int, float]:
     Returns its result, the number of decisions replayed and the wall time (seconds).
     """
     configs = _meta_configs(run)
-    for component, records in _allocation_records(run).items():
+    by_component, changepoints = _run_records(run)
+    for component, records in by_component.items():
         if any(r.trace_id == trace_id for r in records):
             config = configs.get(component)
             if config is None:
@@ -305,7 +378,7 @@ def replay_trace(run: Path, trace_id: str) -> tuple[ReplayResult, int, float]:
                     f"{run}/config.yaml: no {META_CONTROLLER_PATH} with component id {component!r}"
                 )
             started = time.perf_counter()
-            results = _replay_component(records, config, stop_at=trace_id)
+            results = _replay_component(records, config, trace_id, changepoints)
             return results[-1], len(results), time.perf_counter() - started
     raise GrodtError(
         f"{run}: no allocation record with trace id {trace_id!r} (replay covers the "
@@ -376,7 +449,8 @@ def diff_allocations(
     ------
     GrodtError
         No meta-controller (or several without ``component_id``), an override the config
-        rejects (named), or a policy that cannot be run from the records (``predictive``).
+        rejects (named), or ``predictive`` on records without the strategies' correlation
+        (written before it was recorded).
     """
     values = _meta_config_values(run)
     if component_id is not None:
@@ -398,7 +472,7 @@ def diff_allocations(
     if not records:
         raise GrodtError(f"{run}: no allocation records of {component!r}")
     changes = []
-    for record, decision in _decisions(records, new_config):
+    for record, decision, _ in _decisions(records, new_config, check_model=False):
         new = dict(zip(old_names, np.asarray(decision.weights).tolist(), strict=True))
         changes.append(
             AllocationChange(

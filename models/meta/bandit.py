@@ -9,8 +9,15 @@ the reward given the context (Gaussian prior, known noise variance: the posterio
 the fraction of draws in which each action scores highest is its Thompson probability. The logged
 distribution mixes it with a uniform floor, ``(1 − ε)·thompson + ε/n_actions``, and the action is
 drawn *from that distribution*, so the logged ``action_probabilities`` are exactly the
-probabilities the action was sampled with (every action keeps probability ≥ ε/n_actions, which
-off-policy evaluation needs). Seeded: the same seed, contexts and rewards give the same actions.
+probabilities the action was sampled with. With ε > 0 every action keeps probability
+≥ ε/n_actions, which off-policy evaluation of any other policy needs; with ε = 0 (the default)
+the distribution is Thompson sampling's own, and an action that won none of the draws has
+probability 0: a target policy that puts mass there is not supported by the log (the OPE overlap
+diagnostics say so). Seeded: the same seed, contexts and rewards give the same actions.
+
+**Greedy** (:meth:`LinearThompsonBandit.greedy`): the action with the best posterior mean
+reward, no draw (exploration frozen, e.g. after a change point); its logged distribution is
+one-hot, propensity 1.
 """
 
 from dataclasses import dataclass
@@ -77,8 +84,8 @@ class LinearThompsonBandit:
         Variance of the Gaussian prior on every coefficient.
     noise_variance : float
         Variance of a reward around its linear prediction (returns², e.g. 0.02² per window).
-    exploration : float
-        ε of the uniform floor.
+    exploration : float, default 0
+        ε of the uniform floor, in [0, 1].
     n_samples : int
         Posterior draws per decision (the Monte Carlo of the Thompson probabilities).
     seed : int
@@ -90,7 +97,7 @@ class LinearThompsonBandit:
         n_features: int,
         prior_variance: float = 1e-3,
         noise_variance: float = 4e-4,
-        exploration: float = 0.05,
+        exploration: float = 0.0,
         n_samples: int = 256,
         seed: int = 0,
     ) -> None:
@@ -98,8 +105,8 @@ class LinearThompsonBandit:
             raise ValueError(f"need n_actions ≥ 1 and n_features ≥ 0: {n_actions}, {n_features}")
         if prior_variance <= 0.0 or noise_variance <= 0.0:
             raise ValueError("prior_variance and noise_variance must be > 0")
-        if not 0.0 < exploration <= 1.0:
-            raise ValueError(f"exploration must be in (0, 1], was {exploration}")
+        if not 0.0 <= exploration <= 1.0:
+            raise ValueError(f"exploration must be in [0, 1], was {exploration}")
         self.n_actions = n_actions
         self.n_features = n_features
         self.prior_variance = prior_variance
@@ -141,6 +148,15 @@ class LinearThompsonBandit:
         probabilities = self.probabilities(context)
         index = int(self._rng.choice(self.n_actions, p=probabilities))
         return BanditChoice(index, probabilities, float(probabilities[index]))
+
+    def greedy(self, context: np.ndarray) -> BanditChoice:
+        """The action with the highest posterior mean reward at ``context``, without a draw
+        (the random stream is left untouched); logged one-hot, propensity 1. Ties go to the
+        lowest index."""
+        index = int(np.argmax(self.mean_ @ self._x(context)))
+        probabilities = np.zeros(self.n_actions)
+        probabilities[index] = 1.0
+        return BanditChoice(index, probabilities, 1.0)
 
     def update(self, action_index: int, context: np.ndarray, reward: float) -> None:
         """Add one observed reward of ``action_index`` at ``context`` to its posterior."""

@@ -103,6 +103,11 @@ class CoverageMonitor:
                 self._hits.append(bool(lo <= y <= hi))
 
     @property
+    def outcomes(self) -> int:
+        """Outcomes in the window (at most ``window``)."""
+        return len(self._hits)
+
+    @property
     def coverage(self) -> float:
         """Realised coverage so far (NaN before any outcome)."""
         return float(np.mean(self._hits)) if self._hits else float("nan")

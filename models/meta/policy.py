@@ -11,7 +11,9 @@ Policies:
 * ``predictive`` — calibrated quantile forecasts (:class:`~models.meta.model.MetaModel`) into
   :func:`~models.meta.allocator.allocate`.
 * ``bandit`` — :class:`~models.meta.bandit.LinearThompsonBandit` over
-  :func:`~models.meta.bandit.allocation_actions`, updated with each window's portfolio return.
+  :func:`~models.meta.bandit.allocation_actions`, updated with each window's portfolio return;
+  while exploration is frozen (``decide(..., exploration_frozen=True)``: after a change point)
+  it takes the greedy action on the posterior mean, logged with propensity 1.
 * ``trailing_sharpe`` — FinRL's rule, a baseline: all capital to the strategy with the best
   trailing Sharpe ratio.
 
@@ -66,6 +68,13 @@ class MetaDecision:
         Per strategy μ (q50), and ``"<name>:p_positive"``.
     action_index, action_probabilities, propensity
         The bandit's choice (None / [] otherwise).
+    exploration_frozen : bool
+        Whether exploration was frozen at this decision (the bandit then chose greedily).
+    calibration_coverage : float | None
+        ``predictive``: the coverage monitor's realised coverage of the interval over its
+        window before this decision (None before any outcome; None for other policies).
+    calibration_outcomes : int
+        ``predictive``: outcomes in that window (0 otherwise).
     """
 
     weights: np.ndarray
@@ -77,6 +86,9 @@ class MetaDecision:
     action_index: int | None = None
     action_probabilities: list[float] = field(default_factory=list)
     propensity: float | None = None
+    exploration_frozen: bool = False
+    calibration_coverage: float | None = None
+    calibration_outcomes: int = 0
 
 
 class MetaPolicy:
@@ -114,7 +126,7 @@ class MetaPolicy:
         model_error: str = "",
         bandit_features: int = 0,
         bandit_seed: int = 0,
-        bandit_exploration: float = 0.05,
+        bandit_exploration: float = 0.0,
     ) -> None:
         if policy not in POLICIES:
             raise ValueError(f"policy must be one of {POLICIES}, was {policy!r}")
@@ -159,6 +171,7 @@ class MetaPolicy:
         now_ns: int,
         realised_returns: np.ndarray | None = None,
         realised_portfolio_return: float | None = None,
+        exploration_frozen: bool = False,
     ) -> MetaDecision:
         """Decide the weights of this rebalance.
 
@@ -176,15 +189,24 @@ class MetaPolicy:
             Per-unit returns of the window since the previous rebalance (coverage monitor).
         realised_portfolio_return : float, optional
             The portfolio's return over that window (the bandit's reward of its last action).
+        exploration_frozen : bool
+            Choose without exploring (the bandit's greedy action; the other policies do not
+            explore). It still learns from the realised return.
         """
         self._learn(realised_returns, realised_portfolio_return)
         if self.policy == "static":
-            return MetaDecision(self.static_weights.copy(), "static")
-        if self.policy == "trailing_sharpe":
-            return self._trailing_sharpe(rows)
-        if self.policy == "bandit":
-            return self._bandit(bandit_context)
-        return self._predictive(rows, correlation, previous, now_ns)
+            decision = MetaDecision(self.static_weights.copy(), "static")
+        elif self.policy == "trailing_sharpe":
+            decision = self._trailing_sharpe(rows)
+        elif self.policy == "bandit":
+            decision = self._bandit(bandit_context, exploration_frozen)
+        else:
+            decision = self._predictive(rows, correlation, previous, now_ns)
+            coverage = self.monitor.coverage
+            decision.calibration_coverage = coverage if np.isfinite(coverage) else None
+            decision.calibration_outcomes = self.monitor.outcomes
+        decision.exploration_frozen = exploration_frozen
+        return decision
 
     def fallback(self, reason: str) -> MetaDecision:
         """The static weights, saying why."""
@@ -212,10 +234,10 @@ class MetaPolicy:
         weights[int(np.argmax(sharpe))] = 1.0
         return MetaDecision(weights, "trailing_sharpe")
 
-    def _bandit(self, context: np.ndarray) -> MetaDecision:
+    def _bandit(self, context: np.ndarray, frozen: bool) -> MetaDecision:
         assert self.bandit is not None
         context = np.asarray(context, dtype=float)
-        choice = self.bandit.choose(context)
+        choice = self.bandit.greedy(context) if frozen else self.bandit.choose(context)
         self._last_action = (choice.action_index, context)
         return MetaDecision(
             self.actions[choice.action_index].copy(),

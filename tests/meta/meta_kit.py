@@ -1,12 +1,20 @@
 """Helpers of the meta-controller tests: a node config on the S&P 500 sample with S1 and S2 and a
-meta-controller, and a small model with the actor's features."""
+meta-controller, a small model with the actor's features, and an actor that publishes change
+points at chosen bars."""
 
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from nautilus_trader.common.actor import Actor
+from nautilus_trader.config import ActorConfig
+from nautilus_trader.model.data import Bar
+from nautilus_trader.model.data import BarType
 
+from grodt.core.records import RegimeUpdateRecord
+from grodt.core.records import make_trace_id
+from grodt.core.topics import Topics
 from models.meta import ConformalInterval
 from models.meta import MetaModel
 from models.meta import PositiveProbability
@@ -86,3 +94,59 @@ def small_model(
     )
     model.save(path)
     return model
+
+
+class ChangePointInjectorConfig(ActorConfig, frozen=True, kw_only=True):
+    """Publish a change point of ``instrument_id`` at each listed bar (1-based) of ``bar_type``."""
+
+    bar_type: BarType
+    instrument_id: str
+    at_bars: list[int]
+
+
+class ChangePointInjector(Actor):
+    """Publishes what the regime actor's change-point monitor publishes (a ``RegimeUpdateRecord``
+    with reason ``changepoint:…`` on ``Topics.REGIME``) at chosen bars: a change point at a known
+    bar without depending on the detector."""
+
+    def __init__(self, config: ChangePointInjectorConfig) -> None:
+        super().__init__(config)
+        self.bars = 0
+
+    def on_start(self) -> None:
+        self.subscribe_bars(self.config.bar_type)
+
+    def on_bar(self, bar: Bar) -> None:
+        self.bars += 1
+        if self.bars not in self.config.at_bars:
+            return
+        self.msgbus.publish(
+            Topics.REGIME,
+            RegimeUpdateRecord(
+                trace_id=make_trace_id(str(self.id), bar.ts_event, self.bars),
+                ts_event=bar.ts_event,
+                ts_init=bar.ts_init,
+                component_id=str(self.id),
+                instrument_id=self.config.instrument_id,
+                probabilities={"bull": 0.2, "bear": 0.6, "sideways": 0.2},
+                most_likely="bear",
+                entropy=0.95,
+                reason="changepoint:p=0.900,action=log",
+            ),
+        )
+
+
+INJECTOR_PATH = "meta_kit:ChangePointInjector"
+
+
+def injector_actor(at_bars: list[int], instrument_id: str = "SPX.SAMPLE") -> dict[str, Any]:
+    """A node config's actor entry of :class:`ChangePointInjector` on the S&P 500 sample."""
+    return {
+        "path": INJECTOR_PATH,
+        "config": {
+            "bar_type": "SPX.SAMPLE-1-DAY-LAST-EXTERNAL",
+            "instrument_id": instrument_id,
+            "at_bars": at_bars,
+            "component_id": f"ChangePointInjector-{instrument_id.split('.')[0]}",
+        },
+    }

@@ -3,25 +3,33 @@ the strategies and change their sizes, one audited record per rebalance, the fal
 model is missing, a trained model's allocations within their bounds, the bandit's propensities,
 and bad configs named."""
 
+import json
 from itertools import pairwise
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from meta_kit import S1
 from meta_kit import S2
+from meta_kit import injector_actor
 from meta_kit import meta_document
 from meta_kit import small_model
 
+from grodt.cli import main
 from grodt.core.errors import ConfigError
+from grodt.core.errors import GrodtError
 from grodt.core.records import AllocationRecord
 from grodt.core.records import DecisionRecord
+from grodt.core.records import RegimeUpdateRecord
 from grodt.forensics.reader import read_run
+from grodt.forensics.replay import replay_allocations
 from grodt.nodes.backtest import run_backtest
 from node_configs.loader import load_backtest_document
 
 
-def _run(catalog: Path, run_dir: Path, meta: dict | None, **span: str):
+def _run(catalog: Path, run_dir: Path, meta: dict | None, before: list | None = None, **span: str):
     document = meta_document(meta, **span)
+    document["actors"] = [*(before or []), *document.get("actors", [])]
     spec = load_backtest_document(document, "meta_test")
     outcome = run_backtest(spec, catalog, run_dir, document=document, quiet=True)
     records = [stored.record for stored in read_run(outcome.run_dir)]
@@ -100,7 +108,7 @@ def test_a_model_that_fails_on_the_engine_thread_falls_back_and_the_run_goes_on(
 
 def test_predictive_allocations_stay_in_their_bounds_and_are_audited(sp500_catalog, tmp_path):
     model = small_model(tmp_path / "meta.json", trained_until="2004-06-30")
-    _, allocations, decisions = _run(
+    outcome, allocations, decisions = _run(
         sp500_catalog,
         tmp_path / "run",
         {
@@ -139,11 +147,24 @@ def test_predictive_allocations_stay_in_their_bounds_and_are_audited(sp500_catal
         last = max(t for (t, name) in published if name == d.strategy_id and t <= d.ts_event)
         assert d.allocation_weight == pytest.approx(published[(last, d.strategy_id)])
         assert d.allocation_trace_id == traces[last]
+    # Every decision replays bit for bit from the records (the correlation the allocator used,
+    # the coverage monitor rebuilt from the recorded intervals and outcomes) and the model file.
+    assert all(len(r.correlation) == 2 for r in predictive)
+    assert predictive[-1].calibration_outcomes > 0
+    results, _ = replay_allocations(outcome.run_dir)
+    assert [r.trace_id for r in results] == [r.trace_id for r in allocations]
+    assert all(r.equal for r in results), next(r for r in results if not r.equal)
+    # Another model is refused by name, not replayed into differences.
+    small_model(tmp_path / "meta.json", trained_until="2004-06-30", seed=1)
+    with pytest.raises(GrodtError, match=f"decided by model {model.version_}"):
+        replay_allocations(outcome.run_dir)
 
 
 def test_bandit_logs_its_propensities(sp500_catalog, tmp_path):
     _, allocations, _ = _run(
-        sp500_catalog, tmp_path / "run", {"policy": "bandit", "bandit_seed": 7}
+        sp500_catalog,
+        tmp_path / "run",
+        {"policy": "bandit", "bandit_seed": 7, "bandit_exploration": 0.05},
     )
     bandit = [r for r in allocations if r.policy == "bandit"]
     assert len(bandit) > 40
@@ -156,6 +177,59 @@ def test_bandit_logs_its_propensities(sp500_catalog, tmp_path):
         assert min(record.action_probabilities) >= 0.05 / 4 - 1e-12
 
 
+def test_a_change_point_freezes_exploration_and_replays_bit_for_bit(sp500_catalog, tmp_path):
+    # Change points at bar 150 of the regime instrument (frozen for 15 bars: the rebalances at
+    # bars 150, 155, 160) and at bar 300 of another instrument (ignored).
+    outcome, allocations, _ = _run(
+        sp500_catalog,
+        tmp_path / "run",
+        {
+            "policy": "bandit",
+            "bandit_seed": 7,
+            "bandit_exploration": 0.05,
+            "exploration_freeze_bars": 15,
+        },
+        before=[injector_actor([150]), injector_actor([300], instrument_id="AAPL.XNAS")],
+    )
+    changepoints = [
+        r
+        for r in (s.record for s in read_run(outcome.run_dir))
+        if isinstance(r, RegimeUpdateRecord)
+    ]
+    assert [r.instrument_id for r in changepoints] == ["SPX.SAMPLE", "AAPL.XNAS"]
+    frozen_at = [5 * (i + 1) for i, r in enumerate(allocations) if r.exploration_frozen]
+    assert frozen_at == [150, 155, 160]
+    for i, record in enumerate(allocations):
+        bar = 5 * (i + 1)
+        if bar < 150:
+            assert record.bars_since_changepoint is None and record.changepoint_trace_id == ""
+        else:
+            assert record.bars_since_changepoint == bar - 150
+            assert record.changepoint_trace_id == changepoints[0].trace_id
+        if record.policy != "bandit":
+            continue
+        if record.exploration_frozen:
+            # Greedy on the posterior mean: the distribution it acted on is one-hot.
+            assert record.propensity == 1.0
+            assert sorted(record.action_probabilities) == [0.0, 0.0, 0.0, 1.0]
+        else:
+            assert min(record.action_probabilities) >= 0.05 / 4 - 1e-12
+    # The freeze is derived from the records: every decision replays bit for bit.
+    results, _ = replay_allocations(outcome.run_dir)
+    assert len(results) == len(allocations)
+    assert all(r.equal for r in results), next(r for r in results if not r.equal)
+    # Off-policy evaluation of the uniform policy on this log: the frozen rounds never take three
+    # of the four actions, and the overlap warning says so.
+    policy = tmp_path / "uniform.yaml"
+    policy.write_text("kind: uniform\n")
+    arguments = ["ope", "evaluate", "--run", str(outcome.run_dir), "--policy", str(policy)]
+    report = CliRunner().invoke(main, [*arguments, "--json", "--n-bootstrap", "20"])
+    assert report.exit_code == 0, report.output
+    overlap = json.loads(report.output)
+    assert overlap["unsupported_share"] > 0
+    assert any("actions the logger never takes" in w for w in overlap["warnings"])
+
+
 @pytest.mark.parametrize(
     ("config", "message"),
     [
@@ -164,6 +238,8 @@ def test_bandit_logs_its_propensities(sp500_catalog, tmp_path):
         ({"policy": "greedy"}, r"actors\[0\]\.config\.policy"),
         ({"rebalance_every": 0}, r"actors\[0\]\.config\.rebalance_every"),
         ({"performance_window": 2}, r"performance_window: 2 bars are too few"),
+        ({"bandit_exploration": 1.5}, r"bandit_exploration: 1\.5 is not in \[0, 1\]"),
+        ({"exploration_freeze_bars": -1}, r"actors\[0\]\.config\.exploration_freeze_bars"),
     ],
 )
 def test_bad_meta_controller_configs_name_the_field(config, message):

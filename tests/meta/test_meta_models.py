@@ -388,6 +388,68 @@ def test_bandit_logs_the_distribution_it_samples_from_and_is_seedable():
     assert p_up[2] > 0.6 > p_down[2]
 
 
+def test_without_exploration_the_logged_distribution_is_thompson_sampling_s_own():
+    # ε = 0 (the default): an action that wins no posterior draw has probability exactly 0 (no
+    # floor), and the action is drawn from the logged distribution.
+    bandit = LinearThompsonBandit(4, 1, seed=5)
+    assert bandit.exploration == 0.0
+    for _ in range(200):
+        bandit.update(2, np.array([1.0]), 0.05)
+        bandit.update(0, np.array([1.0]), -0.05)
+    for _ in range(20):
+        choice = bandit.choose(np.array([1.0]))
+        p = choice.action_probabilities
+        assert p[0] == 0.0 and p.sum() == pytest.approx(1.0)
+        assert choice.action_index != 0 and choice.propensity == p[choice.action_index] > 0
+    with pytest.raises(ValueError, match=r"exploration must be in \[0, 1\], was 1.5"):
+        LinearThompsonBandit(4, 1, exploration=1.5)
+
+
+def test_greedy_takes_the_best_posterior_mean_without_a_draw():
+    bandit = LinearThompsonBandit(3, 1, exploration=0.05, seed=1)
+    bandit.update(1, np.array([1.0]), 0.01)
+    bandit.update(2, np.array([1.0]), 0.02)
+    twin = LinearThompsonBandit(3, 1, exploration=0.05, seed=1)
+    twin.update(1, np.array([1.0]), 0.01)
+    twin.update(2, np.array([1.0]), 0.02)
+    greedy = bandit.greedy(np.array([1.0]))
+    assert greedy.action_index == 2 and greedy.propensity == 1.0
+    assert greedy.action_probabilities.tolist() == [0.0, 0.0, 1.0]
+    # The random stream is untouched: the next sampled choice is the twin's.
+    choice, twin_choice = bandit.choose(np.array([1.0])), twin.choose(np.array([1.0]))
+    assert choice.action_index == twin_choice.action_index
+    assert choice.action_probabilities.tolist() == twin_choice.action_probabilities.tolist()
+
+
+def test_a_frozen_bandit_policy_chooses_greedily_and_says_so():
+    names = ["a", "b"]
+    policy = MetaPolicy(
+        "bandit",
+        names,
+        np.array([0.5, 0.5]),
+        AllocatorConfig(),
+        HealthConfig(),
+        bandit_features=1,
+        bandit_exploration=0.05,
+    )
+    rows = np.zeros((2, len(feature_names())))
+    free = policy.decide(rows, np.array([0.3]), np.eye(2), np.array([0.5, 0.5]), 0)
+    assert not free.exploration_frozen and min(free.action_probabilities) >= 0.05 / 4
+    frozen = policy.decide(
+        rows,
+        np.array([0.3]),
+        np.eye(2),
+        free.weights,
+        1,
+        realised_portfolio_return=0.01,
+        exploration_frozen=True,
+    )
+    assert frozen.exploration_frozen and frozen.policy == "bandit"
+    assert frozen.propensity == 1.0 and sorted(frozen.action_probabilities) == [0, 0, 0, 1.0]
+    # Learnt from the first window: the action it took is the only one with a positive mean.
+    assert frozen.action_index == free.action_index
+
+
 # -- policy ----------------------------------------------------------------------------------------
 
 
