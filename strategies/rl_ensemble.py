@@ -30,7 +30,11 @@ The blended action goes to orders through the base (``execution``):
 
 Either way orders pass the portfolio risk gate, the kill switch (halted: target positions only
 shrink) and the base's session rules. Each decision record carries every specialist's action,
-the blend weights and the blended action (:class:`~grodt.core.records.DecisionRecord`).
+the blend weights and the blended action (:class:`~grodt.core.records.DecisionRecord`), and what
+deterministic replay (``grodt.forensics.ensemble_replay``) needs to recompute the decision through
+the functions below (:func:`propose`, :func:`blend_weights`, :func:`blend_action`,
+:func:`decided_action`, :func:`plan_target`): the observation vector, the blend mode, the most
+likely regime and the sizing inputs (:class:`TargetInputs`).
 
 Inference runs on the engine thread with one torch thread (``torch.set_num_threads(1)`` when
 the specialists load; it is process-wide); feed-forward MLP specialists are evaluated with numpy
@@ -45,6 +49,8 @@ import json
 import math
 from collections.abc import Mapping
 from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import fields
 from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
@@ -84,11 +90,19 @@ from strategies.sizing import position_size
 
 __all__ = [
     "BLEND_MODES",
+    "LoadedPolicy",
     "NumpyPolicies",
     "RLEnsembleStrategy",
     "RLEnsembleStrategyConfig",
+    "TargetInputs",
+    "TargetPlan",
+    "blend_action",
     "blend_weights",
+    "decided_action",
+    "load_policy",
     "load_scripted_actions",
+    "plan_target",
+    "propose",
 ]
 
 BlendMode = Literal["blend", "hard", "always_on", "scripted"]
@@ -132,6 +146,23 @@ def blend_weights(
             return {label: float(label == tied[0]) for label in labels}
         return equal
     raise ValueError(f"blend_weights: mode must be blend, hard or always_on, was {mode!r}")
+
+
+def blend_action(
+    weights: Mapping[str, float], proposals: Mapping[str, float], labels: Sequence[str]
+) -> float:
+    """``Σ_label weights · proposals`` over ``labels`` (in that order), clipped to [-1, 1]."""
+    blended = sum(weights[label] * proposals[label] for label in labels)
+    return max(-1.0, min(1.0, blended))
+
+
+def decided_action(action: float | None, allow_short: bool) -> float | None:
+    """The blended action with the account's limits: a short means flat without shorts."""
+    if action is None:
+        return None
+    if action < 0.0 and not allow_short:
+        return 0.0
+    return action
 
 
 def load_scripted_actions(path: str | Path) -> tuple[float, ...]:
@@ -287,6 +318,7 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
         self._script: tuple[float, ...] = ()
         self._needs_regime = False
         self._numpy: NumpyPolicies | None = None
+        self._policy: LoadedPolicy | None = None
         try:
             self._load_policy(config)
         except (ValueError, OSError) as e:  # a bad file: fail the node build, naming it
@@ -302,23 +334,17 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
                 self._script = tuple(float(a) for a in config.scripted_actions or ())
             return
         assert config.specialists is not None and config.feature_set is not None
-        self.specialists, self._directory, self.specialists_version = _load_specialists(
-            config.specialists
-        )
+        policy = load_policy(config.specialists, config.inference)
+        self._policy = policy
+        self.specialists, self._directory = policy.specialists, policy.directory
+        self.specialists_version = policy.version
+        self._numpy = policy.numpy
         feature_set = FeatureSet.from_yaml(config.feature_set)
         _check_feature_set(self.specialists, feature_set, config.feature_set)
         self._features = StreamingFeatures(feature_set)
         self._needs_regime = feature_set.needs_regime
-        import torch  # only the model modes need torch (slow import)
-
-        torch.set_num_threads(1)  # small MLPs on the engine thread: no thread pool
-        if config.inference != "torch":
-            try:
-                self._numpy = NumpyPolicies.compile(self.specialists, self._directory)
-            except ValueError as e:
-                if config.inference == "numpy":
-                    raise
-                self.log.info(f"inference auto: torch ({e})")
+        if policy.torch_reason:
+            self.log.info(f"inference auto: torch ({policy.torch_reason})")
 
     def _reset_policy(self) -> None:
         self.action: float | None = None
@@ -330,6 +356,8 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
         self._counted_through_ns = -1  # ts_event of the last bar the index counted
         self._observed_position = 0.0
         self._feature_values: dict[str, float] = {}
+        self._observation: np.ndarray | None = None  # this bar's model input (records)
+        self._target_inputs: TargetInputs | None = None  # this bar's sizing inputs (records)
         self._target_units = Decimal(0)
         self._pending_order: ClientOrderId | None = None
         if self.specialists is not None:
@@ -347,6 +375,8 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
         if bar.ts_event > self._counted_through_ns:
             self._bar_index += 1
             self._counted_through_ns = bar.ts_event
+        self._observation = None
+        self._target_inputs = None
         self._check_target_order()
         if self.config.execution == "bracket" and self._position() is None and self._idle():
             self.held_action = 0.0  # a stop, target or exit closed the position
@@ -383,6 +413,8 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
         values["held_action"] = self.held_action
         if self.action is not None:
             values["blended_action"] = self.action
+        if self.specialists is None:
+            values["bar_index"] = float(self._bar_index)  # the script's index (replay)
         return values
 
     def on_reset(self) -> None:
@@ -454,10 +486,9 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
                 return  # warming up: no proposal
             self._observed_position = self.held_action
             observation = specialists.observation.build_from_mapping(values, self.held_action)
-            if self._numpy is not None:
-                proposals = self._numpy.predict(observation)
-            else:
-                proposals = specialists.predict(observation)
+            self._observation = observation
+            assert self._policy is not None
+            proposals = propose(self._policy, observation)
             bad = {label: a for label, a in proposals.items() if not math.isfinite(a)}
             if bad:
                 raise ValueError(f"non-finite action(s) {bad}")
@@ -476,19 +507,13 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
             self.regime_probabilities,
             self.regime_most_likely,
         )
-        blended = sum(weights[label] * proposals[label] for label in specialists.labels)
         self.proposals = proposals
         self.weights = weights
-        self.action = max(-1.0, min(1.0, blended))
+        self.action = blend_action(weights, proposals, specialists.labels)
 
     def _decided_action(self) -> float | None:
         """This bar's action with the account's limits: shorts only with ``allow_short``."""
-        action = self.action
-        if action is None:
-            return None
-        if action < 0.0 and not self.config.allow_short:
-            return 0.0
-        return action
+        return decided_action(self.action, self.config.allow_short)
 
     # == target execution ==========================================================================
 
@@ -499,34 +524,20 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
         if action is None or self._pending_order is not None:
             return None
         assert self.instrument is not None
-        held = position.signed_qty if position is not None else 0.0
-        if self.halted:  # kill switch: only reduce
-            action = 0.0 if action * held <= 0.0 else action
+        price = bar.close.as_double()
+        inputs = self._inputs_of(action, price, position)
+        self._target_inputs = inputs
+        plan = plan_target(inputs, self.config)
         # The policy holds the target it asked for, traded or not (a sub-lot target, the dead
         # band), as the env's observation does (models.rl.observation).
-        self.held_action = action
-        price = bar.close.as_double()
-        full, units = self._size_of(action, price)
-        target = floor_to_lot(units, self._lot)
-        if target < self._min_quantity:
-            target = Decimal(0)
-        signed_target = target if action > 0 else -target
-        if self.halted and abs(signed_target) > abs(Decimal(repr(held))):
-            signed_target = Decimal(repr(held))
-        if position is not None and signed_target == 0:
+        self.held_action = plan.held_action
+        if plan.exit:
             self._target_units = Decimal(0)
             return f"policy_{self.config.blend_mode}"
-        delta = signed_target - Decimal(repr(held))
-        if abs(delta) < self._lot or float(abs(delta)) < self.config.min_rebalance_fraction * full:
+        if plan.side is None:
             return None
-        side = OrderSide.BUY if delta > 0 else OrderSide.SELL
-        quantity = abs(delta)
-        if side == OrderSide.BUY:
-            quantity = self._cash_capped(quantity, price)
-            if quantity < self._lot:
-                return None
-        reduce_only = position is not None and abs(signed_target) < abs(Decimal(repr(held)))
-        reduce_only = reduce_only and signed_target * Decimal(repr(held)) >= 0
+        held, full = inputs.held_quantity, plan.full
+        side, quantity, reduce_only = plan.side, plan.quantity, plan.reduce_only
         trace_id = self._recorder.next_trace_id(bar.ts_event)
         order = self.order_factory.market(
             instrument_id=self.config.instrument_id,
@@ -561,57 +572,32 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
             self.submit_order(order)
         return None
 
-    def _size_of(self, action: float, price: float) -> tuple[float, float]:
-        """``(full, units)``: the units of action 1 and of ``action`` at ``price``, before the
-        lot; regime scale and allocation included.
-
-        ``notional`` sizing computes ``|action| · max_notional_fraction · equity / (price ·
-        multiplier)`` in the order ``models.rl.fills.ExecutionModel.order_quantity`` does (the
-        env/engine parity test compares the two to the unit)."""
-        config = self.config
-        equity = max(self._account_equity(), 0.0)
-        unit_value = price * self._multiplier
-        if not unit_value > 0.0:
-            return 0.0, 0.0
-        scale = self.allocation_weight * self.current_regime_scale()
-        if config.sizing == "notional":
-            full = config.max_notional_fraction * scale * equity / unit_value
-            units = abs(action) * config.max_notional_fraction * scale * equity / unit_value
-            if config.max_notional is not None:
-                cap = config.max_notional / unit_value
-                full, units = min(full, cap), min(units, cap)
-            return full, units
-        allocated = equity * self.allocation_weight
-        max_notional = allocated * config.max_notional_fraction
-        if config.max_notional is not None:
-            max_notional = min(max_notional, config.max_notional)
-        sizing = position_size(
-            equity=equity,
-            allocation_weight=self.allocation_weight,
-            risk_per_trade=config.risk_per_trade,
-            stop_distance=config.stop_atr_multiple * self.atr.value,
-            price=price,
-            multiplier=self._multiplier,
-            max_notional=max_notional,
-            regime_scale=self.current_regime_scale(),
-            lot=self._lot,
-        )
-        full = sizing.base_quantity * sizing.regime_scale
-        return full, abs(action) * full
-
-    def _cash_capped(self, quantity: Decimal, price: float) -> Decimal:
-        """A buy on a CASH account: no more than the free cash pays for (fees included)."""
-        account = self.portfolio.account(self.config.instrument_id.venue)
-        if account is None or account.type != AccountType.CASH:
-            return quantity
+    def _inputs_of(self, action: float, price: float, position: Position | None) -> "TargetInputs":
+        """This bar's :class:`TargetInputs` from the engine: account, position, allocation,
+        regime scale, instrument."""
         assert self.instrument is not None
-        free = account.balance_free(self.instrument.quote_currency)
-        if free is None:
-            return quantity
-        fee = float(self.instrument.taker_fee)
-        unit_value = price * self._multiplier
-        affordable = free.as_double() * _CASH_BUFFER / (unit_value * (1.0 + fee))
-        return min(quantity, floor_to_lot(affordable, self._lot))
+        free_cash = math.nan
+        account = self.portfolio.account(self.config.instrument_id.venue)
+        if account is not None and account.type == AccountType.CASH:
+            free = account.balance_free(self.instrument.quote_currency)
+            if free is not None:
+                free_cash = free.as_double()
+        return TargetInputs(
+            action=action,
+            held_quantity=position.signed_qty if position is not None else 0.0,
+            has_position=position is not None,
+            halted=self.halted,
+            price=price,
+            equity=self._account_equity(),
+            allocation_weight=self.allocation_weight,
+            regime_scale=self.current_regime_scale(),
+            multiplier=self._multiplier,
+            lot=self._lot,
+            min_quantity=self._min_quantity,
+            atr=self.atr.value,
+            free_cash=free_cash,
+            taker_fee=float(self.instrument.taker_fee),
+        )
 
     def _reassert_target(self) -> None:
         """A flip closes the position and opens the opposite one: the base reset the target to
@@ -683,6 +669,14 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
         if action == "exit" and reason != f"policy_{self.config.blend_mode}":
             self.held_action = 0.0  # the base closed the position (session, time stop, stop)
         recorder = self._recorder
+        own = reason == f"policy_{self.config.blend_mode}"
+        if own and self._target_inputs is not None:
+            sizing_inputs = self._target_inputs.to_record()
+        else:  # not this bar's target order: the base's own exit, or a bracket entry
+            position = self._position()
+            held = position.signed_qty if position is not None else 0.0
+            sizing_inputs = {"held_quantity": held}
+        observation = self._observation
         record = DecisionRecord(
             trace_id=trace_id,
             ts_event=ts_event,
@@ -705,6 +699,11 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
             specialist_actions=dict(self.proposals),
             blend_weights=dict(self.weights),
             blended_action=self.action,
+            allocation_trace_id=self.allocation_trace_id,
+            observation=[] if observation is None else observation.tolist(),
+            blend_mode=self.config.blend_mode,
+            regime_most_likely=self.regime_most_likely,
+            sizing_inputs=sizing_inputs,
         )
         recorder.decisions += 1
         self._publish(Topics.DECISIONS, record)
@@ -799,6 +798,246 @@ class NumpyPolicies:
                 value = float(h[0])  # NaN stays NaN: the strategy treats it as a model error
                 out[label] = value if math.isnan(value) else min(1.0, max(-1.0, value))
         return out
+
+
+@dataclass(frozen=True)
+class LoadedPolicy:
+    """Specialists loaded for inference: what :func:`load_policy` returns.
+
+    Attributes
+    ----------
+    specialists : SpecialistSet
+    directory : Path
+        Where they were loaded from (a registry reference's local copy).
+    version : str
+        ``sha256`` prefix of the manifest and model files, ``name/<version>:<hash>`` for a
+        registry reference (decision records' ``model_versions["specialists"]``).
+    numpy : NumpyPolicies | None
+        The numpy runtime, None when inference runs on torch.
+    torch_reason : str
+        Why ``inference: auto`` fell back to torch ("" otherwise).
+    """
+
+    specialists: SpecialistSet
+    directory: Path
+    version: str
+    numpy: "NumpyPolicies | None"
+    torch_reason: str = ""
+
+
+def load_policy(reference: str, inference: str) -> LoadedPolicy:
+    """Load the specialists of ``reference`` (a directory or a registry reference) for the
+    ``inference`` runtime (``auto``, ``torch``, ``numpy``), as the strategy does: one torch
+    thread (process-wide), numpy where it reproduces torch. Replay loads them the same way."""
+    specialists, directory, version = _load_specialists(reference)
+    import torch  # only the model modes need torch (slow import)
+
+    torch.set_num_threads(1)  # small MLPs on the engine thread: no thread pool
+    compiled, reason = None, ""
+    if inference != "torch":
+        try:
+            compiled = NumpyPolicies.compile(specialists, directory)
+        except ValueError as e:
+            if inference == "numpy":
+                raise
+            reason = str(e)
+    return LoadedPolicy(specialists, directory, version, compiled, reason)
+
+
+def propose(policy: LoadedPolicy, observation: np.ndarray) -> dict[str, float]:
+    """Each specialist's target position in [-1, 1] for ``observation`` (shape ``(n_obs,)``),
+    on the runtime ``policy`` was loaded for."""
+    if policy.numpy is not None:
+        return policy.numpy.predict(observation)
+    return policy.specialists.predict(observation)
+
+
+@dataclass(frozen=True, slots=True)
+class TargetInputs:
+    """The numbers ``target`` execution turns one bar's action into an order with.
+
+    Recorded in every decision's ``sizing_inputs`` (:meth:`to_record`), so that replay feeds the
+    same values to :func:`plan_target`.
+
+    Attributes
+    ----------
+    action : float
+        The decided action in [-1, 1] (:func:`decided_action`), before the kill switch.
+    held_quantity : float
+        Signed units of the strategy's open position (0 when flat).
+    has_position : bool
+        Whether the strategy has an open position.
+    halted : bool
+        The kill switch holds (target positions only shrink).
+    price : float
+        The bar's close, quote currency.
+    equity : float
+        Account equity, account currency (negative kept; sizing uses ``max(equity, 0)``).
+    allocation_weight, regime_scale : float
+        The strategy's capital weight and the base's regime scale, both in [0, 1].
+    multiplier : float
+        Contract multiplier.
+    lot, min_quantity : Decimal
+        Quantity increment and the smallest order, units.
+    atr : float
+        ATR of the base (``sizing: risk``), price units.
+    free_cash : float
+        Free balance of a CASH account in the quote currency, which caps buys; NaN: buys are
+        not capped (a margin account).
+    taker_fee : float
+        The instrument's taker fee, fraction of notional.
+    """
+
+    action: float
+    held_quantity: float
+    has_position: bool
+    halted: bool
+    price: float
+    equity: float
+    allocation_weight: float
+    regime_scale: float
+    multiplier: float
+    lot: Decimal
+    min_quantity: Decimal
+    atr: float
+    free_cash: float
+    taker_fee: float
+
+    def to_record(self) -> dict[str, float]:
+        """``{field: float}`` (booleans 0/1, decimals as floats)."""
+        return {item.name: float(getattr(self, item.name)) for item in fields(self)}
+
+    @classmethod
+    def from_record(cls, values: Mapping[str, float]) -> "TargetInputs":
+        """Back from :meth:`to_record`; a missing key raises ``KeyError`` naming it."""
+        missing = [item.name for item in fields(cls) if item.name not in values]
+        if missing:
+            raise KeyError(f"sizing_inputs lacks {missing}")
+        return cls(
+            action=float(values["action"]),
+            held_quantity=float(values["held_quantity"]),
+            has_position=bool(values["has_position"]),
+            halted=bool(values["halted"]),
+            price=float(values["price"]),
+            equity=float(values["equity"]),
+            allocation_weight=float(values["allocation_weight"]),
+            regime_scale=float(values["regime_scale"]),
+            multiplier=float(values["multiplier"]),
+            lot=Decimal(repr(float(values["lot"]))),
+            min_quantity=Decimal(repr(float(values["min_quantity"]))),
+            atr=float(values["atr"]),
+            free_cash=float(values["free_cash"]),
+            taker_fee=float(values["taker_fee"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TargetPlan:
+    """What ``target`` execution does on one bar (:func:`plan_target`).
+
+    Attributes
+    ----------
+    held_action : float
+        The action the policy now holds (the kill switch may have zeroed it).
+    full : float
+        Units of action 1 before the lot (allocation and regime scale included).
+    signed_target : Decimal
+        The target position, signed units.
+    exit : bool
+        Steer to flat from an open position: the base's recorded exit closes it.
+    side : OrderSide | None
+        The order's side; None: no order (no exit either).
+    quantity : Decimal
+        The order's units (0 without an order).
+    reduce_only : bool
+        The order only shrinks the position.
+    """
+
+    held_action: float
+    full: float
+    signed_target: Decimal
+    exit: bool
+    side: OrderSide | None
+    quantity: Decimal
+    reduce_only: bool
+
+
+def target_size(
+    inputs: TargetInputs, action: float, config: RLEnsembleStrategyConfig
+) -> tuple[float, float]:
+    """``(full, units)``: the units of action 1 and of ``action`` at ``inputs.price``, before
+    the lot; regime scale and allocation included.
+
+    ``notional`` sizing computes ``|action| · max_notional_fraction · equity / (price ·
+    multiplier)`` in the order ``models.rl.fills.ExecutionModel.order_quantity`` does (the
+    env/engine parity test compares the two to the unit); ``risk`` sizing is the base's
+    :func:`strategies.sizing.position_size` at strength 1."""
+    equity = max(inputs.equity, 0.0)
+    unit_value = inputs.price * inputs.multiplier
+    if not unit_value > 0.0:
+        return 0.0, 0.0
+    scale = inputs.allocation_weight * inputs.regime_scale
+    if config.sizing == "notional":
+        full = config.max_notional_fraction * scale * equity / unit_value
+        units = abs(action) * config.max_notional_fraction * scale * equity / unit_value
+        if config.max_notional is not None:
+            cap = config.max_notional / unit_value
+            full, units = min(full, cap), min(units, cap)
+        return full, units
+    allocated = equity * inputs.allocation_weight
+    max_notional = allocated * config.max_notional_fraction
+    if config.max_notional is not None:
+        max_notional = min(max_notional, config.max_notional)
+    sizing = position_size(
+        equity=equity,
+        allocation_weight=inputs.allocation_weight,
+        risk_per_trade=config.risk_per_trade,
+        stop_distance=config.stop_atr_multiple * inputs.atr,
+        price=inputs.price,
+        multiplier=inputs.multiplier,
+        max_notional=max_notional,
+        regime_scale=inputs.regime_scale,
+        lot=inputs.lot,
+    )
+    full = sizing.base_quantity * sizing.regime_scale
+    return full, abs(action) * full
+
+
+def plan_target(inputs: TargetInputs, config: RLEnsembleStrategyConfig) -> TargetPlan:
+    """The order that moves the position to the action's target (module docstring, ``target``):
+    the kill switch (only shrink), the size (:func:`target_size`) floored to the lot, the
+    smallest order, the dead band (``min_rebalance_fraction``) and a CASH account's cap on buys
+    (``0.999`` of the free cash, fees included). No engine state: the strategy and replay call it
+    with the same :class:`TargetInputs`."""
+    action = inputs.action
+    held = inputs.held_quantity
+    if inputs.halted:  # kill switch: only reduce
+        action = 0.0 if action * held <= 0.0 else action
+    full, units = target_size(inputs, action, config)
+    target = floor_to_lot(units, inputs.lot)
+    if target < inputs.min_quantity:
+        target = Decimal(0)
+    signed_target = target if action > 0 else -target
+    held_units = Decimal(repr(held))
+    if inputs.halted and abs(signed_target) > abs(held_units):
+        signed_target = held_units
+    if inputs.has_position and signed_target == 0:
+        return TargetPlan(action, full, Decimal(0), True, None, Decimal(0), True)
+    delta = signed_target - held_units
+    no_order = TargetPlan(action, full, signed_target, False, None, Decimal(0), False)
+    if abs(delta) < inputs.lot or float(abs(delta)) < config.min_rebalance_fraction * full:
+        return no_order
+    side = OrderSide.BUY if delta > 0 else OrderSide.SELL
+    quantity = abs(delta)
+    if side == OrderSide.BUY and not math.isnan(inputs.free_cash):
+        unit_value = inputs.price * inputs.multiplier
+        affordable = inputs.free_cash * _CASH_BUFFER / (unit_value * (1.0 + inputs.taker_fee))
+        quantity = min(quantity, floor_to_lot(affordable, inputs.lot))
+        if quantity < inputs.lot:
+            return no_order
+    reduce_only = inputs.has_position and abs(signed_target) < abs(held_units)
+    reduce_only = reduce_only and signed_target * held_units >= 0
+    return TargetPlan(action, full, signed_target, False, side, quantity, reduce_only)
 
 
 def _load_specialists(reference: str) -> tuple[SpecialistSet, Path, str]:
