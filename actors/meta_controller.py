@@ -29,7 +29,9 @@ exception leaves the actor on the engine thread. The actor does not know whether
 backtest or live. ``docs/meta.md`` describes the inputs, the record's fields and the model.
 """
 
+import multiprocessing
 from collections import deque
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC
 from datetime import datetime
 from pathlib import Path
@@ -73,6 +75,8 @@ from models.meta.features import feature_names
 from models.meta.features import performance_features
 from models.meta.health import HealthConfig
 from models.meta.model import MetaModel
+from models.meta.online import MetaRetrainConfig
+from models.meta.online import OnlineMetaTrainer
 from models.meta.policy import POLICIES
 from models.meta.policy import MetaDecision
 from models.meta.policy import MetaPolicy
@@ -137,6 +141,13 @@ class MetaControllerConfig(ActorConfig, frozen=True, kw_only=True):
         ``RegimeUpdateRecord`` of ``regime_instrument_id`` whose reason starts with
         ``changepoint:``), during which the bandit does not explore (greedy on its posterior
         mean; 0: never frozen). A new change point restarts the count.
+    retrain : MetaRetrainConfig, optional
+        ``predictive``: retrain the model online on the rows this actor produces (a sliding
+        window of rebalances, a cadence, a lag in rebalances, LightGBM warm start;
+        :mod:`models.meta.online`). With ``lag`` > 0 fits run in a worker process and take over
+        ``lag`` rebalances after their last training window (waited for if late); the records'
+        ``model_version`` shows the switch. Without ``model`` the policy falls back until the
+        first fit.
     regime_instrument_id : InstrumentId, optional
         Whose regime records to use (default: the clock's instrument).
     venue : str, optional
@@ -170,6 +181,7 @@ class MetaControllerConfig(ActorConfig, frozen=True, kw_only=True):
     bandit_seed: int = 0
     bandit_exploration: NonNegativeFloat = 0.0
     exploration_freeze_bars: NonNegativeInt = 20
+    retrain: MetaRetrainConfig | None = None
     regime_instrument_id: InstrumentId | None = None
     venue: str | None = None
     publish_records: bool = True
@@ -287,6 +299,8 @@ class MetaController(Actor):
         self.fallbacks: dict[str, int] = {}
         """Fallback count by reason (the reason's first word)."""
         self.policy: MetaPolicy | None = None
+        self.trainer: OnlineMetaTrainer | None = None
+        self._fit_pool: ProcessPoolExecutor | None = None
         self._regime_instrument = config.regime_instrument_id or config.bar_type.instrument_id
         self._venue = Venue(config.venue) if config.venue else config.bar_type.instrument_id.venue
         self._reset_state()
@@ -336,6 +350,15 @@ class MetaController(Actor):
             bandit_seed=config.bandit_seed,
             bandit_exploration=config.bandit_exploration,
         )
+        if config.policy == "predictive" and config.retrain is not None:
+            if config.retrain.lag > 0 and self._fit_pool is None:
+                # spawn, not fork: the engine's threads (Rust runtime, loggers) must not be cloned.
+                self._fit_pool = ProcessPoolExecutor(
+                    max_workers=1, mp_context=multiprocessing.get_context("spawn")
+                )
+            self.trainer = OnlineMetaTrainer(
+                config.retrain, config.rebalance_every, model=model, executor=self._fit_pool
+            )
         self.subscribe_bars(config.bar_type)
         self.subscribe_data(regime_data_type())
         self.msgbus.subscribe(topic=NAUTILUS_POSITION_EVENTS, handler=self._on_position_event)
@@ -354,6 +377,11 @@ class MetaController(Actor):
             self.msgbus.unsubscribe(topic=NAUTILUS_POSITION_EVENTS, handler=self._on_position_event)
         if self.msgbus.is_subscribed(Topics.REGIME, self._on_regime_update):
             self.msgbus.unsubscribe(topic=Topics.REGIME, handler=self._on_regime_update)
+        if self.trainer is not None:
+            self.trainer.close()
+        if self._fit_pool is not None:
+            self._fit_pool.shutdown(wait=False, cancel_futures=True)
+            self._fit_pool = None
 
     def on_reset(self) -> None:
         self._reset_state()
@@ -520,6 +548,8 @@ class MetaController(Actor):
                 decision = self.policy.fallback("warming_up")
             else:
                 rows, bandit_context, used_correlation, context = self._inputs(bar)
+                if self.trainer is not None:
+                    self._retrain_step(rows, previous, window_returns, bar.ts_event)
                 # Recorded under every policy: replay and a policy diff to ``predictive`` read it.
                 correlation = used_correlation.tolist()
                 decision = self.policy.decide(
@@ -547,6 +577,29 @@ class MetaController(Actor):
             self.log.error(f"Allocation not published at {bar.ts_event}: {type(e).__name__}: {e}")
         self._window_growth = np.ones(len(self.names))
         self._equity_at_rebalance = self._equity
+
+    def _retrain_step(
+        self, rows: np.ndarray, previous: np.ndarray, window_returns: np.ndarray, ts: int
+    ) -> None:
+        """Feed the online trainer this rebalance; a fit taking over now replaces the model."""
+        assert self.trainer is not None and self.policy is not None
+        try:
+            outcome = self.trainer.step(
+                rows, previous, window_returns if self.decisions > 0 else None, ts
+            )
+        except Exception as e:  # the engine goes on with the model it has
+            self.log.error(f"Meta retraining failed at {ts}: {type(e).__name__}: {e}")
+            return
+        if outcome is None:
+            return
+        if outcome.ok and outcome.model is not None:
+            self.policy.set_model(outcome.model)
+            self.log.info(
+                f"Meta model {outcome.model.version_} in force (fitted on the window ending at "
+                f"rebalance {outcome.row}, {outcome.kind}; waited {outcome.waited_seconds:.3f} s)"
+            )
+        else:
+            self.log.warning(f"Meta retraining at rebalance {outcome.row} failed: {outcome.error}")
 
     def _publish(
         self,

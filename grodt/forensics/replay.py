@@ -60,6 +60,7 @@ from grodt.core.records import RegimeUpdateRecord
 from grodt.forensics.reader import read_run
 from models.meta.features import CONTEXT_FEATURES
 from models.meta.features import STRATEGY_FEATURES
+from models.meta.online import OnlineMetaTrainer
 from models.meta.policy import MetaDecision
 from models.meta.policy import MetaPolicy
 
@@ -154,7 +155,8 @@ def _policy(
         model, error = load_meta_model(config.model)
         used = sorted({r.model_version for r in records if r.model_version})
         found = model.version_ if model is not None else ""
-        if check_model and used and used != [found]:
+        # Retrained online, a run's records name several versions: each is compared per record.
+        if check_model and config.retrain is None and used and used != [found]:
             raise GrodtError(
                 f"the records were decided by model {', '.join(used)}; the config's model "
                 f"{config.model!r} is {found or 'not loadable: ' + error}"
@@ -216,6 +218,7 @@ def _first_difference(
     names: list[str],
     frozen: bool,
     changepoints: set[str],
+    model_version: str,
 ) -> FieldDifference | None:
     if record.changepoint_trace_id and record.changepoint_trace_id not in changepoints:
         return FieldDifference(
@@ -233,6 +236,7 @@ def _first_difference(
         ("predicted_performance", dict(decision.predicted)),
         ("quantiles", {k: dict(v) for k, v in decision.quantiles.items()}),
         ("bounds_hit", list(decision.bounds_hit)),
+        ("model_version", model_version),
         ("exploration_frozen", frozen),
         ("calibration_coverage", decision.calibration_coverage),
         ("calibration_outcomes", decision.calibration_outcomes),
@@ -255,11 +259,16 @@ def _first_difference(
 
 def _decisions(
     records: Sequence[AllocationRecord], config: MetaControllerConfig, check_model: bool = True
-) -> Iterator[tuple[AllocationRecord, MetaDecision, bool]]:
+) -> Iterator[tuple[AllocationRecord, MetaDecision, bool, str]]:
     """Each record with the decision ``config``'s policy makes on the record's inputs, in order,
-    and whether exploration was frozen."""
+    whether exploration was frozen, and the model version the actor would record."""
     names = list(config.static_weights)
     policy = _policy(config, records, check_model)
+    trainer = (
+        OnlineMetaTrainer(config.retrain, config.rebalance_every, model=policy.model)
+        if config.policy == "predictive" and config.retrain is not None
+        else None
+    )
     for k, record in enumerate(records):
         frozen = _frozen(record, config)
         previous = np.array([record.previous_weights[n] for n in names], dtype=float)
@@ -268,6 +277,15 @@ def _decisions(
         else:
             rows, bandit_context = _inputs(record, names)
             window_returns = np.array([record.context[f"{n}:realised_return"] for n in names])
+            if trainer is not None:  # the actor's _retrain_step, synchronously (same swaps)
+                try:
+                    outcome = trainer.step(
+                        rows, previous, window_returns if k > 0 else None, record.ts_event
+                    )
+                except Exception:  # the actor logs it and goes on with its model
+                    outcome = None
+                if outcome is not None and outcome.ok and outcome.model is not None:
+                    policy.set_model(outcome.model)
             try:
                 decision = policy.decide(
                     rows,
@@ -289,7 +307,8 @@ def _decisions(
             np.isfinite(weights).all() and weights.min() >= 0.0 and weights.sum() <= 1.0 + 1e-6
         ):
             decision = policy.fallback(f"policy_error: invalid weights {weights.tolist()}")
-        yield record, decision, frozen
+        version = policy.model_version if decision.policy == "predictive" else ""
+        yield record, decision, frozen, version
 
 
 def _replay_component(
@@ -300,13 +319,15 @@ def _replay_component(
 ) -> list[ReplayResult]:
     names = list(config.static_weights)
     results = []
-    for record, decision, frozen in _decisions(records, config):
+    for record, decision, frozen, version in _decisions(records, config):
         results.append(
             ReplayResult(
                 trace_id=record.trace_id,
                 ts_event=record.ts_event,
                 policy=record.policy,
-                difference=_first_difference(record, decision, names, frozen, changepoints),
+                difference=_first_difference(
+                    record, decision, names, frozen, changepoints, version
+                ),
             )
         )
         if stop_at is not None and record.trace_id == stop_at:
@@ -472,7 +493,7 @@ def diff_allocations(
     if not records:
         raise GrodtError(f"{run}: no allocation records of {component!r}")
     changes = []
-    for record, decision, _ in _decisions(records, new_config, check_model=False):
+    for record, decision, _, _ in _decisions(records, new_config, check_model=False):
         new = dict(zip(old_names, np.asarray(decision.weights).tolist(), strict=True))
         changes.append(
             AllocationChange(

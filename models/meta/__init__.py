@@ -9,6 +9,7 @@
 - :mod:`models.meta.allocator`: :func:`allocate`, bounded gradual mean-variance weights.
 - :mod:`models.meta.bandit`: :class:`LinearThompsonBandit` over a set of allocations.
 - :mod:`models.meta.policy`: :class:`MetaPolicy`, one rebalance's decision.
+- :mod:`models.meta.online`: :class:`OnlineMetaTrainer`, retraining on a schedule.
 """
 
 from models.meta.allocator import Allocation
@@ -28,6 +29,8 @@ from models.meta.health import CoverageMonitor
 from models.meta.health import HealthConfig
 from models.meta.model import Forecast
 from models.meta.model import MetaModel
+from models.meta.online import MetaRetrainConfig
+from models.meta.online import OnlineMetaTrainer
 from models.meta.policy import POLICIES
 from models.meta.policy import MetaDecision
 from models.meta.policy import MetaPolicy
@@ -47,6 +50,8 @@ __all__ = [
     "MetaDecision",
     "MetaModel",
     "MetaPolicy",
+    "MetaRetrainConfig",
+    "OnlineMetaTrainer",
     "PositiveProbability",
     "QuantileReturnModel",
     "allocate",

@@ -111,6 +111,12 @@ class MetaModel:
             "probability": self.probability.to_dict(),
         }
 
+    def stamp(self) -> "MetaModel":
+        """Set :attr:`version_` from the model's content, as :meth:`save` would (for a model
+        that lives in memory: retrained online). Returns the model."""
+        self.version_ = _version(json.dumps(self.to_dict(), sort_keys=True))
+        return self
+
     def save(self, path: str | Path) -> Path:
         """Write the model as JSON and set :attr:`version_` (a hash of the text written)."""
         path = Path(path)

@@ -158,6 +158,11 @@ class MetaPolicy:
         )
         self._last_action: tuple[int, np.ndarray] | None = None
 
+    def set_model(self, model: MetaModel) -> None:
+        """Use ``model`` from the next decision on (an online refit taking over)."""
+        self.model = model
+        self.model_error = ""
+
     @property
     def model_version(self) -> str:
         return self.model.version_ if self.model is not None else ""

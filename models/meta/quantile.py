@@ -136,6 +136,49 @@ class QuantileReturnModel:
         self.n_features_ = x.shape[1]
         return self
 
+    def continue_fit(
+        self, x: np.ndarray, y: np.ndarray, n_estimators: int
+    ) -> "QuantileReturnModel":
+        """A new model: each level's booster continued by ``n_estimators`` trees on ``x``, ``y``
+        (LightGBM continued training, ``init_model``: the trees so far are kept, the new ones
+        fit what they leave). This model is not changed.
+        """
+        x = np.asarray(x, dtype=float)
+        y = np.asarray(y, dtype=float)
+        if x.ndim != 2 or y.shape != (x.shape[0],) or x.shape[1] != self.n_features_:
+            raise ValueError(
+                f"x must be (n_rows, {self.n_features_}) and y (n_rows,): {x.shape}, {y.shape}",
+            )
+        if x.shape[0] < 2 * self.min_child_samples:
+            raise ValueError(
+                f"{x.shape[0]} rows are too few for min_child_samples={self.min_child_samples}",
+            )
+        model = QuantileReturnModel(
+            self.levels,
+            self.n_estimators,
+            self.learning_rate,
+            self.num_leaves,
+            self.min_child_samples,
+            self.seed,
+        )
+        model.boosters_ = [
+            lgb.train(
+                self._params(level),
+                lgb.Dataset(x, y),
+                num_boost_round=n_estimators,
+                init_model=booster,
+                keep_training_booster=False,
+            )
+            for level, booster in zip(self.levels, self.boosters_, strict=True)
+        ]
+        model.n_features_ = self.n_features_
+        return model
+
+    @property
+    def n_trees(self) -> int:
+        """Trees per level (after fits and continuations)."""
+        return int(self.boosters_[0].num_trees())
+
     def predict(self, x: np.ndarray) -> QuantilePrediction:
         """Monotone quantiles of ``x``'s rows (see :class:`QuantilePrediction`)."""
         x = np.asarray(x, dtype=float)

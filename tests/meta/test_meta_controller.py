@@ -160,6 +160,33 @@ def test_predictive_allocations_stay_in_their_bounds_and_are_audited(sp500_catal
         replay_allocations(outcome.run_dir)
 
 
+def test_online_retraining_switches_models_at_rebalance_boundaries(sp500_catalog, tmp_path):
+    # Refits every 8 rebalances on the last 30, in a worker process, each taking over one
+    # rebalance later; warm-started from the configured model (LightGBM continued training).
+    model = small_model(tmp_path / "meta.json", trained_until="2003-06-30")
+    retrain = {"window": 30, "every": 8, "lag": 1, "min_child_samples": 10, "warm_trees": 5}
+    outcome, allocations, _ = _run(
+        sp500_catalog,
+        tmp_path / "run",
+        {"policy": "predictive", "model": str(tmp_path / "meta.json"), "retrain": retrain},
+    )
+    predictive = [r for r in allocations if r.policy == "predictive"]
+    versions = list(dict.fromkeys(r.model_version for r in predictive))
+    assert versions[0] == model.version_ and len(versions) >= 4
+    # A version takes over at a rebalance and stays until the next switch.
+    changes = [
+        i for i, (a, b) in enumerate(pairwise(predictive)) if a.model_version != b.model_version
+    ]
+    assert len(changes) == len(versions) - 1
+    assert all(b - a >= 8 for a, b in pairwise(changes))
+    # Not stale: each refit's trained_until is its last training window's end.
+    assert not [r for r in allocations if r.fallback_reason == "stale_model"]
+    # Replay refits synchronously and switches at the same rebalances: equal bit for bit, so
+    # the switch does not depend on when the worker finished.
+    results, _ = replay_allocations(outcome.run_dir)
+    assert all(r.equal for r in results), next(r for r in results if not r.equal)
+
+
 def test_bandit_logs_its_propensities(sp500_catalog, tmp_path):
     _, allocations, _ = _run(
         sp500_catalog,
@@ -240,6 +267,7 @@ def test_a_change_point_freezes_exploration_and_replays_bit_for_bit(sp500_catalo
         ({"performance_window": 2}, r"performance_window: 2 bars are too few"),
         ({"bandit_exploration": 1.5}, r"bandit_exploration: 1\.5 is not in \[0, 1\]"),
         ({"exploration_freeze_bars": -1}, r"actors\[0\]\.config\.exploration_freeze_bars"),
+        ({"retrain": {"every": 2, "lag": 2}}, r"retrain\.lag_bars: must be below every=2"),
     ],
 )
 def test_bad_meta_controller_configs_name_the_field(config, message):

@@ -3,17 +3,21 @@ scipy's solver, the constraints one by one, quantile model calibration out of sa
 propensities and learning, health checks and the policies' fallbacks."""
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from scipy.optimize import minimize
 
+from grodt.core.errors import ConfigError
+from models.lifecycle.refit import RefitError
 from models.meta import AllocatorConfig
 from models.meta import ConformalInterval
 from models.meta import HealthConfig
 from models.meta import LinearThompsonBandit
 from models.meta import MetaModel
 from models.meta import MetaPolicy
+from models.meta import MetaRetrainConfig
 from models.meta import PositiveProbability
 from models.meta import QuantileReturnModel
 from models.meta import allocate
@@ -27,6 +31,8 @@ from models.meta.calibration import raw_positive_probability
 from models.meta.health import CoverageMonitor
 from models.meta.health import forecast_problem
 from models.meta.model import Forecast
+from models.meta.online import RetrainPayload
+from models.meta.online import fit_meta_online
 from research.prediction_metrics import expected_calibration_error
 
 # -- features --------------------------------------------------------------------------------------
@@ -448,6 +454,30 @@ def test_a_frozen_bandit_policy_chooses_greedily_and_says_so():
     assert frozen.propensity == 1.0 and sorted(frozen.action_probabilities) == [0, 0, 0, 1.0]
     # Learnt from the first window: the action it took is the only one with a positive mean.
     assert frozen.action_index == free.action_index
+
+
+# -- online retraining -----------------------------------------------------------------------------
+
+
+def test_online_fits_are_deterministic_warm_started_and_bounded(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, len(feature_names())))
+    y = 0.01 * x[:, 0] + rng.normal(0, 0.01, 200)
+    config = MetaRetrainConfig(
+        window=10, every=2, min_child_samples=10, warm_trees=5, max_trees=200
+    )
+    payload = RetrainPayload(x, y, 123, 5, config)
+    cold = fit_meta_online(payload, None)
+    assert cold.version_ == fit_meta_online(payload, None).version_  # bit for bit
+    assert cold.quantiles.n_trees == 150 and cold.trained_until_ns == 123
+    warm = fit_meta_online(payload, MetaModel.load(cold.save(tmp_path / "m.json")))
+    assert warm.quantiles.n_trees == 155 and warm.version_ != cold.version_
+    small = fit_meta_online(RetrainPayload(x, y, 1, 5, replace(config, max_trees=150)), cold)
+    assert small.quantiles.n_trees == 150  # at max_trees: cold again
+    with pytest.raises(RefitError, match="30 rows are too few"):
+        fit_meta_online(RetrainPayload(x[:30], y[:30], 1, 5, config), None)
+    with pytest.raises(ConfigError, match=r"retrain\.lag_bars: must be below every=2"):
+        MetaRetrainConfig(every=2, lag=2)
 
 
 # -- policy ----------------------------------------------------------------------------------------
