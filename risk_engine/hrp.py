@@ -272,9 +272,22 @@ class HierarchicalRiskParity:
         self.leaf_order = leaf_order
         self.min_periods = min_periods
 
-    def fit(self, returns: pd.DataFrame | np.ndarray) -> Self:
-        """Fit on (n_periods, n_assets) returns; NaN marks a missing return."""
+    def fit(
+        self,
+        returns: pd.DataFrame | np.ndarray,
+        assets: Sequence[str] | None = None,
+    ) -> Self:
+        """Fit on (n_periods, n_assets) returns; NaN marks a missing return.
+
+        ``assets`` names the columns of an ndarray (default ``"0".."n-1"``). The textbook method
+        on an ndarray runs in numpy alone (no DataFrame: a live node's gate refits on the engine
+        thread), with the same arithmetic, so the same weights as from a DataFrame.
+        """
+        if self.method == "textbook" and not isinstance(returns, pd.DataFrame):
+            return self._fit_textbook_array(returns, assets)
         frame = self._frame(returns)
+        if assets is not None:
+            frame.columns = [str(a) for a in assets]
         counts = frame.notna().sum()
         short = counts[counts < self.min_periods]
         if not short.empty:
@@ -301,6 +314,45 @@ class HierarchicalRiskParity:
             self.weights_, self.order_, self.linkage_ = textbook_hrp(cov, corr)
             return self
         self.weights_, self.order_ = self._fit_riskfolio(frame)
+        return self
+
+    def _fit_textbook_array(self, returns: np.ndarray, assets: Sequence[str] | None) -> Self:
+        """:meth:`fit`'s textbook path on an ndarray: the DataFrame path's checks and messages,
+        in numpy."""
+        values = np.asarray(returns, dtype=float)
+        if values.ndim != 2:
+            raise ValueError(f"returns must be 2-D (n_periods, n_assets), got {values.shape}")
+        n_assets = values.shape[1]
+        names = [str(a) for a in assets] if assets is not None else list(map(str, range(n_assets)))
+        if len(names) != n_assets:
+            raise ValueError(f"assets: {len(names)} names for {n_assets} columns")
+        if n_assets == 0:
+            raise GrodtError("no assets to allocate")
+        if np.isinf(values).any():
+            raise GrodtError("returns contain infinite values")
+        counts = (~np.isnan(values)).sum(axis=0)
+        short = np.flatnonzero(counts < self.min_periods)
+        if short.size:
+            raise GrodtError(
+                f"too few returns for {', '.join(names[k] for k in short)} "
+                f"({', '.join(str(int(counts[k])) for k in short)} < "
+                f"min_periods={self.min_periods})",
+            )
+        self.assets_ = names
+        if n_assets == 1:
+            self.weights_ = np.ones(1)
+            self.order_ = [0]
+            return self
+        cov = pairwise_covariance(values, self.min_periods)
+        corr = pairwise_correlation(values, self.min_periods)
+        if np.isnan(cov).any() or np.isnan(corr).any():
+            raise GrodtError(
+                f"some asset pairs share fewer than {self.min_periods} return periods",
+            )
+        if (np.diag(cov) <= 0.0).any():
+            flat = [names[i] for i in np.flatnonzero(np.diag(cov) <= 0.0)]
+            raise GrodtError(f"zero variance (constant price) for {', '.join(flat)}")
+        self.weights_, self.order_, self.linkage_ = textbook_hrp(cov, corr)
         return self
 
     def predict(self, returns: pd.DataFrame | np.ndarray) -> np.ndarray:

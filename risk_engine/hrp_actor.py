@@ -95,9 +95,13 @@ class HrpTargetActor(Actor):
         self._column_of: dict[str, int] = {}
         self._sample_ns = interval_ns(config.sampling)
         self._rebalance_ns = interval_ns(config.rebalance)
-        # Last close per instrument (NaN until its first bar) and the sampled closes.
+        # Last close per instrument (NaN until its first bar) and the sampled closes: a ring of
+        # 2 × (window + 1) rows, so the window is always one contiguous slice (no per-fit stack
+        # of row arrays on the engine thread).
         self.last_close = np.zeros(0)
-        self.samples: deque[np.ndarray] = deque(maxlen=config.window + 1)
+        self._closes = np.zeros((0, 0))
+        self._kept = 0  # rows of the window held (≤ window + 1)
+        self._end = 0  # ring row after the newest sample
         self.sample_times: deque[int] = deque(maxlen=config.window + 1)
         self._period: int | None = None
         self._period_ts = 0
@@ -121,6 +125,7 @@ class HrpTargetActor(Actor):
                 self._column_of[instrument_id] = len(self.instrument_ids)
                 self.instrument_ids.append(instrument_id)
         self.last_close = np.full(len(self.instrument_ids), np.nan)
+        self._closes = np.full((2 * (self.config.window + 1), len(self.instrument_ids)), np.nan)
         for bar_type in self.config.bar_types:
             self.subscribe_bars(bar_type)
 
@@ -148,7 +153,7 @@ class HrpTargetActor(Actor):
             self.on_bar(data)
 
     def on_reset(self) -> None:
-        self.samples.clear()
+        self._kept = self._end = 0
         self.sample_times.clear()
         self._period = None
         self._rebalance_period = None
@@ -156,8 +161,21 @@ class HrpTargetActor(Actor):
         self.latest = None
         self.last_close[:] = np.nan
 
+    @property
+    def samples(self) -> np.ndarray:
+        """(n_samples, n_instruments) sampled closes, oldest first (at most ``window + 1``)."""
+        return self._closes[self._end - self._kept : self._end]
+
     def _close_period(self) -> None:
-        self.samples.append(self.last_close.copy())
+        capacity = self.config.window + 1
+        if self._end == self._closes.shape[0]:
+            # The ring is full: move the window (capacity − 1 rows) to the front.
+            keep = capacity - 1
+            self._closes[:keep] = self._closes[self._end - keep : self._end]
+            self._end = keep
+        self._closes[self._end] = self.last_close
+        self._end += 1
+        self._kept = min(self._kept + 1, capacity)
         self.sample_times.append(self._period_ts)
         rebalance = self._period_ts // self._rebalance_ns if self._rebalance_ns else self._period_ts
         if rebalance == self._rebalance_period:
@@ -170,9 +188,9 @@ class HrpTargetActor(Actor):
 
     def returns_window(self) -> np.ndarray:
         """(n_periods, n_instruments) returns of the sampled closes; NaN before a first price."""
-        if len(self.samples) < 2:
+        if self._kept < 2:
             return np.zeros((0, len(self.instrument_ids)))
-        closes = np.vstack(self.samples)
+        closes = self.samples
         with np.errstate(invalid="ignore", divide="ignore"):
             if self.config.returns == "log":
                 return np.diff(np.log(closes), axis=0)
@@ -185,12 +203,8 @@ class HrpTargetActor(Actor):
         ]
         if not eligible:
             return
-        frame = pd.DataFrame(
-            returns[:, eligible],
-            columns=[self.instrument_ids[k] for k in eligible],
-        )
         try:
-            self.estimator.fit(frame)
+            self.estimator.fit(returns[:, eligible], [self.instrument_ids[k] for k in eligible])
         except (GrodtError, ValueError, ArithmeticError, np.linalg.LinAlgError) as e:
             self.log.error(f"HRP fit failed, keeping the previous targets: {e}")
             return
