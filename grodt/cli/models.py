@@ -125,48 +125,86 @@ def history_command(name: str, tracking_uri: str | None, as_json: bool) -> None:
 @command.command(name="challenge")
 @click.argument("name")
 @click.option(
-    "--bar-type", required=True, help="Bars to score on, e.g. SPX.SAMPLE-1-DAY-LAST-EXTERNAL."
+    "--bar-type", default=None, help="Bars to score on, e.g. SPX.SAMPLE-1-DAY-LAST-EXTERNAL."
 )
-@click.option("--start", required=True, help="First bar of the latest window (UTC).")
+@click.option("--start", default=None, help="First bar of the latest window (UTC).")
 @click.option("--end", default=None, help="Last bar of the latest window (UTC).")
 @click.option("--catalog", type=click.Path(file_okay=False), default=None)
 @click.option("--max-score-drop", type=float, default=0.01, show_default=True)
 @click.option("--max-calibration-error", type=float, default=0.05, show_default=True)
+@click.option(
+    "--policy-log",
+    "policy_logs",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Run directory with the champion's allocation records (repeatable): runs the "
+    "policy-evaluation gate.",
+)
+@click.option("--policy-component", default=None, help="Only this meta-controller's records.")
+@click.option(
+    "--estimator",
+    type=click.Choice(["ipw", "snips", "dm", "dr", "sndr", "switch_dr"]),
+    default="snips",
+    show_default=True,
+)
+@click.option("--max-value-drop", type=float, default=0.0, show_default=True)
+@click.option("--min-ess", type=float, default=10.0, show_default=True)
 @_uri_option
 @_json_option
 def challenge_command(
     name: str,
-    bar_type: str,
-    start: str,
+    bar_type: str | None,
+    start: str | None,
     end: str | None,
     catalog: str | None,
     max_score_drop: float,
     max_calibration_error: float,
+    policy_logs: tuple[str, ...],
+    policy_component: str | None,
+    estimator: str,
+    max_value_drop: float,
+    min_ess: float,
     tracking_uri: str | None,
     as_json: bool,
 ) -> None:
-    """Promote NAME@challenger to champion only if it passes the gates on the bars of BAR-TYPE
-    from START (regime HMMs; audited either way). Exits 1 when refused."""
+    """Promote NAME@challenger to champion only if it passes the gates (audited either way):
+    performance and calibration on the bars of BAR-TYPE from START (regime HMMs), the
+    off-policy estimate on the champion's logged allocation records (--policy-log; allocation
+    policies with ``action_dist(context)``), or both. Exits 1 when refused."""
     from pathlib import Path
 
     import numpy as np
     import pandas as pd
 
+    from grodt.core.errors import GrodtError
     from grodt.core.settings import get_settings
+    from grodt.forensics.ope_logs import read_bandit_log
+    from grodt.tracking.registry_gates import PolicyValueGate
     from grodt.tracking.registry_gates import PromotionGates
     from grodt.tracking.registry_gates import challenge
     from grodt.tracking.registry_gates import regime_bars_scorer
     from models.regime.catalog_io import load_bars
 
-    bars = load_bars(Path(catalog) if catalog else get_settings().catalog, bar_type, None, end)
-    first = int(np.searchsorted(bars.ts_event, pd.Timestamp(start, tz="UTC").value))
+    if (bar_type is None) != (start is None):
+        raise GrodtError("--bar-type and --start go together (the latest window's bars)")
+    if bar_type is None and not policy_logs:
+        raise GrodtError("no gate to run: give --bar-type/--start, --policy-log, or both")
+    scorer = None
+    if bar_type is not None:
+        bars = load_bars(Path(catalog) if catalog else get_settings().catalog, bar_type, None, end)
+        first = int(np.searchsorted(bars.ts_event, pd.Timestamp(start, tz="UTC").value))
+        scorer = regime_bars_scorer(bars.close, first)
+    policy = None
+    if policy_logs:
+        log = read_bandit_log([Path(p) for p in policy_logs], component_id=policy_component)
+        policy = PolicyValueGate(
+            log=log,
+            estimator=estimator,
+            max_value_drop=max_value_drop,
+            min_effective_sample_size=min_ess,
+        )
     gates = PromotionGates(max_score_drop, max_calibration_error)
-    decision = challenge(
-        name,
-        regime_bars_scorer(bars.close, first),
-        gates,
-        _store(tracking_uri),
-    )
+    decision = challenge(name, scorer, gates, _store(tracking_uri), policy=policy)
     if as_json:
         click.echo(
             json.dumps(

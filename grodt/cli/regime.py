@@ -14,6 +14,8 @@ from typing import Any
 
 import click
 
+from grodt.core.errors import GrodtError
+
 _MODEL_OPTIONS = (
     ("feature", "features"),
     ("n_states", "n_states"),
@@ -227,6 +229,12 @@ def fit_command(
     version of ``--register`` (version tags ``grodt.model_version``,
     ``grodt.data_fingerprint``, ``grodt.code_version``).
     """
+    if "champion" in aliases:
+        raise GrodtError(
+            "--alias champion: a fit does not become champion ungated; register it with "
+            "--alias challenger and run `grodt models challenge` (gated), or promote a version "
+            "with `grodt models promote NAME VERSION --reason ...` (audited)",
+        )
     import numpy as np
 
     from grodt.cli.tracking import echo_warnings

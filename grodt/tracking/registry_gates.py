@@ -14,13 +14,20 @@ The gates, each on the latest window (rows neither model was fitted on):
    :mod:`models.regime.scoring`);
 2. calibration: the challenger's calibration error is at most ``max_calibration_error`` (the
    regime HMM: |coverage − nominal| of its one-step predictive interval);
-3. policy evaluation: when a ``policy_estimate`` hook is given (the off-policy estimate of the
-   decisions each model would make, issue 20), the challenger's estimate is not below the
-   champion's. Without the hook the gate is reported as not evaluated.
+3. policy evaluation (:class:`PolicyValueGate`, for models that choose allocations: the
+   meta-controller's bandit policies): on the champion's logged decisions (its
+   ``AllocationRecord``s, rebuilt into bandit rounds by :mod:`grodt.forensics.ope_logs`), the
+   challenger's off-policy value estimate (:mod:`research.ope`, SNIPS by default) must be at
+   least the champion's *realised* value on the same rounds (the mean logged reward: the
+   champion chose those actions, so its value there is measured, not estimated) minus
+   ``max_value_drop``, and the log must support the challenger's choices (Kish's effective
+   sample size of the importance weights at least ``min_effective_sample_size``). Without a
+   ``policy`` the gate is reported as not evaluated.
 
 A passed challenge promotes the challenger (an audited ``promote`` whose details hold every
 figure); a failed one is an audited ``refuse`` that moves nothing
-(:mod:`grodt.tracking.registry_lifecycle`). With no champion yet, gates 1 and 3 pass vacuously.
+(:mod:`grodt.tracking.registry_lifecycle`). With no champion yet, gate 1 passes vacuously (gate 3
+compares with the logged rewards, whoever logged them).
 """
 
 import math
@@ -32,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from grodt.core.errors import GrodtError
+from grodt.forensics.ope_logs import BanditLog
 from grodt.tracking.registry import LoadedModel
 from grodt.tracking.registry import load_model
 from grodt.tracking.registry_lifecycle import AliasMove
@@ -39,12 +47,23 @@ from grodt.tracking.registry_lifecycle import move_alias
 from grodt.tracking.store import TrackingStore
 from grodt.tracking.store import resolve_store
 from models.regime.scoring import score_window
+from research.ope.diagnostics import effective_sample_size
+from research.ope.estimators import direct_method
+from research.ope.estimators import doubly_robust
+from research.ope.estimators import importance_weights
+from research.ope.estimators import ipw
+from research.ope.estimators import self_normalized_doubly_robust
+from research.ope.estimators import snips
+from research.ope.estimators import switch_doubly_robust
+from research.ope.reward_model import CrossFittedRewardModel
 
 __all__ = [
     "GateDecision",
     "ModelScore",
+    "PolicyValueGate",
     "PromotionGates",
     "challenge",
+    "policy_action_dist",
     "regime_bars_scorer",
     "regime_scorer",
 ]
@@ -89,6 +108,98 @@ class GateDecision:
     audit: AliasMove
 
 
+def policy_action_dist(model: Any, log: BanditLog) -> np.ndarray:
+    """How a registered policy acts on the logged contexts: ``model.action_dist(context)``
+    (the :mod:`research.ope.policies` protocol; ``context`` columns in ``log.feature_names``
+    order), shape (n_rounds, n_actions)."""
+    act = getattr(model, "action_dist", None)
+    if not callable(act):
+        raise GrodtError(
+            f"{type(model).__name__} has no action_dist(context): it cannot be evaluated on "
+            "logged decisions (pass PolicyValueGate(action_dist=...))",
+        )
+    return np.asarray(act(log.context), dtype=float)
+
+
+_NEEDS_REWARD_MODEL = ("dm", "dr", "sndr", "switch_dr")
+
+
+@dataclass(frozen=True)
+class PolicyValueGate:
+    """Gate 3: the challenger's off-policy value on the champion's logged decisions.
+
+    Compared: ``estimate`` = the challenger's value per round on ``log`` by ``estimator``
+    (reward units: the portfolio's return over one rebalance window, a fraction) against
+    ``realised`` = the mean logged reward of those rounds (what the champion, the logging
+    policy, earned). Passes when ``estimate ≥ realised − max_value_drop`` and the effective
+    sample size of the challenger's importance weights is at least
+    ``min_effective_sample_size`` (else the log says too little about the challenger's
+    choices to trust the estimate).
+
+    Parameters
+    ----------
+    log : BanditLog
+        The champion's rounds (:func:`grodt.forensics.ope_logs.read_bandit_log` of its runs).
+    action_dist : Callable[[Any, BanditLog], np.ndarray]
+        ``(model, log) → (n_rounds, n_actions)`` probabilities; default
+        :func:`policy_action_dist`.
+    estimator : str, default "snips"
+        One of ``ipw``, ``snips`` (no reward model), ``dm``, ``dr``, ``sndr``, ``switch_dr``
+        (a cross-fitted LightGBM reward model, :mod:`research.ope.reward_model`).
+    max_value_drop : float, default 0.0
+    min_effective_sample_size : float, default 10.0
+    """
+
+    log: BanditLog
+    action_dist: Callable[[Any, BanditLog], np.ndarray] = policy_action_dist
+    estimator: str = "snips"
+    max_value_drop: float = 0.0
+    min_effective_sample_size: float = 10.0
+
+    def __post_init__(self) -> None:
+        known = ("ipw", "snips", *_NEEDS_REWARD_MODEL)
+        if self.estimator not in known:
+            raise GrodtError(f"estimator: {self.estimator!r} is not one of {list(known)}")
+        if self.log.n_rounds < 2:
+            raise GrodtError(
+                f"policy gate: the log has {self.log.n_rounds} usable round(s) (skipped: "
+                f"{self.log.skipped}); need at least 2",
+            )
+
+    def evaluate(self, model: Any) -> dict[str, float]:
+        """The figures of ``model`` on the log: ``estimate``, ``realised``, ``value_drop``,
+        ``effective_sample_size``, ``rounds``."""
+        log = self.log
+        target = self.action_dist(model, log)
+        if target.shape != (log.n_rounds, log.n_actions):
+            raise GrodtError(
+                f"policy gate: the policy's action distribution has shape {target.shape}, the "
+                f"log needs ({log.n_rounds}, {log.n_actions})",
+            )
+        logged = (log.reward, log.action, log.pscore, target)
+        if self.estimator in _NEEDS_REWARD_MODEL:
+            q_hat = CrossFittedRewardModel(n_folds=min(5, log.n_rounds)).fit_predict(
+                log.context, log.action, log.reward, log.n_actions
+            )
+            estimate = {
+                "dm": lambda: direct_method(target, q_hat),
+                "dr": lambda: doubly_robust(*logged, q_hat),
+                "sndr": lambda: self_normalized_doubly_robust(*logged, q_hat),
+                "switch_dr": lambda: switch_doubly_robust(*logged, q_hat),
+            }[self.estimator]()
+        else:
+            estimate = (ipw if self.estimator == "ipw" else snips)(*logged)
+        realised = float(np.mean(log.reward))
+        weights = importance_weights(log.action, log.pscore, target)
+        return {
+            "estimate": float(estimate),
+            "realised": realised,
+            "value_drop": realised - float(estimate),
+            "effective_sample_size": effective_sample_size(weights),
+            "rounds": float(log.n_rounds),
+        }
+
+
 def regime_scorer(features: np.ndarray, nominal: float = 0.9) -> Callable[[Any], ModelScore]:
     """Score regime HMMs on ``features`` (N, D raw feature rows of the latest window)."""
 
@@ -131,15 +242,19 @@ def _load(ref: str, store: TrackingStore) -> LoadedModel | None:
 
 def challenge(
     name: str,
-    scorer: Callable[[Any], ModelScore],
+    scorer: Callable[[Any], ModelScore] | None,
     gates: PromotionGates | None = None,
     store: TrackingStore | None = None,
-    policy_estimate: Callable[[LoadedModel], float | None] | None = None,
+    policy: PolicyValueGate | None = None,
     champion_alias: str = "champion",
     challenger_alias: str = "challenger",
 ) -> GateDecision:
     """Run the gates on ``name@challenger`` against ``name@champion`` and promote or refuse
-    (both audited). Raises GrodtError when there is no challenger."""
+    (both audited). ``scorer`` None: a model without a score on bars (an allocation policy);
+    gates 1 and 2 are then reported as not evaluated and ``policy`` is required. Raises
+    GrodtError when there is no challenger or no gate to run."""
+    if scorer is None and policy is None:
+        raise GrodtError(f"{name}: no gate to run (give a scorer, a policy gate or both)")
     gates = gates or PromotionGates()
     store = store or resolve_store()
     challenger = _load(f"{name}@{challenger_alias}", store)
@@ -147,45 +262,15 @@ def challenge(
         raise GrodtError(f"{name}@{challenger_alias}: no such version in {store.display_uri}")
     champion = _load(f"{name}@{champion_alias}", store)
     reasons: list[str] = []
-    challenger_score = scorer(challenger.model)
-    figures: dict[str, float] = {
-        "challenger.score": challenger_score.score,
-        "challenger.calibration_error": challenger_score.calibration_error,
-        **{f"challenger.{k}": v for k, v in challenger_score.figures.items()},
-        "gate.max_score_drop": gates.max_score_drop,
-        "gate.max_calibration_error": gates.max_calibration_error,
-    }
+    figures: dict[str, float] = {}
     passed = True
-    if champion is not None:
-        champion_score = scorer(champion.model)
-        figures["champion.score"] = champion_score.score
-        figures["champion.calibration_error"] = champion_score.calibration_error
-        figures.update({f"champion.{k}": v for k, v in champion_score.figures.items()})
-        drop = champion_score.score - challenger_score.score
-        figures["score_drop"] = drop
-        if not (math.isfinite(challenger_score.score) and drop <= gates.max_score_drop):
-            passed = False
-            reasons.append(
-                f"performance: challenger score {challenger_score.score:.4f} is "
-                f"{drop:.4f} below the champion's {champion_score.score:.4f} "
-                f"(allowed {gates.max_score_drop})",
-            )
-    if not challenger_score.calibration_error <= gates.max_calibration_error:
-        passed = False
-        reasons.append(
-            f"calibration: error {challenger_score.calibration_error:.4f} exceeds "
-            f"{gates.max_calibration_error}",
-        )
-    if policy_estimate is not None and champion is not None:
-        ours, theirs = policy_estimate(challenger), policy_estimate(champion)
-        if ours is not None and theirs is not None:
-            figures["challenger.policy_estimate"] = ours
-            figures["champion.policy_estimate"] = theirs
-            if not ours >= theirs:
-                passed = False
-                reasons.append(
-                    f"policy evaluation: challenger {ours:.4f} below champion {theirs:.4f}",
-                )
+    if scorer is not None:
+        passed = _score_gates(scorer, gates, challenger, champion, figures, reasons)
+    else:
+        figures["performance_evaluated"] = 0.0
+        figures["calibration_evaluated"] = 0.0
+    if policy is not None:
+        passed = _policy_gate(policy, challenger, champion, figures, reasons) and passed
     else:
         figures["policy_estimate_evaluated"] = 0.0
     if passed:
@@ -207,3 +292,79 @@ def challenge(
         figures=figures,
         audit=audit,
     )
+
+
+def _score_gates(
+    scorer: Callable[[Any], ModelScore],
+    gates: PromotionGates,
+    challenger: LoadedModel,
+    champion: LoadedModel | None,
+    figures: dict[str, float],
+    reasons: list[str],
+) -> bool:
+    """Gates 1 (performance, when there is a champion) and 2 (calibration)."""
+    challenger_score = scorer(challenger.model)
+    figures.update(
+        {
+            "challenger.score": challenger_score.score,
+            "challenger.calibration_error": challenger_score.calibration_error,
+            **{f"challenger.{k}": v for k, v in challenger_score.figures.items()},
+            "gate.max_score_drop": gates.max_score_drop,
+            "gate.max_calibration_error": gates.max_calibration_error,
+        },
+    )
+    passed = True
+    if champion is not None:
+        champion_score = scorer(champion.model)
+        figures["champion.score"] = champion_score.score
+        figures["champion.calibration_error"] = champion_score.calibration_error
+        figures.update({f"champion.{k}": v for k, v in champion_score.figures.items()})
+        drop = champion_score.score - challenger_score.score
+        figures["score_drop"] = drop
+        if not (math.isfinite(challenger_score.score) and drop <= gates.max_score_drop):
+            passed = False
+            reasons.append(
+                f"performance: challenger score {challenger_score.score:.4f} is "
+                f"{drop:.4f} below the champion's {champion_score.score:.4f} "
+                f"(allowed {gates.max_score_drop})",
+            )
+    if not challenger_score.calibration_error <= gates.max_calibration_error:
+        passed = False
+        reasons.append(
+            f"calibration: error {challenger_score.calibration_error:.4f} exceeds "
+            f"{gates.max_calibration_error}",
+        )
+    return passed
+
+
+def _policy_gate(
+    policy: PolicyValueGate,
+    challenger: LoadedModel,
+    champion: LoadedModel | None,
+    figures: dict[str, float],
+    reasons: list[str],
+) -> bool:
+    """Gate 3: the challenger's off-policy estimate on the champion's logged decisions against
+    the champion's realised value there (:class:`PolicyValueGate`)."""
+    result = policy.evaluate(challenger.model)
+    figures.update({f"policy.{k}": v for k, v in result.items()})
+    figures["gate.max_value_drop"] = policy.max_value_drop
+    figures["gate.min_effective_sample_size"] = policy.min_effective_sample_size
+    passed = True
+    if not (math.isfinite(result["estimate"]) and result["value_drop"] <= policy.max_value_drop):
+        passed = False
+        logger_name = champion.tag if champion is not None else "the logging policy"
+        reasons.append(
+            f"policy evaluation: challenger {policy.estimator} estimate "
+            f"{result['estimate']:.6f} per round is {result['value_drop']:.6f} below the "
+            f"realised {result['realised']:.6f} of {logger_name} on its "
+            f"{int(result['rounds'])} logged rounds (allowed {policy.max_value_drop})",
+        )
+    if not result["effective_sample_size"] >= policy.min_effective_sample_size:
+        passed = False
+        reasons.append(
+            f"policy evaluation: effective sample size {result['effective_sample_size']:.1f} "
+            f"of {int(result['rounds'])} rounds is below {policy.min_effective_sample_size}: "
+            "the log says too little about the challenger's choices",
+        )
+    return passed

@@ -108,6 +108,14 @@ def test_regime_fit_is_a_tracked_run_that_registers_a_version(
     assert run.data.metrics["train_rows"] == fitted["train_rows"]
     assert run.data.metrics["log_likelihood"] == pytest.approx(fitted["log_likelihood"])
 
+    # Straight to champion is refused before any fit: champion moves only through the gates
+    # (`grodt models challenge`) or an audited `grodt models promote`.
+    fit_args = ["regime", "fit", "--catalog", str(lifecycle_catalog), "--bar-type", BAR_TYPE]
+    ungated = CliRunner().invoke(main, [*fit_args, "--alias", "champion"])
+    assert ungated.exit_code != 0
+    assert "does not become champion ungated" in ungated.output
+    assert [v.version for v in client.search_model_versions("name = 'regime_hmm'")] == [1]
+
 
 def test_models_challenge_cli_promotes_through_the_gates(
     sqlite_registry, lifecycle_catalog, market
