@@ -47,8 +47,11 @@ logged and the bar falls back to ``on_model_error``: ``hold`` (no new order) or 
 import hashlib
 import json
 import math
+import multiprocessing
+from collections import deque
 from collections.abc import Mapping
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from dataclasses import fields
 from decimal import Decimal
@@ -73,7 +76,13 @@ from grodt.core.records import IntendedOrder
 from grodt.core.records import Signal
 from grodt.core.records import trace_tag
 from grodt.core.topics import Topics
+from models.lifecycle import ScheduledRefitter
 from models.rl.actions import DISCRETE_TARGETS
+from models.rl.fills import ExecutionModel
+from models.rl.online import FineTuneConfig
+from models.rl.online import FineTunePayload
+from models.rl.online import fine_tune_specialists
+from models.rl.safety import RiskLimits
 from models.rl.specialists import MANIFEST_FILE
 from models.rl.specialists import SpecialistSet
 from models.rl.specialists import algorithm_class
@@ -99,6 +108,7 @@ __all__ = [
     "blend_action",
     "blend_weights",
     "decided_action",
+    "load_fine_tuned",
     "load_policy",
     "load_scripted_actions",
     "plan_target",
@@ -250,6 +260,12 @@ class RLEnsembleStrategyConfig(RegimeAwareStrategyConfig, frozen=True):
         applies, else torch.
     regime_rebalance_threshold : float, optional, default None
         The base's regime scale-out; off by default (the blend already follows the regime).
+    retrain : str, optional
+        A fine-tune schedule YAML (:class:`models.rl.online.FineTuneConfig`): the specialists
+        keep training on the recent window of bars the strategy saw, in a worker process, and
+        each new set takes over at a bar boundary ``lag_bars`` bars after its window ends (the
+        decision records' ``model_versions["specialists"]`` show the switch). Not in
+        ``scripted`` mode.
     """
 
     blend_mode: BlendMode = "blend"
@@ -265,9 +281,12 @@ class RLEnsembleStrategyConfig(RegimeAwareStrategyConfig, frozen=True):
     on_model_error: Literal["hold", "flat"] = "hold"
     inference: Literal["auto", "torch", "numpy"] = "auto"
     regime_rebalance_threshold: NonNegativeFloat | None = None
+    retrain: str | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.blend_mode == SCRIPTED and self.retrain is not None:
+            raise ValueError("retrain: needs specialists (not blend_mode scripted)")
         if self.blend_mode == SCRIPTED:
             if (self.scripted_actions is None) == (self.scripted_actions_file is None):
                 raise ValueError(
@@ -319,6 +338,10 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
         self._needs_regime = False
         self._numpy: NumpyPolicies | None = None
         self._policy: LoadedPolicy | None = None
+        self._base_policy: LoadedPolicy | None = None
+        self._fine_tune: FineTuneConfig | None = None
+        self._refitter: ScheduledRefitter | None = None
+        self._fit_pool: ProcessPoolExecutor | None = None
         try:
             self._load_policy(config)
         except (ValueError, OSError) as e:  # a bad file: fail the node build, naming it
@@ -345,6 +368,9 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
         self._needs_regime = feature_set.needs_regime
         if policy.torch_reason:
             self.log.info(f"inference auto: torch ({policy.torch_reason})")
+        self._base_policy = policy
+        if config.retrain is not None:
+            self._fine_tune = FineTuneConfig.from_yaml(config.retrain)
 
     def _reset_policy(self) -> None:
         self.action: float | None = None
@@ -360,10 +386,18 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
         self._target_inputs: TargetInputs | None = None  # this bar's sizing inputs (records)
         self._target_units = Decimal(0)
         self._pending_order: ClientOrderId | None = None
+        if self._base_policy is not None and self._policy is not self._base_policy:
+            self._use_policy(self._base_policy)
         if self.specialists is not None:
             self.specialists.reset()
         if self._features is not None:
             self._features = StreamingFeatures(self._features.feature_set)
+        self._window: deque[tuple[list[float], float, float]] = deque(
+            maxlen=self._fine_tune.window if self._fine_tune is not None else 0
+        )
+        self._fine_tunes_started = 0
+        if self._refitter is not None:
+            self._refitter.reset()
 
     # == hooks =====================================================================================
 
@@ -420,6 +454,14 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
     def on_reset(self) -> None:
         super().on_reset()
         self._reset_policy()
+
+    def on_dispose(self) -> None:
+        if self._refitter is not None:
+            self._refitter.close()
+        if self._fit_pool is not None:
+            # A fine-tune still running belongs to a stopped node: drop it, do not wait.
+            self._fit_pool.shutdown(wait=False, cancel_futures=True)
+            self._fit_pool = None
 
     def save_state(self) -> dict[str, Any]:
         """The policy's state across bars that the warm-up bars do not rebuild: the held target
@@ -484,6 +526,10 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
             self._feature_values = {name: values[name] for name in names}
             if any(math.isnan(self._feature_values[name]) for name in names):
                 return  # warming up: no proposal
+            if self._fine_tune is not None:
+                self._fine_tune_step(bar)
+                specialists = self.specialists
+                assert specialists is not None
             self._observed_position = self.held_action
             observation = specialists.observation.build_from_mapping(values, self.held_action)
             self._observation = observation
@@ -510,6 +556,92 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
         self.proposals = proposals
         self.weights = weights
         self.action = blend_action(weights, proposals, specialists.labels)
+
+    # == online fine-tuning (retrain) ==============================================================
+
+    def _fine_tune_step(self, bar: Bar) -> None:
+        """One row of the fine-tune schedule: keep the bar's features, start a fine-tune when
+        one is due, swap a finished one in at its bar. A failure keeps the specialists in use
+        (logged); nothing is raised."""
+        assert self._fine_tune is not None and self.specialists is not None
+        names = self.specialists.observation.feature_names
+        row = [self._feature_values[name] for name in names]
+        self._window.append((row, bar.open.as_double(), bar.close.as_double()))
+        try:
+            refitter = self._refitter or self._start_refitter()
+            if refitter.advance(len(self._window)):
+                refitter.start(self._fine_tune_payload(bar), context=bar.ts_event)
+                self._fine_tunes_started += 1
+            if refitter.swap_due:
+                outcome = refitter.swap()
+                if outcome.ok and outcome.ready is not None:
+                    self._use_policy(outcome.ready)
+                    self.log.info(
+                        f"Specialists fine-tuned on the {self._fine_tune.window}-row window "
+                        f"to {outcome.context}: {self.specialists_version} in use from bar "
+                        f"{bar.ts_event} (waited {outcome.waited_seconds:.3f} s)",
+                    )
+                else:
+                    self.log.error(
+                        f"Fine-tune of the window to {outcome.context} failed "
+                        f"({outcome.error}); keeping {self.specialists_version}",
+                    )
+        except Exception as e:  # never out of the engine's handler: keep the specialists
+            self.log.error(f"Fine-tune schedule failed ({type(e).__name__}: {e})")
+
+    def _start_refitter(self) -> ScheduledRefitter:
+        config = self._fine_tune
+        assert config is not None and self._base_policy is not None
+        if config.worker and config.lag_bars > 0 and self._fit_pool is None:
+            # spawn, not fork: the engine's threads (Rust runtime, loggers) must not be cloned.
+            self._fit_pool = ProcessPoolExecutor(
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),
+            )
+        inference = self.config.inference
+        self._refitter = ScheduledRefitter(
+            config.schedule(),
+            fine_tune_specialists,
+            prepare=lambda directory: load_fine_tuned(directory, inference),
+            executor=self._fit_pool,
+            model=str(self._base_policy.directory),
+        )
+        return self._refitter
+
+    def _fine_tune_payload(self, bar: Bar) -> FineTunePayload:
+        assert self._fine_tune is not None and self.instrument is not None
+        instrument = self.instrument
+        account = self.portfolio.account(self.config.instrument_id.venue)
+        cash = account is not None and account.type == AccountType.CASH
+        rows = list(self._window)
+        assert self._base_policy is not None
+        return FineTunePayload(
+            features=np.array([row for row, _, _ in rows], dtype=np.float64),
+            opens=np.array([o for _, o, _ in rows], dtype=np.float64),
+            closes=np.array([c for _, _, c in rows], dtype=np.float64),
+            base_directory=str(self._base_policy.directory),
+            config=self._fine_tune,
+            execution=ExecutionModel(
+                fee_rate=float(instrument.taker_fee),
+                tick_size=float(self._tick),
+                lot_size=float(self._lot),
+                multiplier=self._multiplier,
+                account_type="cash" if cash else "margin",
+                currency=instrument.quote_currency.code,
+            ),
+            limits=RiskLimits(
+                max_weight=min(1.0, self.config.max_notional_fraction),
+                allow_short=self.config.allow_short and not cash,
+            ),
+            fit_index=self._fine_tunes_started,
+            window_end_ns=bar.ts_event,
+        )
+
+    def _use_policy(self, policy: "LoadedPolicy") -> None:
+        self._policy = policy
+        self.specialists, self._directory = policy.specialists, policy.directory
+        self.specialists_version = policy.version
+        self._numpy = policy.numpy
 
     def _decided_action(self) -> float | None:
         """This bar's action with the account's limits: shorts only with ``allow_short``."""
@@ -825,11 +957,15 @@ class LoadedPolicy:
     torch_reason: str = ""
 
 
-def load_policy(reference: str, inference: str) -> LoadedPolicy:
+def load_policy(reference: str, inference: str, version: str | None = None) -> LoadedPolicy:
     """Load the specialists of ``reference`` (a directory or a registry reference) for the
     ``inference`` runtime (``auto``, ``torch``, ``numpy``), as the strategy does: one torch
-    thread (process-wide), numpy where it reproduces torch. Replay loads them the same way."""
-    specialists, directory, version = _load_specialists(reference)
+    thread (process-wide), numpy where it reproduces torch. Replay loads them the same way.
+
+    ``version`` overrides the content hash of the files (a fine-tuned set is cited by its
+    parameters' hash, its directory's name: ``models.rl.online``)."""
+    specialists, directory, file_version = _load_specialists(reference)
+    version = file_version if version is None else version
     import torch  # only the model modes need torch (slow import)
 
     torch.set_num_threads(1)  # small MLPs on the engine thread: no thread pool
@@ -842,6 +978,12 @@ def load_policy(reference: str, inference: str) -> LoadedPolicy:
                 raise
             reason = str(e)
     return LoadedPolicy(specialists, directory, version, compiled, reason)
+
+
+def load_fine_tuned(directory: str, inference: str) -> LoadedPolicy:
+    """A fine-tuned set (``models.rl.online``), cited by its directory's name (the hash of its
+    parameters)."""
+    return load_policy(directory, inference, version=Path(directory).name)
 
 
 def propose(policy: LoadedPolicy, observation: np.ndarray) -> dict[str, float]:

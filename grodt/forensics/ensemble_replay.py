@@ -27,9 +27,9 @@ position input, so no earlier decision is needed.
 
 Where the specialists come from: the run's ``config.yaml`` names them (a directory, or a registry
 reference: a recorded ``name/<version>:<hash>`` is loaded as ``name/<version>``, whatever the alias
-points to now); specialists retrained during the run (``models.rl.online``) are found in the run
-directory under ``rl_specialists/<version>/``. A version whose files are not found is reported as
-a difference at ``model_versions[specialists]``.
+points to now); specialists fine-tuned during the run (``retrain``: ``models.rl.online``) are
+found under the fine-tune schedule's ``output`` directory as ``<output>/<version>/``. A version
+whose files are not found is reported as a difference at ``model_versions[specialists]``.
 
 Not replayed: ``execution: bracket`` orders (the base's entry path; the policy part of those
 records is replayed), and RecurrentPPO specialists (their LSTM state is not in the records: an
@@ -52,6 +52,7 @@ from grodt.core.errors import GrodtError
 from grodt.core.records import DecisionRecord
 from grodt.forensics.replay import FieldDifference
 from grodt.forensics.replay import ReplayResult
+from models.rl.online import FineTuneConfig
 from models.rl.specialists import MANIFEST_FILE
 from strategies.rl_ensemble import SCRIPTED
 from strategies.rl_ensemble import LoadedPolicy
@@ -60,17 +61,15 @@ from strategies.rl_ensemble import TargetInputs
 from strategies.rl_ensemble import blend_action
 from strategies.rl_ensemble import blend_weights
 from strategies.rl_ensemble import decided_action
+from strategies.rl_ensemble import load_fine_tuned
 from strategies.rl_ensemble import load_policy
 from strategies.rl_ensemble import load_scripted_actions
 from strategies.rl_ensemble import plan_target
 from strategies.rl_ensemble import propose
 
-__all__ = ["RETRAINED_DIRECTORY", "STRATEGY_PATH", "replay_ensemble_decisions"]
+__all__ = ["STRATEGY_PATH", "replay_ensemble_decisions"]
 
 STRATEGY_PATH = "strategies.rl_ensemble:RLEnsembleStrategy"
-RETRAINED_DIRECTORY = "rl_specialists"
-"""Where online retraining saves each new specialist set inside a run directory
-(``<run>/rl_specialists/<version>/``)."""
 
 
 def _strategy_config(run: Path, strategy_id: str) -> RLEnsembleStrategyConfig:
@@ -103,7 +102,6 @@ class _Policies:
         self._run = Path(run)
         self._config = config
         self._loaded: dict[str, LoadedPolicy] = {}
-        self._searched = False
 
     def get(self, version: str) -> LoadedPolicy | None:
         if version in self._loaded:
@@ -114,16 +112,18 @@ class _Policies:
         elif not self._loaded:
             assert self._config.specialists is not None
             self._add(self._config.specialists)
-        if version not in self._loaded and not self._searched:
-            self._searched = True
-            retrained = self._run / RETRAINED_DIRECTORY
-            for directory in sorted(retrained.glob(f"*/{MANIFEST_FILE}")):
-                self._add(str(directory.parent))
+        if version not in self._loaded and self._config.retrain is not None:
+            output = Path(FineTuneConfig.from_yaml(self._config.retrain).output)
+            if (output / version / MANIFEST_FILE).is_file():
+                self._add(str(output / version), fine_tuned=True)
         return self._loaded.get(version)
 
-    def _add(self, reference: str) -> None:
+    def _add(self, reference: str, fine_tuned: bool = False) -> None:
         try:
-            policy = load_policy(reference, self._config.inference)
+            if fine_tuned:
+                policy = load_fine_tuned(reference, self._config.inference)
+            else:
+                policy = load_policy(reference, self._config.inference)
         except (ValueError, OSError) as e:
             raise GrodtError(f"specialists {reference}: {e}") from e
         if policy.specialists.algorithm == "RecurrentPPO":

@@ -231,6 +231,10 @@ class SpecialistSet:
             label: self._act(policy, obs, action_mask) for label, policy in self._policies.items()
         }
 
+    def model(self, label: str) -> Any:
+        """The SB3 model of ``label``'s specialist (``KeyError`` for a label without one)."""
+        return self._policies[label].model
+
     def predict_one(
         self, label: str, obs: np.ndarray, action_mask: np.ndarray | None = None
     ) -> float:

@@ -10,9 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ensemble_kit import build_market
 from ensemble_kit import run_node
-from ensemble_kit import train_specialists
 
 from grodt.core.errors import GrodtError
 from grodt.forensics.ensemble_replay import replay_ensemble_decisions
@@ -23,11 +21,8 @@ OBS_0 = "observation[0]"
 
 
 @pytest.fixture(scope="module")
-def market(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    root = tmp_path_factory.mktemp("rl-replay")
-    market = build_market(root)
-    market["specialists"] = train_specialists(market, root / "specialists", train_bars=80)
-    return market
+def market(ensemble_market: dict[str, Any]) -> dict[str, Any]:
+    return ensemble_market
 
 
 @pytest.fixture(scope="module", params=["blend", "hard"])
