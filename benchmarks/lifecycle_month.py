@@ -6,8 +6,10 @@ per session, ``parameter_drift`` 0.6): the regime HMM is retrained on the traili
 alias ``challenger`` through a training run (params, metrics, model files), challenged against
 ``regime_hmm@champion`` on the day just past (:mod:`grodt.tracking.registry_gates`: an audited
 promote or refuse), and the registry pruned (the last 5 versions + every aliased one; pruned
-versions' model files deleted). Prints the runs directory's bytes by part after each week and at
-the end, per day, with the time of a day's cycle. A script that prints figures, not a test::
+versions' model files deleted, and their copies in the model download cache, which also keeps
+only the newest 5 copies + the aliases' pins after each download: ``prune_model_cache``). Prints
+the runs directory's bytes by part (and the cached model versions) after each week and at the
+end, per day, with the time of a day's cycle. A script that prints figures, not a test::
 
     .venv/bin/python benchmarks/lifecycle_month.py [--days 21] [--json month.json]
 """
@@ -40,6 +42,9 @@ def parts(runs: Path) -> dict[str, int]:
         "model_cache": tree_bytes(runs / "model_cache"),
         "audit_jsonl": tree_bytes(runs / "registry_audit"),
         "total": tree_bytes(runs),
+        "cached_versions": sum(
+            1 for p in (runs / "model_cache").glob("*/*") if p.is_dir() and p.name.isdigit()
+        ),
     }
 
 
@@ -112,7 +117,8 @@ def main() -> None:
                 f"  day {day + 1:>3}: {sizes['total'] / 1e6:7.2f} MB (db "
                 f"{sizes['tracking_db'] / 1e6:.2f}, artifacts {sizes['artifacts'] / 1e6:.2f}, "
                 f"run dirs {sizes['training_run_dirs'] / 1e6:.2f}, cache "
-                f"{sizes['model_cache'] / 1e6:.2f}); last cycle {cycle:.1f} s "
+                f"{sizes['model_cache'] / 1e6:.2f}, {sizes['cached_versions']} cached versions); "
+                f"last cycle {cycle:.1f} s "
                 f"(fit {fit_seconds:.2f} s), {outcome}, pruned {pruned}",
             )
     total = rows[-1]["total"]

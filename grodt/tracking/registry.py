@@ -54,6 +54,10 @@ logger = logging.getLogger("grodt.tracking")
 _NAME = r"[A-Za-z0-9][\w.\-]*"
 _REF = re.compile(rf"^(?:models:/)?(?P<name>{_NAME})(?:@(?P<alias>[\w\-]+)|/(?P<version>\d+))?$")
 CACHE_DIR = "model_cache"
+KEEP_LAST = 5
+"""Versions :func:`prune_model_versions` keeps by default (besides aliased and best ones), and
+cached copies :func:`prune_model_cache` keeps after every download."""
+_PARTIAL_MAX_AGE_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -229,7 +233,8 @@ def load_model(
         return _load_offline(parsed, store, cache, reason, offline_fallback)
     resolved = resolve_model(parsed, store)
     target = cache / resolved.name / resolved.version
-    if not (target / "MLmodel").is_file():
+    downloaded = not (target / "MLmodel").is_file()
+    if downloaded:
         with quiet_mlflow():
             import mlflow.artifacts
 
@@ -258,6 +263,9 @@ def load_model(
             shutil.rmtree(partial, ignore_errors=True)
     model, meta = load_model_dir(target)
     _remember(cache, resolved)
+    if downloaded:
+        # Bounded like the registry: the newest KEEP_LAST copies, the offline pins, this one.
+        prune_model_cache(resolved.name, KEEP_LAST, keep=(resolved.version,), cache_dir=cache)
     return LoadedModel(model=model, resolved=resolved, meta=meta, path=target)
 
 
@@ -356,21 +364,72 @@ def set_alias(
         open_client(store).set_registered_model_alias(name, alias, str(version))
 
 
+def prune_model_cache(
+    name: str,
+    keep_last: int = KEEP_LAST,
+    keep: Sequence[str] = (),
+    cache_dir: Path | None = None,
+) -> list[str]:
+    """Delete cached copies of ``name``'s versions from the model download cache: keep the
+    ``keep_last`` highest version numbers, every version an alias last resolved to on this
+    machine (``aliases.json``: the offline fallback's copies) and ``keep``. Also removes
+    interrupted downloads (``*.partial-*``) older than an hour. Returns the deleted versions.
+
+    The cache then holds at most ``keep_last`` + (aliases) + ``len(keep)`` versions of a model;
+    :func:`load_model` calls this after every download and :func:`prune_model_versions` with
+    the versions it kept, so the cache follows the registry's retention policy.
+    """
+    root = model_cache_root(cache_dir) / name
+    if not root.is_dir():
+        return []
+    pins_path = _pins_path(model_cache_root(cache_dir), name)
+    try:
+        pins = json.loads(pins_path.read_text()) if pins_path.is_file() else {}
+    except (OSError, ValueError) as e:
+        # Without readable pins nothing can be known to be safe to delete: keep everything.
+        logger.warning("model cache %s: %s unreadable (%s); nothing pruned", root, pins_path, e)
+        return []
+    protected = {str(v) for v in keep} | {str(p.get("version")) for p in pins.values()}
+    cached = sorted(
+        (p for p in root.iterdir() if p.is_dir() and p.name.isdigit()),
+        key=lambda p: int(p.name),
+        reverse=True,
+    )
+    protected.update(p.name for p in cached[: max(keep_last, 0)])
+    deleted = []
+    for path in cached:
+        if path.name not in protected:
+            shutil.rmtree(path, ignore_errors=True)
+            deleted.append(path.name)
+    now = time.time()
+    for partial in root.glob("*.partial-*"):
+        try:
+            stale = now - partial.stat().st_mtime > _PARTIAL_MAX_AGE_S
+        except OSError:
+            continue
+        if stale:
+            shutil.rmtree(partial, ignore_errors=True)
+    return sorted(deleted, key=int)
+
+
 def prune_model_versions(
     name: str,
-    keep_last: int = 5,
+    keep_last: int = KEEP_LAST,
     metric: str | None = None,
     mode: Literal["max", "min"] = "max",
     store: TrackingStore | None = None,
     dry_run: bool = False,
     delete_artifacts: bool = True,
+    cache_dir: Path | None = None,
 ) -> list[str]:
     """Delete old versions of ``name``: keep the ``keep_last`` newest, the best by ``metric``
     (read from each version's run) and every aliased version. Returns the deleted versions.
 
     With ``delete_artifacts`` (default) the pruned versions' model files are deleted too (from
-    the run's artifacts and from the run directory that registered them), so pruning caps disk
-    use; the runs' params and metrics stay."""
+    the run's artifacts, from the run directory that registered them, and from this machine's
+    model download cache ``cache_dir`` — :func:`prune_model_cache` keeping the versions kept
+    here and the offline fallback's pins), so pruning caps disk use; the runs' params and
+    metrics stay."""
     store = store or resolve_store()
     with quiet_mlflow():
         client = open_client(store)
@@ -396,6 +455,8 @@ def prune_model_versions(
                 client.delete_model_version(name, str(version.version))
                 if delete_artifacts and version.run_id:
                     _delete_model_files(client, version.run_id, name)
+    if not dry_run and delete_artifacts:
+        prune_model_cache(name, keep_last=0, keep=sorted(keep), cache_dir=cache_dir)
     return [str(v.version) for v in doomed]
 
 
