@@ -1,4 +1,6 @@
-"""``grodt rl train CONFIG``: train the RL specialists of an RL training YAML (docs/rl.md)."""
+"""``grodt rl train CONFIG``: train the RL specialists of an RL training YAML; ``grodt rl
+fine-tuned --run RUN_DIR``: the specialist sets a run fine-tuned online, registered as
+``challenger`` with ``--register NAME`` (docs/rl.md)."""
 
 import json
 import sys
@@ -115,3 +117,93 @@ def train(
             f"Tracking: MLflow run {result.run_id[:8]}… (model rl_{config.name}@challenger; "
             "`grodt models promote` makes it champion)"
         )
+
+
+@command.command(name="fine-tuned")
+@click.option(
+    "--run",
+    "run_dir",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Run directory (its config.yaml and Parquet forensics).",
+)
+@click.option(
+    "--strategy",
+    "strategy_id",
+    default=None,
+    help="The RLEnsembleStrategy id (default: the run's only one with decisions).",
+)
+@click.option(
+    "--register",
+    "name",
+    default=None,
+    help="Register the last set the run used as a version of model NAME with alias challenger.",
+)
+@click.option(
+    "--all",
+    "register_all",
+    is_flag=True,
+    help="With --register: every set, in the order they took over (the last holds the alias).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the sets as JSON.")
+def fine_tuned(
+    run_dir: Path, strategy_id: str | None, name: str | None, register_all: bool, as_json: bool
+) -> None:
+    """List the specialist sets RUN fine-tuned online (``retrain``) and when each took over."""
+    from datetime import UTC
+    from datetime import datetime
+
+    from grodt.core.errors import GrodtError
+    from grodt.core.records import DecisionRecord
+    from grodt.forensics.ensemble_replay import fine_tuned_sets
+    from grodt.forensics.reader import read_run
+
+    decisions = [
+        stored.record
+        for stored in read_run(run_dir)
+        if isinstance(stored.record, DecisionRecord)
+        and stored.record.model_versions.get("specialists", "").startswith("ft-")
+    ]
+    ids = sorted({d.strategy_id for d in decisions})
+    if strategy_id is None:
+        if len(ids) > 1:
+            raise GrodtError(f"{run_dir}: several strategies fine-tuned ({ids}); give --strategy")
+        strategy_id = ids[0] if ids else None
+    if strategy_id is None:
+        raise GrodtError(f"{run_dir}: no decision used fine-tuned specialists")
+    sets = fine_tuned_sets(run_dir, strategy_id, decisions)
+    registered: dict[str, str] = {}
+    if name is not None:
+        from grodt.tracking.registry import register_model
+        from models.rl.specialists import SpecialistSet
+
+        for item in sets if register_all else sets[-1:]:
+            version = register_model(
+                SpecialistSet.load(item.directory),
+                name,
+                aliases=["challenger"],
+                filename="specialists",
+                params={
+                    "fine_tuned_version": item.version,
+                    "run": str(run_dir),
+                    "strategy_id": strategy_id,
+                    "first_used_ns": item.first_used_ns,
+                },
+            )
+            registered[item.version] = version.tag
+    rows = [
+        {
+            "version": item.version,
+            "directory": str(item.directory),
+            "first_used": datetime.fromtimestamp(item.first_used_ns / 1e9, UTC).isoformat(),
+            "registered": registered.get(item.version),
+        }
+        for item in sets
+    ]
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    click.echo(f"{strategy_id}: {len(rows)} fine-tuned specialist set(s)")
+    for row in rows:
+        tail = f"  → {row['registered']}" if row["registered"] else ""
+        click.echo(f"  {row['version']}  from {row['first_used']}  {row['directory']}{tail}")

@@ -38,6 +38,7 @@ error).
 
 from collections.abc import Mapping
 from collections.abc import Sequence
+from dataclasses import dataclass
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -67,7 +68,7 @@ from strategies.rl_ensemble import load_scripted_actions
 from strategies.rl_ensemble import plan_target
 from strategies.rl_ensemble import propose
 
-__all__ = ["STRATEGY_PATH", "replay_ensemble_decisions"]
+__all__ = ["STRATEGY_PATH", "FineTunedSet", "fine_tuned_sets", "replay_ensemble_decisions"]
 
 STRATEGY_PATH = "strategies.rl_ensemble:RLEnsembleStrategy"
 
@@ -323,3 +324,51 @@ def replay_ensemble_decisions(
             )
         )
     return results
+
+
+@dataclass(frozen=True)
+class FineTunedSet:
+    """A specialist set the run fine-tuned online and used.
+
+    Attributes
+    ----------
+    version : str
+        ``ft-<hash>`` (``models.rl.online.parameter_version``).
+    directory : Path
+        Where it is saved (``<output>/<version>``).
+    first_used_ns : int
+        ``ts_event`` of the first decision that used it.
+    """
+
+    version: str
+    directory: Path
+    first_used_ns: int
+
+
+def fine_tuned_sets(
+    run: Path, strategy_id: str, records: Sequence[DecisionRecord]
+) -> list[FineTunedSet]:
+    """The fine-tuned sets ``records`` (decisions of ``strategy_id`` in ``run``) used, in the
+    order they took over.
+
+    Raises
+    ------
+    GrodtError
+        The strategy has no ``retrain`` schedule, or a set's directory is missing (named).
+    """
+    config = _strategy_config(run, strategy_id)
+    if config.retrain is None:
+        raise GrodtError(f"{run}/config.yaml: {strategy_id} has no retrain schedule")
+    output = Path(FineTuneConfig.from_yaml(config.retrain).output)
+    first: dict[str, int] = {}
+    for record in sorted(records, key=lambda r: r.ts_event):
+        version = record.model_versions.get("specialists", "")
+        if record.strategy_id == strategy_id and version.startswith("ft-"):
+            first.setdefault(version, record.ts_event)
+    sets = []
+    for version, ts in first.items():
+        directory = output / version
+        if not (directory / MANIFEST_FILE).is_file():
+            raise GrodtError(f"fine-tuned specialists {version}: no {directory / MANIFEST_FILE}")
+        sets.append(FineTunedSet(version, directory, ts))
+    return sets

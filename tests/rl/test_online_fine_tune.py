@@ -14,11 +14,16 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
+from click.testing import CliRunner
 from ensemble_kit import run_node
 
+from grodt.cli import main as cli
 from grodt.core.errors import ConfigError
 from grodt.forensics.ensemble_replay import replay_ensemble_decisions
 from models.rl.online import FineTuneConfig
+from models.rl.online import parameter_version
+from models.rl.specialists import SpecialistSet
+from node_configs.model_refs import resolve_model_file
 
 STRATEGY_ID = "RLEnsembleStrategy-900"
 SCHEDULE = {
@@ -109,3 +114,20 @@ def test_a_bad_schedule_names_the_file_and_field(tmp_path):
     path.write_text(yaml.safe_dump({**SCHEDULE, "windw": 3}))
     with pytest.raises(ConfigError, match=r"bad\.yaml: windw: Extra inputs"):
         FineTuneConfig.from_yaml(path)
+
+
+def test_fine_tuned_sets_register_as_challenger(worker_run):
+    """``grodt rl fine-tuned --register`` lists the sets the run used and puts the last into a
+    real (SQLite) registry as challenger, loadable by a node."""
+    run, decisions = worker_run
+    used = list(dict.fromkeys(d.model_versions["specialists"] for d in decisions))[1:]
+    result = CliRunner().invoke(
+        cli, ["rl", "fine-tuned", "--run", str(run), "--register", "rl_ft_test", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert [row["version"] for row in rows] == used
+    assert [row["registered"] is not None for row in rows] == [False] * (len(rows) - 1) + [True]
+    assert rows[-1]["registered"].startswith("rl_ft_test/")
+    challenger = resolve_model_file("rl_ft_test@challenger")
+    assert parameter_version(SpecialistSet.load(challenger.path)) == used[-1]
