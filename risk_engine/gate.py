@@ -34,10 +34,12 @@ exposure-increasing; under a halt it is cut to its reducing part.
 """
 
 import json
+import math
 import time
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 from nautilus_trader.cache.cache import Cache
 from nautilus_trader.common.component import Clock
 from nautilus_trader.common.component import Logger
@@ -93,6 +95,19 @@ _STOP_TYPES = frozenset(
         OrderType.TRAILING_STOP_LIMIT,
     },
 )
+
+
+_MARKS_ENCODER = msgspec.json.Encoder()
+
+
+def _encode_marks(state: dict[str, float | int | None]) -> bytes:
+    """The loss marks as JSON bytes (read back with ``json.loads``). Encoded on every new bar
+    timestamp on the engine thread: msgspec (~1 µs) rather than ``json.dumps`` (~12 µs); a
+    non-finite value, which msgspec would write as null, goes through ``json.dumps`` so that it
+    reads back as itself."""
+    if all(v is None or isinstance(v, int) or math.isfinite(v) for v in state.values()):
+        return _MARKS_ENCODER.encode(state)
+    return json.dumps(state).encode()
 
 
 class PortfolioRiskGate:
@@ -298,7 +313,7 @@ class PortfolioRiskGate:
             else:
                 switch.rearm(trip.code, trip.reason, self.component_id, ts_ns, equity)
         # Into the cache when they change: with a cache database they survive a crash.
-        marks = json.dumps(self.triggers.state()).encode()
+        marks = _encode_marks(self.triggers.state())
         if marks != self._saved_marks:
             self._cache.add(LOSS_MARKS_KEY, marks)
             self._saved_marks = marks

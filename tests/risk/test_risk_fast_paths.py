@@ -9,6 +9,8 @@
   as from a DataFrame.
 """
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -125,3 +127,19 @@ def test_hrp_array_path_fails_as_the_dataframe_path(returns):
     with pytest.raises(GrodtError) as from_array:
         HierarchicalRiskParity(min_periods=60).fit(returns, names)
     assert str(from_array.value) == str(from_frame.value)
+
+
+@pytest.mark.parametrize("high_water", [1_000_123.25, float("nan"), float("inf")])
+def test_loss_marks_read_back_as_written(high_water):
+    from risk_engine.gate import _encode_marks
+
+    state = {
+        "high_water": high_water,
+        "day_start_equity": None,
+        "last_equity": 999_999.5,
+        "next_boundary_ns": 1_700_000_000_000_000_000,
+    }
+    back = json.loads(_encode_marks(state).decode())
+    assert back.keys() == state.keys()
+    for key, value in state.items():
+        assert back[key] == value or (value != value and back[key] != back[key])
