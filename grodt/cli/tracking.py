@@ -305,9 +305,38 @@ def prune(
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--rolling-window", type=int, default=None, help="Rolling Sharpe window (days).")
-def tearsheet(run_dir: Path, output: Path | None, rolling_window: int | None) -> None:
-    """(Re)render RUN_DIR's tearsheet.html."""
+@click.option(
+    "--diff-policy",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Add a policy diff: a YAML of new meta-controller config values (or a component file).",
+)
+@click.option(
+    "--diff-set",
+    "diff_settings",
+    multiple=True,
+    help="KEY=VALUE over the meta-controller's config for the policy diff (repeatable).",
+)
+@click.option("--diff-component", default=None, help="The meta-controller (when several).")
+def tearsheet(
+    run_dir: Path,
+    output: Path | None,
+    rolling_window: int | None,
+    diff_policy: Path | None,
+    diff_settings: tuple[str, ...],
+    diff_component: str | None,
+) -> None:
+    """(Re)render RUN_DIR's tearsheet.html; --diff-policy/--diff-set add a section showing where
+    that meta-controller config would have allocated differently on the run's logged inputs."""
+    from grodt.reports.policy_diff import diff_overrides
     from grodt.reports.tearsheet import render_tearsheet
 
-    path = render_tearsheet(run_dir, output=output, rolling_window=rolling_window)
+    overrides = diff_overrides(diff_policy, diff_settings) if diff_policy or diff_settings else None
+    path = render_tearsheet(
+        run_dir,
+        output=output,
+        rolling_window=rolling_window,
+        policy_diff_overrides=overrides,
+        diff_component=diff_component,
+    )
     click.echo(path.resolve().as_uri())

@@ -12,6 +12,7 @@ Conventions: x values are UTC timestamps written as ISO strings without an offse
 
 import json
 import math
+from collections.abc import Sequence
 from functools import cache
 from importlib.util import find_spec
 from pathlib import Path
@@ -27,6 +28,7 @@ __all__ = [
     "equity_figure",
     "monthly_figure",
     "plotly_js",
+    "policy_diff_figure",
     "regime_figure",
     "risk_figure",
     "rolling_sharpe_figure",
@@ -409,6 +411,57 @@ def allocation_figure(weights: pd.DataFrame) -> Figure:
         for column in weights.columns
     ]
     return {"data": data, "layout": _layout(360, yaxis={"title": {"text": "Weight"}})}
+
+
+def policy_diff_figure(changes: Sequence[Any]) -> Figure:
+    """A policy diff (:class:`grodt.forensics.replay.AllocationChange` per logged decision).
+
+    Top: each strategy's weight change (new − recorded) per decision, as steps. Bottom: the
+    largest absolute change of each changed decision, coloured by the regime its context held."""
+    index = pd.DatetimeIndex(pd.to_datetime([c.ts_event for c in changes], unit="ns", utc=True))
+    names = list(changes[0].new) if changes else []
+    top, bottom = _rows(2, 0.08, [2.0, 1.0])
+    data: list[dict[str, Any]] = [
+        {
+            "type": "scatter",
+            "x": _x(index),
+            "y": _y([c.new[name] - c.recorded[name] for c in changes]),
+            "name": name,
+            "line": {"shape": "hv", "width": 1},
+            "xaxis": "x",
+            "yaxis": "y",
+        }
+        for name in names
+    ]
+    changed = [c for c in changes if c.changed]
+    for regime in sorted({c.regime for c in changed}):
+        own = [c for c in changed if c.regime == regime]
+        when = pd.DatetimeIndex(pd.to_datetime([c.ts_event for c in own], unit="ns", utc=True))
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "x": _x(when),
+                "y": _y(np.array([c.max_change for c in own])),
+                "name": f"largest change ({regime})",
+                "marker": {"size": 5, "color": REGIME_COLORS.get(regime, "#1f77b4")},
+                "xaxis": "x2",
+                "yaxis": "y2",
+            },
+        )
+    layout = _layout(
+        460,
+        xaxis={"anchor": "y", "matches": "x2", "showticklabels": False},
+        yaxis={"anchor": "x", "domain": top, "title": {"text": "New − recorded weight"}},
+        xaxis2={"anchor": "y2"},
+        yaxis2={
+            "anchor": "x2",
+            "domain": bottom,
+            "title": {"text": "Largest |change|"},
+            "rangemode": "tozero",
+        },
+    )
+    return {"data": data, "layout": layout}
 
 
 def risk_figure(verdicts: pd.DataFrame) -> Figure:

@@ -12,7 +12,9 @@ writes ``tearsheet.html`` with plotly.js inlined (no network needed to open it):
 - trade distribution (realised PnL per closed position, per strategy);
 - contribution per strategy (cumulative PnL and final contribution to return);
 - when forensics records exist: regime probabilities, allocation weights and risk verdicts
-  (denials and resizes) over time.
+  (denials and resizes) over time;
+- on request (``policy_diff``): a policy diff, where a new meta-controller config would have
+  allocated differently on the run's logged inputs (:mod:`grodt.reports.policy_diff`).
 
 Sections whose data is absent are left out with a note, never drawn empty. Series longer than
 ``max_points`` are drawn at end-of-day resolution (drawdown at the day's low), so a run over a
@@ -23,6 +25,7 @@ import html
 import json
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC
 from datetime import datetime
@@ -43,11 +46,14 @@ from grodt.reports.figures import contribution_figure
 from grodt.reports.figures import equity_figure
 from grodt.reports.figures import monthly_figure
 from grodt.reports.figures import plotly_js
+from grodt.reports.figures import policy_diff_figure
 from grodt.reports.figures import regime_figure
 from grodt.reports.figures import risk_figure
 from grodt.reports.figures import rolling_sharpe_figure
 from grodt.reports.figures import to_json
 from grodt.reports.figures import trades_figure
+from grodt.reports.policy_diff import policy_diff
+from grodt.reports.policy_diff import policy_diff_summary_html
 from node_configs.secrets import redact_yaml_text
 from research.benchmark import BENCHMARK_COLUMN
 from research.performance import daily_returns
@@ -86,13 +92,15 @@ _BENCHMARK_HEADLINE: tuple[tuple[str, str, str], ...] = (
 
 @dataclass(frozen=True)
 class Section:
-    """One block of the page: a title, an optional figure (or a note why there is none)."""
+    """One block of the page: a title, an optional figure (or a note why there is none), and
+    ``detail_html`` (built escaped) shown above the figure."""
 
     key: str
     title: str
     figure: Figure | None = None
     note: str = ""
     height: int = 420
+    detail_html: str = ""
 
 
 @dataclass
@@ -480,6 +488,21 @@ def build_sections(
     return sections
 
 
+def policy_diff_section(
+    run_dir: Path, overrides: Mapping[str, Any], component_id: str | None = None
+) -> Section:
+    """The policy diff of ``overrides`` on the run's logged allocation decisions."""
+    changes, summary = policy_diff(run_dir, overrides, component_id)
+    return Section(
+        "policy_diff",
+        "Policy diff: the new config on the logged decisions",
+        policy_diff_figure(changes) if summary["changed"] else None,
+        note="The new config allocates as logged at every decision.",
+        height=460,
+        detail_html=policy_diff_summary_html(summary, overrides),
+    )
+
+
 # -- page ----------------------------------------------------------------------------------------
 
 
@@ -588,6 +611,7 @@ def render_html(data: RunData, sections: list[Section], title: str | None = None
     body = [f"<h1>{html.escape(name)}</h1><div class='meta'>{meta}</div>", _tables(summary)]
     for section in sections:
         body.append(f"<h2 id='{section.key}'>{html.escape(section.title)}</h2>")
+        body.append(section.detail_html)
         if section.figure is None:
             body.append(f"<p class='note'>{html.escape(section.note)}</p>")
             continue
@@ -612,6 +636,8 @@ def render_tearsheet(
     title: str | None = None,
     rolling_window: int | None = None,
     max_points: int = 5000,
+    policy_diff_overrides: Mapping[str, Any] | None = None,
+    diff_component: str | None = None,
 ) -> Path:
     """Write the run's tearsheet (default ``<run_dir>/tearsheet.html``) and return its path.
 
@@ -627,9 +653,16 @@ def render_tearsheet(
         Rolling Sharpe window in trading days (default 126, shorter for short runs).
     max_points : int, default 5000
         Longer series are drawn per day.
+    policy_diff_overrides : Mapping[str, Any], optional
+        New meta-controller config values: adds the policy diff section
+        (:func:`grodt.forensics.replay.diff_allocations` over the run's logged inputs;
+        ``diff_component`` names the meta-controller when the run has several). Its errors
+        (an override the config refuses, no allocation records) are raised.
     """
     data = load_run(Path(run_dir))
     sections = build_sections(data, rolling_window=rolling_window, max_points=max_points)
+    if policy_diff_overrides is not None:
+        sections.append(policy_diff_section(Path(run_dir), policy_diff_overrides, diff_component))
     path = Path(output) if output is not None else Path(run_dir) / "tearsheet.html"
     tmp = path.with_suffix(".html.tmp")
     tmp.write_text(render_html(data, sections, title), encoding="utf-8")

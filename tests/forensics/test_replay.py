@@ -169,3 +169,27 @@ def test_policy_diff(bandit_run, tmp_path):
         main, ["replay", "diff", "--run", str(bandit_run), "--set", "policy=greedy"]
     )
     assert bad.exit_code == 2 and "the new config of MetaController" in bad.output
+
+
+def test_the_tearsheet_shows_a_policy_diff(bandit_run, tmp_path):
+    page = tmp_path / "tearsheet.html"
+    arguments = ["tracking", "tearsheet", str(bandit_run), "--output", str(page)]
+    cli = CliRunner().invoke(main, [*arguments, "--diff-set", "policy=trailing_sharpe"])
+    assert cli.exit_code == 0, cli.output
+    summary = summarise_changes(diff_allocations(bandit_run, {"policy": "trailing_sharpe"}))
+    text = page.read_text()
+    assert "Policy diff: the new config on the logged decisions" in text
+    assert "chart-policy_diff" in text  # the chart of the weight changes
+    assert (
+        f"{summary['changed']:,} of {summary['decisions']:,} decisions allocate differently" in text
+    )
+    for regime, entry in summary["by_regime"].items():
+        assert f"<td>{regime}</td><td>{entry['changed']:,}</td>" in text
+    # The same config again: nothing changes, and the page says so instead of an empty chart.
+    policy = tmp_path / "same.yaml"
+    policy.write_text("path: actors.meta_controller:MetaController\nconfig: {bandit_seed: 11}\n")
+    same = CliRunner().invoke(main, [*arguments, "--diff-policy", str(policy)])
+    assert same.exit_code == 0, same.output
+    assert "The new config allocates as logged at every decision." in page.read_text()
+    bad = CliRunner().invoke(main, [*arguments, "--diff-set", "policy=greedy"])
+    assert bad.exit_code == 2 and "the new config of MetaController" in bad.output
