@@ -102,6 +102,8 @@ from grodt.core.records import trace_tag
 from grodt.core.topics import KILL_SWITCH_TOPIC
 from models.regime.gating import regime_scale
 from models.regime.gating import validate_affinity
+from strategies.decisions import DECISION_PATHS
+from strategies.decisions import DecisionInputs
 from strategies.decisions import DecisionRecorder
 from strategies.decisions import entry_signal_record
 from strategies.decisions import exit_signal_record
@@ -117,10 +119,14 @@ from strategies.lifecycle import PositionLifecycle
 from strategies.lifecycle import lifecycle_state_from_bytes
 from strategies.lifecycle import lifecycle_state_to_bytes
 from strategies.lifecycle import same_order
+from strategies.orders import TIME_IN_FORCE
 from strategies.orders import bracket
+from strategies.orders import entry_side
 from strategies.orders import exit_pair
+from strategies.orders import exit_side
 from strategies.sizing import SizeBreakdown
-from strategies.sizing import position_size
+from strategies.sizing import entry_gate
+from strategies.sizing import plan_entry
 from strategies.sizing import round_to_tick
 
 __all__ = [
@@ -129,6 +135,9 @@ __all__ = [
     "EntrySignal",
     "RegimeAwareStrategy",
     "RegimeAwareStrategyConfig",
+    "regime_topics",
+    "scheduled_exit",
+    "trail_hit",
 ]
 
 INTRADAY_AGGREGATIONS = frozenset(
@@ -169,6 +178,34 @@ _STATE_SUBCLASS = "grodt.strategy"
 """Keys of the saved state (:meth:`RegimeAwareStrategy.on_save`)."""
 _PROBABILITY_TOLERANCE = 1e-6
 _TIE_TOLERANCE = 1e-12
+
+
+def regime_topics(instrument_id: InstrumentId) -> tuple[str, str]:
+    """The message-bus topics of ``instrument_id``'s regime records: as the regime actor (or a
+    catalog replay with ``metadata: {instrument_id: ...}``) publishes them, and as Nautilus' data
+    engine publishes a catalog replay without metadata (keyed by venue and symbol)."""
+    keyed = f"data.{regime_data_type(instrument_id).topic}"
+    by_symbol = (
+        f"data.{RegimeProbabilities.__name__}.{instrument_id.venue}.{instrument_id.symbol.topic()}"
+    )
+    return keyed, by_symbol
+
+
+def scheduled_exit(flatten_due: bool, bars_held: int, max_holding_bars: int | None) -> str | None:
+    """The base's own exit reasons before the strategy's rule: ``session_close`` when the
+    session's flattening is due, ``time_stop`` after ``max_holding_bars`` bars held, else None."""
+    if flatten_due:
+        return "session_close"
+    if max_holding_bars and bars_held >= max_holding_bars:
+        return "time_stop"
+    return None
+
+
+def trail_hit(close: float, level: float, tick: Decimal, direction: int) -> bool:
+    """The close is at or through the trailing level, within 1.5 ticks: a stop there would
+    already be in the market, so the position exits at market instead."""
+    margin = 1.5 * float(tick)
+    return (close - level if direction > 0 else level - close) < margin
 
 
 @dataclass(frozen=True, slots=True)
@@ -430,6 +467,13 @@ class RegimeAwareStrategy(Strategy):
         self._tick = Decimal("0.01")
         self._min_quantity = Decimal(1)
         self._multiplier = 1.0
+        self._taker_fee = 0.0
+        # What the decision being recorded read besides its features (its record's
+        # sizing_inputs), and the lifecycle values the bar's decision may move.
+        self._inputs: DecisionInputs | None = None
+        self._flatten_due = False
+        self._anchor_before = math.nan
+        self._stop_before = math.nan
         self._lifecycle = PositionLifecycle()
         self._restored = False  # on_load gave a lifecycle state that on_start checks
         self._recorder = DecisionRecorder(
@@ -549,6 +593,7 @@ class RegimeAwareStrategy(Strategy):
         minimum = self.instrument.min_quantity
         self._min_quantity = max(minimum.as_decimal(), self._lot) if minimum else self._lot
         self._multiplier = float(self.instrument.multiplier)
+        self._taker_fee = float(self.instrument.taker_fee)
         # The trader may rename a strategy when it adds it: the id is final only now.
         self._recorder.start(self.id.value, self._multiplier)
         account = self.portfolio.account(config.instrument_id.venue)
@@ -575,7 +620,7 @@ class RegimeAwareStrategy(Strategy):
                 # Stamped at the last bar, not the clock: a replay's clock is the wall clock, and
                 # the decision's trace id must be the same in a backtest and a paper node.
                 ts = self._last_ts if self._last_ts else self.clock.timestamp_ns()
-                self._exit(position, ts, self._last_price, "strategy_stop")
+                self._exit(position, ts, self._last_price, "strategy_stop", path="stop")
             else:
                 self._cancel_own_orders()
         elif position is not None:
@@ -793,17 +838,21 @@ class RegimeAwareStrategy(Strategy):
         self._warm = False
 
     def _subscribe_inputs(self) -> None:
-        # DataType(RegimeProbabilities) without metadata subscribes to the wildcard topic
-        # ``data.RegimeProbabilities*``: it receives the regime actor's records (published with or
-        # without metadata) and catalog replays (with metadata, or keyed by venue/symbol when
-        # the data config has none). Records are filtered by instrument in on_data, so each one
-        # arrives exactly once whatever its topic.
-        self.subscribe_data(regime_data_type())
+        # Only the regime records of regime_instrument_id (proportional fan-out: a record reaches
+        # the strategies that follow its instrument, not all of them). Two exact topics carry
+        # them: the regime actor's (and a catalog replay's with metadata),
+        # ``data.RegimeProbabilities.instrument_id=<id>``, and a catalog replay's without
+        # metadata, which Nautilus' data engine keys by venue and symbol. A record published with
+        # no metadata at all (topic ``data.RegimeProbabilities*``) names no instrument's topic
+        # and is not received: publish with ``regime_data_type(instrument_id)``.
+        for topic in regime_topics(self._regime_instrument_id):
+            self.msgbus.subscribe(topic=topic, handler=self.handle_data)
         self.subscribe_data(allocation_data_type())
         self.msgbus.subscribe(topic=KILL_SWITCH_TOPIC, handler=self._on_kill_switch)
 
     def _unsubscribe_inputs(self) -> None:
-        self.unsubscribe_data(regime_data_type())
+        for topic in regime_topics(self._regime_instrument_id):
+            self.msgbus.unsubscribe(topic=topic, handler=self.handle_data)
         self.unsubscribe_data(allocation_data_type())
         self.msgbus.unsubscribe(topic=KILL_SWITCH_TOPIC, handler=self._on_kill_switch)
 
@@ -893,12 +942,12 @@ class RegimeAwareStrategy(Strategy):
         if lifecycle.state.pending_exit_id is not None:
             return
         direction = 1 if position.is_long else -1
-        reason: str | None = None
-        if flatten_due:
-            reason = "session_close"
-        elif self.config.max_holding_bars and bars_held >= self.config.max_holding_bars:
-            reason = "time_stop"
-        else:
+        # What the trailing stop may move this bar, for the decision records (replay).
+        self._flatten_due = flatten_due
+        self._anchor_before = lifecycle.state.trail_anchor
+        self._stop_before = lifecycle.state.stop_price
+        reason = scheduled_exit(flatten_due, bars_held, self.config.max_holding_bars)
+        if reason is None:
             reason = self.exit_signal(bar, direction)
         plan = None
         threshold = self.config.regime_rebalance_threshold
@@ -918,7 +967,7 @@ class RegimeAwareStrategy(Strategy):
         if reason is None and self.config.trailing_stop:
             reason = self._trail(bar, direction)
         if reason is not None:
-            self._exit(position, ts, bar.close.as_double(), reason)
+            self._exit(position, ts, bar.close.as_double(), reason, bar=bar)
             return
         if plan is not None:
             self._rebalance(bar, position, direction, *plan)
@@ -941,33 +990,14 @@ class RegimeAwareStrategy(Strategy):
             total += sum(money.as_double() for money in open_values.values())
         return total
 
-    def _size(self, price: float, stop_distance: float, strength: float) -> SizeBreakdown:
-        """Risk-based size at ``price`` with the current allocation and regime scale."""
-        config = self.config
-        equity = self._account_equity()
-        allocated = max(equity, 0.0) * self.allocation_weight
-        max_notional = allocated * config.max_notional_fraction
-        if config.max_notional is not None:
-            max_notional = min(max_notional, config.max_notional)
-        account = self.portfolio.account(config.instrument_id.venue)
-        if account is not None and account.type == AccountType.CASH:
-            assert self.instrument is not None
-            free = account.balance_free(self.instrument.quote_currency)
-            fee = float(self.instrument.taker_fee)
-            if free is not None:
-                max_notional = min(max_notional, free.as_double() / (1.0 + fee) * 0.999)
-        return position_size(
-            equity=equity,
-            allocation_weight=self.allocation_weight,
-            risk_per_trade=config.risk_per_trade,
-            stop_distance=stop_distance,
-            price=price,
-            multiplier=self._multiplier,
-            max_notional=max(max_notional, 0.0),
-            regime_scale=self.current_regime_scale(),
-            strength=strength,
-            lot=self._lot,
-        )
+    def _free_balance(self) -> float | None:
+        """Free cash in the quote currency on a CASH account (the entry's cap), else None."""
+        account = self.portfolio.account(self.config.instrument_id.venue)
+        if account is None or account.type != AccountType.CASH:
+            return None
+        assert self.instrument is not None
+        free = account.balance_free(self.instrument.quote_currency)
+        return None if free is None else free.as_double()
 
     def _skip(self, reason: str) -> None:
         self.skipped_entries[reason] = self.skipped_entries.get(reason, 0) + 1
@@ -975,36 +1005,48 @@ class RegimeAwareStrategy(Strategy):
     # -- orders: entry, exit, trailing stop, rebalance, re-armed stop ------------------------------
 
     def _enter(self, bar: Bar, signal: EntrySignal) -> None:
+        """Size and send the entry's bracket through :func:`strategies.sizing.plan_entry`, the
+        function decision replay recomputes it with."""
         config = self.config
         assert self.instrument is not None
-        if signal.direction < 0 and not config.allow_short:
-            self._skip("short_not_allowed")
+        scale = self.current_regime_scale()
+        gate = entry_gate(signal.direction, config.allow_short, scale)
+        if gate is not None:  # before reading the account: most gated signals end here
+            self._skip(gate)
             return
         price = bar.close.as_double()
         stop_distance = signal.stop_distance or config.stop_atr_multiple * self.atr.value
-        sizing = self._size(price, stop_distance, signal.strength)
-        if sizing.regime_scale <= 0.0:
-            self._skip("regime")
+        equity = self._account_equity()
+        free_balance = self._free_balance()
+        plan = plan_entry(
+            direction=signal.direction,
+            strength=signal.strength,
+            stop_distance=stop_distance,
+            price=price,
+            equity=equity,
+            allocation_weight=self.allocation_weight,
+            risk_per_trade=config.risk_per_trade,
+            risk_reward_ratio=config.risk_reward_ratio,
+            max_notional_fraction=config.max_notional_fraction,
+            max_notional=config.max_notional,
+            free_balance=free_balance,
+            taker_fee=self._taker_fee,
+            regime_scale=scale,
+            multiplier=self._multiplier,
+            lot=self._lot,
+            min_quantity=self._min_quantity,
+            tick=self._tick,
+            allow_short=config.allow_short,
+        )
+        if plan.skip is not None:
+            self._skip(plan.skip)
             return
-        if sizing.quantity < self._min_quantity:
-            self._skip("size")
-            return
+        sizing = plan.sizing
+        assert sizing is not None and plan.stop_price is not None
+        assert plan.target_price is not None
         instrument = self.instrument
-        target_distance = config.risk_reward_ratio * stop_distance
-        tick = self._tick
-        if signal.direction > 0:
-            side = OrderSide.BUY
-            stop_price = instrument.make_price(round_to_tick(price - stop_distance, tick, False))
-            target_price = instrument.make_price(round_to_tick(price + target_distance, tick, True))
-        else:
-            side = OrderSide.SELL
-            stop_price = instrument.make_price(round_to_tick(price + stop_distance, tick, True))
-            target_price = instrument.make_price(
-                round_to_tick(price - target_distance, tick, False),
-            )
-        if stop_price.as_double() <= 0.0 or target_price.as_double() <= 0.0:
-            self._skip("price")
-            return
+        stop_price = instrument.make_price(plan.stop_price)
+        target_price = instrument.make_price(plan.target_price)
         trace_id = self._recorder.next_trace_id(bar.ts_event)
         order_list = bracket(
             factory=self.order_factory,
@@ -1012,7 +1054,7 @@ class RegimeAwareStrategy(Strategy):
             trader_id=self.trader_id,
             strategy_id=self.id,
             instrument_id=config.instrument_id,
-            side=side,
+            side=entry_side(signal.direction),
             quantity=instrument.make_qty(sizing.quantity),
             stop_price=stop_price,
             target_price=target_price,
@@ -1036,6 +1078,14 @@ class RegimeAwareStrategy(Strategy):
         if config.publish_decisions:
             features = self._decision_features(price, sizing)
             features.update(signal.features)
+            self._inputs = self._decision_inputs(
+                bar,
+                direction=signal.direction,
+                equity=equity,
+                free_balance=free_balance,
+                max_notional=plan.max_notional,
+                signal_stop_distance=signal.stop_distance,
+            )
             self._record_decision(
                 ts_event=bar.ts_event,
                 trace_id=trace_id,
@@ -1047,7 +1097,7 @@ class RegimeAwareStrategy(Strategy):
                     strength=signal.strength,
                     price=price,
                     stop_distance=stop_distance,
-                    target_distance=target_distance,
+                    target_distance=plan.target_distance,
                     horizon_bars=config.max_holding_bars or 0,
                     regime_scale=sizing.regime_scale,
                 ),
@@ -1060,20 +1110,36 @@ class RegimeAwareStrategy(Strategy):
             )
         self.submit_order_list(order_list)
 
-    def _exit(self, position: Position, ts_event: int, price: float, reason: str) -> None:
-        """Cancel the bracket and close the position at market (reduce-only)."""
+    def _exit(
+        self,
+        position: Position,
+        ts_event: int,
+        price: float,
+        reason: str,
+        path: str = "decide",
+        bar: Bar | None = None,
+    ) -> None:
+        """Cancel the bracket and close the position at market (reduce-only). ``path`` and
+        ``bar`` say where the decision was taken (:data:`strategies.decisions.DECISION_PATHS`)."""
         trace_id = self._recorder.next_trace_id(ts_event)
+        direction = 1 if position.is_long else -1
         order = self.order_factory.market(
             instrument_id=position.instrument_id,
-            order_side=OrderSide.SELL if position.is_long else OrderSide.BUY,
+            order_side=exit_side(direction),
             quantity=position.quantity,
-            time_in_force=TimeInForce.GTC,
+            time_in_force=TIME_IN_FORCE,
             reduce_only=True,
             tags=["EXIT", trace_tag(trace_id)],
         )
         self._lifecycle.exit_submitted(order.client_order_id)
         self._recorder.set_target(0.0, price, ts_event, f"exit:{reason}")
         if self.config.publish_decisions:
+            self._inputs = self._decision_inputs(
+                bar,
+                direction=direction,
+                path=path,
+                position=position,
+            )
             self._record_decision(
                 ts_event=ts_event,
                 trace_id=trace_id,
@@ -1116,14 +1182,13 @@ class RegimeAwareStrategy(Strategy):
         lifecycle = self._lifecycle
         state = lifecycle.state
         close = bar.close.as_double()
-        margin = 1.5 * float(self._tick)
         level = lifecycle.trail_level(
             bar.high.as_double(),
             bar.low.as_double(),
             self._trailing_multiple * self.atr.value,
             direction,
         )
-        if (close - level if direction > 0 else level - close) < margin:
+        if trail_hit(close, level, self._tick, direction):
             return "trailing_stop"
         if not lifecycle.trail_improves(level, direction):
             return None
@@ -1140,6 +1205,12 @@ class RegimeAwareStrategy(Strategy):
             features = self._decision_features(close, None)
             features["previous_stop"] = previous
             features["trail_anchor"] = state.trail_anchor
+            self._inputs = self._decision_inputs(
+                bar,
+                direction=direction,
+                position=self._position(),
+                stop_order_quantity=order.quantity.as_double(),
+            )
             self._record_decision(
                 ts_event=bar.ts_event,
                 trace_id=state.entry_trace_id,
@@ -1168,9 +1239,9 @@ class RegimeAwareStrategy(Strategy):
         trace_id = self._recorder.next_trace_id(bar.ts_event)
         order = self.order_factory.market(
             instrument_id=position.instrument_id,
-            order_side=OrderSide.SELL if direction > 0 else OrderSide.BUY,
+            order_side=exit_side(direction),
             quantity=self.instrument.make_qty(held - desired),
-            time_in_force=TimeInForce.GTC,
+            time_in_force=TIME_IN_FORCE,
             reduce_only=True,
             tags=["ADJUST", trace_tag(trace_id)],
         )
@@ -1183,6 +1254,7 @@ class RegimeAwareStrategy(Strategy):
         if self.config.publish_decisions:
             features = self._decision_features(price, None)
             features["held_quantity"] = float(held)
+            self._inputs = self._decision_inputs(bar, direction=direction, position=position)
             self._record_decision(
                 ts_event=bar.ts_event,
                 trace_id=trace_id,
@@ -1313,6 +1385,8 @@ class RegimeAwareStrategy(Strategy):
                 bar.ts_event,
                 bar.close.as_double(),
                 reason,
+                path="deferred",
+                bar=bar,
             ),
             protect=lambda: self._protect(position),
             sync_bracket=lambda: self._resize_bracket(position.quantity.as_decimal()),
@@ -1413,6 +1487,64 @@ class RegimeAwareStrategy(Strategy):
             },
             allocation_weight=self.allocation_weight,
             allocation_trace_id=self.allocation_trace_id,
+            regime_most_likely=self.regime_most_likely,
+            inputs=self._take_inputs(),
+        )
+
+    def _take_inputs(self) -> DecisionInputs | None:
+        # Handed over through the instance rather than a parameter: a subclass that records
+        # its own decisions (strategies.rl_ensemble) overrides _record_decision's signature.
+        inputs, self._inputs = self._inputs, None
+        return inputs
+
+    def _decision_inputs(
+        self,
+        bar: Bar | None,
+        *,
+        direction: int,
+        path: str = "decide",
+        position: Position | None = None,
+        equity: float = math.nan,
+        free_balance: float | None = None,
+        max_notional: float = math.nan,
+        signal_stop_distance: float | None = None,
+        stop_order_quantity: float = math.nan,
+    ) -> DecisionInputs:
+        """The record's ``sizing_inputs`` (:class:`strategies.decisions.DecisionInputs`)."""
+        config = self.config
+        state = self._lifecycle.state
+        nan = math.nan
+        # The values _decide noted before moving them: only this bar's decision on a position.
+        ruled = path == "decide" and position is not None
+        return DecisionInputs(
+            path=DECISION_PATHS[path],
+            equity=equity,
+            free_balance=nan if free_balance is None else free_balance,
+            taker_fee=self._taker_fee,
+            multiplier=self._multiplier,
+            lot=float(self._lot),
+            min_quantity=float(self._min_quantity),
+            tick=float(self._tick),
+            risk_per_trade=config.risk_per_trade,
+            risk_reward_ratio=config.risk_reward_ratio,
+            stop_atr_multiple=config.stop_atr_multiple,
+            max_notional_fraction=config.max_notional_fraction,
+            max_notional=max_notional,
+            direction=float(direction),
+            signal_stop_distance=nan if signal_stop_distance is None else signal_stop_distance,
+            position_quantity=nan if position is None else position.quantity.as_double(),
+            entry_quantity=float(state.entry_quantity),
+            full_quantity=state.full_quantity,
+            entry_allocation=state.entry_allocation,
+            adopted=float(state.adopted),
+            flatten_due=float(self._flatten_due) if ruled else 0.0,
+            trail_anchor=self._anchor_before if ruled else nan,
+            stop_price=self._stop_before if ruled else nan,
+            stop_order_quantity=stop_order_quantity,
+            bar_open=nan if bar is None else bar.open.as_double(),
+            bar_high=nan if bar is None else bar.high.as_double(),
+            bar_low=nan if bar is None else bar.low.as_double(),
+            bar_volume=nan if bar is None else bar.volume.as_double(),
         )
 
     def _publish(self, topic: str, message: Any) -> None:

@@ -53,6 +53,21 @@ from nautilus_trader.model.orders import MarketOrder
 from nautilus_trader.model.orders import OrderList
 from nautilus_trader.model.orders import StopMarketOrder
 
+__all__ = ["TIME_IN_FORCE", "bracket", "entry_side", "exit_pair", "exit_side"]
+
+TIME_IN_FORCE = TimeInForce.GTC
+"""Time in force of every order of a rule strategy (entries, brackets, exits, adjustments)."""
+
+
+def entry_side(direction: int) -> OrderSide:
+    """The side that opens a position in ``direction`` (+1 long, -1 short)."""
+    return OrderSide.BUY if direction > 0 else OrderSide.SELL
+
+
+def exit_side(direction: int) -> OrderSide:
+    """The side that reduces or closes a position in ``direction`` (+1 long, -1 short)."""
+    return OrderSide.SELL if direction > 0 else OrderSide.BUY
+
 
 def bracket(
     *,
@@ -89,7 +104,7 @@ def bracket(
         quantity=quantity,
         init_id=UUID4(),
         ts_init=ts_init,
-        time_in_force=TimeInForce.GTC,
+        time_in_force=TIME_IN_FORCE,
         contingency_type=ContingencyType.OTO,
         order_list_id=list_id,
         linked_order_ids=[stop_id, target_id],
@@ -182,7 +197,7 @@ def _oco_exits(
         trigger_type=TriggerType.DEFAULT,
         init_id=UUID4(),
         ts_init=ts_init,
-        time_in_force=TimeInForce.GTC,
+        time_in_force=TIME_IN_FORCE,
         reduce_only=reduce_only,
         contingency_type=ContingencyType.OCO,
         order_list_id=list_id,
@@ -200,7 +215,7 @@ def _oco_exits(
         price=target_price,
         init_id=UUID4(),
         ts_init=ts_init,
-        time_in_force=TimeInForce.GTC,
+        time_in_force=TIME_IN_FORCE,
         post_only=False,
         reduce_only=reduce_only,
         contingency_type=ContingencyType.OCO,

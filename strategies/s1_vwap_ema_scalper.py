@@ -9,7 +9,13 @@ only with ``allow_short``.
 The VWAP is the session VWAP on intraday bars and a rolling VWAP on daily bars (``vwap_mode``).
 Exits are the base's bracket (ATR stop, ``risk_reward_ratio`` target), plus its time stop and
 session flattening when configured. Regime: trending (bull and bear affinity 1, sideways 0).
+
+The rule is :func:`pullback_entry`, a pure function of values every decision records, so that
+deterministic replay (``grodt.forensics.decision_replay``) recomputes it through the same code.
 """
+
+import math
+from collections.abc import Mapping
 
 import msgspec
 from nautilus_trader.config import NonNegativeFloat
@@ -21,6 +27,33 @@ from nautilus_trader.model.data import Bar
 from strategies.base import EntrySignal
 from strategies.base import RegimeAwareStrategy
 from strategies.base import RegimeAwareStrategyConfig
+from strategies.decisions import DecisionInputs
+
+__all__ = ["S1VwapEmaScalper", "S1VwapEmaScalperConfig", "entry_from_record", "pullback_entry"]
+
+
+def pullback_entry(
+    *,
+    close: float,
+    low: float,
+    high: float,
+    ema: float,
+    previous_ema: float,
+    previous_close: float,
+    vwap: float,
+    atr: float,
+    pullback_atr_multiple: float,
+) -> EntrySignal | None:
+    """The S1 rule (module docstring) on one bar: prices in price units, ``atr`` in price
+    units, ``pullback_atr_multiple`` in ATRs."""
+    reach = pullback_atr_multiple * atr
+    uptrend = ema > previous_ema and previous_close > previous_ema
+    downtrend = ema < previous_ema and previous_close < previous_ema
+    if uptrend and close > vwap and close > ema and low <= ema + reach:
+        return EntrySignal(1, "vwap_ema_pullback_long")
+    if downtrend and close < vwap and close < ema and high >= ema - reach:
+        return EntrySignal(-1, "vwap_ema_pullback_short")
+    return None
 
 
 class S1VwapEmaScalperConfig(RegimeAwareStrategyConfig, frozen=True):
@@ -58,23 +91,23 @@ class S1VwapEmaScalper(RegimeAwareStrategy):
         self.previous_close = float("nan")
 
     def entry_signal(self, bar: Bar) -> EntrySignal | None:
-        ema = self.ema.value
-        close = bar.close.as_double()
-        reach = self.config.pullback_atr_multiple * self.atr.value
-        vwap = self.vwap.value
-        previous_ema = self.previous_ema
-        uptrend = ema > previous_ema and self.previous_close > previous_ema
-        downtrend = ema < previous_ema and self.previous_close < previous_ema
-        if uptrend and close > vwap and close > ema and bar.low.as_double() <= ema + reach:
-            return EntrySignal(1, "vwap_ema_pullback_long")
-        if downtrend and close < vwap and close < ema and bar.high.as_double() >= ema - reach:
-            return EntrySignal(-1, "vwap_ema_pullback_short")
-        return None
+        return pullback_entry(
+            close=bar.close.as_double(),
+            low=bar.low.as_double(),
+            high=bar.high.as_double(),
+            ema=self.ema.value,
+            previous_ema=self.previous_ema,
+            previous_close=self.previous_close,
+            vwap=self.vwap.value,
+            atr=self.atr.value,
+            pullback_atr_multiple=self.config.pullback_atr_multiple,
+        )
 
     def features(self) -> dict[str, float]:
         return {
             "ema": self.ema.value,
             "previous_ema": self.previous_ema,
+            "previous_close": self.previous_close,
             "vwap": self.vwap.value,
         }
 
@@ -87,3 +120,22 @@ class S1VwapEmaScalper(RegimeAwareStrategy):
         super().on_reset()
         self.previous_ema = float("nan")
         self.previous_close = float("nan")
+
+
+def entry_from_record(
+    features: Mapping[str, float],
+    inputs: DecisionInputs,
+    config: S1VwapEmaScalperConfig,
+) -> EntrySignal | None:
+    """:func:`pullback_entry` on a decision record's features and inputs (replay)."""
+    return pullback_entry(
+        close=features["close"],
+        low=inputs.bar_low,
+        high=inputs.bar_high,
+        ema=features["ema"],
+        previous_ema=features["previous_ema"],
+        previous_close=features.get("previous_close", math.nan),
+        vwap=features["vwap"],
+        atr=features["atr"],
+        pullback_atr_multiple=config.pullback_atr_multiple,
+    )

@@ -12,7 +12,13 @@ Long when ``z <= -vwap_deviation_threshold``, short (with ``allow_short``) when
 (stop ``stop_atr_multiple · ATR``). The position exits at market when the close reaches the VWAP
 again (``exit_signal``), or by its bracket: ATR stop, take profit at ``risk_reward_ratio`` times the
 stop distance, whichever comes first. Regime: ranging (sideways affinity 1, bull and bear 0).
+
+The rules are :func:`mean_reversion_entry` and :func:`vwap_exit`, pure functions of values every
+decision records, so that deterministic replay (``grodt.forensics.decision_replay``) recomputes
+them through the same code.
 """
+
+from collections.abc import Mapping
 
 import msgspec
 from nautilus_trader.config import PositiveFloat
@@ -23,6 +29,39 @@ from nautilus_trader.model.data import Bar
 from strategies.base import EntrySignal
 from strategies.base import RegimeAwareStrategy
 from strategies.base import RegimeAwareStrategyConfig
+from strategies.decisions import DecisionInputs
+
+__all__ = [
+    "S2MeanReversion",
+    "S2MeanReversionConfig",
+    "entry_from_record",
+    "exit_from_record",
+    "mean_reversion_entry",
+    "vwap_exit",
+]
+
+
+def mean_reversion_entry(
+    deviation_z: float,
+    threshold: float,
+    full_size_deviation: float,
+) -> EntrySignal | None:
+    """The S2 entry (module docstring): fade ``|z| >= threshold`` (standard deviations) with
+    strength ``min(1, |z| / full_size_deviation)``."""
+    if abs(deviation_z) < threshold:
+        return None
+    strength = min(1.0, abs(deviation_z) / full_size_deviation)
+    if deviation_z < 0.0:
+        return EntrySignal(1, "below_vwap", strength=strength)
+    return EntrySignal(-1, "above_vwap", strength=strength)
+
+
+def vwap_exit(close: float, vwap: float, direction: int) -> str | None:
+    """The S2 exit: ``vwap_reached`` once the close is back at the VWAP (``direction`` +1
+    long, -1 short)."""
+    if (direction > 0 and close >= vwap) or (direction < 0 and close <= vwap):
+        return "vwap_reached"
+    return None
 
 
 class S2MeanReversionConfig(RegimeAwareStrategyConfig, frozen=True):
@@ -73,22 +112,15 @@ class S2MeanReversion(RegimeAwareStrategy):
         self.deviation = 0.0  # z of the last bar, in standard deviations
 
     def entry_signal(self, bar: Bar) -> EntrySignal | None:
-        z = self.deviation
-        threshold = self.config.vwap_deviation_threshold
-        if abs(z) < threshold:
-            return None
-        strength = min(1.0, abs(z) / self.config.full_size_deviation)
-        if z < 0.0:
-            return EntrySignal(1, "below_vwap", strength=strength)
-        return EntrySignal(-1, "above_vwap", strength=strength)
+        config = self.config
+        return mean_reversion_entry(
+            self.deviation,
+            config.vwap_deviation_threshold,
+            config.full_size_deviation,
+        )
 
     def exit_signal(self, bar: Bar, direction: int) -> str | None:
-        close = bar.close.as_double()
-        if (direction > 0 and close >= self.vwap.value) or (
-            direction < 0 and close <= self.vwap.value
-        ):
-            return "vwap_reached"
-        return None
+        return vwap_exit(bar.close.as_double(), self.vwap.value, direction)
 
     def features(self) -> dict[str, float]:
         return {
@@ -108,3 +140,26 @@ class S2MeanReversion(RegimeAwareStrategy):
     def on_reset(self) -> None:
         super().on_reset()
         self.deviation = 0.0
+
+
+def entry_from_record(
+    features: Mapping[str, float],
+    inputs: DecisionInputs,
+    config: S2MeanReversionConfig,
+) -> EntrySignal | None:
+    """:func:`mean_reversion_entry` on a decision record's features (replay)."""
+    return mean_reversion_entry(
+        features["deviation_z"],
+        config.vwap_deviation_threshold,
+        config.full_size_deviation,
+    )
+
+
+def exit_from_record(
+    features: Mapping[str, float],
+    inputs: DecisionInputs,
+    config: S2MeanReversionConfig,
+    direction: int,
+) -> str | None:
+    """:func:`vwap_exit` on a decision record's features (replay)."""
+    return vwap_exit(features["close"], features["vwap"], direction)

@@ -16,7 +16,12 @@ initial stop distance. Regime: trending (bull and bear affinity 1, sideways 0).
 
 Bars without volume (close-only data) cannot confirm a breakout: the strategy logs it once and
 stays flat; set ``volume_confirmation: false`` for such data.
+
+The rule is :func:`breakout_entry`, a pure function of values every decision records, so that
+deterministic replay (``grodt.forensics.decision_replay``) recomputes it through the same code.
 """
+
+from collections.abc import Mapping
 
 import msgspec
 from nautilus_trader.config import NonNegativeFloat
@@ -30,6 +35,9 @@ from nautilus_trader.model.data import Bar
 from strategies.base import EntrySignal
 from strategies.base import RegimeAwareStrategy
 from strategies.base import RegimeAwareStrategyConfig
+from strategies.decisions import DecisionInputs
+
+__all__ = ["S3Breakout", "S3BreakoutConfig", "breakout_entry", "entry_from_record"]
 
 
 class S3BreakoutConfig(RegimeAwareStrategyConfig, frozen=True):
@@ -72,6 +80,37 @@ class S3BreakoutConfig(RegimeAwareStrategyConfig, frozen=True):
     )
 
 
+def breakout_entry(
+    *,
+    close: float,
+    prior_high: float,
+    prior_low: float,
+    atr: float,
+    momentum: float,
+    volume: float,
+    volume_average: float,
+    config: S3BreakoutConfig,
+) -> EntrySignal | None:
+    """The S3 rule (module docstring) on one bar: prices and ``atr`` in price units,
+    ``momentum`` a rate of change, ``volume_average`` the prior bars' mean volume (0 without
+    volume data: no confirmation possible)."""
+    reach = config.breakout_threshold * atr
+    if close >= prior_high + reach:
+        direction = 1
+    elif close <= prior_low - reach:
+        direction = -1
+    else:
+        return None
+    if direction * momentum <= config.min_momentum:
+        return None
+    if config.volume_confirmation and not (
+        volume_average > 0.0 and volume >= config.volume_multiple * volume_average
+    ):
+        return None
+    reason = "breakout_high" if direction > 0 else "breakout_low"
+    return EntrySignal(direction, reason)
+
+
 class S3Breakout(RegimeAwareStrategy):
     """Range breakout with volume and momentum confirmation; see the module docstring."""
 
@@ -90,32 +129,23 @@ class S3Breakout(RegimeAwareStrategy):
 
     def entry_signal(self, bar: Bar) -> EntrySignal | None:
         config = self.config
-        close = bar.close.as_double()
-        reach = config.breakout_threshold * self.atr.value
-        if close >= self.channel.upper + reach:
-            direction = 1
-        elif close <= self.channel.lower - reach:
-            direction = -1
-        else:
-            return None
-        if direction * self.momentum.value <= config.min_momentum:
-            return None
-        if config.volume_confirmation and not self._volume_confirms(bar):
-            return None
-        reason = "breakout_high" if direction > 0 else "breakout_low"
-        return EntrySignal(direction, reason)
-
-    def _volume_confirms(self, bar: Bar) -> bool:
         average = self.volume_average.value
-        if average <= 0.0:
-            if not self._warned_no_volume:
-                self._warned_no_volume = True
-                self.log.warning(
-                    f"{self.config.bar_type} carries no volume: breakouts cannot be confirmed "
-                    "(set volume_confirmation: false for close-only data)",
-                )
-            return False
-        return bar.volume.as_double() >= self.config.volume_multiple * average
+        if config.volume_confirmation and average <= 0.0 and not self._warned_no_volume:
+            self._warned_no_volume = True
+            self.log.warning(
+                f"{config.bar_type} carries no volume: breakouts cannot be confirmed "
+                "(set volume_confirmation: false for close-only data)",
+            )
+        return breakout_entry(
+            close=bar.close.as_double(),
+            prior_high=self.channel.upper,
+            prior_low=self.channel.lower,
+            atr=self.atr.value,
+            momentum=self.momentum.value,
+            volume=bar.volume.as_double(),
+            volume_average=average,
+            config=config,
+        )
 
     def features(self) -> dict[str, float]:
         return {
@@ -123,6 +153,7 @@ class S3Breakout(RegimeAwareStrategy):
             "prior_low": self.channel.lower,
             "momentum": self.momentum.value,
             "volume_ratio": self.volume_ratio,
+            "volume_average": self.volume_average.value,
         }
 
     def pre_bar(self, bar: Bar) -> None:
@@ -137,3 +168,21 @@ class S3Breakout(RegimeAwareStrategy):
         super().on_reset()
         self.volume_ratio = 0.0
         self._warned_no_volume = False
+
+
+def entry_from_record(
+    features: Mapping[str, float],
+    inputs: DecisionInputs,
+    config: S3BreakoutConfig,
+) -> EntrySignal | None:
+    """:func:`breakout_entry` on a decision record's features and inputs (replay)."""
+    return breakout_entry(
+        close=features["close"],
+        prior_high=features["prior_high"],
+        prior_low=features["prior_low"],
+        atr=features["atr"],
+        momentum=features["momentum"],
+        volume=inputs.bar_volume,
+        volume_average=features["volume_average"],
+        config=config,
+    )

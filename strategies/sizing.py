@@ -12,6 +12,10 @@ Effective size of a strategy (``RegimeAwareStrategy``)::
 ``stop_distance`` is ``stop_atr_multiple · ATR`` in price units, so a full-size trade stopped out
 loses ``risk_per_trade`` of the allocated equity (plus slippage and fees). The cap is applied
 before the regime and signal scaling, so the scaling stays proportional even when the cap binds.
+
+:func:`plan_entry` is the whole entry of a rule strategy from its inputs — skip checks, the cap
+(:func:`notional_cap`), the size and the bracket's stop and target prices — so that the strategy
+and deterministic replay (``grodt.forensics.decision_replay``) run the same code.
 """
 
 import math
@@ -19,6 +23,21 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING
 from decimal import ROUND_FLOOR
 from decimal import Decimal
+
+__all__ = [
+    "EntryPlan",
+    "SizeBreakdown",
+    "entry_gate",
+    "floor_to_lot",
+    "notional_cap",
+    "plan_entry",
+    "position_size",
+    "round_to_tick",
+]
+
+# Share of the free cash a CASH account's entry may use after the taker fee: a margin for the
+# fill walking away from the decision price.
+_FREE_CASH_USE = 0.999
 
 
 def floor_to_lot(quantity: float, lot: Decimal) -> Decimal:
@@ -139,4 +158,133 @@ def position_size(
         regime_scale=regime_scale,
         strength=strength,
         quantity=quantity,
+    )
+
+
+def notional_cap(
+    *,
+    allocated_equity: float,
+    max_notional_fraction: float,
+    max_notional: float | None,
+    free_balance: float | None,
+    taker_fee: float,
+) -> float:
+    """The cap on an entry's notional, account currency (>= 0).
+
+    ``allocated_equity · max_notional_fraction``, no more than ``max_notional`` (when set) and,
+    on a CASH account (``free_balance`` not None), no more than the free balance net of the
+    taker fee (times 0.999, a margin for the fill price).
+    """
+    cap = allocated_equity * max_notional_fraction
+    if max_notional is not None:
+        cap = min(cap, max_notional)
+    if free_balance is not None:
+        cap = min(cap, free_balance / (1.0 + taker_fee) * _FREE_CASH_USE)
+    return max(cap, 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class EntryPlan:
+    """What an entry decision sends, or why it sends nothing.
+
+    Attributes
+    ----------
+    skip : str or None
+        ``short_not_allowed``, ``regime`` (scale 0), ``size`` (below the minimum quantity) or
+        ``price`` (a stop or target at or below zero); None when the entry trades.
+    sizing : SizeBreakdown or None
+        Every sizing term (None when skipped before sizing).
+    max_notional : float
+        The cap given to the sizing, account currency (NaN when skipped before sizing).
+    stop_distance, target_distance : float
+        Entry-to-stop and entry-to-target distances, price units.
+    stop_price, target_price : Decimal or None
+        The bracket's stop and target, multiples of the tick rounded away from the entry.
+    """
+
+    skip: str | None
+    sizing: SizeBreakdown | None = None
+    max_notional: float = math.nan
+    stop_distance: float = math.nan
+    target_distance: float = math.nan
+    stop_price: Decimal | None = None
+    target_price: Decimal | None = None
+
+
+def entry_gate(direction: int, allow_short: bool, regime_scale: float) -> str | None:
+    """Why an entry in ``direction`` cannot trade whatever its size (``short_not_allowed``,
+    ``regime`` when the regime scale is 0), or None. Checked before the account is read."""
+    if direction < 0 and not allow_short:
+        return "short_not_allowed"
+    if regime_scale <= 0.0:
+        return "regime"
+    return None
+
+
+def plan_entry(
+    *,
+    direction: int,
+    strength: float,
+    stop_distance: float,
+    price: float,
+    equity: float,
+    allocation_weight: float,
+    risk_per_trade: float,
+    risk_reward_ratio: float,
+    max_notional_fraction: float,
+    max_notional: float | None,
+    free_balance: float | None,
+    taker_fee: float,
+    regime_scale: float,
+    multiplier: float,
+    lot: Decimal,
+    min_quantity: Decimal,
+    tick: Decimal,
+    allow_short: bool,
+) -> EntryPlan:
+    """An entry at ``price`` in ``direction`` (+1/-1): the checks in the strategy's order, the
+    risk-based size (:func:`position_size` under :func:`notional_cap`) and the bracket's prices
+    (stop ``stop_distance`` away, target ``risk_reward_ratio`` times that; :func:`round_to_tick`
+    away from the entry). Units as in :func:`position_size`; ``free_balance`` None on margin
+    accounts."""
+    gate = entry_gate(direction, allow_short, regime_scale)
+    if gate is not None:
+        return EntryPlan(skip=gate, stop_distance=stop_distance)
+    allocated = max(equity, 0.0) * allocation_weight
+    cap = notional_cap(
+        allocated_equity=allocated,
+        max_notional_fraction=max_notional_fraction,
+        max_notional=max_notional,
+        free_balance=free_balance,
+        taker_fee=taker_fee,
+    )
+    sizing = position_size(
+        equity=equity,
+        allocation_weight=allocation_weight,
+        risk_per_trade=risk_per_trade,
+        stop_distance=stop_distance,
+        price=price,
+        multiplier=multiplier,
+        max_notional=cap,
+        regime_scale=regime_scale,
+        strength=strength,
+        lot=lot,
+    )
+    if sizing.quantity < min_quantity:
+        return EntryPlan(skip="size", sizing=sizing, max_notional=cap, stop_distance=stop_distance)
+    target_distance = risk_reward_ratio * stop_distance
+    if direction > 0:
+        stop_price = round_to_tick(price - stop_distance, tick, False)
+        target_price = round_to_tick(price + target_distance, tick, True)
+    else:
+        stop_price = round_to_tick(price + stop_distance, tick, True)
+        target_price = round_to_tick(price - target_distance, tick, False)
+    return EntryPlan(
+        skip="price" if stop_price <= 0 or target_price <= 0 else None,
+        sizing=sizing,
+        max_notional=cap,
+        stop_distance=stop_distance,
+        target_distance=target_distance,
+        stop_price=stop_price,
+        target_price=target_price,
     )

@@ -117,18 +117,24 @@ def test_neutral_prior_until_the_first_regime_record():
     assert int(entry.intended_order.quantity) == expected_quantity(entry, 2.0 / 3.0)
 
 
-@pytest.mark.parametrize("with_metadata", [True, False])
-def test_regime_records_from_an_actor_blend_the_size(with_metadata):
-    publisher = {
-        "regime": {0: regime(0.5, 0.1, 0.4, model_version="hmm-1")},
-        "regime_with_metadata": with_metadata,
-    }
+def test_regime_records_from_an_actor_blend_the_size():
+    publisher = {"regime": {0: regime(0.5, 0.1, 0.4, model_version="hmm-1")}}
     result = run([strategy := s1()], make_bars([*UPTREND, PULLBACK]), publisher=publisher)
     entry = entry_of(result, strategy)
     assert entry.regime_probabilities == {"bull": 0.5, "bear": 0.1, "sideways": 0.4}
     assert entry.model_versions["regime"] == "hmm-1"
     assert entry.features["regime_scale"] == pytest.approx(0.6)  # 0.5·1 + 0.1·1 + 0.4·0
     assert int(entry.intended_order.quantity) == expected_quantity(entry, 0.6)
+
+
+def test_a_record_published_without_its_instrument_is_not_received():
+    # Strategies subscribe to their instrument's regime topic only (proportional fan-out): a
+    # record published without metadata names no instrument and keeps the neutral prior.
+    publisher = {"regime": {0: regime(0.5, 0.1, 0.4)}, "regime_with_metadata": False}
+    result = run([strategy := s1()], make_bars([*UPTREND, PULLBACK]), publisher=publisher)
+    entry = entry_of(result, strategy)
+    assert entry.regime_probabilities == NEUTRAL_REGIME_PROBABILITIES
+    assert entry.model_versions["regime"] == "prior"
 
 
 def test_the_record_of_the_same_bar_is_seen_before_the_decision():
