@@ -29,8 +29,10 @@ exception leaves the actor on the engine thread. The actor does not know whether
 backtest or live. ``docs/meta.md`` describes the inputs, the record's fields and the model.
 """
 
+import importlib
 import multiprocessing
 from collections import deque
+from concurrent.futures import Future
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC
 from datetime import datetime
@@ -82,7 +84,17 @@ from models.meta.policy import MetaDecision
 from models.meta.policy import MetaPolicy
 from node_configs.model_refs import resolve_model_file
 
-__all__ = ["CHANGEPOINT_REASON", "MetaController", "MetaControllerConfig", "load_meta_model"]
+__all__ = [
+    "CHANGEPOINT_REASON",
+    "MetaController",
+    "MetaControllerConfig",
+    "load_meta_model",
+    "register_challenger",
+]
+
+TRACKING_REGISTRY = "grodt.tracking.registry"
+"""The registry's module (above the event path: imported by name, in the worker process)."""
+TRACKING_STORE = "grodt.tracking.store"
 
 CHANGEPOINT_REASON = "changepoint:"
 """Prefix of a regime update's ``reason`` that reports a detected change point."""
@@ -255,6 +267,27 @@ def load_meta_model(reference: str | None) -> tuple[MetaModel | None, str]:
     return model, ""
 
 
+def register_challenger(model: MetaModel, name: str, tracking_uri: str | None) -> str:
+    """Register ``model`` as a new version of ``name`` with the alias ``challenger`` (run in the
+    actor's worker process, off the engine thread). Returns ``name/<version>``."""
+    registry = importlib.import_module(TRACKING_REGISTRY)
+    store = importlib.import_module(TRACKING_STORE).resolve_store(tracking_uri)
+    resolved = registry.register_model(
+        model,
+        name,
+        aliases=["challenger"],
+        params={
+            "source": "meta-controller online retraining",
+            "model_version": model.version_,
+            "trained_until_ns": model.trained_until_ns,
+        },
+        metrics=model.metrics,
+        store=store,
+        filename="meta_model.json",
+    )
+    return f"{name}/{resolved.version}"
+
+
 class _StrategyBook:
     """Profit and traded notional of the strategies, from position events (account currency)."""
 
@@ -301,6 +334,9 @@ class MetaController(Actor):
         self.policy: MetaPolicy | None = None
         self.trainer: OnlineMetaTrainer | None = None
         self._fit_pool: ProcessPoolExecutor | None = None
+        self._registrations: list[tuple[str, Future[str]]] = []
+        self.registered: list[str] = []
+        """Registry references of the retrained versions registered as ``challenger``."""
         self._regime_instrument = config.regime_instrument_id or config.bar_type.instrument_id
         self._venue = Venue(config.venue) if config.venue else config.bar_type.instrument_id.venue
         self._reset_state()
@@ -351,7 +387,8 @@ class MetaController(Actor):
             bandit_exploration=config.bandit_exploration,
         )
         if config.policy == "predictive" and config.retrain is not None:
-            if config.retrain.lag > 0 and self._fit_pool is None:
+            retrain = config.retrain
+            if (retrain.lag > 0 or retrain.register_as) and self._fit_pool is None:
                 # spawn, not fork: the engine's threads (Rust runtime, loggers) must not be cloned.
                 self._fit_pool = ProcessPoolExecutor(
                     max_workers=1, mp_context=multiprocessing.get_context("spawn")
@@ -379,6 +416,12 @@ class MetaController(Actor):
             self.msgbus.unsubscribe(topic=Topics.REGIME, handler=self._on_regime_update)
         if self.trainer is not None:
             self.trainer.close()
+        for version, future in self._registrations:  # wait: a registration is not thrown away
+            try:
+                self.registered.append(future.result(timeout=120))
+            except Exception as e:
+                self.log.error(f"Meta model {version} not registered: {type(e).__name__}: {e}")
+        self._registrations = []
         if self._fit_pool is not None:
             self._fit_pool.shutdown(wait=False, cancel_futures=True)
             self._fit_pool = None
@@ -598,8 +641,35 @@ class MetaController(Actor):
                 f"Meta model {outcome.model.version_} in force (fitted on the window ending at "
                 f"rebalance {outcome.row}, {outcome.kind}; waited {outcome.waited_seconds:.3f} s)"
             )
+            self._register(outcome.model)
         else:
             self.log.warning(f"Meta retraining at rebalance {outcome.row} failed: {outcome.error}")
+
+    def _register(self, model: MetaModel) -> None:
+        """Register a model that took over as ``challenger`` in the worker (never waited for on
+        the engine thread; finished registrations are logged at the next swap)."""
+        retrain = self.config.retrain
+        if retrain is None or not retrain.register_as or self._fit_pool is None:
+            return
+        pending = []
+        for version, future in self._registrations:
+            if not future.done():
+                pending.append((version, future))
+                continue
+            try:
+                self.registered.append(future.result())
+                self.log.info(f"Meta model {version} registered as {self.registered[-1]}")
+            except Exception as e:
+                self.log.error(f"Meta model {version} not registered: {type(e).__name__}: {e}")
+        try:
+            future = self._fit_pool.submit(
+                register_challenger, model, retrain.register_as, retrain.tracking_uri
+            )
+        except Exception as e:  # a broken pool: the model stays in use, unregistered
+            self.log.error(f"Meta model {model.version_} not registered: {e!r}")
+        else:
+            pending.append((model.version_, future))
+        self._registrations = pending
 
     def _publish(
         self,

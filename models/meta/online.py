@@ -80,6 +80,12 @@ class MetaRetrainConfig:
         The cold fit's LightGBM trees and minimum rows per leaf.
     calibration_share : float, default 0.25
         The later share of the window's rows kept for the calibrators.
+    register_as : str, optional
+        A registry model name: every refitted model that takes over is registered as a new
+        version of it with the alias ``challenger`` (by the actor, in its worker process; a
+        replay never registers). None: not registered.
+    tracking_uri : str, optional
+        The registry's store (default: the process's, ``GRODT_TRACKING_URI`` / settings).
     """
 
     window: int = 104
@@ -92,6 +98,8 @@ class MetaRetrainConfig:
     n_estimators: int = 150
     min_child_samples: int = 30
     calibration_share: float = 0.25
+    register_as: str | None = None
+    tracking_uri: str | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 < self.calibration_share < 1.0:

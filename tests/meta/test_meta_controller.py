@@ -24,6 +24,8 @@ from grodt.core.records import RegimeUpdateRecord
 from grodt.forensics.reader import read_run
 from grodt.forensics.replay import replay_allocations
 from grodt.nodes.backtest import run_backtest
+from grodt.tracking.registry_lifecycle import list_versions
+from grodt.tracking.store import resolve_store
 from node_configs.loader import load_backtest_document
 
 
@@ -164,7 +166,16 @@ def test_online_retraining_switches_models_at_rebalance_boundaries(sp500_catalog
     # Refits every 8 rebalances on the last 30, in a worker process, each taking over one
     # rebalance later; warm-started from the configured model (LightGBM continued training).
     model = small_model(tmp_path / "meta.json", trained_until="2003-06-30")
-    retrain = {"window": 30, "every": 8, "lag": 1, "min_child_samples": 10, "warm_trees": 5}
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    retrain = {
+        "window": 30,
+        "every": 8,
+        "lag": 1,
+        "min_child_samples": 10,
+        "warm_trees": 5,
+        "register_as": "meta_online_test",
+        "tracking_uri": store,
+    }
     outcome, allocations, _ = _run(
         sp500_catalog,
         tmp_path / "run",
@@ -185,6 +196,12 @@ def test_online_retraining_switches_models_at_rebalance_boundaries(sp500_catalog
     # the switch does not depend on when the worker finished.
     results, _ = replay_allocations(outcome.run_dir)
     assert all(r.equal for r in results), next(r for r in results if not r.equal)
+    # Each retrained version that took over is in the registry (a real SQLite store), the last
+    # one as challenger; the replay registered nothing more.
+    registered = list_versions("meta_online_test", store=resolve_store(store))
+    assert sorted(v.model_version for v in registered) == sorted(versions[1:])
+    newest = max(registered, key=lambda v: int(v.version))
+    assert newest.aliases == ("challenger",) and newest.model_version == versions[-1]
 
 
 def test_bandit_logs_its_propensities(sp500_catalog, tmp_path):
