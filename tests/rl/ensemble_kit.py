@@ -160,14 +160,24 @@ def node_document(strategy: dict[str, Any], name: str = "rl_replay") -> dict[str
     }
 
 
+def write_node(strategy: dict[str, Any], directory: Path) -> Path:
+    """The node YAML of :func:`node_document` in ``directory``; returns its path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "node.yaml"
+    path.write_text(yaml.safe_dump(node_document(strategy), sort_keys=False))
+    return path
+
+
+def decisions_of(run: Path) -> list[DecisionRecord]:
+    """The decision records of a run directory's forensics."""
+    return [r.record for r in read_run(run) if isinstance(r.record, DecisionRecord)]
+
+
 def run_node(
     market: dict[str, Any], strategy: dict[str, Any], directory: Path
 ) -> tuple[Path, list[DecisionRecord]]:
     """Run the ensemble in a BacktestNode; returns the run directory and its decisions."""
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "node.yaml"
-    path.write_text(yaml.safe_dump(node_document(strategy), sort_keys=False))
+    path = write_node(strategy, directory)
     run = directory / "run"
     run_backtest(load_backtest_config(path), market["catalog"], run, quiet=True)
-    decisions = [r.record for r in read_run(run) if isinstance(r.record, DecisionRecord)]
-    return run, decisions
+    return run, decisions_of(run)

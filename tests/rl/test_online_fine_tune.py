@@ -1,10 +1,11 @@
 """Online fine-tuning of the RL specialists (``retrain``: ``models.rl.online``) in a BacktestNode.
 
 A tiny schedule (a 40-row window, a fine-tune every 25 rows, swapped in 2 rows after its window
-ends) over the drifting daily market: fine-tunes run in a worker process and take over exactly at
-their scheduled bars (whenever the worker finished: the swap waits), the decision records show
-each switch, warm starts chain the sets, and every decision replays bit for bit across the
-switches.
+ends) over the drifting daily market, in a BacktestNode and in the lockstep paper node (``grodt
+parity``): fine-tunes run in each node's worker process and take over exactly at their scheduled
+bars (whenever the worker finished: the swap waits), so both nodes make the same decisions; the
+decision records show each switch, warm starts chain the sets, and every decision replays bit
+for bit across the switches.
 """
 
 import json
@@ -15,14 +16,17 @@ import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
-from ensemble_kit import run_node
+from ensemble_kit import decisions_of
+from ensemble_kit import write_node
 
 from grodt.cli import main as cli
 from grodt.core.errors import ConfigError
 from grodt.forensics.ensemble_replay import replay_ensemble_decisions
+from grodt.nodes.parity import run_parity
 from models.rl.online import FineTuneConfig
 from models.rl.online import parameter_version
 from models.rl.specialists import SpecialistSet
+from node_configs.loader import load_backtest_config
 from node_configs.model_refs import resolve_model_file
 
 STRATEGY_ID = "RLEnsembleStrategy-900"
@@ -39,17 +43,16 @@ SCHEDULE = {
 }
 
 
-def _run(market: dict[str, Any], directory: Path, **changes: Any) -> tuple[Path, list[Any]]:
+def _strategy(market: dict[str, Any], directory: Path, **changes: Any) -> dict[str, Any]:
     directory.mkdir(parents=True, exist_ok=True)
     schedule = directory / "fine_tune.yaml"
     schedule.write_text(yaml.safe_dump({**SCHEDULE, "output": str(directory / "ft"), **changes}))
-    strategy = {
+    return {
         "blend_mode": "blend",
         "specialists": str(market["specialists"]),
         "feature_set": str(market["features_yaml"]),
         "retrain": str(schedule),
     }
-    return run_node(market, strategy, directory)
 
 
 def _expected_swaps(market: dict[str, Any]) -> list[int]:
@@ -64,8 +67,33 @@ def _expected_swaps(market: dict[str, Any]) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def worker_run(ensemble_market, tmp_path_factory) -> tuple[Path, list[Any]]:
-    return _run(ensemble_market, tmp_path_factory.mktemp("fine-tune-worker"))
+def parity(ensemble_market, tmp_path_factory) -> tuple[Any, Path, Path]:
+    """The schedule in a BacktestNode and in the lockstep paper node (``grodt parity``)."""
+    directory = tmp_path_factory.mktemp("fine-tune-parity")
+    path = write_node(_strategy(ensemble_market, directory), directory)
+    catalog = ensemble_market["catalog"]
+    report = run_parity(load_backtest_config(path), directory / "parity", catalog)
+    return report, directory / "parity" / "backtest", directory / "parity" / "paper"
+
+
+@pytest.fixture(scope="module")
+def worker_run(parity) -> tuple[Path, list[Any]]:
+    _, backtest, _ = parity
+    return backtest, decisions_of(backtest)
+
+
+def test_backtest_and_paper_node_switch_at_the_same_bars(parity):
+    report, backtest, paper = parity
+    assert report.identical, report.first_divergence
+    in_backtest, in_paper = decisions_of(backtest), decisions_of(paper)
+
+    def key(d: Any) -> tuple[Any, ...]:
+        # Client order ids carry the node's clock (wall time in the paper node): left out.
+        order = d.intended_order.model_copy(update={"client_order_id": None})
+        return (d.ts_event, d.model_versions["specialists"], d.specialist_actions, order)
+
+    assert [key(d) for d in in_paper] == [key(d) for d in in_backtest]
+    assert len({d.model_versions["specialists"] for d in in_backtest}) >= 3
 
 
 def test_fine_tunes_take_over_at_their_scheduled_bars(ensemble_market, worker_run):
@@ -88,7 +116,7 @@ def test_fine_tunes_take_over_at_their_scheduled_bars(ensemble_market, worker_ru
     assert len(fine_tuned) >= 2 and len(set(fine_tuned)) == len(fine_tuned)
     assert all(v.startswith("ft-") for v in fine_tuned)
     # Warm start: each set was fine-tuned from the one before it.
-    output = run.parent / "ft"
+    output = run.parent.parent / "ft"
     sources = [
         json.loads((output / v / "manifest.json").read_text())["extra"]["fine_tuned_from"]
         for v in fine_tuned
