@@ -78,7 +78,9 @@ def meta_rows(document: dict[str, Any], catalog: Path, run_dir: Path) -> pd.Data
     return allocation_rows([s.record for s in stored if isinstance(s.record, AllocationRecord)])
 
 
-def synthetic_rows(seed: int, drift: float, days: int, work: Path) -> pd.DataFrame:
+def synthetic_rows(
+    seed: int, drift: float, days: int, work: Path, instruments: int = 4
+) -> pd.DataFrame:
     from catalogs.synthetic import SyntheticParams
     from catalogs.synthetic import write_synthetic
     from grodt.experiments.meta_dataset import META_ACTOR_PATH
@@ -93,10 +95,20 @@ def synthetic_rows(seed: int, drift: float, days: int, work: Path) -> pd.DataFra
     document["actors"] = [
         a for a in document.get("actors", []) if "regime_actor" not in str(a.get("path"))
     ]
+    symbols = [f"SYN{c}.XSYN" for c in "ABCD"[:instruments]]
+    document["strategies"] = [
+        s for s in document["strategies"] if (s.get("config") or {}).get("instrument_id") in symbols
+    ]
+    document["data"] = [
+        {**d, "bar_types": [b for b in d["bar_types"] if b.split("-")[0] in symbols]}
+        for d in document["data"]
+    ]
     weights = {}
     for entry in document["strategies"]:
         config = entry.get("config") or {}
-        weights[f"{entry['path'].split(':')[-1]}-{config['order_id_tag']}"] = 1.0 / 12
+        weights[f"{entry['path'].split(':')[-1]}-{config['order_id_tag']}"] = 1.0 / (
+            3 * instruments
+        )
     meta = {
         "path": META_ACTOR_PATH,
         "config": {
@@ -235,6 +247,9 @@ def main() -> None:
     parser.add_argument("--drifts", nargs="+", type=float, default=[0.6, 0.0])
     parser.add_argument("--months", type=int, default=3)
     parser.add_argument("--train-sessions", type=int, default=20)
+    parser.add_argument(
+        "--instruments", type=int, default=4, help="Synthetic instruments traded (1-4)."
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     started = time.perf_counter()
@@ -249,7 +264,7 @@ def main() -> None:
             for drift in args.drifts:
                 for seed in args.seeds:
                     t0 = time.perf_counter()
-                    rows = synthetic_rows(seed, drift, days, work)
+                    rows = synthetic_rows(seed, drift, days, work, args.instruments)
                     # Training starts at the first row (after the actor's 120-bar window).
                     frame = walk(rows, window, SYN_PER_SESSION, SYN_REBALANCE)
                     session = (frame["ts"].dt.normalize().rank(method="dense") - 1).astype(int)
