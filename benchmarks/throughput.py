@@ -7,6 +7,9 @@ alternating ``--repeat`` times so that machine load hits them alike:
 
 - ``a`` bare Nautilus: ``nautilus_trader.examples.strategies.ema_cross:EMACross`` (10/20,
   100 shares) on every instrument, a plain ``BacktestNode`` (no grodt code but the probe);
+- ``a-flow`` ``a`` at the full stack's order flow: EMACross 1/3, which on the synthetic market
+  sends about as many orders per bar (0.66) as ``c`` and ``d`` (0.61–0.68); ``c`` and ``d`` are
+  compared with it at (nearly) equal bars and orders;
 - ``b`` grodt EMA cross (``strategies.ema_cross``, 10/20, long/short) on every instrument,
   ``grodt.nodes.backtest.run_backtest``;
 - ``c`` S1+S2+S3 on every instrument (12 strategies; no regime, gate or forensics);
@@ -45,7 +48,11 @@ sys.path.insert(0, str(REPO))
 
 SYMBOLS = tuple(f"SYN{chr(ord('A') + i)}" for i in range(16))
 STRATEGY_FILES = ("s1_vwap_ema", "s2_mean_reversion", "s3_breakout")
-ALL_VARIANTS = ("a", "b", "c", "d", "e")
+ALL_VARIANTS = ("a", "a-flow", "b", "c", "d", "e")
+FLOW_EMA_PERIODS = (1, 3)
+"""EMACross periods of ``a-flow``: orders per bar of the synthetic market's EMA pairs (each
+crossing after the first sends two orders, close and reverse): 10/20 0.09, 3/6 0.30, 2/3 0.50,
+1/3 0.66, 1/2 0.77; S1+S2+S3 send 0.68, the full stack 0.61."""
 
 
 # -- the catalog ---------------------------------------------------------------------------------
@@ -148,7 +155,12 @@ def _probe_config(path: Path) -> dict[str, Any]:
     }
 
 
-def child_bare(catalog: Path, bar_types: list[str], out: Path) -> dict[str, Any]:
+def child_bare(
+    catalog: Path,
+    bar_types: list[str],
+    out: Path,
+    periods: tuple[int, int] = (10, 20),
+) -> dict[str, Any]:
     from decimal import Decimal
 
     from nautilus_trader.backtest.config import BacktestDataConfig
@@ -170,8 +182,8 @@ def child_bare(catalog: Path, bar_types: list[str], out: Path) -> dict[str, Any]
                 "instrument_id": bar_type.split("-")[0],
                 "bar_type": bar_type,
                 "trade_size": Decimal(100),
-                "fast_ema_period": 10,
-                "slow_ema_period": 20,
+                "fast_ema_period": periods[0],
+                "slow_ema_period": periods[1],
                 "request_bars": False,
                 "subscribe_trade_ticks": False,
                 "order_id_tag": f"{i:03d}",
@@ -486,6 +498,8 @@ def _child_main(argv: list[str]) -> None:
         bar_types = argv[3].split(",")
         if kind == "a":
             result = child_bare(catalog, bar_types, out)
+        elif kind == "a-flow":
+            result = child_bare(catalog, bar_types, out, FLOW_EMA_PERIODS)
         elif kind == "e":
             result = child_cli(catalog, bar_types, out)
         elif kind == "c-nopurge":
@@ -662,6 +676,22 @@ def _print_table(runs: dict[str, list[dict[str, Any]]]) -> None:
             print(
                 f"{'':<10}e: total wall incl. tearsheet and tracking "
                 f"{_median(rows, 'total_seconds'):,.1f} s"
+            )
+    flow = runs.get("a-flow")
+    if flow:
+        flow_bps = _median(flow, "bars_per_s")
+        flow_opb = _median(flow, "orders") / _median(flow, "bars")
+        print(f"\nat equal order flow: ratios to a-flow ({flow_opb:.3f} orders per bar)")
+        for variant in ("c", "d", "e"):
+            rows = runs.get(variant)
+            if not rows:
+                continue
+            opb = _median(rows, "orders") / _median(rows, "bars")
+            print(
+                f"  {variant}: {opb:.3f} orders per bar ({opb / flow_opb:.2f}× a-flow's); "
+                f"bars/s {_median(rows, 'bars_per_s') / flow_bps:.2f}× a-flow's; "
+                f"event-loop µs per order "
+                f"{_median(flow, 'orders_per_s') / _median(rows, 'orders_per_s'):.2f}× a-flow's",
             )
 
 

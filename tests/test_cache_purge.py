@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from grodt.nodes import backtest_reports
 from grodt.nodes.backtest import run_backtest
 from node_configs.loader import load_backtest_document
 from node_configs.loader import resolve_includes
@@ -62,10 +63,22 @@ def _text(path: Path) -> list[str]:
     return [_UUID.sub("<uuid>", line) for line in path.read_text().splitlines()]
 
 
-def test_purged_run_reports_equal_the_unpurged_run(synthetic_catalog, tmp_path):
-    kept = run_backtest(
-        _spec(), synthetic_catalog, tmp_path / "kept", quiet=True, purge_cache=False
-    )
+@pytest.fixture(scope="module")
+def kept(synthetic_catalog: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The run with the cache kept whole: Nautilus' own reports."""
+    run_dir = tmp_path_factory.mktemp("kept")
+    return run_backtest(_spec(), synthetic_catalog, run_dir, quiet=True, purge_cache=False)
+
+
+@pytest.mark.parametrize("chunk_rows", [None, 7], ids=["one-chunk", "chunks-of-7"])
+def test_purged_run_reports_equal_the_unpurged_run(
+    synthetic_catalog, kept, tmp_path, monkeypatch, chunk_rows
+):
+    if chunk_rows is not None:
+        # Reports streamed from the spill in many chunks, spilled batches reloaded as they are
+        # needed: the text must not depend on where the chunks end.
+        monkeypatch.setattr(backtest_reports, "REPORT_CHUNK_ROWS", chunk_rows)
+        monkeypatch.setattr(backtest_reports, "_LOADED_BATCHES", 2)
     purged = run_backtest(_spec(), synthetic_catalog, tmp_path / "purged", quiet=True)
     assert "cache_purged" not in kept.summary
     counts = purged.summary["cache_purged"]
@@ -73,6 +86,9 @@ def test_purged_run_reports_equal_the_unpurged_run(synthetic_catalog, tmp_path):
     assert 0 < counts["orders"] < purged.summary["orders"]
     assert counts["positions"] > 0
     assert counts["account_states"] > 0  # one per fill: spilled and purged too
+    # Brackets' order lists leave the cache with their last order (Nautilus keeps them, and
+    # every order in them, otherwise).
+    assert counts["order_lists"] > 0
     for name in ("fills.csv", "orders.csv", "positions.csv", "account_XSYN.csv"):
         assert _text(purged.run_dir / name) == _text(kept.run_dir / name), name
     positions = (purged.run_dir / "positions.csv").read_text()
@@ -83,4 +99,4 @@ def test_purged_run_reports_equal_the_unpurged_run(synthetic_catalog, tmp_path):
     assert {k: v for k, v in mine.items() if k not in timing} == {
         k: v for k, v in theirs.items() if k not in timing
     }
-    assert not (purged.run_dir / ".purged_reports.pickle").exists()
+    assert not (purged.run_dir / ".purged_reports").exists()

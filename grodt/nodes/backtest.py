@@ -6,6 +6,7 @@ run directory) lives in :mod:`grodt.nodes.components`, :mod:`grodt.nodes.catalog
 :mod:`grodt.nodes.run_files`.
 """
 
+import shutil
 import time
 from dataclasses import dataclass
 from dataclasses import field
@@ -25,10 +26,13 @@ from nautilus_trader.model.identifiers import Venue
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 from catalogs.reader import read_closes
+from grodt.nodes.backtest_reports import positions_report
+from grodt.nodes.backtest_reports import write_account_report
+from grodt.nodes.backtest_reports import write_fills_report
+from grodt.nodes.backtest_reports import write_orders_report
 from grodt.nodes.benchmark import add_benchmark
 from grodt.nodes.benchmark import check_benchmark
 from grodt.nodes.cache_purge import CachePurgeActor
-from grodt.nodes.cache_purge import reports_with_purged
 from grodt.nodes.catalog_data import bar_types_of
 from grodt.nodes.catalog_data import check_catalog
 from grodt.nodes.catalog_data import data_config
@@ -65,8 +69,9 @@ __all__ = [
 ]
 
 
-_PURGE_SPILL = ".purged_reports.pickle"
-"""Report rows of purged orders and positions, in the run directory while the run lasts."""
+_PURGE_SPILL = ".purged_reports"
+"""Directory of the report rows of purged orders and positions, in the run directory while the
+run lasts."""
 
 
 BACKTEST_FILE_LOG_LEVEL = "WARNING"
@@ -204,13 +209,13 @@ def run_backtest(
                 config={"start_ns": span[0], "end_ns": span[1], "description": spec.name},
             ),
         )
-    spill_path = run_dir / _PURGE_SPILL
+    spill_dir = run_dir / _PURGE_SPILL
     if purge_cache:
         extra_actors.append(
             ImportableActorConfig(
                 actor_path="grodt.nodes.cache_purge:CachePurgeActor",
                 config_path="grodt.nodes.cache_purge:CachePurgeActorConfig",
-                config={"spill_path": str(spill_path)},
+                config={"spill_dir": str(spill_dir)},
             ),
         )
     extensions = node_extensions(spec, run_dir)
@@ -233,11 +238,11 @@ def run_backtest(
             node.run()
             wall_seconds = time.perf_counter() - started
             extension_figures = {ext.name: ext.finish(engine.kernel) for ext in extensions}
-            outcome = _collect(spec, catalog, run_dir, engine, span, spill_path)
+            outcome = _collect(spec, catalog, run_dir, engine, span, spill_dir)
             outcome.summary["extensions"] = extension_figures
         finally:
             node.dispose()
-            spill_path.unlink(missing_ok=True)
+            shutil.rmtree(spill_dir, ignore_errors=True)
     outcome.summary["wall_seconds"] = wall_seconds
     bars = outcome.summary.get("bars_processed", 0)
     outcome.summary["bars_per_second"] = bars / wall_seconds if wall_seconds > 0 else None
@@ -251,53 +256,55 @@ def _collect(
     run_dir: Path,
     engine: BacktestEngine,
     span: tuple[int, int] | None,
-    spill_path: Path,
+    spill_dir: Path,
 ) -> BacktestOutcome:
     trader = engine.trader
+    cache = engine.cache
     reports: dict[str, Path] = {}
     purger = next((a for a in trader.actors() if isinstance(a, CachePurgeActor)), None)
-    if purger is not None:
-        purged = reports_with_purged(engine.cache, spill_path)
-        fills_report, orders_report = purged.fills, purged.orders
-        positions_report = purged.positions
-    else:
-        fills_report = trader.generate_fills_report()
-        orders_report = trader.generate_orders_report()
-        positions_report = trader.generate_positions_report()
-    for name, frame in (
-        ("fills", fills_report),
-        ("orders", orders_report),
-        ("positions", positions_report),
-    ):
-        path = run_dir / f"{name}.csv"
-        frame.to_csv(path)
-        reports[name] = path
-    for venue_spec in spec.venues:
-        path = run_dir / f"account_{venue_spec.name}.csv"
-        venue = Venue(venue_spec.name)
-        if purger is not None:
-            purged.account(engine.cache, venue).to_csv(path)
-        else:
-            trader.generate_account_report(venue).to_csv(path)
-        reports[f"account_{venue_spec.name}"] = path
 
-    fills = normalise_fills(fills_report)
+    # One report at a time, each written and then dropped but for what the summary reads (the
+    # fills' FILL_SUMMARY_COLUMNS, the positions, the order count). With the purge, the orders,
+    # fills and account reports are streamed to CSV from the spill in chunks: the memory after
+    # the event loop stays that of a chunk, not of every order the run sent.
+    for name in ("fills", "orders", "positions", *(f"account_{v.name}" for v in spec.venues)):
+        reports[name] = run_dir / f"{name}.csv"
+    if purger is not None:
+        order_count = write_orders_report(cache, spill_dir, reports["orders"])
+        fills = normalise_fills(write_fills_report(cache, spill_dir, reports["fills"]))
+        positions = positions_report(cache, spill_dir)
+        for venue_spec in spec.venues:
+            venue = Venue(venue_spec.name)
+            write_account_report(cache, spill_dir, venue, reports[f"account_{venue.value}"])
+    else:
+        report = trader.generate_orders_report()
+        report.to_csv(reports["orders"])
+        order_count = len(report)
+        report = trader.generate_fills_report()
+        report.to_csv(reports["fills"])
+        fills = normalise_fills(report)
+        del report
+        positions = trader.generate_positions_report()
+        for venue_spec in spec.venues:
+            venue = Venue(venue_spec.name)
+            trader.generate_account_report(venue).to_csv(reports[f"account_{venue.value}"])
+    positions.to_csv(reports["positions"])
+
     bar_types = bar_types_of(spec.data)
     start_ns, end_ns = span if span else (None, None)
     closes = read_closes(catalog, bar_types, start_ns, end_ns)
     multipliers = {
-        str(instrument.id): float(instrument.multiplier)
-        for instrument in engine.cache.instruments()
+        str(instrument.id): float(instrument.multiplier) for instrument in cache.instruments()
     }
     curve = equity_curve(fills, closes, starting_equity(spec.venues), multipliers)
-    summary = run_summary(curve, fills, positions_report, spec.report.periods_per_year, multipliers)
+    summary = run_summary(curve, fills, positions, spec.report.periods_per_year, multipliers)
     if spec.benchmark:
         summary["benchmark"] = add_benchmark(
             curve, catalog, spec.benchmark, summary["periods_per_year"]
         )
     summary["name"] = spec.name
     summary["fill_at"] = fill_convention(spec.venues)
-    summary["orders"] = len(orders_report)
+    summary["orders"] = order_count
     summary["engine_final_equity"] = engine_equity(engine, spec.venues)
     summary["bars_processed"] = int(engine.iteration)
     if purger is not None:
@@ -305,6 +312,7 @@ def _collect(
             "orders": purger.purged_orders,
             "positions": purger.purged_positions,
             "account_states": purger.purged_account_states,
+            "order_lists": purger.purged_order_lists,
         }
     summary["run_dir"] = str(run_dir)
 

@@ -9,45 +9,40 @@ and position snapshot (4.8 GB for 342k orders).
 
 :class:`CachePurgeActor` wakes every ``interval_minutes`` of simulated time, appends the report rows
 of every closed order (and its fills) and closed position (and its snapshots) that has been closed
-for at least ``buffer_minutes`` to a spill file, and purges them with Nautilus' own
-``Cache.purge_order`` / ``purge_position``. A closed order is kept while an order of its contingency
-family (parent, linked orders, children) is still working, and a closed position while a working
-order still names it: the matching engine and the risk gate read those.
-:func:`reports_with_purged` builds the fills, orders and positions reports from the spill file
-plus what the cache still holds, row for row what Nautilus' ``ReportProvider`` gives on an
-unpurged cache (position snapshot ids carry a random UUID suffix either way).
+for at least ``buffer_minutes`` to spill files (one per report), and purges them with Nautilus'
+own ``Cache.purge_order`` / ``purge_position``. A closed order is kept while an order of its
+contingency family (parent, linked orders, children) is still working, and a closed position while
+a working order still names it: the matching engine and the risk gate read those.
+:mod:`grodt.nodes.backtest_reports` writes the reports from the spill files plus what the cache
+still holds, row for row what Nautilus' ``ReportProvider`` gives on an unpurged cache.
 """
 
+import gc
 import pickle
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import pandas as pd
 from nautilus_trader.cache.cache import Cache
 from nautilus_trader.common.actor import Actor
 from nautilus_trader.common.config import ActorConfig
 from nautilus_trader.common.events import TimeEvent
 from nautilus_trader.config import NonNegativeInt
 from nautilus_trader.config import PositiveInt
-from nautilus_trader.core.datetime import unix_nanos_to_dt
 from nautilus_trader.model.events import AccountState
 from nautilus_trader.model.events import OrderFilled
 from nautilus_trader.model.identifiers import ClientOrderId
+from nautilus_trader.model.identifiers import OrderListId
 from nautilus_trader.model.identifiers import PositionId
-from nautilus_trader.model.identifiers import Venue
 from nautilus_trader.model.orders import Order
+from nautilus_trader.model.orders import OrderList
 from nautilus_trader.model.position import Position
 
 __all__ = [
     "CachePurgeActor",
     "CachePurgeActorConfig",
-    "PurgedReports",
-    "reports_with_purged",
 ]
 
 _NANOS_PER_MINUTE = 60_000_000_000
+_SPILL_KINDS = ("orders", "fills", "positions", "snapshots", "account_states")
 
 
 class CachePurgeActorConfig(ActorConfig, frozen=True):
@@ -55,8 +50,9 @@ class CachePurgeActorConfig(ActorConfig, frozen=True):
 
     Parameters
     ----------
-    spill_path : str
-        File the purged report rows are appended to (pickled batches).
+    spill_dir : str
+        Directory the purged report rows are appended to: one file of pickled batches per kind
+        of row (orders, fills, positions, position snapshots, account states).
     interval_minutes : int, default 60
         Simulated minutes between purges.
     buffer_minutes : int, default 60
@@ -69,7 +65,7 @@ class CachePurgeActorConfig(ActorConfig, frozen=True):
         lets that index grow for as long as they keep trading.
     """
 
-    spill_path: str
+    spill_dir: str
     interval_minutes: PositiveInt = 60
     buffer_minutes: NonNegativeInt = 60
     position_buffer_minutes: NonNegativeInt = 0
@@ -87,9 +83,14 @@ class CachePurgeActor(Actor):
         self.purged_orders = 0
         self.purged_positions = 0
         self.purged_account_states = 0
+        self.purged_order_lists = 0
+        self._order_lists: dict[OrderListId, OrderList] | None = None
 
     def on_start(self) -> None:
-        Path(self.config.spill_path).unlink(missing_ok=True)
+        spill_dir = Path(self.config.spill_dir)
+        spill_dir.mkdir(parents=True, exist_ok=True)
+        for kind in _SPILL_KINDS:
+            (spill_dir / f"{kind}.pickle").unlink(missing_ok=True)
         self.clock.set_timer_ns(
             name="grodt-cache-purge",
             interval_ns=self.config.interval_minutes * _NANOS_PER_MINUTE,
@@ -187,24 +188,27 @@ class CachePurgeActor(Actor):
         states: list[AccountState],
     ) -> None:
         cache = self.cache
-        batch = PurgedBatch(
-            account_states=[AccountState.to_dict(state) for state in states],
-            orders=[order.to_dict() for order in orders],
-            fills=[
+        batch = {
+            "account_states": [AccountState.to_dict(state) for state in states],
+            "orders": [order.to_dict() for order in orders],
+            "fills": [
                 OrderFilled.to_dict(event)
                 for order in orders
                 for event in order.events
                 if isinstance(event, OrderFilled)
             ],
-            positions=[position.to_dict() for position in positions],
-            snapshots=[
+            "positions": [position.to_dict() for position in positions],
+            "snapshots": [
                 snapshot.to_dict()
                 for position in positions
                 for snapshot in cache.position_snapshots(position.id)
             ],
-        )
-        with open(self.config.spill_path, "ab") as spill:
-            pickle.dump(batch, spill, protocol=pickle.HIGHEST_PROTOCOL)
+        }
+        spill_dir = Path(self.config.spill_dir)
+        for kind, rows in batch.items():
+            if rows:
+                with open(spill_dir / f"{kind}.pickle", "ab") as spill:
+                    pickle.dump(rows, spill, protocol=pickle.HIGHEST_PROTOCOL)
         for order in orders:
             cache.purge_order(order.client_order_id)
         for position in positions:
@@ -216,6 +220,51 @@ class CachePurgeActor(Actor):
         self.purged_orders += len(orders)
         self.purged_positions += len(positions)
         self.purged_account_states += len(states)
+        self._purge_order_lists()
+
+    def _purge_order_lists(self) -> None:
+        """Drop the order lists (brackets, OCO exit pairs) whose orders have all been purged.
+
+        Nautilus 1.221's ``Cache`` keeps every ``OrderList`` it is given, and with it every
+        order of the list and all their events, and has no method to purge one:
+        ``purge_order`` leaves them, and memory grew by about 3.5 KB per order over the run. The
+        dict is the cache's own (found by :func:`_order_lists_dict`); an order list is dropped
+        only once none of its orders is left in the cache, so nothing that reads a working
+        order's list (the factory checks ids of new lists only) can miss it.
+        """
+        if self._order_lists is None:
+            self._order_lists = _order_lists_dict(self.cache)
+            if self._order_lists is None:
+                return
+        cache = self.cache
+        done = [
+            list_id
+            for list_id, order_list in self._order_lists.items()
+            if all(cache.order(order.client_order_id) is None for order in order_list.orders)
+        ]
+        for list_id in done:
+            del self._order_lists[list_id]
+        self.purged_order_lists += len(done)
+
+
+def _order_lists_dict(cache: Cache) -> dict[OrderListId, OrderList] | None:
+    """The cache's dict of order lists (a private ``cdef dict`` of Nautilus 1.221's ``Cache``,
+    reached through ``gc.get_referents``), or None while the cache holds no order list.
+
+    It is the one dict the cache references whose values are exactly ``cache.order_lists()``.
+    """
+    listed = {id(order_list) for order_list in cache.order_lists()}
+    if not listed:
+        return None
+    for referent in gc.get_referents(cache):
+        if (
+            type(referent) is dict
+            and len(referent) == len(listed)
+            and {id(value) for value in referent.values()} == listed
+            and all(type(key) is OrderListId for key in referent)
+        ):
+            return referent
+    return None
 
 
 def _member_of(cache: Cache, order: Order, position_id: PositionId) -> bool:
@@ -240,176 +289,11 @@ def _unindexes_cleanly(cache: Cache, order: Order) -> bool:
     own = order.position_id
     if own is None:
         return indexed is None or cache.position(indexed) is None
-    return indexed is not None and indexed == own and cache.position(own) is not None
-
-
-class PurgedBatch:
-    """Report rows of one purge: ``to_dict()`` of orders, fills, positions, snapshots and
-    account states."""
-
-    __slots__ = ("account_states", "fills", "orders", "positions", "snapshots")
-
-    def __init__(
-        self,
-        orders: list[dict[str, Any]],
-        fills: list[dict[str, Any]],
-        positions: list[dict[str, Any]],
-        snapshots: list[dict[str, Any]],
-        account_states: list[dict[str, Any]] | None = None,
-    ) -> None:
-        self.orders = orders
-        self.fills = fills
-        self.positions = positions
-        self.snapshots = snapshots
-        self.account_states = account_states or []
-
-    def __getstate__(self) -> tuple:
-        return self.orders, self.fills, self.positions, self.snapshots, self.account_states
-
-    def __setstate__(self, state: tuple) -> None:
-        self.orders, self.fills, self.positions, self.snapshots, self.account_states = state
-
-
-def _batches(path: Path) -> Iterator[PurgedBatch]:
-    if not path.exists():
-        return
-    with open(path, "rb") as spill:
-        while True:
-            try:
-                yield pickle.load(spill)
-            except EOFError:
-                return
-
-
-class PurgedReports:
-    """The fills, orders and positions reports of a run whose cache was purged."""
-
-    def __init__(
-        self,
-        fills: pd.DataFrame,
-        orders: pd.DataFrame,
-        positions: pd.DataFrame,
-        account_states: dict[str, list[dict[str, Any]]],
-    ) -> None:
-        self.fills = fills
-        self.orders = orders
-        self.positions = positions
-        self._account_states = account_states
-
-    def account(self, cache: Cache, venue: Venue) -> pd.DataFrame:
-        """The account report of ``venue`` (``Trader.generate_account_report``): the spilled
-        account states, then the ones the account still holds."""
-        account = cache.account_for_venue(venue)
-        if account is None:
-            return pd.DataFrame()
-        states = self._account_states.get(account.id.value, [])
-        states = states + [AccountState.to_dict(state) for state in account.events]
-        return _account_report(states)
-
-
-def reports_with_purged(cache: Cache, spill_path: Path) -> PurgedReports:
-    """The reports Nautilus' ``Trader.generate_{fills,orders,positions}_report`` would give had
-    nothing been purged: the spilled rows plus the cache's orders and positions, in the same row
-    order and with the same columns and types (``nautilus_trader.analysis.reporter``)."""
-    order_rows: list[dict[str, Any]] = []
-    fill_rows: list[dict[str, Any]] = []
-    # Per position id, its round trips in time order: (row, is a cache snapshot already).
-    trips: dict[str, list[dict[str, Any]]] = {}
-    snapshot_rows: list[dict[str, Any]] = []
-    account_states: dict[str, list[dict[str, Any]]] = {}
-    for batch in _batches(Path(spill_path)):
-        for state in batch.account_states:
-            account_states.setdefault(state["account_id"], []).append(state)
-        order_rows.extend(batch.orders)
-        fill_rows.extend(batch.fills)
-        snapshot_rows.extend(batch.snapshots)
-        for row in batch.positions:
-            trips.setdefault(row["position_id"], []).append(row)
-    for order in cache.orders():
-        order_rows.append(order.to_dict())
-        fill_rows.extend(_fill_rows(order))
-    for position in cache.positions():
-        trips.setdefault(position.id.value, []).append(position.to_dict())
-    snapshot_rows.extend(snapshot.to_dict() for snapshot in cache.position_snapshots())
-    # A NETTING position id reopened after a purge: Nautilus would have snapshotted the closed
-    # round trip when it reopened (id suffixed with a UUID); the last round trip keeps the id.
-    position_rows = []
-    for rows in trips.values():
-        rows.sort(key=lambda row: row["ts_opened"])
-        for row in rows[:-1]:
-            snapshot_rows.append({**row, "position_id": f"{row['position_id']}-{uuid.uuid4()}"})
-        position_rows.append(rows[-1])
-    # Nautilus lists orders by client order id (Cache._get_orders_for_ids sorts the ids), each
-    # order's fills in event order: a stable sort by id gives the same input order.
-    order_rows.sort(key=lambda row: row["client_order_id"])
-    fill_rows.sort(key=lambda row: row["client_order_id"])
-    return PurgedReports(
-        fills=_fills_report(fill_rows),
-        orders=_orders_report(order_rows),
-        positions=_positions_report(position_rows, snapshot_rows),
-        account_states=account_states,
-    )
-
-
-def _fill_rows(order: Order) -> Iterator[dict[str, Any]]:
-    for event in order.events:
-        if isinstance(event, OrderFilled):
-            yield OrderFilled.to_dict(event)
-
-
-def _orders_report(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    # ReportProvider.generate_orders_report
-    if not rows:
-        return pd.DataFrame()
-    return pd.DataFrame(data=rows).set_index("client_order_id").sort_index()
-
-
-def _fills_report(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    # ReportProvider.generate_fills_report
-    if not rows:
-        return pd.DataFrame()
-    report = pd.DataFrame(data=rows).set_index("client_order_id").sort_index()
-    report["ts_event"] = [unix_nanos_to_dt(ts or 0) for ts in report["ts_event"]]
-    report["ts_init"] = [unix_nanos_to_dt(ts) for ts in report["ts_init"]]
-    del report["type"]
-    return report
-
-
-def _positions_report(
-    rows: list[dict[str, Any]],
-    snapshots: list[dict[str, Any]],
-) -> pd.DataFrame:
-    # ReportProvider.generate_positions_report(positions, snapshots)
-    data = rows + snapshots
-    if not data:
-        return pd.DataFrame()
-    snapshot_ids = {row["position_id"] for row in snapshots}
-    sort = ["ts_opened", "ts_closed", "position_id"]
-    report = pd.DataFrame(data=data).set_index("position_id").sort_values(sort)
-    del report["signed_qty"]
-    del report["quote_currency"]
-    del report["base_currency"]
-    del report["settlement_currency"]
-    report["ts_opened"] = [unix_nanos_to_dt(ts) for ts in report["ts_opened"]]
-    report["ts_closed"] = [
-        unix_nanos_to_dt(ts) if not pd.isna(ts) else pd.NA for ts in report["ts_closed"]
-    ]
-    report["is_snapshot"] = report.index.isin(snapshot_ids)
-    return report
-
-
-def _account_report(states: list[dict[str, Any]]) -> pd.DataFrame:
-    # ReportProvider.generate_account_report
-    if not states:
-        return pd.DataFrame()
-    balances = [
-        {**balance, **state}
-        for state in ({**row} for row in states)
-        for balance in state.pop("balances", [])
-    ]
-    report = pd.DataFrame(data=balances).set_index("ts_event").sort_index()
-    report.index = [unix_nanos_to_dt(ts_event) for ts_event in report.index]
-    del report["ts_init"]
-    del report["type"]
-    del report["event_id"]
-    return report
+    if indexed is None:
+        # Filled into an earlier round trip of a NETTING position id whose Position object was
+        # purged without it (a bracket entry; its children went as closed orders): it is in no
+        # index, and purge_order only discards it from its position's order set, which exists
+        # while the position does (Cache.add_position creates it). Left alone, such entries
+        # stayed for the whole run, and with them their order lists.
+        return cache.position(own) is not None
+    return indexed == own and cache.position(own) is not None
