@@ -42,6 +42,8 @@ from grodt.nodes.latency import LatencyProbe
 from grodt.nodes.live_reports import LiveOutcome
 from grodt.nodes.live_reports import paper_performance
 from grodt.nodes.live_reports import write_reports
+from grodt.nodes.live_tuning import DEFAULT_TUNING
+from grodt.nodes.live_tuning import EngineThreadTuning
 from grodt.nodes.market_time import OrderMarketTimes
 from grodt.nodes.operations import DEFAULT_KILL_FILE
 from grodt.nodes.operations import HealthMonitor
@@ -93,6 +95,9 @@ class LiveNode:
         Receives every health snapshot (the CLI prints the line).
     handle_signals : bool, default True
         SIGINT/SIGTERM stop the node gracefully (main thread only).
+    tuning : EngineThreadTuning, optional
+        Process settings while the node runs (GIL switch interval, frozen collector heap;
+        :mod:`grodt.nodes.live_tuning`); default :data:`~grodt.nodes.live_tuning.DEFAULT_TUNING`.
     """
 
     def __init__(
@@ -104,8 +109,10 @@ class LiveNode:
         quiet: bool = False,
         on_health: HealthCallback | None = None,
         handle_signals: bool = True,
+        tuning: EngineThreadTuning = DEFAULT_TUNING,
     ) -> None:
         self.spec = spec
+        self.tuning = tuning
         self.run_dir = Path(run_dir)
         self.catalog = resolve_catalog(spec, catalog)
         self.document = document
@@ -351,12 +358,18 @@ class LiveNode:
     def run(self) -> LiveOutcome:
         """Build (if needed), run until the replay ends or a stop is requested, stop, dispose."""
         previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        tuned = None
         try:
             if self.node is None:
                 self.build()
             assert self.loop is not None
+            # After build: the collector's frozen heap then holds the imports, the replay's
+            # records and the built components.
+            tuned = self.tuning.apply()
             return self.loop.run_until_complete(self._run_async())
         finally:
+            if tuned is not None:
+                tuned.restore()
             self._dispose()
             if self.handle_signals:
                 for sig, handler in previous.items():
@@ -622,6 +635,7 @@ class LiveNode:
                 "flatten": flatten,
                 "replay": replay_stats,
                 "latency": self.probe.summary(),
+                "tuning": self.tuning.describe(),
                 "kill_switch": (
                     {**self.kill_switch.state(), "history": self.kill_switch.history}
                     if self.kill_switch
