@@ -58,6 +58,7 @@ from actors.forensics.sinks import resolve_client_config
 from actors.forensics.stats import PipelineStats
 from grodt.core.records import AllocationRecord
 from grodt.core.records import DecisionRecord
+from grodt.core.records import MonitorRecord
 from grodt.core.records import OrderEventRecord
 from grodt.core.records import PositionEventRecord
 from grodt.core.records import RegimeUpdateRecord
@@ -168,6 +169,7 @@ class ForensicsBridge(Actor):
             RiskVerdictRecord: self.topics.risk,
             AllocationRecord: self.topics.allocations,
             RegimeUpdateRecord: self.topics.regime,
+            MonitorRecord: self.topics.regime,
             OrderEventRecord: self.topics.orders,
             PositionEventRecord: self.topics.positions,
         }

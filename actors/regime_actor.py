@@ -46,6 +46,7 @@ from grodt.core.messages import RegimeProbabilities
 from grodt.core.messages import regime_data_type
 from grodt.core.records import RegimeUpdateRecord
 from grodt.core.records import make_trace_id
+from grodt.core.topics import MODEL_CONTROL_TOPIC
 from grodt.core.topics import Topics
 from models.regime.hmm import GaussianRegimeHMM
 from models.regime.walk_forward import RegimeStep
@@ -159,6 +160,9 @@ class RegimeActor(Actor):
         self._shadow_agreement: dict[BarType, list[int]] = {}
         self.monitors: dict[BarType, RegimeMonitors] = {}
         """The change-point / drift monitors of each bar type (``monitors``)."""
+        self._control_fallback: set[BarType] = set()
+        """Bar types publishing the neutral prior until their next fit, as a monitor on
+        ``MODEL_CONTROL_TOPIC`` asked (``actors.strategy_monitor``)."""
 
     def on_start(self) -> None:
         starting_model = self._starting_model(self.config.model)
@@ -192,6 +196,21 @@ class RegimeActor(Actor):
             self._data_types[bar_type] = regime_data_type(instrument_id)
             self._instrument_ids[bar_type] = instrument_id
             self.subscribe_bars(bar_type)
+        self.msgbus.subscribe(topic=MODEL_CONTROL_TOPIC, handler=self._on_model_control)
+
+    def _on_model_control(self, message: object) -> None:
+        """A monitor asks for a ``retrain`` (a refit at each bar type's next row) or a
+        ``fallback`` (the neutral prior until each bar type's next fit)."""
+        if not isinstance(message, dict):
+            return
+        action = message.get("action")
+        detail = f"from {message.get('source', '?')}: {message.get('reason', '')}"
+        if action == "retrain":
+            started = [str(bt) for bt, regime in self.filters.items() if regime.request_refit()]
+            self.log.warning(f"regime retrain requested {detail}; refit due for {started}")
+        elif action == "fallback":
+            self._control_fallback.update(self.filters)
+            self.log.warning(f"regime fallback requested {detail}; prior until the next fit")
 
     def _starting_model(self, reference: str | None) -> GaussianRegimeHMM | None:
         """A configured model (``model`` or ``shadow_model``); a registry model that cannot be
@@ -221,13 +240,34 @@ class RegimeActor(Actor):
     def on_historical_data(self, data: object) -> None:
         """A bar from before this run of the actor (a restarted node's warm-up,
         :mod:`grodt.nodes.warm_up`): the filter steps (fits and refits included) as in
-        :meth:`on_bar`, so its state equals the crashed actor's; nothing is published or saved
-        (the strategies' regime inputs come back with their own saved state)."""
-        if isinstance(data, Bar):
-            for filters in (self.filters, self.shadows):
-                regime = filters.get(data.bar_type)
-                if regime is not None:
-                    regime.update(data.close.as_double(), data.ts_event)
+        :meth:`on_bar`, and so do the monitors (their windows, alarms, requested retrains and
+        fallback), so the state equals the crashed actor's; nothing is published or saved (the
+        strategies' regime inputs come back with their own saved state)."""
+        if not isinstance(data, Bar):
+            return
+        regime = self.filters.get(data.bar_type)
+        if regime is not None:
+            monitors = self.monitors.get(data.bar_type)
+            watching = monitors is not None and monitors.watches_model
+            model_before = regime.model if watching else None
+            state_before = regime.state if watching else None
+            step = regime.update(data.close.as_double(), data.ts_event)
+            if monitors is not None:
+                if monitors.fallback and ("fit" in step.events or "refit" in step.events):
+                    monitors.fallback = False
+                self._monitor_step(
+                    data,
+                    self._instrument_ids[data.bar_type],
+                    regime,
+                    monitors,
+                    step,
+                    model_before,
+                    state_before,
+                    publish=False,
+                )
+        shadow = self.shadows.get(data.bar_type)
+        if shadow is not None:
+            shadow.update(data.close.as_double(), data.ts_event)
 
     def on_save(self) -> dict[str, bytes]:
         """The regime update records' sequence (their trace ids continue after a restart)."""
@@ -242,15 +282,18 @@ class RegimeActor(Actor):
         if regime is None:
             return
         monitors = self.monitors.get(bar.bar_type)
-        watching = monitors is not None and monitors.config.coverage_window > 0
+        watching = monitors is not None and monitors.watches_model
         model_before = regime.model if watching else None
         state_before = regime.state if watching else None
         step = regime.update(bar.close.as_double(), bar.ts_event)
         instrument_id = self._instrument_ids[bar.bar_type]
         published = step
-        if monitors is not None and monitors.fallback:
+        falling_back = bar.bar_type in self._control_fallback
+        if falling_back or (monitors is not None and monitors.fallback):
             if "fit" in step.events or "refit" in step.events:
-                monitors.fallback = False
+                if monitors is not None:
+                    monitors.fallback = False
+                self._control_fallback.discard(bar.bar_type)
             else:
                 published = _fallback_step(step)
         p_bull, p_bear, p_sideways = published.probabilities
@@ -285,16 +328,22 @@ class RegimeActor(Actor):
         step: RegimeStep,
         model_before: GaussianRegimeHMM | None = None,
         state_before: list[float] | None = None,
+        publish: bool = True,
     ) -> None:
-        """Run the monitors on this bar; a crossed threshold is a forensics record and may ask
-        for a retrain (from the next row) or the fallback (from the next bar)."""
+        """Run the monitors on this bar; a crossed threshold is a forensics record (unless
+        ``publish`` is False: a warm-up bar) and may ask for a retrain (from the next row) or
+        the fallback (from the next bar)."""
+        close = bar.close.as_double()
         try:
-            events = monitors.update(bar.close.as_double(), regime.last_row, regime.training_rows)
+            events = monitors.update(close, regime.last_row, regime.training_rows)
             events += monitors.observe_coverage(
                 model_before,
                 state_before,
                 regime.last_row,
                 step.status == "filtered" and regime.model is model_before,
+            )
+            events += monitors.observe_regime(
+                close, step.probabilities if step.status != "prior" else None
             )
         except Exception as e:  # a monitor must never stop the model
             self.log.error(f"regime monitors failed at {bar.ts_event}: {e!r}; monitors off")
@@ -306,6 +355,8 @@ class RegimeActor(Actor):
                 action = "retrain_deferred"
             elif action == "fallback":
                 monitors.fallback = True
+            if not publish:
+                continue
             self.log.warning(f"regime monitor {event.kind} at {bar.ts_event}: {event.detail}")
             if self.config.publish_updates:
                 self._publish_update(
@@ -397,6 +448,8 @@ class RegimeActor(Actor):
     def on_stop(self) -> None:
         for bar_type in self.config.bar_types:
             self.unsubscribe_bars(bar_type)
+        if self.msgbus.is_subscribed(MODEL_CONTROL_TOPIC, self._on_model_control):
+            self.msgbus.unsubscribe(topic=MODEL_CONTROL_TOPIC, handler=self._on_model_control)
         for bar_type, regime in self.filters.items():
             self.log.info(
                 f"{bar_type}: {regime.bars} bars, {len(regime.fits)} fits, "
@@ -438,6 +491,7 @@ class RegimeActor(Actor):
                 "model_version": self._cite(regime.version),
                 "fits": len(regime.fits),
                 "failed_fits": regime.failed_fits,
+                "control_fallback": bar_type in self._control_fallback,
                 **(self.monitors[bar_type].health() if bar_type in self.monitors else {}),
             }
             for bar_type, regime in self.filters.items()

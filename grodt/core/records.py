@@ -314,6 +314,22 @@ class RegimeUpdateRecord(RecordBase):
     reason: str = ""
 
 
+class MonitorRecord(RecordBase):
+    """A monitor's threshold crossed (additive, schema 1): which monitor, what it watches, the
+    live figures beside the expectation they were held to, and the action asked for
+    (``log``, ``retrain`` or ``fallback``). Published on ``Topics.REGIME`` (the model
+    lifecycle's stream), e.g. by ``actors.strategy_monitor``."""
+
+    record_type: ClassVar[str] = "monitor"
+
+    monitor: str
+    subject: str
+    figures: dict[str, float] = Field(default_factory=dict)
+    expected: dict[str, float] = Field(default_factory=dict)
+    action: str = "log"
+    reason: str = ""
+
+
 class OrderEventRecord(RecordBase):
     """Summary of one order or fill event, stamped with the order's trace id.
 
@@ -390,6 +406,7 @@ RECORD_TYPES: dict[str, type[RecordBase]] = {
         RegimeUpdateRecord,
         OrderEventRecord,
         PositionEventRecord,
+        MonitorRecord,
     )
 }
 """Record classes by their ``record_type``."""

@@ -6,6 +6,7 @@ that the project listens on are named here too, so a grep for a topic finds its 
 
 __all__ = [
     "KILL_SWITCH_TOPIC",
+    "MODEL_CONTROL_TOPIC",
     "NAUTILUS_ALL_DATA",
     "NAUTILUS_BARS",
     "NAUTILUS_ORDER_EVENTS",
@@ -37,6 +38,12 @@ KILL_SWITCH_TOPIC = "grodt.control.kill_switch"
 """Operator control: publish ``{"action": "halt" | "reset", "reason": str, "source": str}`` to stop
 new risk (only risk-reducing orders pass) or to resume. The live node's kill-switch file/command
 and the risk gate's own drawdown/daily-loss switch both speak this topic."""
+
+MODEL_CONTROL_TOPIC = "grodt.control.model"
+"""Monitors asking models to act: publish ``{"action": "retrain" | "fallback", "reason": str,
+"source": str}``. The regime actor answers ``retrain`` with a refit at the next row and
+``fallback`` with the neutral prior until its next fit (``actors.strategy_monitor`` publishes
+here when a strategy falls short of its backtest expectation)."""
 
 RISK_TARGETS_TOPIC = "grodt.risk.targets"
 """Topic of ``risk_engine.messages.RiskTargets``, published by the HRP target actor on every

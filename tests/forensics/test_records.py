@@ -20,6 +20,7 @@ from grodt.core.records import SCHEMA_VERSION
 from grodt.core.records import AllocationRecord
 from grodt.core.records import DecisionRecord
 from grodt.core.records import IntendedOrder
+from grodt.core.records import MonitorRecord
 from grodt.core.records import OrderEventRecord
 from grodt.core.records import PositionEventRecord
 from grodt.core.records import RecordBase
@@ -104,6 +105,18 @@ EXAMPLES: dict[str, RecordBase] = {
         most_likely="bull",
         entropy=0.78,
         reason="label change",
+    ),
+    "monitor": MonitorRecord(
+        trace_id=make_trace_id("StrategyMonitor", TS, 3),
+        ts_event=TS,
+        ts_init=TS + 500,
+        component_id="StrategyMonitor",
+        monitor="strategy_vs_backtest",
+        subject="S1VwapEmaScalper-000",
+        figures={"trades": 20.0, "hit_rate": 0.35, "mean_return": -0.001, "sharpe": -0.12},
+        expected={"hit_rate": 0.55, "mean_return": 0.002, "sharpe": 0.2},
+        action="retrain",
+        reason="hit_rate 0.350 < 0.550 - 0.15",
     ),
     "order_event": OrderEventRecord(
         trace_id=TRACE,

@@ -81,3 +81,97 @@ def test_rolling_interval_coverage_falls_after_the_break_and_asks_for_a_retrain(
     assert float(coverage[0][1].split("=")[1].split(",")[0]) < 0.8
     health = regime_actor.summary()[BAR_TYPE]
     assert health["coverage"] is not None and 0.0 <= health["coverage"] <= 1.0
+
+
+def test_rolling_prediction_accuracy_drops_after_the_break_and_asks_for_a_retrain(break_catalog):
+    actor = {
+        "bar_types": [BAR_TYPE],
+        "walk_forward": WALK_FORWARD,
+        "monitors": {
+            "accuracy_window": 100,
+            "accuracy_horizon": 20,
+            "accuracy_max_loglik_drop": 1.0,
+            "on_accuracy": "retrain",
+        },
+    }
+    recorder, regime_actor = run_document(node_document(actor), break_catalog)
+    stamps = [r[0] for r in recorder.records]
+    events = [(stamps.index(u.ts_event), u.reason) for u in recorder.updates]
+    drops = [(i, r) for i, r in events if r.startswith("loglik:")]
+    assert drops and drops[0][1].endswith("action=retrain")
+    assert 700 <= drops[0][0] < 720  # within bars of the five-fold volatility break
+    assert any(i == drops[0][0] + 1 and "refit" in r.split(",") for i, r in events)
+    health = regime_actor.summary()[BAR_TYPE]
+    assert health["predictive_loglik"] is not None
+    assert 0.0 <= health["brier"] <= 2.0 and 0.0 <= health["regime_accuracy"] <= 1.0
+
+
+def test_a_restarted_node_warms_the_monitors_up_with_the_filter(break_catalog):
+    """Bars handed over by grodt.nodes.warm_up (a restarted node's history) go through the
+    monitors as through on_bar: windows, alarms and the retrain they asked for."""
+    from nautilus_trader.backtest.engine import BacktestEngine
+    from nautilus_trader.backtest.engine import BacktestEngineConfig
+    from nautilus_trader.config import LoggingConfig
+    from nautilus_trader.model.currencies import USD
+    from nautilus_trader.model.data import BarType
+    from nautilus_trader.model.enums import AccountType
+    from nautilus_trader.model.enums import OmsType
+    from nautilus_trader.model.identifiers import Venue
+    from nautilus_trader.model.objects import Money
+    from nautilus_trader.persistence.catalog import ParquetDataCatalog
+
+    from actors.regime_actor import RegimeActor
+    from actors.regime_actor import RegimeActorConfig
+    from actors.regime_monitors import RegimeMonitorsConfig
+    from grodt.nodes.warm_up import warm_up
+    from models.regime.walk_forward import WalkForwardConfig
+
+    catalog = ParquetDataCatalog(str(break_catalog))
+    bars = catalog.bars([BAR_TYPE])[:800]
+    monitors = RegimeMonitorsConfig(
+        coverage_window=100,
+        accuracy_window=100,
+        accuracy_max_loglik_drop=1.0,
+        on_accuracy="retrain",
+        changepoint=None,
+    )
+
+    def engine_with_actor() -> tuple[BacktestEngine, RegimeActor]:
+        engine = BacktestEngine(BacktestEngineConfig(logging=LoggingConfig(log_level="ERROR")))
+        engine.add_venue(
+            Venue("TEST"),
+            OmsType.NETTING,
+            AccountType.CASH,
+            base_currency=USD,
+            starting_balances=[Money(1_000_000, USD)],
+        )
+        engine.add_instrument(catalog.instruments()[0])
+        actor = RegimeActor(
+            RegimeActorConfig(
+                bar_types=[BarType.from_str(BAR_TYPE)],
+                walk_forward=WalkForwardConfig(**WALK_FORWARD),
+                monitors=monitors,
+            ),
+        )
+        engine.add_actor(actor)
+        return engine, actor
+
+    live, crashed = engine_with_actor()
+    live.add_data(bars)
+    live.run()
+    restarted, actor = engine_with_actor()
+    restarted.add_data([catalog.bars([BAR_TYPE])[800]])
+    # Start the components without a bar, then hand the history over as the live node does.
+    at = catalog.bars([BAR_TYPE])[800].ts_event
+    restarted.run(start=at - 2, end=at - 1, streaming=True)
+    assert warm_up(restarted.kernel, bars).deliveries == len(bars)
+    try:
+        timing = ("fit_seconds", "fit_wait_seconds")
+        expected = {k: v for k, v in crashed.summary()[BAR_TYPE].items() if k not in timing}
+        warmed = {k: v for k, v in actor.summary()[BAR_TYPE].items() if k not in timing}
+        assert warmed == expected
+        assert warmed["monitor_events"] >= 1 and warmed["fits"] == 2  # the loglik retrain
+        assert warmed["predictive_loglik"] is not None and warmed["coverage"] is not None
+    finally:
+        live.dispose()
+        restarted.dispose()
