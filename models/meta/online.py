@@ -48,7 +48,13 @@ from models.meta.features import feature_names
 from models.meta.model import MetaModel
 from models.meta.quantile import QuantileReturnModel
 
-__all__ = ["MetaRetrainConfig", "OnlineMetaTrainer", "RetrainPayload", "fit_meta_online"]
+__all__ = [
+    "MetaRetrainConfig",
+    "OnlineMetaTrainer",
+    "RetrainPayload",
+    "fit_meta_online",
+    "warm_up_worker",
+]
 
 _WEIGHT_TOLERANCE = 1e-9
 
@@ -201,6 +207,12 @@ def fit_meta_online(payload: RetrainPayload, previous: MetaModel | None) -> Meta
         model.metrics,
     )
     return again.stamp()
+
+
+def warm_up_worker() -> bool:
+    """Nothing, in a worker process: calling it there starts the process and imports this module
+    (LightGBM included) before the first fit, so the first swap does not wait for them."""
+    return True
 
 
 class OnlineMetaTrainer:
