@@ -55,8 +55,10 @@ from grodt.forensics.replay import FieldDifference
 from grodt.forensics.replay import ReplayResult
 from models.rl.online import FineTuneConfig
 from models.rl.specialists import MANIFEST_FILE
+from node_configs.loader import import_object
 from strategies.rl_ensemble import SCRIPTED
 from strategies.rl_ensemble import LoadedPolicy
+from strategies.rl_ensemble import RLEnsembleStrategy
 from strategies.rl_ensemble import RLEnsembleStrategyConfig
 from strategies.rl_ensemble import TargetInputs
 from strategies.rl_ensemble import blend_action
@@ -82,10 +84,11 @@ def _strategy_config(run: Path, strategy_id: str) -> RLEnsembleStrategyConfig:
         raise GrodtError(f"{path}: cannot read the run's config: {e}") from None
     found = []
     for i, entry in enumerate(document.get("strategies") or []):
-        if entry.get("path") != STRATEGY_PATH:
+        cls = _ensemble_class(str(entry.get("path", "")))
+        if cls is None:
             continue
         values = dict(entry.get("config") or {})
-        name = values.get("strategy_id") or f"RLEnsembleStrategy-{values.get('order_id_tag')}"
+        name = values.get("strategy_id") or f"{cls.__name__}-{values.get('order_id_tag')}"
         found.append(name)
         if name != strategy_id:
             continue
@@ -93,7 +96,20 @@ def _strategy_config(run: Path, strategy_id: str) -> RLEnsembleStrategyConfig:
             return RLEnsembleStrategyConfig.parse(msgspec.json.encode(values))
         except (msgspec.ValidationError, TypeError, ValueError) as e:
             raise GrodtError(f"{path}: strategies[{i}].config: {e}") from None
-    raise GrodtError(f"{path}: no {STRATEGY_PATH} with id {strategy_id!r} (found {found})")
+    raise GrodtError(
+        f"{path}: no {STRATEGY_PATH} (or subclass) with id {strategy_id!r} (found {found})"
+    )
+
+
+def _ensemble_class(path: str) -> type | None:
+    """The strategy class at ``path`` when it is an ``RLEnsembleStrategy`` (or a subclass)."""
+    if path == STRATEGY_PATH:
+        return RLEnsembleStrategy
+    try:
+        cls = import_object(path)
+    except Exception:  # not importable here: not one this replay can run anyway
+        return None
+    return cls if isinstance(cls, type) and issubclass(cls, RLEnsembleStrategy) else None
 
 
 class _Policies:
