@@ -85,6 +85,7 @@ class CachePurgeActor(Actor):
         self.purged_account_states = 0
         self.purged_order_lists = 0
         self._order_lists: dict[OrderListId, OrderList] | None = None
+        self._order_lists_missing = False
 
     def on_start(self) -> None:
         spill_dir = Path(self.config.spill_dir)
@@ -235,6 +236,12 @@ class CachePurgeActor(Actor):
         if self._order_lists is None:
             self._order_lists = _order_lists_dict(self.cache)
             if self._order_lists is None:
+                if self.cache.order_lists() and not self._order_lists_missing:
+                    self._order_lists_missing = True
+                    self.log.warning(
+                        "The cache's order lists were not found: they stay in memory with "
+                        "their orders (memory grows with the run's orders)",
+                    )
                 return
         cache = self.cache
         done = [
