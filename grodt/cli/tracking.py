@@ -315,7 +315,8 @@ def prune(
     "--diff-set",
     "diff_settings",
     multiple=True,
-    help="KEY=VALUE over the meta-controller's config for the policy diff (repeatable).",
+    help="KEY=VALUE over the meta-controller's config, or strategies[i].config.KEY=VALUE over a "
+    "rule strategy's, for the policy diff (repeatable).",
 )
 @click.option("--diff-component", default=None, help="The meta-controller (when several).")
 def tearsheet(
@@ -326,17 +327,19 @@ def tearsheet(
     diff_settings: tuple[str, ...],
     diff_component: str | None,
 ) -> None:
-    """(Re)render RUN_DIR's tearsheet.html; --diff-policy/--diff-set add a section showing where
-    that meta-controller config would have allocated differently on the run's logged inputs."""
+    """(Re)render RUN_DIR's tearsheet.html; --diff-policy/--diff-set add sections showing where
+    that meta-controller config would have allocated differently, and those rule-strategy configs
+    would have decided differently, on the run's logged inputs."""
     from grodt.reports.policy_diff import diff_overrides
     from grodt.reports.tearsheet import render_tearsheet
 
-    overrides = diff_overrides(diff_policy, diff_settings) if diff_policy or diff_settings else None
+    values, strategies = diff_overrides(diff_policy, diff_settings)
     path = render_tearsheet(
         run_dir,
         output=output,
         rolling_window=rolling_window,
-        policy_diff_overrides=overrides,
+        policy_diff_overrides=values,
         diff_component=diff_component,
+        strategy_diff_overrides=strategies,
     )
     click.echo(path.resolve().as_uri())

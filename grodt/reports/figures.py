@@ -25,6 +25,7 @@ __all__ = [
     "Figure",
     "allocation_figure",
     "contribution_figure",
+    "decision_diff_figure",
     "equity_figure",
     "monthly_figure",
     "plotly_js",
@@ -461,6 +462,40 @@ def policy_diff_figure(changes: Sequence[Any]) -> Figure:
             "rangemode": "tozero",
         },
     )
+    return {"data": data, "layout": layout}
+
+
+def decision_diff_figure(changes: Sequence[Any]) -> Figure:
+    """A strategy-decision diff (:class:`grodt.forensics.decision_replay.DecisionChange` per
+    logged decision): each changed decision's new / recorded order quantity (0: not taken; a
+    cross: the other side), one colour per regime its strategy held."""
+    changed = [c for c in changes if c.changed]
+    data: list[dict[str, Any]] = []
+    for regime in sorted({c.regime for c in changed}):
+        own = [c for c in changed if c.regime == regime]
+        when = pd.DatetimeIndex(pd.to_datetime([c.ts_event for c in own], unit="ns", utc=True))
+        ratios = [
+            float(c.new_quantity / c.recorded_quantity)
+            if c.new_action is not None and c.new_quantity is not None and c.recorded_quantity
+            else 0.0
+            for c in own
+        ]
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "x": _x(when),
+                "y": _y(np.array(ratios)),
+                "name": regime,
+                "text": [f"{c.strategy_id}: {c.kind}" for c in own],
+                "marker": {
+                    "size": 6,
+                    "color": REGIME_COLORS.get(regime, "#1f77b4"),
+                    "symbol": ["x" if c.kind == "side" else "circle" for c in own],
+                },
+            },
+        )
+    layout = _layout(360, yaxis={"title": {"text": "New / recorded quantity"}})
     return {"data": data, "layout": layout}
 
 

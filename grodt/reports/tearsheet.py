@@ -13,8 +13,9 @@ writes ``tearsheet.html`` with plotly.js inlined (no network needed to open it):
 - contribution per strategy (cumulative PnL and final contribution to return);
 - when forensics records exist: regime probabilities, allocation weights and risk verdicts
   (denials and resizes) over time;
-- on request (``policy_diff``): a policy diff, where a new meta-controller config would have
-  allocated differently on the run's logged inputs (:mod:`grodt.reports.policy_diff`).
+- on request: a policy diff, where a new meta-controller config would have allocated
+  differently on the run's logged inputs, and where new rule-strategy configs would have decided
+  differently (:mod:`grodt.reports.policy_diff`).
 
 Sections whose data is absent are left out with a note, never drawn empty. Series longer than
 ``max_points`` are drawn at end-of-day resolution (drawdown at the day's low), so a run over a
@@ -43,6 +44,7 @@ from grodt.core.errors import GrodtError
 from grodt.reports.figures import Figure
 from grodt.reports.figures import allocation_figure
 from grodt.reports.figures import contribution_figure
+from grodt.reports.figures import decision_diff_figure
 from grodt.reports.figures import equity_figure
 from grodt.reports.figures import monthly_figure
 from grodt.reports.figures import plotly_js
@@ -52,6 +54,8 @@ from grodt.reports.figures import risk_figure
 from grodt.reports.figures import rolling_sharpe_figure
 from grodt.reports.figures import to_json
 from grodt.reports.figures import trades_figure
+from grodt.reports.policy_diff import decision_diff
+from grodt.reports.policy_diff import decision_diff_summary_html
 from grodt.reports.policy_diff import policy_diff
 from grodt.reports.policy_diff import policy_diff_summary_html
 from node_configs.secrets import redact_yaml_text
@@ -503,6 +507,19 @@ def policy_diff_section(
     )
 
 
+def decision_diff_section(run_dir: Path, overrides: Mapping[int, Mapping[str, Any]]) -> Section:
+    """The rule strategies' decision diff of ``overrides`` on the run's logged decisions."""
+    changes, summary = decision_diff(run_dir, overrides)
+    return Section(
+        "decision_diff",
+        "Strategy diff: the new configs on the logged decisions",
+        decision_diff_figure(changes) if summary["changed"] else None,
+        note="The new configs decide as logged at every decision.",
+        height=360,
+        detail_html=decision_diff_summary_html(summary, overrides),
+    )
+
+
 # -- page ----------------------------------------------------------------------------------------
 
 
@@ -638,6 +655,7 @@ def render_tearsheet(
     max_points: int = 5000,
     policy_diff_overrides: Mapping[str, Any] | None = None,
     diff_component: str | None = None,
+    strategy_diff_overrides: Mapping[int, Mapping[str, Any]] | None = None,
 ) -> Path:
     """Write the run's tearsheet (default ``<run_dir>/tearsheet.html``) and return its path.
 
@@ -658,11 +676,16 @@ def render_tearsheet(
         (:func:`grodt.forensics.replay.diff_allocations` over the run's logged inputs;
         ``diff_component`` names the meta-controller when the run has several). Its errors
         (an override the config refuses, no allocation records) are raised.
+    strategy_diff_overrides : Mapping[int, Mapping[str, Any]], optional
+        New config values of rule strategies by index in the run's config: adds the strategy
+        decision diff (:func:`grodt.forensics.decision_replay.diff_decisions`).
     """
     data = load_run(Path(run_dir))
     sections = build_sections(data, rolling_window=rolling_window, max_points=max_points)
-    if policy_diff_overrides is not None:
+    if policy_diff_overrides:
         sections.append(policy_diff_section(Path(run_dir), policy_diff_overrides, diff_component))
+    if strategy_diff_overrides:
+        sections.append(decision_diff_section(Path(run_dir), strategy_diff_overrides))
     path = Path(output) if output is not None else Path(run_dir) / "tearsheet.html"
     tmp = path.with_suffix(".html.tmp")
     tmp.write_text(render_html(data, sections, title), encoding="utf-8")

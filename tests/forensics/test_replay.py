@@ -14,6 +14,8 @@ from click.testing import CliRunner
 from grodt.cli import main
 from grodt.core.errors import GrodtError
 from grodt.core.records import AllocationRecord
+from grodt.forensics.decision_replay import diff_decisions
+from grodt.forensics.decision_replay import summarise_decision_changes
 from grodt.forensics.ope_logs import write_records
 from grodt.forensics.reader import read_run
 from grodt.forensics.replay import diff_allocations
@@ -193,3 +195,17 @@ def test_the_tearsheet_shows_a_policy_diff(bandit_run, tmp_path):
     assert "The new config allocates as logged at every decision." in page.read_text()
     bad = CliRunner().invoke(main, [*arguments, "--diff-set", "policy=greedy"])
     assert bad.exit_code == 2 and "the new config of MetaController" in bad.output
+    # A rule strategy's new config: its decisions recomputed on their logged inputs.
+    setting = "strategies[1].config.risk_per_trade=0.02"
+    strategy = CliRunner().invoke(main, [*arguments, "--diff-set", setting])
+    assert strategy.exit_code == 0, strategy.output
+    decisions = summarise_decision_changes(
+        diff_decisions(bandit_run, {1: {"risk_per_trade": 0.02}})
+    )
+    assert decisions["changed"] > 0
+    text = page.read_text()
+    assert "Strategy diff: the new configs on the logged decisions" in text
+    assert "chart-decision_diff" in text and "Policy diff" not in text
+    assert (
+        f"{decisions['changed']:,} of {decisions['decisions']:,} strategy decisions differ" in text
+    )
