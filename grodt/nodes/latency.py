@@ -61,7 +61,8 @@ class LatencyProbe:
     recent : int, default 1_000
         Latest latencies kept for :meth:`recent_summary` (the health line).
     cpu : bool, default False
-        Also measure the engine thread's CPU time from arrival to submit (``summary()["cpu"]``).
+        Also measure the engine thread's CPU time from arrival to submit (``summary()["cpu"]``,
+        over the first ``max_samples`` orders: a benchmark's setting).
     """
 
     def __init__(
