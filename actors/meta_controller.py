@@ -435,6 +435,9 @@ class MetaController(Actor):
 
     def on_reset(self) -> None:
         self._reset_state()
+        if self.trainer is not None:  # on_start builds a new one (a fit in flight is dropped)
+            self.trainer.close()
+            self.trainer = None
 
     # -- inputs ------------------------------------------------------------------------------------
 
