@@ -22,6 +22,7 @@ import sys
 import time
 from datetime import UTC
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from grodt.forensics.decision_replay import diff_decisions
 from grodt.forensics.decision_replay import replay_decisions
 from grodt.forensics.decision_replay import strategy_components
 from grodt.forensics.decision_replay import summarise_decision_changes
+from grodt.forensics.decision_replay import why_it_may_differ
 from grodt.forensics.ensemble_replay import replay_ensemble_decisions
 from grodt.forensics.reader import read_run
 from grodt.forensics.replay import ReplayResult
@@ -77,7 +79,11 @@ def _describe(result: ReplayResult) -> str:
     if result.difference is None:
         return f"{head}: equal bit for bit"
     d = result.difference
-    return f"{head}: differs at {d.field}: recorded {d.recorded!r}, replayed {d.replayed!r}"
+    line = f"{head}: differs at {d.field}: recorded {d.recorded!r}, replayed {d.replayed!r}"
+    if result.policy.partition(",")[0] in ("entry", "exit", "adjust"):
+        # A rule strategy's decision (grodt.forensics.decision_replay) says why it may differ.
+        line += f" (why: {why_it_may_differ(d.field)})"
+    return line
 
 
 @command.command(name="trace")
@@ -120,7 +126,10 @@ def _trace_one(run: Path, trace_id: str) -> None:
             raise GrodtError(f"{trace_id}: not replayable: {not_replayable[0].why}")
         result = results[0]
     click.echo(_describe(result))
-    click.echo(f"replayed in {seconds * 1e6:.0f} µs (a strategy decision replays from its record)")
+    click.echo(
+        f"replayed in {seconds * 1e3:.1f} ms, loading included (a strategy decision replays "
+        "from its own record)"
+    )
     _exit_if_differs(result)
 
 
@@ -329,6 +338,11 @@ def _allocation_diff(
     return {}
 
 
+def _units(quantity: Decimal | None) -> str | None:
+    """A quantity as plain digits without trailing zeros (``132``, ``0.5``, ``100``)."""
+    return None if quantity is None else format(quantity.normalize(), "f")
+
+
 def _strategy_diff(
     run: Path, strategies: dict[int, dict[str, Any]], limit: int, as_json: bool
 ) -> dict[str, Any]:
@@ -347,14 +361,9 @@ def _strategy_diff(
                     c.recorded_action,
                     c.recorded_reason,
                     c.recorded_side,
-                    None if c.recorded_quantity is None else str(c.recorded_quantity),
+                    _units(c.recorded_quantity),
                 ],
-                "new": [
-                    c.new_action,
-                    c.new_reason,
-                    c.new_side,
-                    None if c.new_quantity is None else str(c.new_quantity),
-                ],
+                "new": [c.new_action, c.new_reason, c.new_side, _units(c.new_quantity)],
             }
             for c in changed
         ]
@@ -371,13 +380,13 @@ def _strategy_diff(
     for c in changed[:limit]:
         when = datetime.fromtimestamp(c.ts_event / 1e9, tz=UTC).strftime("%Y-%m-%d")
         new = (
-            f"{c.new_action} {c.new_side} {c.new_quantity}"
+            f"{c.new_action} {c.new_side} {_units(c.new_quantity)}"
             if c.new_action is not None
             else f"none ({c.new_reason})"
         )
         click.echo(
             f"{when}  {c.regime:<10} {c.strategy_id}  {c.recorded_action}:{c.recorded_reason} "
-            f"{c.recorded_side} {c.recorded_quantity} → {new}"
+            f"{c.recorded_side} {_units(c.recorded_quantity)} → {new}"
         )
     if len(changed) > limit:
         click.echo(f"… {len(changed) - limit} more (--limit, --json)")

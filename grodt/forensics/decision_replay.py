@@ -93,6 +93,7 @@ __all__ = [
     "replay_decisions",
     "strategy_components",
     "summarise_decision_changes",
+    "why_it_may_differ",
 ]
 
 EntryRule = Callable[[Mapping[str, float], DecisionInputs, Any], EntrySignal | None]
@@ -519,7 +520,8 @@ def _recorded_values(record: DecisionRecord, keys: Iterable[str]) -> dict[str, A
     return recorded
 
 
-def _why(key: str) -> str:
+def why_it_may_differ(key: str) -> str:
+    """Why a replayed field may differ from its record (``key`` as a difference names it)."""
     if key.startswith("config."):
         return (
             "the run's config.yaml does not hold the config the strategy ran with (edited after "

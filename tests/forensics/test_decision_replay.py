@@ -170,6 +170,7 @@ def test_a_tampered_record_is_named_at_its_first_differing_field(full_stack_run,
     cli = CliRunner().invoke(main, ["replay", record.trace_id, "--run", str(run)])
     assert cli.exit_code == 1
     assert f"differs at {equity_difference.field}" in cli.output
+    assert "(why: a recorded input is not what the strategy read" in cli.output
 
     # A config.yaml that is not the run's is named as such.
     config = yaml.safe_load((run / "config.yaml").read_text())
@@ -179,6 +180,9 @@ def test_a_tampered_record_is_named_at_its_first_differing_field(full_stack_run,
     s1 = [r for r in results if r.trace_id.startswith(S1)]
     assert s1[0].difference.field == "config.risk_per_trade"
     assert (s1[0].difference.recorded, s1[0].difference.replayed) == (0.01, 0.02)
+    cli = CliRunner().invoke(main, ["replay", s1[0].trace_id, "--run", str(run)])
+    assert cli.exit_code == 1
+    assert "the run's config.yaml does not hold the config the strategy ran with" in cli.output
 
 
 def test_a_changed_strategy_config_is_diffed_on_the_logged_inputs(full_stack_run):
