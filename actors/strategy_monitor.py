@@ -18,9 +18,8 @@ that run's closed-position returns, e.g. its ``positions.csv``)::
       - path: actors.strategy_monitor:StrategyMonitor
         config:
           window: 20                      # closed positions per strategy
-          expectations_file: node_configs/expectations/rules_sp500.yaml
-          # or inline: expectations: {EMACross-001: {hit_rate: 0.4, mean_return: 0.004,
-          #                                          sharpe: 0.15, source: runs/…}}
+          expectations:                   # or expectations_file: a YAML of this mapping
+            EMACross-001: {hit_rate: 0.4, mean_return: 0.004, sharpe: 0.15, source: runs/…}
           max_hit_rate_shortfall: 0.15    # live below expected − this: a breach (null: off)
           max_sharpe_shortfall: 0.5
           max_mean_return_shortfall: null
