@@ -1,12 +1,13 @@
 """What a rule strategy's decision costs in the event loop, and what replaying it costs.
 
 Builds a synthetic catalog (``catalogs.synthetic``, one-minute bars) in a temporary directory and
-runs the full rule stack on SYNA: the regime actor, S1 + S2 + S3 and forensics to Parquet, under
-``cProfile``. Prints the bars, the decision records, the calls and cumulative time of
-``RegimeAwareStrategy._enter`` (the entry decision: gate, account read, sizing, bracket, record)
-and of ``_account_equity``, per call; then replays every decision of the run
-(``grodt.forensics.decision_replay``) and prints the share equal bit for bit and the time per
-decision.
+runs the full rule stack on ``--instruments`` of its instruments (SYNA first): the regime actor,
+S1 + S2 + S3 on each and forensics to Parquet, under ``cProfile``. Prints the bars, the calls and
+cumulative time of ``RegimeAwareStrategy._enter`` (the entry decision: gate, account read, sizing,
+bracket, record) and of ``_account_equity``, per call, and the calls of ``_on_regime`` (the
+regime fan-out: one per record and strategy that follows its instrument); then replays every
+decision of the run (``grodt.forensics.decision_replay``) and prints the share equal bit for bit
+and the time per decision.
 
 To compare with another revision of the strategies, put that revision's ``strategies`` package
 first on the path (the run's other code stays this tree's)::
@@ -31,29 +32,39 @@ from node_configs.loader import resolve_includes
 
 REPO = Path(__file__).resolve().parents[1]
 STRATEGIES = REPO / "node_configs" / "components" / "strategies"
-BAR_TYPE = "SYNA.XSYN-1-MINUTE-LAST-EXTERNAL"
+SYMBOLS = ("SYNA", "SYNB", "SYNC", "SYND")
 
 
-def _document() -> dict:
+def _document(instruments: int) -> dict:
+    symbols = SYMBOLS[:instruments]
+    bar_types = [f"{symbol}.XSYN-1-MINUTE-LAST-EXTERNAL" for symbol in symbols]
+    strategies = [
+        {
+            "include": str(STRATEGIES / f"{name}_syn.yaml"),
+            "config": {
+                "instrument_id": f"{symbol}.XSYN",
+                "bar_type": bar_type,
+                "order_id_tag": f"{kind}0{k + 1}",
+            },
+        }
+        for k, (symbol, bar_type) in enumerate(zip(symbols, bar_types, strict=True))
+        for kind, name in ((1, "s1_vwap_ema"), (2, "s2_mean_reversion"), (3, "s3_breakout"))
+    ]
     return resolve_includes(
         {
             "name": "decision_cost",
             "venues": [{"include": "node_configs/venues/synthetic_margin.yaml"}],
-            "data": [{"bar_types": [BAR_TYPE]}],
+            "data": [{"bar_types": bar_types}],
             "actors": [
                 {
                     "path": "actors.regime_actor:RegimeActor",
                     "config": {
-                        "bar_types": [BAR_TYPE],
+                        "bar_types": bar_types,
                         "walk_forward": {"train_bars": 390, "refit_every": 390},
                     },
                 },
             ],
-            "strategies": [
-                {"include": str(STRATEGIES / "s1_vwap_ema_syn.yaml")},
-                {"include": str(STRATEGIES / "s2_mean_reversion_syn.yaml")},
-                {"include": str(STRATEGIES / "s3_breakout_syn.yaml")},
-            ],
+            "strategies": strategies,
             "forensics": {"sink": "parquet"},
             "logging": {"level": "ERROR", "file_level": "OFF"},
         },
@@ -76,13 +87,14 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=10, help="Synthetic sessions (390 bars each).")
     parser.add_argument("--no-replay", action="store_true", help="Only the run's profile.")
     parser.add_argument("--callees", action="store_true", help="Print what _enter calls.")
+    parser.add_argument("--instruments", type=int, default=1, choices=range(1, 5))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         catalog = Path(tmp) / "catalog"
         build_sample_catalog(
             catalog, datasets=("synthetic",), synthetic=SyntheticParams(days=args.days)
         )
-        document = _document()
+        document = _document(args.instruments)
         spec = load_backtest_document(document, "decision_cost")
         profile = cProfile.Profile()
         started = time.perf_counter()
@@ -94,7 +106,13 @@ def main() -> None:
         enter_calls, enter_s = _function_stats(stats, "_enter")
         equity_calls, equity_s = _function_stats(stats, "_account_equity")
         decide_calls, decide_s = _function_stats(stats, "_decide")
-        print(f"bars: {args.days * 390:,} on SYNA; run under cProfile {wall:.1f} s")
+        regime_calls, _ = _function_stats(stats, "_on_regime")
+        bars = args.days * 390 * args.instruments
+        print(
+            f"bars: {bars:,} ({args.instruments} instruments × {args.days * 390:,}), "
+            f"{3 * args.instruments} strategies; run under cProfile {wall:.1f} s"
+        )
+        print(f"_on_regime      {regime_calls:>7,} calls ({regime_calls / bars:.1f} per bar)")
         print(f"_decide         {decide_calls:>7,} calls  {decide_s:7.3f} s cumulative")
         per_entry = enter_s / enter_calls * 1e6 if enter_calls else 0.0
         print(
