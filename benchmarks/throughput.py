@@ -10,6 +10,8 @@ alternating ``--repeat`` times so that machine load hits them alike:
 - ``a-flow`` ``a`` at the full stack's order flow: EMACross 1/3, which on the synthetic market
   sends about as many orders per bar (0.66) as ``c`` and ``d`` (0.61–0.68); ``c`` and ``d`` are
   compared with it at (nearly) equal bars and orders;
+- ``a-flow-purge`` ``a-flow`` with grodt's ``CachePurgeActor`` (spill only; no reports built):
+  bare Nautilus at that order flow without its per-fill cost growing with the run's orders;
 - ``b`` grodt EMA cross (``strategies.ema_cross``, 10/20, long/short) on every instrument,
   ``grodt.nodes.backtest.run_backtest``;
 - ``c`` S1+S2+S3 on every instrument (12 strategies; no regime, gate or forensics);
@@ -160,6 +162,7 @@ def child_bare(
     bar_types: list[str],
     out: Path,
     periods: tuple[int, int] = (10, 20),
+    purge: bool = False,
 ) -> dict[str, Any]:
     from decimal import Decimal
 
@@ -218,7 +221,18 @@ def child_bare(
                     config_path="grodt.nodes.throughput_probe:ThroughputProbeConfig",
                     config={"output_path": str(probe_path)},
                 ),
-            ],
+            ]
+            + (
+                [
+                    ImportableActorConfig(
+                        actor_path="grodt.nodes.cache_purge:CachePurgeActor",
+                        config_path="grodt.nodes.cache_purge:CachePurgeActorConfig",
+                        config={"spill_dir": str(out / "spill")},
+                    ),
+                ]
+                if purge
+                else []
+            ),
             strategies=strategies,
             run_analysis=False,
         ),
@@ -232,6 +246,9 @@ def child_bare(
     node.run()
     wall = time.perf_counter() - started
     orders = len(engine.cache.orders())
+    if purge:
+        purger = next(a for a in engine.trader.actors() if hasattr(a, "purged_orders"))
+        orders += purger.purged_orders
     bars = int(engine.iteration)
     node.dispose()
     return {"bars": bars, "orders": orders, "engine_seconds": wall, "probe": str(probe_path)}
@@ -500,6 +517,8 @@ def _child_main(argv: list[str]) -> None:
             result = child_bare(catalog, bar_types, out)
         elif kind == "a-flow":
             result = child_bare(catalog, bar_types, out, FLOW_EMA_PERIODS)
+        elif kind == "a-flow-purge":
+            result = child_bare(catalog, bar_types, out, FLOW_EMA_PERIODS, purge=True)
         elif kind == "e":
             result = child_cli(catalog, bar_types, out)
         elif kind == "c-nopurge":
