@@ -255,21 +255,6 @@ def models(name: str | None, tracking_uri: str | None) -> None:
         click.echo(f"{name}/{version.version}  run {version.run_id}  {own}  {aliases}")
 
 
-@command.command(name="promote")
-@click.argument("name")
-@click.argument("version")
-@click.option("--alias", default="champion", show_default=True)
-@_uri_option
-def promote(name: str, version: str, alias: str, tracking_uri: str | None) -> None:
-    """Point NAME@ALIAS at VERSION (node configs naming NAME@ALIAS load it on their next
-    start)."""
-    from grodt.tracking.registry import set_alias
-    from grodt.tracking.store import resolve_store
-
-    set_alias(name, alias, version, resolve_store(tracking_uri))
-    click.echo(f"{name}@{alias} → version {version}")
-
-
 @command.command(name="prune")
 @click.argument("name")
 @click.option("--keep-last", default=5, show_default=True, help="Newest versions to keep.")
