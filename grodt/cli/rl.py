@@ -149,7 +149,8 @@ def train(
 def fine_tuned(
     run_dir: Path, strategy_id: str | None, name: str | None, register_all: bool, as_json: bool
 ) -> None:
-    """List the specialist sets RUN fine-tuned online (``retrain``) and when each took over."""
+    """List the specialist sets RUN fine-tuned online (``retrain``) and the first decision that
+    used each."""
     from datetime import UTC
     from datetime import datetime
 
