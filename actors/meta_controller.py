@@ -19,7 +19,15 @@ Inputs come from the bus and the cache only, and only from the past:
   whose ``reason`` starts with ``changepoint:`` freezes exploration from that bar for
   ``exploration_freeze_bars`` clock bars (the bandit chooses greedily; the records say so);
 * the clock instrument's closes (market volatility) and the bar's date (time features);
-* the account's equity (balances plus open positions, the strategies' own rule).
+* the account's equity (balances plus open positions, the strategies' own rule);
+* the monitors' requests on :data:`~grodt.core.topics.MODEL_CONTROL_TOPIC`
+  (``actors.strategy_monitor``; a request whose ``subject`` names a strategy this actor does not
+  allocate is not its concern): ``retrain`` makes the ``retrain:`` schedule's refit due at the
+  next rebalance (without a schedule: a warning that nothing is retrained); ``fallback``
+  publishes the static weights from the next rebalance, with ``fallback_reason``
+  ``control_fallback: from <monitor>: <why>``, until the next retrained model takes over or
+  ``control_fallback_bars`` clock bars have passed, whichever comes first. The fallback is the
+  one state the actor saves (``on_save``): a restarted node keeps it.
 
 The decision itself is :class:`models.meta.policy.MetaPolicy` (policies ``static``,
 ``predictive``, ``bandit``, ``trailing_sharpe``). Whenever the model is missing or unhealthy, an
@@ -30,6 +38,7 @@ backtest or live. ``docs/meta.md`` describes the inputs, the record's fields and
 """
 
 import importlib
+import json
 import multiprocessing
 from collections import deque
 from concurrent.futures import Future
@@ -67,6 +76,7 @@ from grodt.core.messages import regime_data_type
 from grodt.core.records import AllocationRecord
 from grodt.core.records import RegimeUpdateRecord
 from grodt.core.records import make_trace_id
+from grodt.core.topics import MODEL_CONTROL_TOPIC
 from grodt.core.topics import NAUTILUS_POSITION_EVENTS
 from grodt.core.topics import Topics
 from models.meta.allocator import AllocatorConfig
@@ -87,6 +97,7 @@ from node_configs.model_refs import resolve_model_file
 
 __all__ = [
     "CHANGEPOINT_REASON",
+    "CONTROL_FALLBACK_REASON",
     "MetaController",
     "MetaControllerConfig",
     "load_meta_model",
@@ -100,7 +111,11 @@ TRACKING_STORE = "grodt.tracking.store"
 CHANGEPOINT_REASON = "changepoint:"
 """Prefix of a regime update's ``reason`` that reports a detected change point."""
 
+CONTROL_FALLBACK_REASON = "control_fallback:"
+"""Prefix of the ``fallback_reason`` of the static weights a monitor's ``fallback`` asked for."""
+
 _WEIGHT_TOLERANCE = 1e-9
+_STATE_CONTROL = "grodt.meta.control_fallback"
 
 
 class MetaControllerConfig(ActorConfig, frozen=True, kw_only=True):
@@ -161,6 +176,10 @@ class MetaControllerConfig(ActorConfig, frozen=True, kw_only=True):
         ``lag`` rebalances after their last training window (waited for if late); the records'
         ``model_version`` shows the switch. Without ``model`` the policy falls back until the
         first fit.
+    control_fallback_bars : int, optional
+        Clock bars a monitor's ``fallback`` request (``MODEL_CONTROL_TOPIC``) lasts; it also
+        ends when a retrained model takes over. None: until that swap only (without a
+        ``retrain`` schedule: until the node stops).
     regime_instrument_id : InstrumentId, optional
         Whose regime records to use (default: the clock's instrument).
     venue : str, optional
@@ -195,6 +214,7 @@ class MetaControllerConfig(ActorConfig, frozen=True, kw_only=True):
     bandit_exploration: NonNegativeFloat = 0.0
     exploration_freeze_bars: NonNegativeInt = 20
     retrain: MetaRetrainConfig | None = None
+    control_fallback_bars: PositiveInt | None = None
     regime_instrument_id: InstrumentId | None = None
     venue: str | None = None
     publish_records: bool = True
@@ -362,6 +382,12 @@ class MetaController(Actor):
         self._bars_since_changepoint: int | None = None
         self._last_reason = ""
         self.weights = self.static.copy()
+        self._control_reason = ""
+        """The monitor's fallback in force (``control_fallback: …``; empty: none)."""
+        self._control_bars = 0
+        """Clock bars since that fallback was asked for."""
+        self._control_requests: list[str] = []
+        """Requests taken since the last rebalance (its record's ``model_control``)."""
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -407,10 +433,13 @@ class MetaController(Actor):
         self.subscribe_data(regime_data_type())
         self.msgbus.subscribe(topic=NAUTILUS_POSITION_EVENTS, handler=self._on_position_event)
         self.msgbus.subscribe(topic=Topics.REGIME, handler=self._on_regime_update)
+        self.msgbus.subscribe(topic=MODEL_CONTROL_TOPIC, handler=self._on_model_control)
 
     def on_stop(self) -> None:
         self.unsubscribe_bars(self.config.bar_type)
         self.unsubscribe_data(regime_data_type())
+        if self.msgbus.is_subscribed(MODEL_CONTROL_TOPIC, self._on_model_control):
+            self.msgbus.unsubscribe(topic=MODEL_CONTROL_TOPIC, handler=self._on_model_control)
         self.log.info(
             f"{self.decisions} rebalances, fallbacks {self.fallbacks or 'none'}, "
             f"final weights {dict(zip(self.names, self.weights.round(4).tolist(), strict=True))}",
@@ -432,6 +461,26 @@ class MetaController(Actor):
         if self._fit_pool is not None:
             self._fit_pool.shutdown(wait=False, cancel_futures=True)
             self._fit_pool = None
+
+    def on_save(self) -> dict[str, bytes]:
+        """A monitor's fallback in force and its bar count (a restarted node keeps it; the
+        rest of the actor's state is rebuilt from the bars after the restart)."""
+        if not self._control_reason:
+            return {}
+        control = {"reason": self._control_reason, "bars": self._control_bars}
+        return {_STATE_CONTROL: json.dumps(control).encode()}
+
+    def on_load(self, state: dict[str, bytes]) -> None:
+        if _STATE_CONTROL not in state:
+            return
+        try:
+            control = json.loads(state[_STATE_CONTROL].decode())
+            self._control_reason = str(control["reason"])
+            self._control_bars = int(control["bars"])
+        except (ValueError, KeyError, TypeError) as e:  # start without it, say why
+            self.log.error(f"Saved fallback state not loaded ({type(e).__name__}: {e})")
+            return
+        self.log.warning(f"Restored {self._control_reason} ({self._control_bars} bars in)")
 
     def on_reset(self) -> None:
         self._reset_state()
@@ -463,6 +512,51 @@ class MetaController(Actor):
                     f"{self.config.exploration_freeze_bars} bars",
                 )
 
+    def _on_model_control(self, message: object) -> None:
+        """A monitor asks for a ``retrain`` or a ``fallback`` (module docstring)."""
+        if not isinstance(message, dict):
+            return
+        subject = message.get("subject")
+        if subject is not None and subject not in self.names:
+            return  # about a strategy this actor does not allocate
+        action = message.get("action")
+        detail = f"from {message.get('source', '?')}: {message.get('reason', '')}"
+        if action in ("retrain", "fallback"):
+            self._control_requests.append(f"{action} {detail}")
+        if action == "retrain":
+            if self.trainer is None:
+                self.log.warning(
+                    f"Meta retrain requested {detail}; nothing retrained: no retrain schedule "
+                    f"(policy {self.config.policy!r}, retrain: "
+                    f"{'set' if self.config.retrain else 'not configured'})",
+                )
+            elif self.trainer.request_refit():
+                self.log.warning(f"Meta retrain requested {detail}; refit due at next rebalance")
+            else:
+                self.log.warning(
+                    f"Meta retrain requested {detail}; none can start now (a fit in flight or "
+                    f"{self.trainer.windows} rebalances are too few)",
+                )
+        elif action == "fallback":
+            self._control_reason = f"{CONTROL_FALLBACK_REASON} {detail}"
+            self._control_bars = 0
+            self.log.warning(
+                f"Meta fallback requested {detail}; static weights until {self._control_end()}"
+            )
+
+    def _control_end(self) -> str:
+        ends = []
+        if self.trainer is not None:
+            ends.append("the next retrained model")
+        if self.config.control_fallback_bars is not None:
+            ends.append(f"{self.config.control_fallback_bars} bars")
+        return " or ".join(ends) or "the node stops (no retrain schedule, no control_fallback_bars)"
+
+    def _end_control(self, why: str) -> None:
+        if self._control_reason:
+            self.log.warning(f"Meta fallback ({self._control_reason}) ends: {why}")
+        self._control_reason = ""
+
     def _exploration_frozen(self) -> bool:
         since = self._bars_since_changepoint
         return since is not None and since < self.config.exploration_freeze_bars
@@ -482,6 +576,11 @@ class MetaController(Actor):
         if self._bars_since_changepoint is not None and bar.ts_event > self._counted_until_ns:
             self._bars_since_changepoint += 1
             self._counted_until_ns = bar.ts_event
+        if self._control_reason:
+            self._control_bars += 1
+            limit = self.config.control_fallback_bars
+            if limit is not None and self._control_bars >= limit:
+                self._end_control(f"{limit} bars passed")
         try:
             self._mark(bar)
         except Exception as e:  # the engine must go on: the window restarts from this bar
@@ -605,16 +704,19 @@ class MetaController(Actor):
                     self._retrain_step(rows, previous, window_returns, bar.ts_event)
                 # Recorded under every policy: replay and a policy diff to ``predictive`` read it.
                 correlation = used_correlation.tolist()
-                decision = self.policy.decide(
-                    rows,
-                    bandit_context,
-                    used_correlation,
-                    previous,
-                    bar.ts_event,
-                    realised_returns=window_returns if self.decisions > 0 else None,
-                    realised_portfolio_return=realised,
-                    exploration_frozen=frozen,
-                )
+                if self._control_reason:  # a monitor's fallback (a model swap above ended it)
+                    decision = self.policy.fallback(self._control_reason)
+                else:
+                    decision = self.policy.decide(
+                        rows,
+                        bandit_context,
+                        used_correlation,
+                        previous,
+                        bar.ts_event,
+                        realised_returns=window_returns if self.decisions > 0 else None,
+                        realised_portfolio_return=realised,
+                        exploration_frozen=frozen,
+                    )
         except Exception as e:  # model code must not stop the engine: static weights, say why
             decision = self.policy.fallback(f"policy_error: {type(e).__name__}: {e}")
         weights = np.asarray(decision.weights, dtype=float)
@@ -630,6 +732,7 @@ class MetaController(Actor):
             self.log.error(f"Allocation not published at {bar.ts_event}: {type(e).__name__}: {e}")
         self._window_growth = np.ones(len(self.names))
         self._equity_at_rebalance = self._equity
+        self._control_requests = []
 
     def _retrain_step(
         self, rows: np.ndarray, previous: np.ndarray, window_returns: np.ndarray, ts: int
@@ -647,6 +750,7 @@ class MetaController(Actor):
             return
         if outcome.ok and outcome.model is not None:
             self.policy.set_model(outcome.model)
+            self._end_control(f"model {outcome.model.version_} took over")
             self.log.info(
                 f"Meta model {outcome.model.version_} in force (fitted on the window ending at "
                 f"rebalance {outcome.row}, {outcome.kind}; waited {outcome.waited_seconds:.3f} s)"
@@ -747,5 +851,6 @@ class MetaController(Actor):
             correlation=correlation,
             calibration_coverage=decision.calibration_coverage,
             calibration_outcomes=decision.calibration_outcomes,
+            model_control=self._control_requests,
         )
         self.msgbus.publish(Topics.ALLOCATIONS, record)

@@ -30,8 +30,13 @@ shortfall is a breach: one per excursion below (as the regime monitors do), each
 :class:`~grodt.core.records.MonitorRecord` (``monitor = "strategy_vs_backtest"``, the strategy
 id as ``subject``, live ``figures`` beside ``expected``, the ``action``) on
 ``Topics.REGIME``, and — for ``retrain`` or ``fallback`` — a message on
-:data:`~grodt.core.topics.MODEL_CONTROL_TOPIC` that the regime actor answers (a refit at its
-next row; the neutral prior until its next fit). :meth:`StrategyMonitor.health` puts the
+:data:`~grodt.core.topics.MODEL_CONTROL_TOPIC`: a dict ``{"action": "retrain" | "fallback",
+"reason": "<strategy id>: <shortfalls>", "source": <this actor's id>, "subject": <strategy id>}``.
+The regime actor answers every request (a refit at its next row; the neutral prior until its
+next fit); the meta-controller (``actors.meta_controller``: its retrain schedule's refit at the
+next rebalance; the static weights) and the RL ensemble (``strategies.rl_ensemble``: its
+fine-tune at the next row; flat) answer the requests whose ``subject`` is one of their
+strategies (or that have no ``subject``). :meth:`StrategyMonitor.health` puts the
 figures on the live node's health line. The actor trades nothing and does not know whether it
 runs in a backtest or live.
 """
@@ -246,7 +251,12 @@ class StrategyMonitor(Actor):
         if action != "log":
             self.msgbus.publish(
                 MODEL_CONTROL_TOPIC,
-                {"action": action, "reason": f"{strategy_id}: {reason}", "source": component},
+                {
+                    "action": action,
+                    "reason": f"{strategy_id}: {reason}",
+                    "source": component,
+                    "subject": strategy_id,
+                },
             )
 
     def _shortfalls(self, figures: dict[str, float], expected: StrategyExpectation) -> list[str]:

@@ -300,6 +300,10 @@ class AllocationRecord(RecordBase):
     correlation: list[list[float]] = Field(default_factory=list)
     calibration_coverage: float | None = None
     calibration_outcomes: int = 0
+    # Additive (schema 1, third revision): ``model_control``: the monitors' requests on
+    # MODEL_CONTROL_TOPIC the meta-controller took since its previous rebalance, in order
+    # ("retrain from <source>: <reason>", "fallback from …"); replay makes the same refit due.
+    model_control: list[str] = Field(default_factory=list)
 
 
 class RegimeUpdateRecord(RecordBase):

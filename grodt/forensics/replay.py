@@ -16,12 +16,15 @@ order with the inputs each record carries:
   interval with them) and the portfolio's (``realised_return``, from which the bandit learns
   before it chooses);
 - ``correlation``: the strategies' return correlation the predictive allocator used;
+- the monitors' ``retrain`` requests (``model_control``): the refit they made due;
 - the exploration freeze: frozen when ``bars_since_changepoint`` < the config's
   ``exploration_freeze_bars`` (compared with the recorded ``exploration_frozen``; the change
   point it names, ``changepoint_trace_id``, must be a ``changepoint:`` regime record of the run);
 - the warm-up fallbacks as the actor takes them (``policy.fallback("warming_up")``, no
-  learning), and its guards (an exception or invalid weights from the policy: a static
-  fallback).
+  learning); a monitor's fallback (``control_fallback: …``, an input from the bus that only
+  the record carries) likewise, unless a retrained model took over at that decision (the swap
+  ends it in the actor, so such a record is a difference); and its guards (an exception or
+  invalid weights from the policy: a static fallback).
 
 The policy code is shared with the actor; the few lines of orchestration around it mirror
 ``MetaController._rebalance`` (the tests replay real runs of the current actor, so a change there
@@ -52,6 +55,7 @@ import numpy as np
 import yaml
 
 from actors.meta_controller import CHANGEPOINT_REASON
+from actors.meta_controller import CONTROL_FALLBACK_REASON
 from actors.meta_controller import MetaControllerConfig
 from actors.meta_controller import load_meta_model
 from grodt.core.errors import GrodtError
@@ -270,6 +274,10 @@ def _decisions(
         else None
     )
     for k, record in enumerate(records):
+        if trainer is not None:  # a monitor's retrain request since the last rebalance
+            for request in record.model_control:
+                if request.startswith("retrain "):
+                    trainer.request_refit()
         frozen = _frozen(record, config)
         previous = np.array([record.previous_weights[n] for n in names], dtype=float)
         if record.fallback_reason == "warming_up":
@@ -277,6 +285,7 @@ def _decisions(
         else:
             rows, bandit_context = _inputs(record, names)
             window_returns = np.array([record.context[f"{n}:realised_return"] for n in names])
+            swapped = False
             if trainer is not None:  # the actor's _retrain_step, synchronously (same swaps)
                 try:
                     outcome = trainer.step(
@@ -286,17 +295,22 @@ def _decisions(
                     outcome = None
                 if outcome is not None and outcome.ok and outcome.model is not None:
                     policy.set_model(outcome.model)
+                    swapped = True
+            control = record.fallback_reason.startswith(CONTROL_FALLBACK_REASON)
             try:
-                decision = policy.decide(
-                    rows,
-                    bandit_context,
-                    _correlation(record, config),
-                    previous,
-                    record.ts_event,
-                    realised_returns=window_returns if k > 0 else None,
-                    realised_portfolio_return=record.realised_return,
-                    exploration_frozen=frozen,
-                )
+                if control and not swapped:
+                    decision = policy.fallback(record.fallback_reason)
+                else:
+                    decision = policy.decide(
+                        rows,
+                        bandit_context,
+                        _correlation(record, config),
+                        previous,
+                        record.ts_event,
+                        realised_returns=window_returns if k > 0 else None,
+                        realised_portfolio_return=record.realised_return,
+                        exploration_frozen=frozen,
+                    )
             except GrodtError:
                 raise
             except Exception as e:

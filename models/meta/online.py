@@ -299,6 +299,11 @@ class OnlineMetaTrainer:
             return refitter.swap()
         return None
 
+    def request_refit(self) -> bool:
+        """Make a fit due at the next rebalance (a monitor asks); False when none can start (a
+        fit in flight, or fewer rebalances than the schedule's first fit needs)."""
+        return self.refitter.request_refit(len(self._windows))
+
     def close(self) -> None:
         """Drop a fit in flight."""
         self.refitter.close()
