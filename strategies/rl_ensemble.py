@@ -42,6 +42,18 @@ by default (``inference``), the same arithmetic checked against torch at load, a
 per bar (``benchmarks/rl_inference.py``). A model that raises or returns a non-finite action is
 logged and the bar falls back to ``on_model_error``: ``hold`` (no new order) or ``flat``
 (target 0). No exception leaves the handler.
+
+A monitor's request on :data:`~grodt.core.topics.MODEL_CONTROL_TOPIC` (``actors.strategy_monitor``)
+whose ``subject`` is this strategy's id (or that has no ``subject``) is answered: ``retrain`` makes
+the ``retrain:`` fine-tune due at the next row (without a schedule: a warning that nothing is
+retrained); ``fallback`` steers **flat** from the next bar — the specialists still run and their
+actions and blend are recorded, but the decided action is 0 and each record's
+``features["control_fallback"]`` is 1 — until the next fine-tuned set takes over or
+``control_fallback_bars`` bars have passed, whichever comes first. Flat, not "hold" nor the
+always-on blend: the monitor has judged this strategy's recent trading worse than its backtest,
+so the positions its specialists chose are as suspect as their next ones, and the always-on blend
+is the same specialists; flat is the one state whose risk is known. The fallback is kept in
+:meth:`RLEnsembleStrategy.save_state` (a restarted node keeps it).
 """
 
 import hashlib
@@ -62,6 +74,7 @@ from typing import Literal
 
 import numpy as np
 from nautilus_trader.config import NonNegativeFloat
+from nautilus_trader.config import PositiveInt
 from nautilus_trader.model.data import Bar
 from nautilus_trader.model.enums import AccountType
 from nautilus_trader.model.enums import OrderSide
@@ -75,6 +88,7 @@ from grodt.core.records import DecisionRecord
 from grodt.core.records import IntendedOrder
 from grodt.core.records import Signal
 from grodt.core.records import trace_tag
+from grodt.core.topics import MODEL_CONTROL_TOPIC
 from grodt.core.topics import Topics
 from models.lifecycle import ScheduledRefitter
 from models.rl.actions import DISCRETE_TARGETS
@@ -266,6 +280,10 @@ class RLEnsembleStrategyConfig(RegimeAwareStrategyConfig, frozen=True):
         each new set takes over at a bar boundary ``lag_bars`` bars after its window ends (the
         decision records' ``model_versions["specialists"]`` show the switch). Not in
         ``scripted`` mode.
+    control_fallback_bars : int, optional
+        Bars a monitor's ``fallback`` request (flat; module docstring) lasts; it also ends when
+        a fine-tuned set takes over. None: until that swap only (without ``retrain``: until
+        the node stops).
     """
 
     blend_mode: BlendMode = "blend"
@@ -282,6 +300,7 @@ class RLEnsembleStrategyConfig(RegimeAwareStrategyConfig, frozen=True):
     inference: Literal["auto", "torch", "numpy"] = "auto"
     regime_rebalance_threshold: NonNegativeFloat | None = None
     retrain: str | None = None
+    control_fallback_bars: PositiveInt | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -382,6 +401,7 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
         self._counted_through_ns = -1  # ts_event of the last bar the index counted
         self._observed_position = 0.0
         self._feature_values: dict[str, float] = {}
+        self._proposed = False
         self._observation: np.ndarray | None = None  # this bar's model input (records)
         self._target_inputs: TargetInputs | None = None  # this bar's sizing inputs (records)
         self._target_units = Decimal(0)
@@ -398,6 +418,10 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
         self._fine_tunes_started = 0
         if self._refitter is not None:
             self._refitter.reset()
+        self._control_reason = ""
+        """A monitor's fallback in force (``control_fallback: …``; empty: none)."""
+        self._control_bars = 0
+        """Bars since that fallback was asked for."""
 
     # == hooks =====================================================================================
 
@@ -409,8 +433,10 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
         if bar.ts_event > self._counted_through_ns:
             self._bar_index += 1
             self._counted_through_ns = bar.ts_event
+            self._count_control_bar()
         self._observation = None
         self._target_inputs = None
+        self._proposed = False  # the policy (or script) gave an action or failed this bar
         self._check_target_order()
         if self.config.execution == "bracket" and self._position() is None and self._idle():
             self.held_action = 0.0  # a stop, target or exit closed the position
@@ -419,6 +445,8 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
             self._propose_scripted()
         else:
             self._propose(bar)
+        if self._control_reason and self._proposed:
+            self.action = 0.0  # a monitor's fallback: flat (module docstring)
 
     def entry_signal(self, bar: Bar) -> EntrySignal | None:
         if self.config.execution == "bracket":
@@ -449,6 +477,8 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
             values["blended_action"] = self.action
         if self.specialists is None:
             values["bar_index"] = float(self._bar_index)  # the script's index (replay)
+        if self._control_reason:
+            values["control_fallback"] = 1.0
         return values
 
     def on_reset(self) -> None:
@@ -476,6 +506,8 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
             "target_units": str(self._target_units),
             "pending_order": None if self._pending_order is None else self._pending_order.value,
             "model_errors": self.model_errors,
+            "control_reason": self._control_reason,
+            "control_bars": self._control_bars,
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -489,10 +521,13 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
         pending = state["pending_order"]
         self._pending_order = None if pending is None else ClientOrderId(pending)
         self.model_errors = int(state["model_errors"])
+        self._control_reason = str(state.get("control_reason", ""))
+        self._control_bars = int(state.get("control_bars", 0))
 
     # == the policy ================================================================================
 
     def _propose_scripted(self) -> None:
+        self._proposed = True
         index = self._bar_index
         if self.config.scripted_repeat:
             index %= len(self._script)
@@ -526,6 +561,7 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
             self._feature_values = {name: values[name] for name in names}
             if any(math.isnan(self._feature_values[name]) for name in names):
                 return  # warming up: no proposal
+            self._proposed = True
             if self._fine_tune is not None:
                 self._fine_tune_step(bar)
                 specialists = self.specialists
@@ -576,6 +612,7 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
                 outcome = refitter.swap()
                 if outcome.ok and outcome.ready is not None:
                     self._use_policy(outcome.ready)
+                    self._end_control(f"specialists {self.specialists_version} took over")
                     self.log.info(
                         f"Specialists fine-tuned on the {self._fine_tune.window}-row window "
                         f"to {outcome.context}: {self.specialists_version} in use from bar "
@@ -588,6 +625,74 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
                     )
         except Exception as e:  # never out of the engine's handler: keep the specialists
             self.log.error(f"Fine-tune schedule failed ({type(e).__name__}: {e})")
+
+    # == monitors' requests (MODEL_CONTROL_TOPIC) ==================================================
+
+    def _subscribe_inputs(self) -> None:
+        super()._subscribe_inputs()
+        self.msgbus.subscribe(topic=MODEL_CONTROL_TOPIC, handler=self._on_model_control)
+
+    def _unsubscribe_inputs(self) -> None:
+        super()._unsubscribe_inputs()
+        if self.msgbus.is_subscribed(MODEL_CONTROL_TOPIC, self._on_model_control):
+            self.msgbus.unsubscribe(topic=MODEL_CONTROL_TOPIC, handler=self._on_model_control)
+
+    def _on_model_control(self, message: object) -> None:
+        """A monitor asks for a ``retrain`` or a ``fallback`` (module docstring)."""
+        if not isinstance(message, dict):
+            return
+        subject = message.get("subject")
+        if subject is not None and subject != self.id.value:
+            return  # about another strategy
+        action = message.get("action")
+        detail = f"from {message.get('source', '?')}: {message.get('reason', '')}"
+        if action == "retrain":
+            if self._fine_tune is None:
+                self.log.warning(
+                    f"Retrain requested {detail}; nothing retrained: no retrain schedule "
+                    f"(blend_mode {self.config.blend_mode!r}, retrain: not configured)",
+                )
+                return
+            try:
+                refitter = self._refitter or self._start_refitter()
+                due = refitter.request_refit(len(self._window))
+            except Exception as e:  # never out of the engine's handler
+                self.log.error(f"Retrain request failed ({type(e).__name__}: {e})")
+                return
+            self.log.warning(
+                f"Retrain requested {detail}; "
+                + (
+                    "fine-tune due at the next row"
+                    if due
+                    else f"none can start now (a fine-tune in flight or {len(self._window)} "
+                    "rows are too few)"
+                ),
+            )
+        elif action == "fallback":
+            self._control_reason = f"control_fallback: {detail}"
+            self._control_bars = 0
+            ends = []
+            if self._fine_tune is not None:
+                ends.append("the next fine-tuned set")
+            if self.config.control_fallback_bars is not None:
+                ends.append(f"{self.config.control_fallback_bars} bars")
+            self.log.warning(
+                f"Fallback requested {detail}; flat until "
+                + (" or ".join(ends) or "the node stops (no retrain, no control_fallback_bars)"),
+            )
+
+    def _count_control_bar(self) -> None:
+        if not self._control_reason:
+            return
+        self._control_bars += 1
+        limit = self.config.control_fallback_bars
+        if limit is not None and self._control_bars >= limit:
+            self._end_control(f"{limit} bars passed")
+
+    def _end_control(self, why: str) -> None:
+        if self._control_reason:
+            self.log.warning(f"Fallback ({self._control_reason}) ends: {why}")
+        self._control_reason = ""
 
     def _start_refitter(self) -> ScheduledRefitter:
         config = self._fine_tune

@@ -21,6 +21,10 @@ version and recomputes, through the functions the strategy itself calls:
    trailing digits are the instrument's precision, not a computation),
    ``intended_order.reduce_only``.
 
+A decision taken under a monitor's fallback (``features["control_fallback"]`` is 1: an input
+from the bus that only the record carries) replays steps 1–3 and then the strategy's flat
+action, 0, in place of the blend (``blended_action`` and the order are compared with it).
+
 Floats are compared with ``==``; the first field that differs is named with both values. Each
 decision replays from its own record: the policies are feed-forward and the records carry the
 position input, so no earlier decision is needed.
@@ -196,8 +200,9 @@ def _policy_step(
         failed = any(not np.isfinite(a) for a in proposals.values())
     except Exception:  # the strategy falls back the same way; the record says whether it did
         proposals, failed = {}, True
+    control = _under_control(record)
     if failed:
-        fallback = 0.0 if config.on_model_error == "flat" else None
+        fallback = 0.0 if config.on_model_error == "flat" or control else None
         difference = _compare(record.specialist_actions, {}, "specialist_actions")
         return difference or _compare(record.blended_action, fallback, "blended_action"), fallback
     difference = _compare_mapping(record.specialist_actions, proposals, "specialist_actions")
@@ -212,8 +217,13 @@ def _policy_step(
     difference = _compare_mapping(record.blend_weights, weights, "blend_weights")
     if difference is not None:
         return difference, None
-    action = blend_action(weights, proposals, specialists.labels)
+    action = 0.0 if control else blend_action(weights, proposals, specialists.labels)
     return _compare(record.blended_action, action, "blended_action"), action
+
+
+def _under_control(record: DecisionRecord) -> bool:
+    """The strategy steered flat on a monitor's fallback (``strategies.rl_ensemble``)."""
+    return record.features.get("control_fallback") == 1.0
 
 
 def _scripted_step(
@@ -225,6 +235,8 @@ def _scripted_step(
     action = script[index] if 0 <= index < len(script) else None
     proposals = {SCRIPTED: action} if action is not None else {}
     difference = _compare_mapping(record.specialist_actions, proposals, "specialist_actions")
+    if _under_control(record):
+        action = 0.0
     return difference or _compare(record.blended_action, action, "blended_action"), action
 
 
