@@ -653,7 +653,7 @@ def _median(rows: list[dict[str, Any]], key: str) -> float:
 def _print_table(runs: dict[str, list[dict[str, Any]]]) -> None:
     print("\nmedians over the runs of each variant; ratios to a (bare Nautilus)")
     header = (
-        f"{'run':<10}{'bars':>10}{'orders':>10}{'bars/s':>10}{'orders/s':>10}"
+        f"{'run':<14}{'bars':>10}{'orders':>10}{'bars/s':>10}{'orders/s':>10}"
         f"{'µs/order 1st':>14}{'µs/order last':>15}{'peak RSS MB':>13}"
         f"{'bars/s ÷ a':>12}{'µs/order ÷ a':>14}{'RSS ÷ a':>9}"
     )
@@ -672,7 +672,7 @@ def _print_table(runs: dict[str, list[dict[str, Any]]]) -> None:
         upo = 1e6 / ops if ops else math.nan
         rss = _median(rows, "peak_rss_mb")
         print(
-            f"{variant:<10}{_median(rows, 'bars'):>10,.0f}{_median(rows, 'orders'):>10,.0f}"
+            f"{variant:<14}{_median(rows, 'bars'):>10,.0f}{_median(rows, 'orders'):>10,.0f}"
             f"{bps:>10,.0f}{ops:>10,.0f}{_median(rows, 'us_per_order_first'):>14,.0f}"
             f"{_median(rows, 'us_per_order_last'):>15,.0f}{rss:>13,.0f}"
             f"{bps / base_bps:>12.2f}{upo / base_upo:>14.2f}{rss / base_rss:>9.2f}",
@@ -696,21 +696,24 @@ def _print_table(runs: dict[str, list[dict[str, Any]]]) -> None:
                 f"{'':<10}e: total wall incl. tearsheet and tracking "
                 f"{_median(rows, 'total_seconds'):,.1f} s"
             )
-    flow = runs.get("a-flow")
-    if flow:
+    for baseline in ("a-flow", "a-flow-purge"):
+        flow = runs.get(baseline)
+        if not flow:
+            continue
         flow_bps = _median(flow, "bars_per_s")
         flow_opb = _median(flow, "orders") / _median(flow, "bars")
-        print(f"\nat equal order flow: ratios to a-flow ({flow_opb:.3f} orders per bar)")
+        print(f"\nat equal order flow: ratios to {baseline} ({flow_opb:.3f} orders per bar)")
         for variant in ("c", "d", "e"):
             rows = runs.get(variant)
             if not rows:
                 continue
             opb = _median(rows, "orders") / _median(rows, "bars")
             print(
-                f"  {variant}: {opb:.3f} orders per bar ({opb / flow_opb:.2f}× a-flow's); "
-                f"bars/s {_median(rows, 'bars_per_s') / flow_bps:.2f}× a-flow's; "
+                f"  {variant}: {opb:.3f} orders per bar ({opb / flow_opb:.2f}× {baseline}'s); "
+                f"bars/s {_median(rows, 'bars_per_s') / flow_bps:.2f}× {baseline}'s; "
                 f"event-loop µs per order "
-                f"{_median(flow, 'orders_per_s') / _median(rows, 'orders_per_s'):.2f}× a-flow's",
+                f"{_median(flow, 'orders_per_s') / _median(rows, 'orders_per_s'):.2f}× "
+                f"{baseline}'s",
             )
 
 
