@@ -614,7 +614,13 @@ class ParquetSink:
     topic: a row group every ``row_group_rows`` records of a topic, and every ``file_interval_s``
     seconds (and at flush/close) all buffers written and the files closed — a Parquet file is
     readable only once closed, so that is when records become durable and visible; they are
-    acknowledged then. A new file starts after each close or every ``rows_per_file`` rows."""
+    acknowledged then. A new file starts after each close or every ``rows_per_file`` rows.
+
+    Written but unacknowledged records stay in memory until their file closes (a file that
+    fails before closing is lost, and its records are sent again), so their number is bounded:
+    once more than ``max_unacked_rows`` are held across topics, the file just written to is
+    closed early. In a backtest, where ``file_interval_s`` of wall time can exceed the run, this
+    keeps the sink's memory flat instead of holding every record of the run."""
 
     name = "parquet"
 
@@ -625,13 +631,20 @@ class ParquetSink:
         row_group_rows: int = 10_000,
         rows_per_file: int = 1_000_000,
         file_interval_s: float = 600.0,
+        max_unacked_rows: int = 50_000,
         log: LogLike | None = None,
     ) -> None:
+        if max_unacked_rows < row_group_rows:
+            raise ValueError(
+                f"max_unacked_rows ({max_unacked_rows}) must be >= row_group_rows "
+                f"({row_group_rows}): one row group is written before a file can close",
+            )
         self.directory = Path(directory)
         self.session = session
         self.row_group_rows = row_group_rows
         self.rows_per_file = rows_per_file
         self.file_interval_s = file_interval_s
+        self.max_unacked_rows = max_unacked_rows
         self._log = log or logging.getLogger("grodt.forensics")
         self._buffers: dict[str, list[Envelope]] = {}
         self._writers: dict[str, tuple[pq.ParquetWriter, Path, int]] = {}
@@ -639,6 +652,7 @@ class ParquetSink:
         self._buffered = 0
         self._buffered_since = 0.0
         self._unacked: dict[str, list[Envelope]] = {}
+        self._unacked_rows = 0
         self._on_delivered: DeliveredCallback | None = None
         self._on_failed: FailedCallback | None = None
         self.healthy = False
@@ -646,6 +660,7 @@ class ParquetSink:
         self.fatal = False  # a file error is an outage, never fatal: the next probe retries
         self.resets = 0
         self.files: list[Path] = []
+        self.early_closes = 0
 
     def bind(self, on_delivered: DeliveredCallback, on_failed: FailedCallback) -> None:
         self._on_delivered = on_delivered
@@ -715,7 +730,11 @@ class ParquetSink:
             writer.write_table(table)
             self._writers[topic] = (writer, path, rows + len(envelopes))
             self._unacked.setdefault(topic, []).extend(envelopes)
+            self._unacked_rows += len(envelopes)
             if rows + len(envelopes) >= self.rows_per_file:
+                self._close_writer(topic)
+            elif self._unacked_rows > self.max_unacked_rows:
+                self.early_closes += 1
                 self._close_writer(topic)
         except (OSError, pa.ArrowException) as e:
             self._fail(topic, envelopes, e)
@@ -725,7 +744,9 @@ class ParquetSink:
         failed (the pipeline retries or spills them)."""
         self.healthy = False
         self.reason = f"writing {topic}: {error}"
-        lost = self._unacked.pop(topic, []) + envelopes
+        unacked = self._unacked.pop(topic, [])
+        self._unacked_rows -= len(unacked)
+        lost = unacked + envelopes
         self._buffered -= len(lost)
         entry = self._writers.pop(topic, None)
         if entry is not None:
@@ -759,6 +780,7 @@ class ParquetSink:
             return
         del self._writers[topic]
         done = self._unacked.pop(topic, [])
+        self._unacked_rows -= len(done)
         self._buffered -= len(done)
         assert self._on_delivered is not None
         for envelope in done:

@@ -5,6 +5,7 @@ what is left at the end kept on disk in order."""
 import logging
 from pathlib import Path
 
+import pytest
 from test_ingress import SESSION
 from test_ingress import ingress_queue
 from test_pipeline import DECISIONS
@@ -21,13 +22,15 @@ from grodt.forensics.reader import read_run
 LOG = logging.getLogger("tests.forensics.delivery")
 
 
-def parquet_delivery(tmp_path: Path, out: Path) -> tuple[Delivery, IngressQueue, ParquetSink]:
+def parquet_delivery(
+    tmp_path: Path, out: Path, sink: ParquetSink | None = None
+) -> tuple[Delivery, IngressQueue, ParquetSink]:
     """A delivery to Parquet files in ``out``, spill under ``tmp_path/spill``, sink opened."""
     spill = tmp_path / "spill"
     ingress = ingress_queue(spill, capacity=1_000)
     outbox = Outbox(spill / "outbox", 0.0, LOG)
     outbox.open()
-    sink = ParquetSink(out, SESSION)
+    sink = sink or ParquetSink(out, SESSION)
     dead_letters = DeadLetters(spill / "rejected.jsonl", SESSION, LOG)
     delivery = Delivery(
         sink,
@@ -64,6 +67,29 @@ def test_records_reach_the_sink_in_order(tmp_path: Path) -> None:
     assert (delivery.delivered, delivery.failed, delivery.replayed) == (250, 0, 0)
     assert delivery.drained()
     assert [s.seq for s in read_run(tmp_path)] == list(range(1, 251))
+
+
+def test_unacknowledged_records_held_in_memory_are_bounded(tmp_path: Path) -> None:
+    # Row groups of 10, at most 25 written-but-unacknowledged rows: files close early, so the
+    # sink never holds more than one row group beyond the bound, and nothing is lost.
+    sink = ParquetSink(tmp_path, SESSION, row_group_rows=10, max_unacked_rows=25)
+    delivery, ingress, sink = parquet_delivery(tmp_path, tmp_path, sink)
+    held = []
+    for start in range(0, 250, 10):
+        offer(ingress, range(start, start + 10))
+        turn_until_idle(delivery)
+        held.append(sink.in_flight())
+    assert max(held) <= 25 + 10
+    assert delivery.delivered >= 250 - 35  # acknowledged as their files closed, mid-run
+    assert sink.early_closes > 0 and len(sink.files) > 1
+    sink.flush(0.0)
+    assert delivery.delivered == 250 and delivery.drained()
+    assert [s.seq for s in read_run(tmp_path)] == list(range(1, 251))
+
+
+def test_a_bound_below_one_row_group_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="max_unacked_rows"):
+        ParquetSink(tmp_path, SESSION, row_group_rows=100, max_unacked_rows=10)
 
 
 def test_failed_deliveries_are_sent_again_before_newer_records(tmp_path: Path) -> None:
