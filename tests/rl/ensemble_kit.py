@@ -33,13 +33,16 @@ from research.features import compute_batch
 INSTRUMENT = "SYN.XNAS"
 BAR_TYPE = f"{INSTRUMENT}-1-DAY-LAST-EXTERNAL"
 LABELS = ("bull", "bear", "sideways")
-FEATURES_YAML = """\
-name: rl_replay_test
+FEATURE_SET_NAME = "rl_replay_test"
+FEATURES_YAML = (
+    f"name: {FEATURE_SET_NAME}\n"
+    + """\
 features:
   - {kind: log_return, periods: 1}
   - {kind: rsi, period: 14}
   - {kind: volatility, window: 20}
 """
+)
 SPEC_YAML = f"""\
 kind: equity
 id: {INSTRUMENT}
@@ -54,14 +57,40 @@ session_close: "16:00"
 TINY_PPO = PolicyConfig(net_arch=[16], n_steps=32, batch_size=32, n_epochs=1)
 
 
+def ingest_daily(root: Path, days: int, seed: int, *names: str) -> list[Path]:
+    """A seeded daily file of ``days`` bars (``root/syn.csv``, spec ``root/syn.yaml``) ingested
+    into one catalog per name (``root/<name>``); the catalogs' paths, in order."""
+    csv = root / "syn.csv"
+    daily_bars(days=days, seed=seed).to_csv(csv, date_format="%Y-%m-%d")
+    (root / "syn.yaml").write_text(SPEC_YAML)
+    catalogs = [root / name for name in names]
+    for catalog in catalogs:
+        ingest_files([csv], root / "syn.yaml", catalog, config=ValidationConfig(label="close"))
+    return catalogs
+
+
+def feature_batch(root: Path, engine_bars: list[Any]) -> tuple[Path, FeatureSet, pd.DataFrame]:
+    """The test feature set written to ``root/features.yaml``, and its batch features over
+    ``engine_bars`` (rows indexed by the bars' UTC times; columns open..volume as read)."""
+    features_yaml = root / "features.yaml"
+    features_yaml.write_text(FEATURES_YAML)
+    feature_set = FeatureSet.from_yaml(features_yaml)
+    frame = pd.DataFrame(
+        {
+            "open": [b.open.as_double() for b in engine_bars],
+            "high": [b.high.as_double() for b in engine_bars],
+            "low": [b.low.as_double() for b in engine_bars],
+            "close": [b.close.as_double() for b in engine_bars],
+            "volume": [b.volume.as_double() for b in engine_bars],
+        },
+        index=pd.DatetimeIndex(pd.to_datetime([b.ts_event for b in engine_bars], utc=True)),
+    )
+    return features_yaml, feature_set, compute_batch(frame, feature_set)
+
+
 def build_market(root: Path, days: int = 120, seed: int = 11) -> dict[str, Any]:
     """Catalog with regime records, the feature set, the batch features, bars as arrays."""
-    bars = daily_bars(days=days, seed=seed)
-    csv = root / "syn.csv"
-    bars.to_csv(csv, date_format="%Y-%m-%d")
-    (root / "syn.yaml").write_text(SPEC_YAML)
-    catalog = root / "catalog"
-    ingest_files([csv], root / "syn.yaml", catalog, config=ValidationConfig(label="close"))
+    (catalog,) = ingest_daily(root, days, seed, "catalog")
     engine_bars = ParquetDataCatalog(str(catalog)).bars(bar_types=[BAR_TYPE])
     stamps = [bar.ts_event for bar in engine_bars]
     rng = np.random.default_rng(seed)
@@ -83,28 +112,15 @@ def build_market(root: Path, days: int = 120, seed: int = 11) -> dict[str, Any]:
         for p, ts in zip(probabilities, stamps, strict=True)
     ]
     write_regime_records(catalog, records, INSTRUMENT)
-    features_yaml = root / "features.yaml"
-    features_yaml.write_text(FEATURES_YAML)
-    feature_set = FeatureSet.from_yaml(features_yaml)
-    frame = pd.DataFrame(
-        {
-            "open": [b.open.as_double() for b in engine_bars],
-            "high": [b.high.as_double() for b in engine_bars],
-            "low": [b.low.as_double() for b in engine_bars],
-            "close": [b.close.as_double() for b in engine_bars],
-            "volume": [b.volume.as_double() for b in engine_bars],
-        },
-        index=pd.DatetimeIndex(pd.to_datetime(stamps, utc=True)),
-    )
-    batch = compute_batch(frame, feature_set)
+    features_yaml, feature_set, batch = feature_batch(root, engine_bars)
     return {
         "root": root,
         "catalog": catalog,
         "features_yaml": features_yaml,
         "feature_set": feature_set,
         "batch": batch,
-        "opens": frame["open"].to_numpy(),
-        "closes": frame["close"].to_numpy(),
+        "opens": np.array([b.open.as_double() for b in engine_bars]),
+        "closes": np.array([b.close.as_double() for b in engine_bars]),
         "stamps": stamps,
     }
 
@@ -115,7 +131,7 @@ def train_specialists(
     """One PPO specialist per label trained ``steps`` env steps on 20-bar episodes of the first
     ``train_bars`` bars (normalisation fitted on them), saved as a SpecialistSet."""
     features = market["batch"].to_numpy()
-    spec = ObservationSpec(market["feature_set"].columns, feature_set="rl_replay_test").fit(
+    spec = ObservationSpec(market["feature_set"].columns, feature_set=FEATURE_SET_NAME).fit(
         features[:train_bars]
     )
     starts = np.arange(20, train_bars - 21, 5)

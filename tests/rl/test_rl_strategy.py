@@ -18,13 +18,16 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from ensemble_kit import BAR_TYPE
+from ensemble_kit import FEATURE_SET_NAME
+from ensemble_kit import INSTRUMENT
+from ensemble_kit import feature_batch
+from ensemble_kit import ingest_daily
 from nautilus_trader.model.data import BarType
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 from stable_baselines3 import PPO
 
-from catalogs.ingest import ingest_files
-from catalogs.validation import ValidationConfig
 from grodt.core.errors import ConfigError
 from grodt.core.errors import GrodtError
 from grodt.core.messages import RegimeProbabilities
@@ -32,7 +35,6 @@ from grodt.core.records import DecisionRecord
 from grodt.forensics.reader import read_run
 from grodt.nodes.backtest import run_backtest
 from grodt.nodes.parity import run_parity
-from grodt.test_kit.fill_reference import daily_bars
 from grodt.tracking.registry import register_model
 from models.regime.catalog_io import replay_data_config
 from models.regime.catalog_io import write_regime_records
@@ -43,35 +45,13 @@ from models.rl.specialists import SpecialistsError
 from models.rl.specialists import SpecialistSet
 from models.rl.specialists import save_specialists
 from node_configs.loader import load_backtest_config
-from research.features import FeatureSet
-from research.features import compute_batch
 from strategies.rl_ensemble import RLEnsembleStrategy
 from strategies.rl_ensemble import RLEnsembleStrategyConfig
 from strategies.rl_ensemble import blend_weights
 from strategies.rl_ensemble import load_scripted_actions
 
-INSTRUMENT = "SYN.XNAS"
-BAR_TYPE = f"{INSTRUMENT}-1-DAY-LAST-EXTERNAL"
 DAYS = 120
 CONSTANT = {"bull": 0.8, "bear": -0.6, "sideways": 0.2}
-FEATURES_YAML = """\
-name: rl_test
-features:
-  - {kind: log_return, periods: 1}
-  - {kind: rsi, period: 14}
-  - {kind: volatility, window: 20}
-"""
-SPEC_YAML = f"""\
-kind: equity
-id: {INSTRUMENT}
-currency: USD
-price_precision: 2
-lot_size: 1
-maker_fee: 0.0001
-taker_fee: 0.0001
-timezone: America/New_York
-session_close: "16:00"
-"""
 
 
 class _SpacesOnly(gym.Env):
@@ -124,14 +104,7 @@ def market(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A seeded daily file ingested into a catalog, regime records for it (bull, bear, then
     sideways thirds), the feature set and two specialist directories."""
     root = tmp_path_factory.mktemp("rl-strategy")
-    bars = daily_bars(days=DAYS, seed=11)
-    csv = root / "syn.csv"
-    bars.to_csv(csv, date_format="%Y-%m-%d")
-    (root / "syn.yaml").write_text(SPEC_YAML)
-    catalog = root / "catalog"
-    ingest_files([csv], root / "syn.yaml", catalog, config=ValidationConfig(label="close"))
-    regime_catalog = root / "regime_catalog"
-    ingest_files([csv], root / "syn.yaml", regime_catalog, config=ValidationConfig(label="close"))
+    catalog, regime_catalog = ingest_daily(root, DAYS, 11, "catalog", "regime_catalog")
     engine_bars = ParquetDataCatalog(str(catalog)).bars(bar_types=[BAR_TYPE])
     stamps = [bar.ts_event for bar in engine_bars]
     thirds = [(0.7, 0.2, 0.1, "bull"), (0.1, 0.8, 0.1, "bear"), (0.2, 0.2, 0.6, "sideways")]
@@ -152,21 +125,8 @@ def market(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             ),
         )
     write_regime_records(regime_catalog, records, INSTRUMENT)
-    features_yaml = root / "features.yaml"
-    features_yaml.write_text(FEATURES_YAML)
-    feature_set = FeatureSet.from_yaml(features_yaml)
-    frame = pd.DataFrame(
-        {
-            "open": [b.open.as_double() for b in engine_bars],
-            "high": [b.high.as_double() for b in engine_bars],
-            "low": [b.low.as_double() for b in engine_bars],
-            "close": [b.close.as_double() for b in engine_bars],
-            "volume": [b.volume.as_double() for b in engine_bars],
-        },
-        index=pd.DatetimeIndex(pd.to_datetime(stamps, utc=True)),
-    )
-    batch = compute_batch(frame, feature_set)
-    spec = ObservationSpec(feature_set.columns, feature_set="rl_test").fit(batch.to_numpy())
+    features_yaml, feature_set, batch = feature_batch(root, engine_bars)
+    spec = ObservationSpec(feature_set.columns, feature_set=FEATURE_SET_NAME).fit(batch.to_numpy())
     constant = make_specialists(root / "constant", spec, CONSTANT)
     varying = make_specialists(root / "varying", spec, None)
     return {
