@@ -39,6 +39,7 @@ from grodt.nodes.checkpoint_market_times import SavedMarketTimes
 from grodt.nodes.components import keep_logging_alive
 from grodt.nodes.flatten import flatten_strategies
 from grodt.nodes.latency import LatencyProbe
+from grodt.nodes.live_data_queue import CommandsFirstDataQueue
 from grodt.nodes.live_reports import LiveOutcome
 from grodt.nodes.live_reports import paper_performance
 from grodt.nodes.live_reports import write_reports
@@ -98,6 +99,11 @@ class LiveNode:
     tuning : EngineThreadTuning, optional
         Process settings while the node runs (GIL switch interval, frozen collector heap;
         :mod:`grodt.nodes.live_tuning`); default :data:`~grodt.nodes.live_tuning.DEFAULT_TUNING`.
+    commands_first : bool, default True
+        After each record the data engine lets the commands it caused (orders through the risk
+        engine and gate to the execution client) leave before it handles the next record
+        (:mod:`grodt.nodes.live_data_queue`); False keeps Nautilus' queue, which drains every
+        queued record first (a benchmark's comparison).
     """
 
     def __init__(
@@ -110,9 +116,12 @@ class LiveNode:
         on_health: HealthCallback | None = None,
         handle_signals: bool = True,
         tuning: EngineThreadTuning = DEFAULT_TUNING,
+        commands_first: bool = True,
     ) -> None:
         self.spec = spec
         self.tuning = tuning
+        self.commands_first = commands_first
+        self.data_queue: CommandsFirstDataQueue | None = None
         self.run_dir = Path(run_dir)
         self.catalog = resolve_catalog(spec, catalog)
         self.document = document
@@ -234,6 +243,9 @@ class LiveNode:
         node.build()
         kernel = node.kernel
         keep_logging_alive(kernel)
+        if self.commands_first:
+            self.data_queue = CommandsFirstDataQueue(kernel)
+            self.data_queue.install()
         self.idle = EngineIdle(kernel, turns=self.spec.replay.idle_turns if self.spec.replay else 3)
         # Registered clients are only reachable through the engines' (read-only) client maps.
         persistent = self.spec.cache_database is not None
@@ -636,6 +648,7 @@ class LiveNode:
                 "replay": replay_stats,
                 "latency": self.probe.summary(),
                 "tuning": self.tuning.describe(),
+                "data_queue": self.data_queue.summary() if self.data_queue else None,
                 "kill_switch": (
                     {**self.kill_switch.state(), "history": self.kill_switch.history}
                     if self.kill_switch

@@ -1,13 +1,18 @@
-"""Strategies used by the live-node tests (importable as ``live_kit_probes:<Name>``)."""
+"""Strategies and actors used by the live-node tests (importable as ``live_kit_probes:<Name>``)."""
 
+import json
 from decimal import Decimal
+from pathlib import Path
 
 import pandas as pd
+from nautilus_trader.common.actor import Actor
+from nautilus_trader.config import ActorConfig
 from nautilus_trader.config import PositiveInt
 from nautilus_trader.config import StrategyConfig
 from nautilus_trader.model.data import Bar
 from nautilus_trader.model.data import BarType
 from nautilus_trader.model.enums import OrderSide
+from nautilus_trader.model.enums import OrderStatus
 from nautilus_trader.model.enums import TriggerType
 from nautilus_trader.model.events import OrderDenied
 from nautilus_trader.model.events import OrderEvent
@@ -195,3 +200,54 @@ class ScriptProbe(Strategy):
     def on_stop(self) -> None:
         if self.config.close_positions_on_stop:
             self.close_all_positions(self.config.instrument_id)
+
+
+class QueuedOrderWitnessConfig(ActorConfig, frozen=True):
+    """Watches, at every bar of ``bar_types``, for orders still waiting to leave.
+
+    Parameters
+    ----------
+    bar_types : tuple[BarType, ...]
+    out : str
+        JSON file written at stop: bars seen, bars at which some order was still
+        ``INITIALIZED`` (created on an earlier record, not yet handed to the execution
+        client), and how many such sightings.
+    """
+
+    bar_types: tuple[BarType, ...]
+    out: str
+
+
+class QueuedOrderWitness(Actor):
+    """Subscribes before every strategy (actors start first), so at each bar it sees the orders
+    that earlier records caused; an ``INITIALIZED`` one is still in the risk or execution
+    engine's queue while the node handles another record."""
+
+    def __init__(self, config: QueuedOrderWitnessConfig) -> None:
+        super().__init__(config)
+        self.bars = 0
+        self.bars_with_waiting = 0
+        self.waiting = 0
+
+    def on_start(self) -> None:
+        for bar_type in self.config.bar_types:
+            self.subscribe_bars(bar_type)
+
+    def on_bar(self, bar: Bar) -> None:
+        self.bars += 1
+        waiting = sum(o.status == OrderStatus.INITIALIZED for o in self.cache.orders())
+        if waiting:
+            self.bars_with_waiting += 1
+            self.waiting += waiting
+
+    def on_stop(self) -> None:
+        Path(self.config.out).write_text(
+            json.dumps(
+                {
+                    "bars": self.bars,
+                    "bars_with_waiting_orders": self.bars_with_waiting,
+                    "waiting_orders": self.waiting,
+                    "orders": len(self.cache.orders()),
+                },
+            ),
+        )
