@@ -164,11 +164,21 @@ class MetaControllerConfig(ActorConfig, frozen=True, kw_only=True):
     bandit_exploration : float, default 0
         The uniform floor ε of the bandit's action distribution, in [0, 1] (2–5% is a sensible
         budget; 0: Thompson sampling's own probabilities, which may be 0 for some actions).
+    predictive_actions : {"continuous", "arms"}, default "continuous"
+        ``predictive``: the allocator's continuous weights (deterministic; no propensity), or
+        one of the bandit's discrete arms (static, equal, one tilt per strategy): the arm with
+        the best forecast utility μᵀw − λ·wᵀΣw, logged with its probability
+        (``action_index``, ``action_probabilities``, ``propensity``) so that a challenger model
+        can be evaluated off-policy on these decisions (``grodt models challenge --policy-log``).
+    predictive_exploration : float, default 0
+        ``arms``: ε in [0, 1]; the best arm with probability 1 − ε + ε/K, each other arm ε/K,
+        drawn from a stream seeded by ``bandit_seed``. 0: always the best arm (propensity 1: a
+        log that supports no other policy).
     exploration_freeze_bars : int, default 20
         Clock bars, from the bar of a change point on ``Topics.REGIME`` (a
         ``RegimeUpdateRecord`` of ``regime_instrument_id`` whose reason starts with
-        ``changepoint:``), during which the bandit does not explore (greedy on its posterior
-        mean; 0: never frozen). A new change point restarts the count.
+        ``changepoint:``), during which the bandit and the predictive arms do not explore
+        (greedy; 0: never frozen). A new change point restarts the count.
     retrain : MetaRetrainConfig, optional
         ``predictive``: retrain the model online on the rows this actor produces (a sliding
         window of rebalances, a cadence, a lag in rebalances, LightGBM warm start;
@@ -212,6 +222,8 @@ class MetaControllerConfig(ActorConfig, frozen=True, kw_only=True):
     drift_window: PositiveInt = 60
     bandit_seed: int = 0
     bandit_exploration: NonNegativeFloat = 0.0
+    predictive_actions: Literal["continuous", "arms"] = "continuous"
+    predictive_exploration: NonNegativeFloat = 0.0
     exploration_freeze_bars: NonNegativeInt = 20
     retrain: MetaRetrainConfig | None = None
     control_fallback_bars: PositiveInt | None = None
@@ -236,6 +248,15 @@ class MetaControllerConfig(ActorConfig, frozen=True, kw_only=True):
             raise ValueError(f"policy: {self.policy!r} is not one of {POLICIES}")
         if not 0.0 <= self.bandit_exploration <= 1.0:
             raise ValueError(f"bandit_exploration: {self.bandit_exploration} is not in [0, 1]")
+        if not 0.0 <= self.predictive_exploration <= 1.0:
+            raise ValueError(
+                f"predictive_exploration: {self.predictive_exploration} is not in [0, 1]"
+            )
+        if self.predictive_exploration > 0.0 and self.predictive_actions != "arms":
+            raise ValueError(
+                "predictive_exploration: needs predictive_actions: arms (continuous weights "
+                "have no discrete action to explore)"
+            )
         try:
             self.allocator()
         except ValueError as e:
@@ -412,6 +433,8 @@ class MetaController(Actor):
             bandit_features=len(CONTEXT_FEATURES) + len(self.names),
             bandit_seed=config.bandit_seed,
             bandit_exploration=config.bandit_exploration,
+            predictive_actions=config.predictive_actions,
+            predictive_exploration=config.predictive_exploration,
         )
         if config.policy == "predictive" and config.retrain is not None:
             retrain = config.retrain

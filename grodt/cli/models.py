@@ -169,8 +169,10 @@ def challenge_command(
 ) -> None:
     """Promote NAME@challenger to champion only if it passes the gates (audited either way):
     performance and calibration on the bars of BAR-TYPE from START (regime HMMs), the
-    off-policy estimate on the champion's logged allocation records (--policy-log; allocation
-    policies with ``action_dist(context)``), or both. Exits 1 when refused."""
+    off-policy estimate on the champion's logged allocation records (--policy-log: a
+    meta-controller model replayed as the run's meta-controller with it as its predictive
+    model choosing among the allocation arms, or a policy with ``action_dist(context)``), or
+    both. Exits 1 when refused."""
     from pathlib import Path
 
     import numpy as np
@@ -183,6 +185,7 @@ def challenge_command(
     from grodt.tracking.registry_gates import PromotionGates
     from grodt.tracking.registry_gates import challenge
     from grodt.tracking.registry_gates import regime_bars_scorer
+    from grodt.tracking.registry_gates import replayed_policy_action_dist
     from models.regime.catalog_io import load_bars
 
     if (bar_type is None) != (start is None):
@@ -196,9 +199,11 @@ def challenge_command(
         scorer = regime_bars_scorer(bars.close, first)
     policy = None
     if policy_logs:
-        log = read_bandit_log([Path(p) for p in policy_logs], component_id=policy_component)
+        runs = [Path(p) for p in policy_logs]
+        log = read_bandit_log(runs, component_id=policy_component)
         policy = PolicyValueGate(
             log=log,
+            action_dist=replayed_policy_action_dist(runs, policy_component),
             estimator=estimator,
             max_value_drop=max_value_drop,
             min_effective_sample_size=min_ess,

@@ -75,6 +75,7 @@ __all__ = [
     "diff_allocations",
     "replay_allocations",
     "replay_trace",
+    "replayed_action_dist",
     "summarise_changes",
 ]
 
@@ -176,6 +177,8 @@ def _policy(
         bandit_features=len(CONTEXT_FEATURES) + len(names),
         bandit_seed=config.bandit_seed,
         bandit_exploration=config.bandit_exploration,
+        predictive_actions=config.predictive_actions,
+        predictive_exploration=config.predictive_exploration,
     )
 
 
@@ -419,6 +422,96 @@ def replay_trace(run: Path, trace_id: str) -> tuple[ReplayResult, int, float]:
         f"{run}: no allocation record with trace id {trace_id!r} (replay covers the "
         "meta-controller's allocations; strategies' decisions are not replayable yet)"
     )
+
+
+# -- Another policy's action distribution on the logged decisions (off-policy evaluation) --------
+
+
+def _arm_distribution(decision: MetaDecision, n_arms: int, where: str) -> list[float]:
+    """The decision as a distribution over the allocation arms: the drawn distribution of a
+    bandit or predictive-arms decision; one-hot on arm 0 for a static fallback (the static
+    weights are arm 0, :func:`models.meta.bandit.allocation_actions`)."""
+    if decision.action_probabilities:
+        return list(decision.action_probabilities)
+    if decision.policy == "static":
+        return [1.0] + [0.0] * (n_arms - 1)
+    raise GrodtError(
+        f"{where}: the {decision.policy} policy decided continuous weights, not one of the "
+        f"{n_arms} allocation arms: it has no action distribution to evaluate off-policy "
+        "(predictive_actions: arms)"
+    )
+
+
+def replayed_action_dist(
+    runs: Sequence[Path],
+    sources: Sequence[str],
+    trace_ids: Sequence[str],
+    overrides: Mapping[str, Any],
+    component_id: str | None = None,
+) -> np.ndarray:
+    """Another config's action distribution on logged allocation decisions, by replay.
+
+    Each run's meta-controller config (``config.yaml``) with ``overrides`` (e.g. another
+    ``model``) is replayed over the component's records in decision order, exactly as
+    :func:`replay_allocations` replays the logged one (the same :class:`MetaPolicy`, the model
+    loaded by the actor's loader, the recorded inputs, the exploration freeze); the decisions
+    at the wanted records are returned as distributions over the allocation arms (a static
+    fallback is arm 0 with probability 1).
+
+    Parameters
+    ----------
+    runs : Sequence[Path]
+        Run directories, as given to :func:`grodt.forensics.ope_logs.read_bandit_log`.
+    sources, trace_ids : Sequence[str]
+        The rounds wanted: ``<run>:<component_id>`` and the record's trace id
+        (:class:`~grodt.forensics.ope_logs.BanditLog`'s ``sources`` and ``trace_ids``).
+    overrides : Mapping[str, Any]
+        Config fields replacing the run's.
+    component_id : str, optional
+        Only this meta-controller's records.
+
+    Returns
+    -------
+    np.ndarray, shape (len(trace_ids), n_arms)
+
+    Raises
+    ------
+    GrodtError
+        A run without the component's config, an override the config rejects, a decision
+        that is not an arm (continuous ``predictive``, ``trailing_sharpe``), or a wanted
+        round not found.
+    """
+    wanted = set(zip(sources, trace_ids, strict=True))
+    found: dict[tuple[str, str], list[float]] = {}
+    for run in runs:
+        values = _meta_config_values(run)
+        for component, records in sorted(_allocation_records(run).items()):
+            if component_id is not None and component != component_id:
+                continue
+            source = f"{run}:{component}"
+            if not any(key[0] == source for key in wanted):
+                continue
+            base = values.get(component)
+            if base is None:
+                raise GrodtError(
+                    f"{run}/config.yaml: no {META_CONTROLLER_PATH} with component id {component!r}"
+                )
+            config = _parse_config(
+                {**base, **overrides}, f"{run}: {component} with {sorted(overrides)}"
+            )
+            n_arms = len(config.static_weights) + 2
+            for record, decision, _, _ in _decisions(records, config, check_model=False):
+                key = (source, record.trace_id)
+                if key in wanted:
+                    found[key] = _arm_distribution(
+                        decision, n_arms, f"{source}: allocation record {record.trace_id}"
+                    )
+    rows = []
+    for key in zip(sources, trace_ids, strict=True):
+        if key not in found:
+            raise GrodtError(f"{key[0]}: allocation record {key[1]} not found to replay")
+        rows.append(found[key])
+    return np.array(rows, dtype=float).reshape(len(rows), -1)
 
 
 # -- Policy diff -----------------------------------------------------------------------------------

@@ -22,7 +22,12 @@ The gates, each on the latest window (rows neither model was fitted on):
    champion chose those actions, so its value there is measured, not estimated) minus
    ``max_value_drop``, and the log must support the challenger's choices (Kish's effective
    sample size of the importance weights at least ``min_effective_sample_size``). Without a
-   ``policy`` the gate is reported as not evaluated.
+   ``policy`` the gate is reported as not evaluated. A registered meta-controller model
+   (:class:`~models.meta.model.MetaModel`) acts on the log through replay
+   (:func:`replayed_policy_action_dist`): the run's own meta-controller config with the
+   challenger as its ``predictive`` model, choosing among the allocation arms.
+   Refused without an estimate when the log has no support for the challenger (it puts
+   probability on an arm the logging policy could not take: the champion did not explore).
 
 A passed challenge promotes the challenger (an audited ``promote`` whose details hold every
 figure); a failed one is an audited ``refuse`` that moves nothing
@@ -30,22 +35,29 @@ figure); a failed one is an audited ``refuse`` that moves nothing
 compares with the logged rewards, whoever logged them).
 """
 
+import dataclasses
 import math
 from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from actors.meta_controller import load_meta_model
 from grodt.core.errors import GrodtError
 from grodt.forensics.ope_logs import BanditLog
+from grodt.forensics.replay import replayed_action_dist
+from grodt.tracking.native import native_dir_of
 from grodt.tracking.registry import LoadedModel
 from grodt.tracking.registry import load_model
 from grodt.tracking.registry_lifecycle import AliasMove
 from grodt.tracking.registry_lifecycle import move_alias
 from grodt.tracking.store import TrackingStore
 from grodt.tracking.store import resolve_store
+from models.meta.model import MetaModel
 from models.regime.scoring import score_window
 from research.ope.diagnostics import effective_sample_size
 from research.ope.estimators import direct_method
@@ -66,6 +78,7 @@ __all__ = [
     "policy_action_dist",
     "regime_bars_scorer",
     "regime_scorer",
+    "replayed_policy_action_dist",
 ]
 
 
@@ -108,10 +121,11 @@ class GateDecision:
     audit: AliasMove
 
 
-def policy_action_dist(model: Any, log: BanditLog) -> np.ndarray:
+def policy_action_dist(challenger: LoadedModel, log: BanditLog) -> np.ndarray:
     """How a registered policy acts on the logged contexts: ``model.action_dist(context)``
     (the :mod:`research.ope.policies` protocol; ``context`` columns in ``log.feature_names``
     order), shape (n_rounds, n_actions)."""
+    model = challenger.model
     act = getattr(model, "action_dist", None)
     if not callable(act):
         raise GrodtError(
@@ -119,6 +133,62 @@ def policy_action_dist(model: Any, log: BanditLog) -> np.ndarray:
             "logged decisions (pass PolicyValueGate(action_dist=...))",
         )
     return np.asarray(act(log.context), dtype=float)
+
+
+def replayed_policy_action_dist(
+    runs: Sequence[Path], component_id: str | None = None
+) -> Callable[[LoadedModel, BanditLog], np.ndarray]:
+    """How a registered challenger acts on the logged allocation records of ``runs``.
+
+    A meta-controller model (:class:`~models.meta.model.MetaModel`, from ``grodt meta train``
+    or online retraining) is run through the replay of each run's meta-controller
+    (:func:`grodt.forensics.replay.replayed_action_dist`): the recorded config with
+    ``policy: predictive``, ``predictive_actions: arms``, the challenger's file as ``model``
+    (loaded by the actor's loader) and no retraining, on the recorded inputs; its probability
+    of each arm at each logged record (its exploration ε is the config's
+    ``predictive_exploration``). Rounds at or before the model's last training row
+    (``trained_until_ns``) are NaN rows: in-sample for the challenger, left out by the gate.
+    Any other model acts by :func:`policy_action_dist`.
+    """
+    runs = [Path(r) for r in runs]
+
+    def action_dist(challenger: LoadedModel, log: BanditLog) -> np.ndarray:
+        model = challenger.model
+        if not isinstance(model, MetaModel):
+            return policy_action_dist(challenger, log)
+        path = native_dir_of(challenger.path) / challenger.meta.filename
+        loaded, error = load_meta_model(str(path))
+        if loaded is None:
+            raise GrodtError(f"{challenger.tag}: the meta-controller cannot load it: {error}")
+        overrides = {
+            "policy": "predictive",
+            "predictive_actions": "arms",
+            "model": str(path),
+            "retrain": None,
+        }
+        target = replayed_action_dist(
+            runs, log.sources, log.trace_ids, overrides, component_id=component_id
+        )
+        target[log.ts_event <= loaded.trained_until_ns] = np.nan
+        return target
+
+    return action_dist
+
+
+def _rounds(log: BanditLog, keep: np.ndarray) -> BanditLog:
+    """The rounds of ``log`` where ``keep`` (bool, (n_rounds,)) holds."""
+    index = np.flatnonzero(keep)
+    return dataclasses.replace(
+        log,
+        context=log.context[index],
+        action=log.action[index],
+        pscore=log.pscore[index],
+        logging_action_dist=log.logging_action_dist[index],
+        reward=log.reward[index],
+        ts_event=log.ts_event[index],
+        trace_ids=tuple(log.trace_ids[i] for i in index),
+        sources=tuple(log.sources[i] for i in index),
+    )
 
 
 _NEEDS_REWARD_MODEL = ("dm", "dr", "sndr", "switch_dr")
@@ -140,9 +210,11 @@ class PolicyValueGate:
     ----------
     log : BanditLog
         The champion's rounds (:func:`grodt.forensics.ope_logs.read_bandit_log` of its runs).
-    action_dist : Callable[[Any, BanditLog], np.ndarray]
-        ``(model, log) → (n_rounds, n_actions)`` probabilities; default
-        :func:`policy_action_dist`.
+    action_dist : Callable[[LoadedModel, BanditLog], np.ndarray]
+        ``(challenger, log) → (n_rounds, n_actions)`` probabilities; default
+        :func:`policy_action_dist`; :func:`replayed_policy_action_dist` for meta-controller
+        models. A row of NaN is a round the challenger cannot be evaluated on (in its training
+        window): it is left out of the estimate and of the realised value.
     estimator : str, default "snips"
         One of ``ipw``, ``snips`` (no reward model), ``dm``, ``dr``, ``sndr``, ``switch_dr``
         (a cross-fitted LightGBM reward model, :mod:`research.ope.reward_model`).
@@ -151,7 +223,7 @@ class PolicyValueGate:
     """
 
     log: BanditLog
-    action_dist: Callable[[Any, BanditLog], np.ndarray] = policy_action_dist
+    action_dist: Callable[[LoadedModel, BanditLog], np.ndarray] = policy_action_dist
     estimator: str = "snips"
     max_value_drop: float = 0.0
     min_effective_sample_size: float = 10.0
@@ -166,16 +238,36 @@ class PolicyValueGate:
                 f"{self.log.skipped}); need at least 2",
             )
 
-    def evaluate(self, model: Any) -> dict[str, float]:
-        """The figures of ``model`` on the log: ``estimate``, ``realised``, ``value_drop``,
-        ``effective_sample_size``, ``rounds``."""
+    def evaluate(self, challenger: LoadedModel) -> dict[str, float]:
+        """The figures of ``challenger`` on the log: ``estimate``, ``realised``,
+        ``value_drop``, ``effective_sample_size``, ``rounds`` (evaluated), ``rounds_excluded``
+        (in the challenger's training window) and ``unsupported_share`` (mean probability the
+        challenger puts on arms the logging policy could not take). ``estimate`` and
+        ``value_drop`` are NaN when the log does not support the challenger or fewer than 2
+        rounds are left."""
         log = self.log
-        target = self.action_dist(model, log)
+        target = np.asarray(self.action_dist(challenger, log), dtype=float)
         if target.shape != (log.n_rounds, log.n_actions):
             raise GrodtError(
                 f"policy gate: the policy's action distribution has shape {target.shape}, the "
                 f"log needs ({log.n_rounds}, {log.n_actions})",
             )
+        keep = np.isfinite(target).all(axis=1)
+        log, target = _rounds(log, keep), target[keep]
+        nan = float("nan")
+        unsupported = (target * (log.logging_action_dist <= 0.0)).sum(axis=1)
+        figures = {
+            "estimate": nan,
+            "realised": float(np.mean(log.reward)) if log.n_rounds else nan,
+            "value_drop": nan,
+            "effective_sample_size": 0.0,
+            "rounds": float(log.n_rounds),
+            "rounds_excluded": float(keep.size - log.n_rounds),
+            "unsupported_share": float(unsupported.mean()) if log.n_rounds else 0.0,
+            "unsupported_rounds": float((unsupported > 0.0).sum()),
+        }
+        if log.n_rounds < 2 or figures["unsupported_rounds"] > 0:
+            return figures
         logged = (log.reward, log.action, log.pscore, target)
         if self.estimator in _NEEDS_REWARD_MODEL:
             q_hat = CrossFittedRewardModel(n_folds=min(5, log.n_rounds)).fit_predict(
@@ -189,15 +281,11 @@ class PolicyValueGate:
             }[self.estimator]()
         else:
             estimate = (ipw if self.estimator == "ipw" else snips)(*logged)
-        realised = float(np.mean(log.reward))
         weights = importance_weights(log.action, log.pscore, target)
-        return {
-            "estimate": float(estimate),
-            "realised": realised,
-            "value_drop": realised - float(estimate),
-            "effective_sample_size": effective_sample_size(weights),
-            "rounds": float(log.n_rounds),
-        }
+        figures["estimate"] = float(estimate)
+        figures["value_drop"] = figures["realised"] - float(estimate)
+        figures["effective_sample_size"] = effective_sample_size(weights)
+        return figures
 
 
 def regime_scorer(features: np.ndarray, nominal: float = 0.9) -> Callable[[Any], ModelScore]:
@@ -346,10 +434,27 @@ def _policy_gate(
 ) -> bool:
     """Gate 3: the challenger's off-policy estimate on the champion's logged decisions against
     the champion's realised value there (:class:`PolicyValueGate`)."""
-    result = policy.evaluate(challenger.model)
+    result = policy.evaluate(challenger)
     figures.update({f"policy.{k}": v for k, v in result.items()})
     figures["gate.max_value_drop"] = policy.max_value_drop
     figures["gate.min_effective_sample_size"] = policy.min_effective_sample_size
+    rounds = int(result["rounds"])
+    if result["unsupported_rounds"] > 0:
+        reasons.append(
+            f"policy evaluation: the log has no support for the challenger: on "
+            f"{int(result['unsupported_rounds'])} of {rounds} logged rounds it puts probability "
+            f"(mean {result['unsupported_share']:.3f} per round) on allocations the logging "
+            "policy could not take (probability 0: it did not explore there; log with "
+            "bandit_exploration or predictive_exploration > 0); no estimate",
+        )
+        return False
+    if rounds < 2:
+        reasons.append(
+            f"policy evaluation: {rounds} logged round(s) left after the "
+            f"{int(result['rounds_excluded'])} in the challenger's training window; need at "
+            "least 2 (give a log of decisions after its training data)",
+        )
+        return False
     passed = True
     if not (math.isfinite(result["estimate"]) and result["value_drop"] <= policy.max_value_drop):
         passed = False
@@ -358,13 +463,13 @@ def _policy_gate(
             f"policy evaluation: challenger {policy.estimator} estimate "
             f"{result['estimate']:.6f} per round is {result['value_drop']:.6f} below the "
             f"realised {result['realised']:.6f} of {logger_name} on its "
-            f"{int(result['rounds'])} logged rounds (allowed {policy.max_value_drop})",
+            f"{rounds} logged rounds (allowed {policy.max_value_drop})",
         )
     if not result["effective_sample_size"] >= policy.min_effective_sample_size:
         passed = False
         reasons.append(
             f"policy evaluation: effective sample size {result['effective_sample_size']:.1f} "
-            f"of {int(result['rounds'])} rounds is below {policy.min_effective_sample_size}: "
+            f"of {rounds} rounds is below {policy.min_effective_sample_size}: "
             "the log says too little about the challenger's choices",
         )
     return passed

@@ -9,7 +9,13 @@ Policies:
 
 * ``static`` — the configured weights.
 * ``predictive`` — calibrated quantile forecasts (:class:`~models.meta.model.MetaModel`) into
-  :func:`~models.meta.allocator.allocate`.
+  :func:`~models.meta.allocator.allocate` (continuous weights, deterministic); or, with
+  ``predictive_actions="arms"``, into a choice among the bandit's discrete allocations: the arm
+  whose weights have the best forecast utility ``μᵀw − λ·wᵀΣw`` is taken with probability
+  ``1 − ε + ε/K``, every other arm with ``ε/K`` (ε = ``predictive_exploration``, K arms), drawn
+  from a stream seeded by ``bandit_seed`` and logged (``action_index``,
+  ``action_probabilities``, ``propensity``) so that another model can be evaluated off-policy
+  on the decisions; greedy, propensity 1, while exploration is frozen.
 * ``bandit`` — :class:`~models.meta.bandit.LinearThompsonBandit` over
   :func:`~models.meta.bandit.allocation_actions`, updated with each window's portfolio return;
   while exploration is frozen (``decide(..., exploration_frozen=True)``: after a change point)
@@ -40,10 +46,11 @@ from models.meta.health import inputs_problem
 from models.meta.model import Forecast
 from models.meta.model import MetaModel
 
-__all__ = ["POLICIES", "MetaDecision", "MetaPolicy"]
+__all__ = ["POLICIES", "PREDICTIVE_ACTIONS", "MetaDecision", "MetaPolicy", "arm_utilities"]
 
 PolicyName = Literal["static", "predictive", "bandit", "trailing_sharpe"]
 POLICIES: tuple[str, ...] = ("static", "predictive", "bandit", "trailing_sharpe")
+PREDICTIVE_ACTIONS: tuple[str, ...] = ("continuous", "arms")
 
 _SHARPE = STRATEGY_FEATURES.index("sharpe")
 
@@ -113,6 +120,12 @@ class MetaPolicy:
     bandit_features : int
         Length of the bandit context.
     bandit_seed, bandit_exploration : int, float
+        The seed of the bandit's (and of the predictive arms') random stream; the bandit's ε.
+    predictive_actions : {"continuous", "arms"}
+        ``predictive``: the allocator's continuous weights, or one of the bandit's arms (the
+        module docstring).
+    predictive_exploration : float
+        ε of the ``arms`` choice, in [0, 1] (0: always the best arm, propensity 1).
     """
 
     def __init__(
@@ -127,9 +140,29 @@ class MetaPolicy:
         bandit_features: int = 0,
         bandit_seed: int = 0,
         bandit_exploration: float = 0.0,
+        predictive_actions: str = "continuous",
+        predictive_exploration: float = 0.0,
     ) -> None:
         if policy not in POLICIES:
             raise ValueError(f"policy must be one of {POLICIES}, was {policy!r}")
+        if predictive_actions not in PREDICTIVE_ACTIONS:
+            raise ValueError(
+                f"predictive_actions must be one of {PREDICTIVE_ACTIONS}, "
+                f"was {predictive_actions!r}"
+            )
+        if not 0.0 <= predictive_exploration <= 1.0:
+            raise ValueError(
+                f"predictive_exploration must be in [0, 1], was {predictive_exploration}"
+            )
+        if predictive_exploration > 0.0 and predictive_actions != "arms":
+            raise ValueError(
+                "predictive_exploration needs predictive_actions='arms' (continuous weights "
+                "have no discrete action to explore)"
+            )
+        self.predictive_actions = predictive_actions
+        self.predictive_exploration = predictive_exploration
+        # Its own stream: the bandit's draws and the arms' never share one.
+        self._arm_rng = np.random.default_rng(bandit_seed)
         self.policy = policy
         self.names = list(names)
         self.static_weights = np.asarray(static_weights, dtype=float)
@@ -206,7 +239,7 @@ class MetaPolicy:
         elif self.policy == "bandit":
             decision = self._bandit(bandit_context, exploration_frozen)
         else:
-            decision = self._predictive(rows, correlation, previous, now_ns)
+            decision = self._predictive(rows, correlation, previous, now_ns, exploration_frozen)
             coverage = self.monitor.coverage
             decision.calibration_coverage = coverage if np.isfinite(coverage) else None
             decision.calibration_outcomes = self.monitor.outcomes
@@ -258,6 +291,7 @@ class MetaPolicy:
         correlation: np.ndarray,
         previous: np.ndarray,
         now_ns: int,
+        frozen: bool = False,
     ) -> MetaDecision:
         if self.model is None:
             return self.fallback(self.model_error or "model_missing")
@@ -273,6 +307,20 @@ class MetaPolicy:
         self._last_forecast = forecast
         if not np.isfinite(correlation).all():
             correlation = np.eye(len(self.names))
+        quantiles = {
+            name: {
+                "q10": float(forecast.lower[i]),
+                "q50": float(forecast.mu[i]),
+                "q90": float(forecast.upper[i]),
+            }
+            for i, name in enumerate(self.names)
+        }
+        predicted: dict[str, float] = {}
+        for i, name in enumerate(self.names):
+            predicted[name] = float(forecast.mu[i])
+            predicted[f"{name}:p_positive"] = float(forecast.p_positive[i])
+        if self.predictive_actions == "arms":
+            return self._predictive_arm(forecast, correlation, quantiles, predicted, frozen)
         # The switch rule reads the split normal through the calibrated quantiles: a zero-width
         # interval at 0 (a strategy that rarely trades) is P(<0) = P(>0) = ½, not "negative".
         # The isotonic p_positive counts flat windows as not positive, so it would switch off
@@ -300,18 +348,6 @@ class MetaPolicy:
             switched_off=self.switched_off,
         )
         self.switched_off = result.switched_off
-        quantiles = {
-            name: {
-                "q10": float(forecast.lower[i]),
-                "q50": float(forecast.mu[i]),
-                "q90": float(forecast.upper[i]),
-            }
-            for i, name in enumerate(self.names)
-        }
-        predicted: dict[str, float] = {}
-        for i, name in enumerate(self.names):
-            predicted[name] = float(forecast.mu[i])
-            predicted[f"{name}:p_positive"] = float(forecast.p_positive[i])
         return MetaDecision(
             result.weights,
             "predictive",
@@ -319,3 +355,61 @@ class MetaPolicy:
             quantiles=quantiles,
             predicted=predicted,
         )
+
+    def _predictive_arm(
+        self,
+        forecast: Forecast,
+        correlation: np.ndarray,
+        quantiles: dict[str, dict[str, float]],
+        predicted: dict[str, float],
+        frozen: bool,
+    ) -> MetaDecision:
+        """One of the bandit's arms: the best by forecast utility, or an exploring draw."""
+        sigma = np.maximum(forecast.sigma, self.health.sigma_min)
+        utility = arm_utilities(
+            self.actions, forecast.mu, sigma, correlation, self.allocator.risk_aversion
+        )
+        best = int(np.argmax(utility))  # ties: the lowest index (static first)
+        n_arms = self.actions.shape[0]
+        epsilon = 0.0 if frozen else self.predictive_exploration
+        probabilities = np.full(n_arms, epsilon / n_arms)
+        probabilities[best] += 1.0 - epsilon
+        index = best if epsilon == 0.0 else int(self._arm_rng.choice(n_arms, p=probabilities))
+        return MetaDecision(
+            self.actions[index].copy(),
+            "predictive",
+            quantiles=quantiles,
+            predicted=predicted,
+            action_index=index,
+            action_probabilities=probabilities.tolist(),
+            propensity=float(probabilities[index]),
+        )
+
+
+def arm_utilities(
+    arms: np.ndarray,
+    mu: np.ndarray,
+    sigma: np.ndarray,
+    correlation: np.ndarray,
+    risk_aversion: float,
+) -> np.ndarray:
+    """Mean-variance utility ``μᵀw − λ·wᵀΣw`` of each arm, Σ = diag(σ)·C·diag(σ).
+
+    Parameters
+    ----------
+    arms : np.ndarray, shape (K, n)
+        Weight vectors (fractions of equity).
+    mu, sigma : np.ndarray, shape (n,)
+        Forecast return per unit of allocation over the next window, and its σ.
+    correlation : np.ndarray, shape (n, n)
+    risk_aversion : float
+        λ.
+
+    Returns
+    -------
+    np.ndarray, shape (K,)
+        Utility per arm (return units per window).
+    """
+    covariance = correlation * np.outer(sigma, sigma)
+    risk = np.einsum("ai,ij,aj->a", arms, covariance, arms)
+    return arms @ mu - risk_aversion * risk

@@ -66,15 +66,17 @@ def small_model(
     trained_until: str = "2004-06-30",
     seed: int = 0,
     n_fitted_features: int | None = None,
+    sharpe_effect: float = 0.02,
 ) -> MetaModel:
     """A model with the actor's features, fitted on synthetic rows (returns rise with the
-    trailing Sharpe), calibrated on held-out synthetic rows, saved to ``path``."""
+    trailing Sharpe by ``sharpe_effect`` per unit; negative: an inverted model), calibrated on
+    held-out synthetic rows, saved to ``path``."""
     rng = np.random.default_rng(seed)
     names = feature_names()
     n = 1_200
     x = rng.normal(0.0, 1.0, (n, len(names)))
     x[:, names.index("sharpe")] = rng.normal(0.0, 0.2, n)
-    y = 0.02 * x[:, names.index("sharpe")] + rng.normal(0.002, 0.01, n)
+    y = sharpe_effect * x[:, names.index("sharpe")] + rng.normal(0.002, 0.01, n)
     quantiles = QuantileReturnModel(n_estimators=30, min_child_samples=20).fit(x[:800], y[:800])
     held_out = quantiles.predict(x[800:])
     if n_fitted_features is not None:

@@ -284,6 +284,9 @@ def test_a_change_point_freezes_exploration_and_replays_bit_for_bit(sp500_catalo
         ({"performance_window": 2}, r"performance_window: 2 bars are too few"),
         ({"bandit_exploration": 1.5}, r"bandit_exploration: 1\.5 is not in \[0, 1\]"),
         ({"exploration_freeze_bars": -1}, r"actors\[0\]\.config\.exploration_freeze_bars"),
+        ({"predictive_actions": "discrete"}, r"actors\[0\]\.config\.predictive_actions"),
+        ({"predictive_exploration": 1.5}, r"predictive_exploration: 1\.5 is not in \[0, 1\]"),
+        ({"predictive_exploration": 0.1}, r"predictive_exploration: needs predictive_actions"),
         ({"retrain": {"every": 2, "lag": 2}}, r"retrain\.lag_bars: must be below every=2"),
     ],
 )
