@@ -11,11 +11,13 @@ publishes a :class:`~grodt.core.records.RegimeUpdateRecord` on
 :data:`~grodt.core.topics.Topics.REGIME`
 for decision forensics.
 
-With ``walk_forward.refit_lag_bars`` > 0 the (re)fits run in one worker process (spawned at
-start) and each new model takes over that many rows after its window ends, at the same bar in a
-backtest and live (:mod:`models.regime.walk_forward`); the engine thread only starts the fit and,
-at the swap, replays those rows on the new filter. With 0 (default) fits run on the engine thread
-at the bar their window ends.
+With ``walk_forward.refit_lag_bars`` > 0 the (re)fits run in a worker process (``fit_workers``,
+spawned at start) and each new model takes over that many rows after its window ends, at the same
+bar in a backtest and live (:mod:`models.regime.walk_forward`); the engine thread only starts the
+fit and, at the swap, replays those rows on the new filter. A fit still running at its swap row
+is waited for (counted as ``refit_waits``), so the records are the same whether the fits ran in
+the worker or, with ``fit_workers: 0``, on the engine thread. With ``refit_lag_bars`` 0
+(default) fits run on the engine thread at the bar their window ends.
 
 The actor does not know whether it runs in a backtest or live: it only sees bars. Actors start
 before strategies, so a strategy's ``on_bar(t)`` always sees the record of bar t first. The same
@@ -23,6 +25,7 @@ records can be computed offline (``grodt regime infer --to-catalog``) and replay
 backtest without the actor; see ``docs/regime.md``.
 """
 
+import json
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
@@ -54,6 +57,7 @@ from models.regime.walk_forward import WalkForwardConfig
 from models.regime.walk_forward import WalkForwardRegime
 from models.regime.walk_forward import entropy_nats
 from models.regime.walk_forward import most_likely_label
+from models.regime.walk_forward import worker_ready
 from node_configs.model_refs import is_registry_reference
 from node_configs.model_refs import resolve_model_file
 
@@ -90,6 +94,16 @@ class RegimeActorConfig(ActorConfig, frozen=True):
         Write every model the actor fits to ``<model_dir>/<instrument_id>/<version>.json``.
     publish_updates : bool, default True
         Publish ``RegimeUpdateRecord`` forensics records on refits and label changes.
+    control_fallback_bars : int, optional
+        How many bars a fallback asked for on ``MODEL_CONTROL_TOPIC`` (a strategy monitor's
+        ``fallback``) lasts at most, counted per bar type from the bar that takes the request;
+        the next fit ends it sooner. None (default): until the next fit. The fallback and its
+        count are in the actor's saved state, so a restarted node keeps it.
+    fit_workers : int, default 1
+        Worker processes for the (re)fits when ``walk_forward.refit_lag_bars`` > 0; the bar
+        types' fits due at the same bar queue for them (one worker: one after another, leaving
+        the other core to the engine thread). 0: the fits run on the engine thread, and their
+        models still take over ``refit_lag_bars`` rows later (the same records as with workers).
     """
 
     bar_types: list[BarType]
@@ -99,8 +113,16 @@ class RegimeActorConfig(ActorConfig, frozen=True):
     monitors: RegimeMonitorsConfig | None = None
     model_dir: str | None = None
     publish_updates: bool = True
+    control_fallback_bars: int | None = None
+    fit_workers: int = 1
 
     def __post_init__(self) -> None:
+        if self.fit_workers < 0:
+            raise ValueError(f"fit_workers: must be >= 0, was {self.fit_workers}")
+        if self.control_fallback_bars is not None and self.control_fallback_bars < 1:
+            raise ValueError(
+                f"control_fallback_bars: must be >= 1 bars, was {self.control_fallback_bars}",
+            )
         if not self.bar_types:
             raise ValueError("bar_types: at least one bar type is required")
         instruments = [str(bt.instrument_id) for bt in self.bar_types]
@@ -137,7 +159,9 @@ def _fallback_step(step: RegimeStep) -> RegimeStep:
 
 
 _STATE_SEQUENCE = "grodt.regime_sequence"
-"""Key of the saved state (:meth:`RegimeActor.on_save`)."""
+"""Key of the saved record sequence (:meth:`RegimeActor.on_save`)."""
+_STATE_CONTROL = "grodt.regime_control_fallback"
+"""Key of the saved control fallback: JSON ``{"reason": str, "bars": {bar type: bars in}}``."""
 
 
 class RegimeActor(Actor):
@@ -160,19 +184,27 @@ class RegimeActor(Actor):
         self._shadow_agreement: dict[BarType, list[int]] = {}
         self.monitors: dict[BarType, RegimeMonitors] = {}
         """The change-point / drift monitors of each bar type (``monitors``)."""
-        self._control_fallback: set[BarType] = set()
-        """Bar types publishing the neutral prior until their next fit, as a monitor on
-        ``MODEL_CONTROL_TOPIC`` asked (``actors.strategy_monitor``)."""
+        self._control_fallback: dict[BarType, int] = {}
+        """Bar types publishing the neutral prior until their next fit (or
+        ``control_fallback_bars``), as a monitor on ``MODEL_CONTROL_TOPIC`` asked
+        (``actors.strategy_monitor``): the bars each has published it for so far."""
+        self._control_reason = ""
+        """Why the control fallback is in force (``from <source>: <reason>``)."""
 
     def on_start(self) -> None:
         starting_model = self._starting_model(self.config.model)
         shadow_model = self._starting_model(self.config.shadow_model)
-        if self.walk_forward.refit_lag_bars > 0 and self._fit_pool is None:
+        workers = self.config.fit_workers
+        if self.walk_forward.refit_lag_bars > 0 and workers > 0 and self._fit_pool is None:
             # spawn, not fork: the engine's threads (Rust runtime, loggers) must not be cloned.
             self._fit_pool = ProcessPoolExecutor(
-                max_workers=1,
+                max_workers=workers,
                 mp_context=multiprocessing.get_context("spawn"),
             )
+            # Start the workers (interpreter, numpy, hmmlearn) now, not under the first fit;
+            # not waited for.
+            for _ in range(workers):
+                self._fit_pool.submit(worker_ready)
         for bar_type in self.config.bar_types:
             instrument_id = bar_type.instrument_id
             self.filters[bar_type] = WalkForwardRegime(
@@ -209,8 +241,11 @@ class RegimeActor(Actor):
             started = [str(bt) for bt, regime in self.filters.items() if regime.request_refit()]
             self.log.warning(f"regime retrain requested {detail}; refit due for {started}")
         elif action == "fallback":
-            self._control_fallback.update(self.filters)
-            self.log.warning(f"regime fallback requested {detail}; prior until the next fit")
+            self._control_fallback = dict.fromkeys(self.filters, 0)
+            self._control_reason = detail
+            limit = self.config.control_fallback_bars
+            until = "the next fit" + (f" or {limit} bars" if limit is not None else "")
+            self.log.warning(f"regime fallback requested {detail}; prior until {until}")
 
     def _starting_model(self, reference: str | None) -> GaussianRegimeHMM | None:
         """A configured model (``model`` or ``shadow_model``); a registry model that cannot be
@@ -270,12 +305,38 @@ class RegimeActor(Actor):
             shadow.update(data.close.as_double(), data.ts_event)
 
     def on_save(self) -> dict[str, bytes]:
-        """The regime update records' sequence (their trace ids continue after a restart)."""
-        return {_STATE_SEQUENCE: str(self._sequence).encode()}
+        """The regime update records' sequence (their trace ids continue after a restart) and a
+        control fallback in force with its bar counts (a restarted node keeps it; the filters
+        and monitors are rebuilt from the warm-up bars)."""
+        state = {_STATE_SEQUENCE: str(self._sequence).encode()}
+        if self._control_fallback:
+            control = {
+                "reason": self._control_reason,
+                "bars": {str(bt): bars for bt, bars in self._control_fallback.items()},
+            }
+            state[_STATE_CONTROL] = json.dumps(control).encode()
+        return state
 
     def on_load(self, state: dict[str, bytes]) -> None:
         if _STATE_SEQUENCE in state:
             self._sequence = int(state[_STATE_SEQUENCE].decode())
+        if _STATE_CONTROL not in state:
+            return
+        try:
+            control = json.loads(state[_STATE_CONTROL].decode())
+            reason = str(control["reason"])
+            counts = {str(k): int(v) for k, v in control["bars"].items()}
+        except (ValueError, KeyError, TypeError, AttributeError) as e:  # start without it
+            self.log.error(f"Saved regime fallback not loaded ({type(e).__name__}: {e})")
+            return
+        configured = {str(bt): bt for bt in self.config.bar_types}
+        unknown = sorted(set(counts) - set(configured))
+        if unknown:
+            self.log.warning(f"Saved regime fallback of unconfigured bar types ignored: {unknown}")
+        self._control_fallback = {configured[k]: n for k, n in counts.items() if k in configured}
+        self._control_reason = reason
+        restored = {str(bt): n for bt, n in self._control_fallback.items()}
+        self.log.warning(f"Restored regime fallback {reason} (bars in: {restored})")
 
     def on_bar(self, bar: Bar) -> None:
         regime = self.filters.get(bar.bar_type)
@@ -288,12 +349,13 @@ class RegimeActor(Actor):
         step = regime.update(bar.close.as_double(), bar.ts_event)
         instrument_id = self._instrument_ids[bar.bar_type]
         published = step
-        falling_back = bar.bar_type in self._control_fallback
-        if falling_back or (monitors is not None and monitors.fallback):
+        controlled = self._control_fallback.get(bar.bar_type)
+        if controlled is not None:
+            controlled = self._count_control_bar(bar.bar_type, controlled, step)
+        if controlled is not None or (monitors is not None and monitors.fallback):
             if "fit" in step.events or "refit" in step.events:
                 if monitors is not None:
                     monitors.fallback = False
-                self._control_fallback.discard(bar.bar_type)
             else:
                 published = _fallback_step(step)
         p_bull, p_bear, p_sideways = published.probabilities
@@ -318,6 +380,23 @@ class RegimeActor(Actor):
             self._monitor_step(
                 bar, instrument_id, regime, monitors, step, model_before, state_before
             )
+
+    def _count_control_bar(self, bar_type: BarType, bars: int, step: RegimeStep) -> int | None:
+        """One more bar of the control fallback of ``bar_type`` (``bars`` so far); None when it
+        ends at this bar: a (re)fit at it, or ``control_fallback_bars`` already published."""
+        limit = self.config.control_fallback_bars
+        if "fit" in step.events or "refit" in step.events:
+            why = f"a {step.events[0]} at this bar"
+        elif limit is not None and bars >= limit:
+            why = f"{limit} bars passed"
+        else:
+            self._control_fallback[bar_type] = bars + 1
+            return bars + 1
+        del self._control_fallback[bar_type]
+        self.log.warning(f"regime fallback ({self._control_reason}) ends for {bar_type}: {why}")
+        if not self._control_fallback:
+            self._control_reason = ""
+        return None
 
     def _monitor_step(
         self,
@@ -462,6 +541,8 @@ class RegimeActor(Actor):
             regime.reset()
         for counts in self._shadow_agreement.values():
             counts[:] = [0, 0]
+        self._control_fallback = {}
+        self._control_reason = ""
 
     def on_dispose(self) -> None:
         for regime in self.filters.values():
@@ -483,7 +564,8 @@ class RegimeActor(Actor):
         }
 
     def health(self) -> dict[str, dict[str, object]]:
-        """Per bar type, for the live node's health line: the model version in use, fits, and
+        """Per bar type, for the live node's health line: the model version in use, fits,
+        ``refit_waits`` (fits the engine thread had to wait for at their swap row), and
         the monitors' latest values (``changepoint_p``, ``drift_psi_max``, ``drift_feature``,
         ``fallback``, ``monitor_events``) when ``monitors`` is configured."""
         return {
@@ -491,14 +573,18 @@ class RegimeActor(Actor):
                 "model_version": self._cite(regime.version),
                 "fits": len(regime.fits),
                 "failed_fits": regime.failed_fits,
+                "refit_waits": regime.fit_waits,
                 "control_fallback": bar_type in self._control_fallback,
+                "control_fallback_bars": self._control_fallback.get(bar_type, 0),
                 **(self.monitors[bar_type].health() if bar_type in self.monitors else {}),
             }
             for bar_type, regime in self.filters.items()
         }
 
     def summary(self) -> dict[str, dict[str, object]]:
-        """Counters per bar type: bars, fits, failed fits, skipped updates, current version."""
+        """Counters per bar type: bars, fits, failed fits, skipped updates, current version, the
+        fits' seconds, and the engine thread's waits for fits still running at their swap row
+        (``refit_waits``, ``fit_wait_seconds``)."""
         return {
             str(bar_type): {
                 "bars": regime.bars,
@@ -508,6 +594,7 @@ class RegimeActor(Actor):
                 "model_version": self._cite(regime.version),
                 "fit_seconds": sum(f.seconds for f in regime.fits),
                 "fit_wait_seconds": regime.fit_wait_seconds,
+                "refit_waits": regime.fit_waits,
                 **self._shadow_summary(bar_type),
                 **(self.monitors[bar_type].health() if bar_type in self.monitors else {}),
             }

@@ -13,6 +13,16 @@ the filter run over the window) is timed, with its Python peak memory (tracemall
 worker's RSS. A script that prints figures, not a test::
 
     .venv/bin/python benchmarks/regime_refit.py [--bars 20000] [--train-bars 3900] [--json out.json]
+
+``--stack`` measures the regime actor inside the full-stack backtest instead (variant ``d`` of
+``benchmarks/throughput.py``: S1+S2+S3 on four synthetic instruments, the regime actor of
+``node_configs/components/actors/regime_synthetic.yaml``, the risk gate, forensics to Parquet),
+once per ``--lags`` value, alternating ``--repeat`` times, each run in a fresh process: event-loop
+bars/s, the actor's fits (count, seconds, the longest), the engine's waits for fits still running
+at their swap row (``refit_waits``), and with ``--profile`` the regime actor's share of the event
+loop (cProfile, cumulative ``RegimeActor.on_bar``; profiling slows the run, read shares)::
+
+    nice -n 10 .venv/bin/python benchmarks/regime_refit.py --stack --bars 31200 --lags 0,120
 """
 
 import argparse
@@ -21,12 +31,18 @@ import multiprocessing
 import os
 import platform
 import resource
+import subprocess
+import sys
+import tempfile
 import time
 import tracemalloc
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _percentiles(values_us: np.ndarray) -> dict[str, float]:
@@ -118,13 +134,162 @@ def one_retrain(closes: np.ndarray, config: Any) -> dict[str, float]:
     }
 
 
+# -- the regime actor inside the full stack --------------------------------------------------------
+
+
+def _stack_document(bar_types: list[str], lag: int, fit_workers: int) -> dict[str, Any]:
+    """Variant d of ``benchmarks/throughput.py`` with the regime component's ``refit_lag_bars``
+    and ``fit_workers`` set."""
+    import yaml
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from throughput import variant_document
+
+    document = variant_document("d", bar_types)
+    component = REPO / "node_configs" / "components" / "actors" / "regime_synthetic.yaml"
+    regime = yaml.safe_load(component.read_text())
+    config = dict(regime["config"], bar_types=bar_types, fit_workers=fit_workers)
+    config["walk_forward"] = dict(config["walk_forward"], refit_lag_bars=lag)
+    document["actors"] = [{"path": regime["path"], "config": config}]
+    return document
+
+
+def stack_child(catalog: str, bar_types: str, lag: int, fit_workers: int, profile: bool) -> None:
+    """One full-stack backtest in this process; prints its figures as one JSON line."""
+    import cProfile
+    import pstats
+
+    from actors.regime_actor import RegimeActor
+    from grodt.nodes.backtest import run_backtest
+    from node_configs.loader import load_backtest_document
+    from node_configs.loader import resolve_includes
+
+    summaries: list[dict[str, Any]] = []
+    on_stop = RegimeActor.on_stop
+
+    def summarise_on_stop(actor: RegimeActor) -> None:  # the actor is gone after the run
+        summaries.append(actor.summary())
+        on_stop(actor)
+
+    RegimeActor.on_stop = summarise_on_stop  # type: ignore[method-assign]
+    document = _stack_document(bar_types.split(","), lag, fit_workers)
+    spec = load_backtest_document(resolve_includes(document, REPO), "regime-refit-stack")
+    profiler = cProfile.Profile() if profile else None
+    with tempfile.TemporaryDirectory() as tmp:
+        if profiler is not None:
+            profiler.enable()
+        outcome = run_backtest(spec, Path(catalog), Path(tmp) / "run", quiet=True)
+        if profiler is not None:
+            profiler.disable()
+    result: dict[str, Any] = {
+        "lag": lag,
+        "fit_workers": fit_workers,
+        "bars": outcome.summary["bars_processed"],
+        "orders": outcome.summary["orders"],
+        "loop_seconds": outcome.summary["wall_seconds"],
+        "bars_per_s": outcome.summary["bars_per_second"],
+    }
+    regime = summaries[0] if summaries else {}
+    result["fits"] = sum(int(s["fits"]) for s in regime.values())
+    result["fit_seconds"] = sum(float(s["fit_seconds"]) for s in regime.values())
+    result["refit_waits"] = sum(int(s["refit_waits"]) for s in regime.values())
+    result["fit_wait_seconds"] = sum(float(s["fit_wait_seconds"]) for s in regime.values())
+    if profiler is not None:
+        stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+        loop = max(ct for (file, _, name), (_, _, _, ct, _) in stats.items() if name == "run")
+        shares = {}
+        for label, suffix, function in (
+            ("regime_on_bar", "regime_actor.py", "on_bar"),
+            ("regime_update", "walk_forward.py", "update"),
+            ("regime_fits_in_thread", "refit.py", "_fit_and_prepare"),
+            ("regime_swap", "walk_forward.py", "_swap"),
+            ("regime_monitors", "regime_actor.py", "_monitor_step"),
+        ):
+            cumulative = sum(
+                ct
+                for (file, _, name), (_, _, _, ct, _) in stats.items()
+                if name == function and file.endswith(suffix)
+            )
+            shares[label] = cumulative / loop if loop else float("nan")
+        result["profile_loop_seconds"] = loop
+        result["shares"] = shares
+    print(json.dumps(result), flush=True)
+
+
+def stack_main(args: argparse.Namespace) -> None:
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from throughput import build_catalog
+
+    lags = [int(v) for v in args.lags.split(",")]
+    days = max(-(-args.bars // (4 * 390)), 2)
+    print(
+        f"regime actor in the full stack (throughput.py variant d): 4 instruments × {days} "
+        f"sessions × 390 bars, lags {lags}, fit_workers {args.fit_workers} "
+        f"({platform.machine()}, {os.cpu_count()} CPUs, load average "
+        f"{os.getloadavg()[0]:.1f})",
+        flush=True,
+    )
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        catalog = Path(tmp) / "catalog"
+        bar_types = build_catalog(catalog, 4, days)
+        for _ in range(args.repeat):
+            for lag in lags:
+                command = [
+                    sys.executable,
+                    __file__,
+                    "--stack-child",
+                    str(catalog),
+                    ",".join(bar_types),
+                    str(lag),
+                    str(args.fit_workers if lag else 0),
+                    "1" if args.profile else "0",
+                ]
+                done = subprocess.run(command, capture_output=True, text=True, check=False)
+                if done.returncode != 0:
+                    print(f"  lag {lag}: FAILED\n{done.stderr[-3000:]}", flush=True)
+                    continue
+                row = json.loads(done.stdout.strip().splitlines()[-1])
+                row["load_average"] = os.getloadavg()[0]
+                rows.append(row)
+                shares = row.get("shares")
+                print(
+                    f"  lag {lag:>4} (fit_workers {row['fit_workers']}): {row['bars']:,} bars, "
+                    f"{row['orders']:,} orders, loop {row['loop_seconds']:.1f} s, "
+                    f"{row['bars_per_s']:.0f} bars/s; {row['fits']} fits, "
+                    f"{row['fit_seconds']:.2f} s fitting, {row['refit_waits']} waits "
+                    f"({row['fit_wait_seconds']:.3f} s); load {row['load_average']:.1f}"
+                    + (
+                        "; share of the loop: "
+                        + ", ".join(f"{k} {v:.1%}" for k, v in shares.items())
+                        if shares
+                        else ""
+                    ),
+                    flush=True,
+                )
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+
+
 def main() -> None:
+    if "--stack-child" in sys.argv:
+        catalog, bar_types, lag, workers, profile = sys.argv[sys.argv.index("--stack-child") + 1 :]
+        stack_child(catalog, bar_types, int(lag), int(workers), profile == "1")
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bars", type=int, default=20_000)
     parser.add_argument("--train-bars", type=int, default=3_900, help="10 days of minutes.")
     parser.add_argument("--refit-every", type=int, default=390, help="Daily on minute bars.")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--stack", action="store_true", help="The actor in the full stack.")
+    parser.add_argument("--lags", default="0,120", help="--stack: refit_lag_bars values.")
+    parser.add_argument("--fit-workers", type=int, default=1, help="--stack, lags above 0.")
+    parser.add_argument("--repeat", type=int, default=1, help="--stack: alternating passes.")
+    parser.add_argument("--profile", action="store_true", help="--stack: cProfile shares.")
     args = parser.parse_args()
+    if args.stack:
+        stack_main(args)
+        return
 
     from grodt.test_kit.regime import regime_series
     from models.regime.walk_forward import WalkForwardConfig

@@ -11,7 +11,8 @@ that window's payload — and its model takes over at row t + ``lag_bars``:
   context): :meth:`~ScheduledRefitter.start` hands the fit to a helper thread that submits it to
   the executor, waits, and runs ``prepare`` on the result, so the calling (engine) thread carries
   on with the current model. At row t + L :meth:`~ScheduledRefitter.swap` returns the new model;
-  if the fit has not finished, that row waits for it (counted in ``fit_wait_seconds``). The swap
+  if the fit has not finished, that row waits for it (counted in ``fit_waits`` and
+  ``fit_wait_seconds``). The swap
   row never depends on when the fit finished, so the output is the same with or without an
   executor, in a backtest or live. Without an executor the fit runs at once in the calling
   thread and is still swapped in at t + L.
@@ -85,7 +86,11 @@ class RefitOutcome(Generic[ModelT, ReadyT]):
     error : str or None
         Why the fit failed (None on success).
     waited_seconds : float
-        Time :meth:`ScheduledRefitter.swap` waited for a fit that had not finished.
+        Time :meth:`ScheduledRefitter.swap` spent getting the fit's result (about zero when it
+        had finished).
+    late : bool
+        The fit had not finished at its swap row, so :meth:`ScheduledRefitter.swap` waited for
+        it (a lag too short for the fit on this machine).
     context : Any
         What the caller passed to :meth:`ScheduledRefitter.start` (e.g. the fit's timestamp).
     """
@@ -98,6 +103,7 @@ class RefitOutcome(Generic[ModelT, ReadyT]):
     error: str | None
     waited_seconds: float
     context: Any = None
+    late: bool = False
 
     @property
     def ok(self) -> bool:
@@ -177,6 +183,8 @@ class ScheduledRefitter(Generic[PayloadT, ModelT, ReadyT]):
         self.failed_fits = 0
         self.fit_wait_seconds = 0.0
         """Time :meth:`swap` spent waiting for fits still running at their swap row."""
+        self.fit_waits = 0
+        """Swaps whose fit had not finished at its swap row (the calling thread waited)."""
         self._rows_since_attempt = 0
         self._forced = False
 
@@ -252,6 +260,7 @@ class ScheduledRefitter(Generic[PayloadT, ModelT, ReadyT]):
         if pending is None:
             raise RuntimeError("no fit in flight")
         self._pending = None
+        late = not pending.future.done()
         waited = time.perf_counter()
         model: ModelT | None = None
         ready: ReadyT | None = None
@@ -264,6 +273,7 @@ class ScheduledRefitter(Generic[PayloadT, ModelT, ReadyT]):
             error = f"{type(e).__name__}: {e}"
         seconds = time.perf_counter() - waited
         self.fit_wait_seconds += seconds
+        self.fit_waits += int(late)
         if error is None:
             self.model = model
             self.fits += 1
@@ -278,6 +288,7 @@ class ScheduledRefitter(Generic[PayloadT, ModelT, ReadyT]):
             error,
             seconds,
             pending.context,
+            late,
         )
 
     # -- outside the schedule ----------------------------------------------------------------

@@ -27,6 +27,7 @@ window ends.
 
 import logging
 import math
+import os
 import time
 from collections.abc import Callable
 from collections.abc import Iterable
@@ -278,6 +279,12 @@ def fit_on_window(
     return WindowFit(model.to_dict(), tuple(state), seconds)
 
 
+def worker_ready() -> int:
+    """A no-op for a fit worker process to run first: importing this module there (numpy,
+    hmmlearn) before the first fit is due. Returns the worker's pid."""
+    return os.getpid()
+
+
 class _ReadyFit(NamedTuple):
     """A finished fit made usable: the model and its filter at the window's end."""
 
@@ -429,6 +436,12 @@ class WalkForwardRegime:
         return self.refitter.fit_wait_seconds
 
     @property
+    def fit_waits(self) -> int:
+        """Swaps whose fit was still running when its model was due, so :meth:`update` waited
+        (0 when ``refit_lag_bars`` leaves the fits time enough on this machine)."""
+        return self.refitter.fit_waits
+
+    @property
     def version(self) -> str:
         return self.model.version_ if self.model is not None else PRIOR_VERSION
 
@@ -518,6 +531,16 @@ class WalkForwardRegime:
         tail, self._tail = self._tail, []
         at = _iso(context.ts_ns)
         n_train = len(context.window)
+        if outcome.late:
+            # Backtest and live wait alike (the swap row is fixed by the data): say the lag is
+            # short for this machine, loudly once, then at INFO (the count is in fit_waits).
+            report = self._warn if self.refitter.fit_waits == 1 else self._info
+            report(
+                f"regime fit at {at} was still running {len(tail)} rows later, when its model "
+                f"was due: waited {outcome.waited_seconds * 1e3:.0f} ms "
+                f"(refit_lag_bars={self.config.refit_lag_bars}; waits so far "
+                f"{self.refitter.fit_waits})",
+            )
         if not outcome.ok:
             retry = self.refitter.next_attempt_rows
             self._warn(
