@@ -25,6 +25,10 @@ CPU latency of an order is the work the engine thread did between the record's a
 order's submit, whatever else ran on the machine. Wall minus CPU is waiting: the OS running other
 processes, another Python thread holding the GIL, the event loop idle.
 
+Orders sent once the node stops (flatten, strategies closing positions in ``on_stop``) answer the
+stop, not a record: after :meth:`LatencyProbe.end_attribution` they are counted (``at_stop``),
+not measured (before, the last record's arrival was their start and they set the run's maximum).
+
 Memory is bounded: pending stamps are capped and samples beyond ``max_samples`` are kept by
 reservoir sampling, so a week-long run costs the same as a minute. :meth:`LatencyProbe.summary`
 (the run's figures, computed at stop) reads every kept sample; the periodic health line uses
@@ -88,6 +92,8 @@ class LatencyProbe:
         self._seen = 0
         self._rng = random.Random(seed)
         self.unattributed = 0
+        self.at_stop = 0
+        self._ended = False
 
     # -- stamps ---------------------------------------------------------------------------------
 
@@ -115,6 +121,12 @@ class LatencyProbe:
             cpu_arrival = self._cpu_arrivals.pop(id(data), None)
             self._current_cpu_ns = time.thread_time_ns() if cpu_arrival is None else cpu_arrival
 
+    def end_attribution(self) -> None:
+        """The node stops: orders created from now on stem from no record (counted, not
+        measured); orders already created keep their stamps."""
+        self._ended = True
+        self._current_arrival_ns = None
+
     def on_order_initialized(self, event: object) -> None:
         if not isinstance(event, OrderInitialized) or self._current_arrival_ns is None:
             return
@@ -133,7 +145,10 @@ class LatencyProbe:
         """The execution client received the order's submit command."""
         stamps = self._orders.pop(client_order_id, None)
         if stamps is None:
-            self.unattributed += 1
+            if self._ended:
+                self.at_stop += 1
+            else:
+                self.unattributed += 1
             return
         arrival, dispatch, initialized = stamps
         now = time.perf_counter_ns()
@@ -178,7 +193,7 @@ class LatencyProbe:
     def summary(self) -> dict[str, Any]:
         """Count and percentiles in microseconds (``None`` without samples)."""
         if not self._samples:
-            return {"count": 0, "unattributed": self.unattributed}
+            return {"count": 0, "unattributed": self.unattributed, "at_stop": self.at_stop}
         samples = np.asarray(self._samples, dtype=np.float64) / 1_000.0
         values = samples[:, 0]
         p50, p95, p99 = np.percentile(values, [50, 95, 99])
@@ -190,6 +205,7 @@ class LatencyProbe:
             "count": self._seen,
             "sampled": len(self._samples),
             "unattributed": self.unattributed,
+            "at_stop": self.at_stop,
             "p50_us": float(p50),
             "p95_us": float(p95),
             "p99_us": float(p99),

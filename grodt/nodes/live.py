@@ -599,6 +599,8 @@ class LiveNode:
         kernel = self.node.kernel
         if self.replay is not None:
             await self.replay.stop_replay()
+        # Orders sent from here on (flatten, strategies' on_stop) answer the stop, not a record.
+        self.probe.end_attribution()
         flatten: dict[str, Any] = {}
         if self.spec.operations.on_stop == "flatten":
             try:

@@ -66,7 +66,8 @@ def test_parity_cli_on_the_demo_config_is_identical(sp500_catalog: Path, tmp_pat
     assert report["orders"][0] == report["orders"][1] > 40
     assert report["fills"][0] == report["fills"][1] > 40
     # Every order that reached the venue was measured, inside the node.
-    assert report["paper_latency"]["count"] == report["orders"][1]
+    latency = report["paper_latency"]
+    assert latency["count"] + latency["at_stop"] == report["orders"][1]
     assert report["paper_latency"]["p50_us"] > 0
     fills_bt = (tmp_path / "parity" / "backtest" / "fills.csv").read_text().splitlines()
     fills_paper = (tmp_path / "parity" / "paper" / "fills.csv").read_text().splitlines()

@@ -6,6 +6,7 @@ import pytest
 from live_kit import ema_cross
 from live_kit import paper_document
 from live_kit import write_yaml
+from nautilus_trader.model.identifiers import ClientOrderId
 
 from grodt.nodes.adapters.paper import replay_client_config
 from grodt.nodes.latency import LatencyProbe
@@ -85,6 +86,12 @@ def test_latency_probe_is_bounded_and_attributes_orders():
     assert 0 < summary["p50_us"] <= summary["p99_us"] <= summary["max_us"]
     probe.on_submit(ClientOrderId("O-unknown"))
     assert probe.summary()["unattributed"] == 1
+    # The node stops: an order sent now (closing a position in on_stop) stems from no record.
+    probe.end_attribution()
+    probe.on_order_initialized(_initialized("O-at-stop"))
+    probe.on_submit(ClientOrderId("O-at-stop"))
+    summary = probe.summary()
+    assert summary["count"] == 1_000 and summary["at_stop"] == 1 and summary["unattributed"] == 1
 
 
 @pytest.mark.parametrize("pacing", ["lockstep", "accelerated"])
@@ -100,9 +107,16 @@ def test_every_order_reaching_the_venue_is_measured(minute_catalog, tmp_path: Pa
     summary = LiveNode(spec, tmp_path / "run", catalog=catalog, quiet=True).run().summary
     latency = summary["latency"]
     assert summary["orders"] > 5
-    assert latency["count"] == summary["orders"]
+    assert latency["count"] + latency["at_stop"] == summary["orders"]
     assert latency["unattributed"] == 0
     assert latency["p50_us"] > 0  # the figures: benchmarks/live_latency.py
+
+
+def _initialized(client_order_id: str) -> object:
+    from nautilus_trader.test_kit.stubs.execution import TestExecStubs
+
+    order = TestExecStubs.market_order(client_order_id=ClientOrderId(client_order_id))
+    return order.init_event
 
 
 # -- review fixes -----------------------------------------------------------------------------
