@@ -149,6 +149,13 @@ def history_command(name: str, tracking_uri: str | None, as_json: bool) -> None:
 )
 @click.option("--max-value-drop", type=float, default=0.0, show_default=True)
 @click.option("--min-ess", type=float, default=10.0, show_default=True)
+@click.option(
+    "--confidence",
+    type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+    default=None,
+    help="Compare the upper end of the value drop's bootstrap interval at this level (e.g. "
+    "0.95) with --max-value-drop, not its point value.",
+)
 @_uri_option
 @_json_option
 def challenge_command(
@@ -164,6 +171,7 @@ def challenge_command(
     estimator: str,
     max_value_drop: float,
     min_ess: float,
+    confidence: float | None,
     tracking_uri: str | None,
     as_json: bool,
 ) -> None:
@@ -200,13 +208,24 @@ def challenge_command(
     policy = None
     if policy_logs:
         runs = [Path(p) for p in policy_logs]
-        log = read_bandit_log(runs, component_id=policy_component)
+        try:
+            log = read_bandit_log(runs, component_id=policy_component)
+        except GrodtError as e:
+            if not str(e).startswith("no bandit round"):
+                raise
+            raise GrodtError(
+                f"policy gate: the log has no support for any other policy: {e}. Its records "
+                "carry no propensity (a continuous predictive allocation, static fallbacks): "
+                "log with predictive_actions: arms and predictive_exploration > 0, or the "
+                "bandit with bandit_exploration > 0 (docs/lifecycle.md)"
+            ) from None
         policy = PolicyValueGate(
             log=log,
             action_dist=replayed_policy_action_dist(runs, policy_component),
             estimator=estimator,
             max_value_drop=max_value_drop,
             min_effective_sample_size=min_ess,
+            confidence=confidence,
         )
     gates = PromotionGates(max_score_drop, max_calibration_error)
     decision = challenge(name, scorer, gates, _store(tracking_uri), policy=policy)

@@ -59,6 +59,7 @@ from grodt.tracking.store import TrackingStore
 from grodt.tracking.store import resolve_store
 from models.meta.model import MetaModel
 from models.regime.scoring import score_window
+from research.ope.bootstrap import bootstrap_ci
 from research.ope.diagnostics import effective_sample_size
 from research.ope.estimators import direct_method
 from research.ope.estimators import doubly_robust
@@ -220,6 +221,13 @@ class PolicyValueGate:
         (a cross-fitted LightGBM reward model, :mod:`research.ope.reward_model`).
     max_value_drop : float, default 0.0
     min_effective_sample_size : float, default 10.0
+    confidence : float, optional
+        When set (e.g. 0.95), the drop compared with ``max_value_drop`` is the upper end of
+        the drop's two-sided percentile bootstrap interval at this level (rounds resampled,
+        realised value and estimate on the same resample; ``n_bootstrap`` resamples, seeded),
+        not its point value: the challenger must be shown not to lose more than the margin,
+        not merely estimated not to. None: the point value.
+    n_bootstrap : int, default 1000
     """
 
     log: BanditLog
@@ -227,8 +235,12 @@ class PolicyValueGate:
     estimator: str = "snips"
     max_value_drop: float = 0.0
     min_effective_sample_size: float = 10.0
+    confidence: float | None = None
+    n_bootstrap: int = 1000
 
     def __post_init__(self) -> None:
+        if self.confidence is not None and not 0.0 < self.confidence < 1.0:
+            raise GrodtError(f"confidence: {self.confidence} is not in (0, 1)")
         known = ("ipw", "snips", *_NEEDS_REWARD_MODEL)
         if self.estimator not in known:
             raise GrodtError(f"estimator: {self.estimator!r} is not one of {list(known)}")
@@ -268,24 +280,53 @@ class PolicyValueGate:
         }
         if log.n_rounds < 2 or figures["unsupported_rounds"] > 0:
             return figures
-        logged = (log.reward, log.action, log.pscore, target)
-        if self.estimator in _NEEDS_REWARD_MODEL:
-            q_hat = CrossFittedRewardModel(n_folds=min(5, log.n_rounds)).fit_predict(
+        q_hat = (
+            CrossFittedRewardModel(n_folds=min(5, log.n_rounds)).fit_predict(
                 log.context, log.action, log.reward, log.n_actions
             )
-            estimate = {
-                "dm": lambda: direct_method(target, q_hat),
-                "dr": lambda: doubly_robust(*logged, q_hat),
-                "sndr": lambda: self_normalized_doubly_robust(*logged, q_hat),
-                "switch_dr": lambda: switch_doubly_robust(*logged, q_hat),
-            }[self.estimator]()
-        else:
-            estimate = (ipw if self.estimator == "ipw" else snips)(*logged)
+            if self.estimator in _NEEDS_REWARD_MODEL
+            else np.zeros_like(target)
+        )
+        logged = (log.reward, log.action, log.pscore, target, q_hat)
+        estimate = _estimate(self.estimator, *logged)
         weights = importance_weights(log.action, log.pscore, target)
-        figures["estimate"] = float(estimate)
-        figures["value_drop"] = figures["realised"] - float(estimate)
+        figures["estimate"] = estimate
+        figures["value_drop"] = figures["realised"] - estimate
         figures["effective_sample_size"] = effective_sample_size(weights)
+        if self.confidence is not None:
+            interval = bootstrap_ci(
+                lambda *rounds: float(np.mean(rounds[0])) - _estimate(self.estimator, *rounds),
+                *logged,
+                n_bootstrap=self.n_bootstrap,
+                alpha=1.0 - self.confidence,
+                random_state=0,
+            )
+            figures["value_drop_lower"] = interval.lower
+            figures["value_drop_upper"] = interval.upper
         return figures
+
+
+def _estimate(
+    estimator: str,
+    reward: np.ndarray,
+    action: np.ndarray,
+    pscore: np.ndarray,
+    target: np.ndarray,
+    q_hat: np.ndarray,
+) -> float:
+    """``estimator``'s value of ``target`` on the rounds (``q_hat`` unused by IPW and SNIPS)."""
+    logged = (reward, action, pscore, target)
+    if estimator == "ipw":
+        return float(ipw(*logged))
+    if estimator == "snips":
+        return float(snips(*logged))
+    if estimator == "dm":
+        return float(direct_method(target, q_hat))
+    if estimator == "dr":
+        return float(doubly_robust(*logged, q_hat))
+    if estimator == "sndr":
+        return float(self_normalized_doubly_robust(*logged, q_hat))
+    return float(switch_doubly_robust(*logged, q_hat))
 
 
 def regime_scorer(features: np.ndarray, nominal: float = 0.9) -> Callable[[Any], ModelScore]:
@@ -438,6 +479,8 @@ def _policy_gate(
     figures.update({f"policy.{k}": v for k, v in result.items()})
     figures["gate.max_value_drop"] = policy.max_value_drop
     figures["gate.min_effective_sample_size"] = policy.min_effective_sample_size
+    if policy.confidence is not None:
+        figures["gate.confidence"] = policy.confidence
     rounds = int(result["rounds"])
     if result["unsupported_rounds"] > 0:
         reasons.append(
@@ -456,14 +499,20 @@ def _policy_gate(
         )
         return False
     passed = True
-    if not (math.isfinite(result["estimate"]) and result["value_drop"] <= policy.max_value_drop):
+    drop = result["value_drop"] if policy.confidence is None else result["value_drop_upper"]
+    if not (math.isfinite(result["estimate"]) and drop <= policy.max_value_drop):
         passed = False
         logger_name = champion.tag if champion is not None else "the logging policy"
+        bound = (
+            ""
+            if policy.confidence is None
+            else f"; the upper end of its {policy.confidence:.0%} interval is {drop:.6f}"
+        )
         reasons.append(
             f"policy evaluation: challenger {policy.estimator} estimate "
             f"{result['estimate']:.6f} per round is {result['value_drop']:.6f} below the "
             f"realised {result['realised']:.6f} of {logger_name} on its "
-            f"{rounds} logged rounds (allowed {policy.max_value_drop})",
+            f"{rounds} logged rounds{bound} (allowed {policy.max_value_drop})",
         )
     if not result["effective_sample_size"] >= policy.min_effective_sample_size:
         passed = False

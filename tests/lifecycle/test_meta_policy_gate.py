@@ -22,7 +22,10 @@ import pytest
 from click.testing import CliRunner
 
 from grodt.cli import main
+from grodt.core.records import AllocationRecord
 from grodt.forensics.ope_logs import read_bandit_log
+from grodt.forensics.ope_logs import write_records
+from grodt.forensics.reader import read_run
 from grodt.forensics.replay import replay_allocations
 from grodt.nodes.backtest import run_backtest
 from grodt.tracking.registry import register_model
@@ -157,7 +160,35 @@ def test_models_challenge_cli_gates_a_meta_challenger(sqlite_registry, logged):
     assert refused.exit_code == 1, refused.output
     verdict = json.loads(refused.output)
     assert verdict["promoted"] is False and verdict["figures"]["policy.value_drop"] > 0
+    # Judged on the upper end of the drop's 95% bootstrap interval: still refused.
+    cautious = CliRunner().invoke(main, [*args, "--confidence", "0.95"])
+    assert cautious.exit_code == 1, cautious.output
+    figures = json.loads(cautious.output)["figures"]
+    assert figures["policy.value_drop_upper"] > figures["policy.value_drop"] > 0
+    # The champion's own model: the drop is 0 on every resample.
     _register(logged["champion"], "challenger")
-    promoted = CliRunner().invoke(main, args)
+    promoted = CliRunner().invoke(main, [*args, "--confidence", "0.95"])
     assert promoted.exit_code == 0, promoted.output
-    assert json.loads(promoted.output)["figures"]["policy.value_drop"] == 0.0
+    figures = json.loads(promoted.output)["figures"]
+    assert figures["policy.value_drop"] == figures["policy.value_drop_upper"] == 0.0
+
+
+def test_a_log_without_propensities_is_refused_for_lack_of_support(
+    sqlite_registry, logged, tmp_path
+):
+    # The continuous predictive policy's records: the same decisions without the arm's fields.
+    records = [
+        stored.record.model_copy(
+            update={"action_index": None, "action_probabilities": [], "propensity": None}
+        )
+        for stored in read_run(logged["exploring"])
+        if isinstance(stored.record, AllocationRecord)
+    ]
+    write_records(tmp_path / "continuous", records, session="0" * 19 + "-1")
+    _register(logged["champion"], "champion")
+    _register(logged["inverted"], "challenger")
+    args = ["models", "challenge", NAME, "--policy-log", str(tmp_path / "continuous")]
+    refused = CliRunner().invoke(main, args)
+    assert refused.exit_code != 0
+    assert "the log has no support for any other policy" in refused.output
+    assert "no propensity (policy 'predictive')" in refused.output
