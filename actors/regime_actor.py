@@ -28,6 +28,7 @@ backtest without the actor; see ``docs/regime.md``.
 import json
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import fields
 from dataclasses import replace
 from pathlib import Path
 
@@ -158,6 +159,46 @@ def _fallback_step(step: RegimeStep) -> RegimeStep:
     )
 
 
+class _Lane:
+    """What :meth:`RegimeActor.on_bar` needs of one bar type, behind one dict lookup: a
+    ``BarType`` key is hashed from its string at every lookup (~0.5 µs), and ``bar.bar_type``
+    builds a new object each time."""
+
+    __slots__ = ("data_type", "instrument_id", "monitors", "regime", "shadow")
+
+    def __init__(
+        self,
+        regime: WalkForwardRegime,
+        instrument_id: InstrumentId,
+        data_type: DataType,
+        monitors: RegimeMonitors | None,
+        shadow: WalkForwardRegime | None,
+    ) -> None:
+        self.regime = regime
+        self.instrument_id = instrument_id
+        self.data_type = data_type
+        self.monitors = monitors
+        self.shadow = shadow
+
+
+_RECORD_FIELDS = (
+    "instrument_id",
+    "p_bull",
+    "p_bear",
+    "p_sideways",
+    "most_likely",
+    "entropy",
+    "model_version",
+)
+"""The leading fields of ``RegimeProbabilities`` in declaration order, which
+:meth:`RegimeActor.on_bar` passes positionally (checked at import: a reordered contract fails
+loudly here)."""
+if tuple(f.name for f in fields(RegimeProbabilities))[: len(_RECORD_FIELDS)] != _RECORD_FIELDS:
+    raise ImportError(
+        f"RegimeProbabilities no longer starts with the fields {_RECORD_FIELDS}: update "
+        "RegimeActor.on_bar, which passes them positionally",
+    )
+
 _STATE_SEQUENCE = "grodt.regime_sequence"
 """Key of the saved record sequence (:meth:`RegimeActor.on_save`)."""
 _STATE_CONTROL = "grodt.regime_control_fallback"
@@ -174,6 +215,7 @@ class RegimeActor(Actor):
         """The walk-forward filter of each bar type (models, fits and counters)."""
         self._data_types: dict[BarType, DataType] = {}
         self._instrument_ids: dict[BarType, InstrumentId] = {}
+        self._lanes: dict[BarType, _Lane] = {}
         self._saved_versions: set[str] = set()
         self._sequence = 0
         self._registry_refs: dict[str, str] = {}
@@ -227,6 +269,13 @@ class RegimeActor(Actor):
                 self.monitors[bar_type] = RegimeMonitors(self.config.monitors, names)
             self._data_types[bar_type] = regime_data_type(instrument_id)
             self._instrument_ids[bar_type] = instrument_id
+            self._lanes[bar_type] = _Lane(
+                self.filters[bar_type],
+                instrument_id,
+                self._data_types[bar_type],
+                self.monitors.get(bar_type),
+                self.shadows.get(bar_type),
+            )
             self.subscribe_bars(bar_type)
         self.msgbus.subscribe(topic=MODEL_CONTROL_TOPIC, handler=self._on_model_control)
 
@@ -339,41 +388,44 @@ class RegimeActor(Actor):
         self.log.warning(f"Restored regime fallback {reason} (bars in: {restored})")
 
     def on_bar(self, bar: Bar) -> None:
-        regime = self.filters.get(bar.bar_type)
-        if regime is None:
+        lane = self._lanes.get(bar.bar_type)
+        if lane is None:
             return
-        monitors = self.monitors.get(bar.bar_type)
+        regime = lane.regime
+        monitors = lane.monitors
         watching = monitors is not None and monitors.watches_model
         model_before = regime.model if watching else None
         state_before = regime.state if watching else None
         step = regime.update(bar.close.as_double(), bar.ts_event)
-        instrument_id = self._instrument_ids[bar.bar_type]
+        instrument_id = lane.instrument_id
         published = step
-        controlled = self._control_fallback.get(bar.bar_type)
-        if controlled is not None:
-            controlled = self._count_control_bar(bar.bar_type, controlled, step)
+        controlled = None
+        if self._control_fallback:
+            bar_type = bar.bar_type
+            controlled = self._control_fallback.get(bar_type)
+            if controlled is not None:
+                controlled = self._count_control_bar(bar_type, controlled, step)
         if controlled is not None or (monitors is not None and monitors.fallback):
             if "fit" in step.events or "refit" in step.events:
                 if monitors is not None:
                     monitors.fallback = False
             else:
                 published = _fallback_step(step)
-        p_bull, p_bear, p_sideways = published.probabilities
+        # Positional (ts_event, ts_init, then the fields in order: _RECORD_FIELDS): the
+        # customdataclass __init__ takes keywords through two **kwargs hops, 2.5x the cost.
         record = RegimeProbabilities(
-            instrument_id=instrument_id,
-            p_bull=p_bull,
-            p_bear=p_bear,
-            p_sideways=p_sideways,
-            most_likely=published.most_likely,
-            entropy=published.entropy,
-            model_version=self._cite(published.model_version),
-            ts_event=bar.ts_event,
-            ts_init=bar.ts_init,
+            bar.ts_event,
+            bar.ts_init,
+            instrument_id,
+            *published.probabilities,
+            published.most_likely,
+            published.entropy,
+            self._cite(published.model_version),
         )
-        self.publish_data(self._data_types[bar.bar_type], record)
+        self.publish_data(lane.data_type, record)
         if step.events:
             self._on_events(bar, instrument_id, regime, step)
-        shadow = self.shadows.get(bar.bar_type)
+        shadow = lane.shadow
         if shadow is not None:
             self._shadow_step(bar, instrument_id, shadow, step)
         if monitors is not None:
@@ -427,6 +479,7 @@ class RegimeActor(Actor):
         except Exception as e:  # a monitor must never stop the model
             self.log.error(f"regime monitors failed at {bar.ts_event}: {e!r}; monitors off")
             self.monitors.pop(bar.bar_type, None)
+            self._lanes[bar.bar_type].monitors = None
             return
         for event in events:
             action = event.action
@@ -459,6 +512,7 @@ class RegimeActor(Actor):
         except Exception as e:  # the challenger must never stop the traded model
             self.log.error(f"shadow regime model failed at {bar.ts_event}: {e!r}; shadow off")
             self.shadows.pop(bar.bar_type, None)
+            self._lanes[bar.bar_type].shadow = None
             return
         counts = self._shadow_agreement[bar.bar_type]
         if step.status != "prior" and shadow_step.status != "prior":

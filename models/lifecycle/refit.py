@@ -164,6 +164,7 @@ class ScheduledRefitter(Generic[PayloadT, ModelT, ReadyT]):
         model: ModelT | None = None,
     ) -> None:
         self.schedule = schedule
+        self._first_fit_rows = schedule.first_fit_rows  # read on every row
         self.fit = fit
         self.prepare = prepare
         self.executor = executor
@@ -198,7 +199,7 @@ class ScheduledRefitter(Generic[PayloadT, ModelT, ReadyT]):
         """
         self.rows += 1
         self._rows_since_attempt += 1
-        if self._pending is not None or available < self.schedule.first_fit_rows:
+        if self._pending is not None or available < self._first_fit_rows:
             return False
         if self._forced:
             self._forced = False
@@ -320,3 +321,42 @@ class ScheduledRefitter(Generic[PayloadT, ModelT, ReadyT]):
         if self._helper is not None:
             self._helper.shutdown(wait=False, cancel_futures=True)
             self._helper = None
+
+    # -- a restarted process -----------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        """Where the schedule stands, JSON-able, for a restarted process (:meth:`restore`): the
+        counters and, for a fit in flight, the rows it started at and takes over at (its
+        payload and model are the caller's to rebuild)."""
+        pending = self._pending
+        return {
+            "rows": self.rows,
+            "fits": self.fits,
+            "failed_fits": self.failed_fits,
+            "rows_since_attempt": self._rows_since_attempt,
+            "forced": self._forced,
+            "in_flight": None
+            if pending is None
+            else {"row": pending.row, "apply_row": pending.apply_row, "kind": pending.kind},
+        }
+
+    def restore(self, state: dict[str, Any], model: ModelT | None) -> None:
+        """Continue a schedule saved by :meth:`state` with ``model`` in use. A fit that was in
+        flight is not restarted: the caller rebuilds its payload and calls :meth:`resume`."""
+        self.cancel()
+        self.model = model
+        self.rows = int(state["rows"])
+        self.fits = int(state["fits"])
+        self.failed_fits = int(state["failed_fits"])
+        self._rows_since_attempt = int(state["rows_since_attempt"])
+        self._forced = bool(state["forced"])
+
+    def resume(self, payload: PayloadT, *, row: int, apply_row: int, context: Any = None) -> None:
+        """Start again the fit that was in flight when the schedule was saved (:meth:`state`):
+        started at ``row``, it takes over at ``apply_row`` as it would have, and the rows
+        counted since it started stay counted."""
+        since = self._rows_since_attempt
+        self.start(payload, context)
+        assert self._pending is not None
+        self._pending.row, self._pending.apply_row = row, apply_row
+        self._rows_since_attempt = since
