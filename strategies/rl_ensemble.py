@@ -418,6 +418,12 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
         self._fine_tunes_started = 0
         if self._refitter is not None:
             self._refitter.reset()
+        self._saved_schedule: dict[str, Any] | None = None
+        """The fine-tune schedule a restarted node continues (:meth:`load_state`): its saved
+        rows are replayed by the warm-up bars, which rebuild the window without fitting."""
+        self._replayed_rows = 0
+        self._warm_up_bar = False  # this bar is one the saved state already counts
+        self._in_flight_end_ns: int | None = None  # the window end of the fit in flight
         self._control_reason = ""
         """A monitor's fallback in force (``control_fallback: …``; empty: none)."""
         self._control_bars = 0
@@ -430,7 +436,8 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
         state and the script's index advance with the bars, not with the decisions). A bar no
         later than the last one counted is a restarted node's warm-up bar the saved index
         already counts (:meth:`load_state`)."""
-        if bar.ts_event > self._counted_through_ns:
+        self._warm_up_bar = bar.ts_event <= self._counted_through_ns
+        if not self._warm_up_bar:
             self._bar_index += 1
             self._counted_through_ns = bar.ts_event
             self._count_control_bar()
@@ -508,6 +515,7 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
             "model_errors": self.model_errors,
             "control_reason": self._control_reason,
             "control_bars": self._control_bars,
+            "fine_tune": self._fine_tune_state(),
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -523,6 +531,8 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
         self.model_errors = int(state["model_errors"])
         self._control_reason = str(state.get("control_reason", ""))
         self._control_bars = int(state.get("control_bars", 0))
+        if self._fine_tune is not None and state.get("fine_tune") is not None:
+            self._restore_fine_tune(state["fine_tune"])
 
     # == the policy ================================================================================
 
@@ -603,10 +613,14 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
         names = self.specialists.observation.feature_names
         row = [self._feature_values[name] for name in names]
         self._window.append((row, bar.open.as_double(), bar.close.as_double()))
+        if self._saved_schedule is not None and self._warm_up_bar:
+            self._replay_row(bar)
+            return
         try:
             refitter = self._refitter or self._start_refitter()
             if refitter.advance(len(self._window)):
                 refitter.start(self._fine_tune_payload(bar), context=bar.ts_event)
+                self._in_flight_end_ns = bar.ts_event
                 self._fine_tunes_started += 1
             if refitter.swap_due:
                 outcome = refitter.swap()
@@ -693,6 +707,80 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
         if self._control_reason:
             self.log.warning(f"Fallback ({self._control_reason}) ends: {why}")
         self._control_reason = ""
+
+    # == restart: the schedule continues =========================================================
+
+    def _fine_tune_state(self) -> dict[str, Any] | None:
+        """Where the fine-tune schedule stands: the set in use (None: the configured one), the
+        fine-tunes started (seeds) and the refitter's counters, with the row a fit in flight
+        started at. The window itself is not saved: the warm-up bars rebuild it."""
+        if self._fine_tune is None:
+            return None
+        refitter = self._refitter
+        in_flight = self._in_flight_end_ns if refitter is not None and refitter.in_flight else None
+        return {
+            "in_use": None if self._policy is self._base_policy else str(self._directory),
+            "started": self._fine_tunes_started,
+            "schedule": None if refitter is None else refitter.state(),
+            "in_flight_window_end_ns": in_flight,
+        }
+
+    def _restore_fine_tune(self, saved: dict[str, Any]) -> None:
+        """Continue the saved schedule (:meth:`load_state`): the set in use is loaded now; the
+        warm-up bars rebuild the window without fitting (:meth:`_replay_row`), and restart the
+        fit that was in flight at the row it started at. A saved set that cannot be loaded
+        leaves the configured one in use (logged)."""
+        self._fine_tunes_started = int(saved["started"])
+        directory = saved.get("in_use")
+        if directory is not None:
+            try:
+                self._use_policy(load_fine_tuned(str(directory), self.config.inference))
+            except (OSError, ValueError) as e:
+                self.log.error(
+                    f"Fine-tuned set {directory} saved by the stopped node cannot be loaded "
+                    f"({type(e).__name__}: {e}); continuing with {self.specialists_version}",
+                )
+        self._saved_schedule = saved
+        self._replayed_rows = 0
+        refitter = self._start_refitter()
+        if saved.get("schedule") is not None:
+            refitter.restore(saved["schedule"], model=str(self._directory))
+        self.log.info(
+            f"Fine-tune schedule restored: {self.specialists_version} in use, "
+            f"{self._fine_tunes_started} fine-tunes started, row {refitter.rows}"
+            + (" (a fine-tune in flight)" if saved.get("in_flight_window_end_ns") else ""),
+        )
+
+    def _replay_row(self, bar: Bar) -> None:
+        """A warm-up row the saved schedule already counted: the window grows; at the row where
+        the saved fit in flight had started, that fit starts again on the same window (the same
+        seed), to take over at its saved row."""
+        assert self._saved_schedule is not None and self._refitter is not None
+        self._replayed_rows += 1
+        flight = (self._saved_schedule.get("schedule") or {}).get("in_flight")
+        if flight is None or self._replayed_rows != int(flight["row"]):
+            return
+        ends = self._saved_schedule.get("in_flight_window_end_ns")
+        if ends != bar.ts_event:
+            self.log.error(
+                f"Warm-up row {self._replayed_rows} ends at {bar.ts_event}, the fine-tune in "
+                f"flight at the stop ended at {ends}: not restarted (the schedule goes on)",
+            )
+            return
+        try:
+            self._fine_tunes_started -= 1  # the same fit_index, hence the same seeds
+            self._refitter.resume(
+                self._fine_tune_payload(bar),
+                row=int(flight["row"]),
+                apply_row=int(flight["apply_row"]),
+                context=bar.ts_event,
+            )
+            self._in_flight_end_ns = bar.ts_event
+            self.log.info(f"Restarted the fine-tune in flight at the stop (window to {ends})")
+        except Exception as e:  # never out of the engine's handler: the schedule goes on
+            self.log.error(f"Fine-tune in flight at the stop not restarted ({e})")
+        finally:
+            self._fine_tunes_started += 1
 
     def _start_refitter(self) -> ScheduledRefitter:
         config = self._fine_tune

@@ -7,7 +7,8 @@ strongly with the observation's position input, so a restarted strategy that los
 action (``save_state``/``load_state``) decides differently from the first bar after the restart
 (without RLEnsembleStrategy.save_state this test fails: the restarted run's order quantities
 differ from the 50th order on). Each node runs as ``python -m grodt live`` in its own process
-(tests/live/test_live_restart.py's helpers).
+(tests/live/test_live_restart.py's helpers). A second test kills it while online fine-tuning
+runs: the restarted node goes on with the set in use and the fine-tune in flight.
 """
 
 import json
@@ -16,6 +17,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import gymnasium as gym
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -54,11 +57,15 @@ def _position_sensitive_specialists(directory: Path, like: Path, seed: int = 3) 
     position input (its first-layer weights scaled up 20x), so that a restarted strategy that
     lost its held action decides differently."""
     spec = SpecialistSet.load(like).observation
+    spaces = _SpacesOnly(spec.n_obs)
+    # The training env's bounds (models.rl.env.TradingEnv), so that fine-tuning can go on.
+    bound = np.float32(max(spec.clip, 1.0))
+    spaces.observation_space = gym.spaces.Box(-bound, bound, (spec.n_obs,), np.float32)
     models = {}
     for i, label in enumerate(("bull", "bear", "sideways")):
         model = PPO(
             "MlpPolicy",
-            _SpacesOnly(spec.n_obs),
+            spaces,
             n_steps=8,
             batch_size=8,
             seed=seed + i,
@@ -72,7 +79,14 @@ def _position_sensitive_specialists(directory: Path, like: Path, seed: int = 3) 
     return directory
 
 
-def _document(specialists: Path, feature_set: Path, marker: Path, at_bars: list[int]) -> dict:
+def _document(
+    specialists: Path,
+    feature_set: Path,
+    marker: Path,
+    at_bars: list[int],
+    retrain: Path | None = None,
+) -> dict:
+    extra = {} if retrain is None else {"retrain": str(retrain)}
     return {
         "name": "rl_restart",
         "kind": "live",
@@ -102,6 +116,7 @@ def _document(specialists: Path, feature_set: Path, marker: Path, at_bars: list[
                     "blend_mode": "always_on",
                     "specialists": str(specialists),
                     "feature_set": str(feature_set),
+                    **extra,
                 },
             },
         ],
@@ -176,6 +191,89 @@ def test_rl_ensemble_killed_holding_a_position_restarts_as_the_uninterrupted_run
         pd.read_csv(tmp_path / "run" / "account_XNAS.csv"),
         pd.read_csv(tmp_path / "through" / "account_XNAS.csv"),
     )
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    expected = json.loads((tmp_path / "through" / "summary.json").read_text())
+    _assert_same_trading(tmp_path / "run", tmp_path / "through")
+
+
+def _assert_same_trading(run: Path, through: Path) -> None:
+    summary = json.loads((run / "summary.json").read_text())
+    expected = json.loads((through / "summary.json").read_text())
     assert {k: summary[k] for k in _SUMMARY_KEYS} == {k: expected[k] for k in _SUMMARY_KEYS}
+
+
+# Rows are the bars with every feature defined (from bar 21); fits at rows 24, 36, 48, ... take
+# over 6 rows later: at the crash (bar 70) the set fitted at row 36 is in use and the one started
+# at row 48 is in flight. worker: false runs the fits on the engine thread (no spawned process:
+# a fast test); the restored schedule is the same code path with a worker.
+FINE_TUNE = {
+    "window": 30,
+    "every": 12,
+    "lag_bars": 6,
+    "min_window": 24,
+    "timesteps": 32,
+    "episode_bars": 10,
+    "stride": 5,
+    "learning_rate": 0.003,
+    "seed": 1,
+    "worker": False,
+}
+
+
+def test_a_restart_keeps_the_fine_tuned_set_and_the_fine_tune_in_flight(
+    market,  # noqa: F811
+    redis_server,
+    tmp_path: Path,
+):
+    """Killed while a fine-tuned set trades and the next fine-tune is in flight, the restarted
+    node goes on with that set, swaps the in-flight one in at its row and keeps the schedule:
+    its orders equal the uninterrupted run's (without the saved schedule it restarts from the
+    configured specialists and a fresh window, and its orders differ)."""
+    port = redis_server.port
+    catalog = market["catalog"]
+    specialists = _position_sensitive_specialists(tmp_path / "specialists", market["varying"])
+    schedule = write_yaml(
+        tmp_path / "fine_tune.yaml", {**FINE_TUNE, "output": str(tmp_path / "ft")}
+    )
+    models = (specialists, market["features_yaml"])
+    redis_server.flush()
+    through = write_yaml(
+        tmp_path / "through.yaml", _document(*models, tmp_path / "never", [], schedule)
+    )
+    done = _run(through, tmp_path / "through", port, catalog)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    redis_server.flush()
+    marker = tmp_path / "crashed"
+    config = write_yaml(
+        tmp_path / "restart.yaml", _document(*models, marker, [CRASH_AT_BAR], schedule)
+    )
+    crashed = _run(config, tmp_path / "run", port, catalog)
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-3000:]
+    restarted = _run(config, tmp_path / "run", port, catalog)
+    assert restarted.returncode == 0, restarted.stderr[-3000:]
+
+    # The premise: the schedule fine-tuned before and after the crash (7 fits over 100 rows;
+    # both runs save their sets, content-addressed, into the same folder).
+    assert len(list((tmp_path / "ft").glob("ft-*"))) >= 6
+
+    pd.testing.assert_frame_equal(_orders(tmp_path / "run"), _orders(tmp_path / "through"))
+    _assert_same_trading(tmp_path / "run", tmp_path / "through")
+
+    # The restarted node did not fine-tune again what the killed one had swapped in: it ran
+    # the fine-tune in flight at the kill and the later ones, the same sets as the
+    # uninterrupted run's last ones.
+    logs = [_messages(f) for f in sorted((tmp_path / "run" / "logs").glob("*.json"))]
+    restarted_log = next(m for m in logs if any(x.startswith("Restored from history") for x in m))
+    assert any(x.startswith("Restarted the fine-tune in flight") for x in restarted_log)
+    swaps = _swaps(restarted_log)
+    through_swaps = _swaps(_messages(next((tmp_path / "through" / "logs").glob("*.json"))))
+    assert 0 < len(swaps) < len(through_swaps)
+    assert swaps == through_swaps[-len(swaps) :]
+
+
+def _messages(log: Path) -> list[str]:
+    return [json.loads(line)["message"] for line in log.read_text().splitlines() if line.strip()]
+
+
+def _swaps(messages: list[str]) -> list[str]:
+    """Each fine-tuned set's swap: its window's end, its version and its first bar."""
+    return [m.split(" (waited")[0] for m in messages if m.startswith("Specialists fine-tuned on")]
