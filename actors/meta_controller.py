@@ -651,16 +651,15 @@ class MetaController(Actor):
         marked = self._book.realised + unrealised
         equity = self._account_equity()
         capital = self._equity * self.weights
+        allocated = self.weights > _WEIGHT_TOLERANCE
+        n = len(self.names)
+        # Divided only where a strategy holds capital, 0 elsewhere (the same floats as dividing
+        # everywhere and masking after, without the masked divisions and their temporaries).
+        returns = np.zeros(n)
+        turnover = np.zeros(n)
         with np.errstate(divide="ignore", invalid="ignore"):
-            allocated = np.where(self.weights > _WEIGHT_TOLERANCE, capital, np.nan)
-            returns = np.where(
-                self.weights > _WEIGHT_TOLERANCE, (marked - self._marked) / allocated, 0.0
-            )
-            turnover = np.where(
-                self.weights > _WEIGHT_TOLERANCE,
-                (self._book.traded - self._traded) / allocated,
-                0.0,
-            )
+            np.divide(marked - self._marked, capital, out=returns, where=allocated)
+            np.divide(self._book.traded - self._traded, capital, out=turnover, where=allocated)
         if np.isfinite(self._equity):
             self._returns.append(returns)
             self._turnover.append(turnover)
