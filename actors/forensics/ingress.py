@@ -1,9 +1,12 @@
 """Engine thread → worker: a bounded in-memory queue that overflows, in order, into a spill file.
 
 Engine side, :meth:`IngressQueue.offer` costs a counter increment and a ``deque.append`` (about a
-microsecond); it never waits and never raises. When the queue is full, the record is encoded and
-appended to the *overflow* spill log instead, and so is every later one until the worker has read
-the overflow back — so the stream stays in order: ``queue ++ overflow``.
+microsecond); it never waits and never raises. It wakes the worker only when the worker is idle,
+once per idle spell (the first offer after the worker went to sleep): a ``threading.Event.set``
+per record took the engine thread's time for nothing while the worker was awake anyway. When the
+queue is full, the record is encoded and appended to the *overflow* spill log instead, and so is
+every later one until the worker has read the overflow back — so the stream stays in order:
+``queue ++ overflow``.
 
 Worker side, :meth:`IngressQueue.take` returns the next batch of envelopes, from the queue first
 and, once it is empty, from the overflow. Overflow segments stay on disk until the worker says
@@ -91,6 +94,8 @@ class IngressQueue:
         """The worker read overflow records that are not released yet."""
         self._idle = False
         self._wake = threading.Event()
+        self.wakeups = 0
+        """Times an offer woke the idle worker (at most once per idle spell)."""
 
     def open(self) -> SpillLog:
         """Open the overflow log (adopting segments an earlier session left) and return it."""
@@ -107,6 +112,11 @@ class IngressQueue:
         return not self._queue and not self.overflowing
 
     @property
+    def worker_idle(self) -> bool:
+        """The worker waits for offers now (the next offer wakes it)."""
+        return self._idle
+
+    @property
     def overflow_unread(self) -> int:
         return self.overflow.unread if self.overflow is not None else 0
 
@@ -121,7 +131,14 @@ class IngressQueue:
             return
         self._queue.append((seq, topic, item, context))
         if self._idle:
-            self._wake.set()
+            self._wake_worker()
+
+    def _wake_worker(self) -> None:
+        # Cleared first: the offers until the worker sleeps again need not signal (it drains
+        # the queue before it waits, and it waits only on an empty queue).
+        self._idle = False
+        self.wakeups += 1
+        self._wake.set()
 
     def reject(self, topic: str, item: Any, reason: str) -> None:
         """Give ``item`` its place in the stream and put it into the dead-letter file."""
@@ -166,7 +183,7 @@ class IngressQueue:
             self._dead_letters.add(seq, topic, item, f"spill failed: {e}", on_engine=True)
         finally:
             if self._idle:
-                self._wake.set()
+                self._wake_worker()
 
     def close_to_engine(self) -> None:
         """From now on offers go to the overflow file (fsynced each), for the next session."""

@@ -3,6 +3,8 @@ accounting of both — every offer is queued, spilled in order, or dead-lettered
 
 import json
 import logging
+import threading
+import time
 from pathlib import Path
 
 from test_pipeline import DECISIONS
@@ -101,3 +103,28 @@ def test_drain_returns_the_queue_then_the_overflow(tmp_path: Path) -> None:
     assert list((tmp_path / "overflow").glob("*.jsonl"))
     ingress.release_closed_overflow()
     assert not list((tmp_path / "overflow").glob("*.jsonl"))
+
+
+def _idle_worker(ingress: IngressQueue) -> threading.Thread:
+    """A thread waiting in ``wait_for_items`` (for a minute at most), returned once it waits."""
+    waiter = threading.Thread(target=ingress.wait_for_items, args=(60.0,), daemon=True)
+    waiter.start()
+    while not ingress.worker_idle:
+        time.sleep(0.001)
+    return waiter
+
+
+def test_offers_wake_an_idle_worker_once_per_idle_spell(tmp_path: Path) -> None:
+    ingress = ingress_queue(tmp_path, capacity=100)
+    for spell in (1, 2):
+        waiter = _idle_worker(ingress)
+        for i in range(5):
+            ingress.offer(DECISIONS, decision(i))
+        waiter.join(30.0)
+        assert not waiter.is_alive(), "the first offer must wake the waiting worker"
+        # One Event.set for the five offers of this idle spell, not one per offer.
+        assert ingress.wakeups == spell
+        assert [e.seq for e in ingress.take(100)] == list(range(5 * spell - 4, 5 * spell + 1))
+    # While the worker is awake (not waiting), offers do not signal at all.
+    ingress.offer(DECISIONS, decision(10))
+    assert ingress.wakeups == 2 and len(ingress) == 1

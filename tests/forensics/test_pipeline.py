@@ -94,6 +94,27 @@ def test_a_full_queue_spills_on_the_engine_thread_and_keeps_order(tmp_path: Path
     assert not list((tmp_path / "spill" / "overflow").glob("*.jsonl"))
 
 
+def test_bursts_between_idle_spells_lose_and_reorder_nothing(tmp_path: Path) -> None:
+    """The worker is woken once per idle spell: offers in bursts, with pauses in which it
+    drains the queue and goes back to sleep, all arrive, each once, in offer order."""
+    pipeline = parquet_pipeline(tmp_path, linger_s=0.0)
+    pipeline.start()
+    rng = np.random.default_rng(3)
+    total = 0
+    for _ in range(60):
+        for _ in range(int(rng.integers(1, 40))):
+            pipeline.offer(DECISIONS, decision(total))
+            total += 1
+        time.sleep(float(rng.uniform(0.0, 0.004)))
+    wakeups = pipeline.ingress.wakeups
+    stats = pipeline.close(30.0)
+    assert (stats.enqueued, stats.delivered, stats.spilled, stats.rejected) == (total, total, 0, 0)
+    stored = read_run(tmp_path)
+    assert [s.seq for s in stored] == list(range(1, total + 1))
+    assert [s.record.reason for s in stored] == [f"decision {i}" for i in range(total)]
+    assert 0 < wakeups < total, "the idle worker is woken, but not once per offer"
+
+
 def test_invalid_records_go_to_the_dead_letter_file_and_the_rest_flows(tmp_path: Path) -> None:
     pipeline = parquet_pipeline(tmp_path)
     pipeline.start()
