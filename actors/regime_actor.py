@@ -27,6 +27,7 @@ backtest without the actor; see ``docs/regime.md``.
 
 import json
 import multiprocessing
+import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import fields
 from dataclasses import replace
@@ -52,6 +53,7 @@ from grodt.core.records import RegimeUpdateRecord
 from grodt.core.records import make_trace_id
 from grodt.core.topics import MODEL_CONTROL_TOPIC
 from grodt.core.topics import Topics
+from models.lifecycle.refit import exit_with_parent
 from models.regime.hmm import GaussianRegimeHMM
 from models.regime.walk_forward import RegimeStep
 from models.regime.walk_forward import WalkForwardConfig
@@ -242,6 +244,8 @@ class RegimeActor(Actor):
             self._fit_pool = ProcessPoolExecutor(
                 max_workers=workers,
                 mp_context=multiprocessing.get_context("spawn"),
+                initializer=exit_with_parent,  # no orphan if the node is killed outright
+                initargs=(os.getpid(),),
             )
             # Start the workers (interpreter, numpy, hmmlearn) now, not under the first fit;
             # not waited for.

@@ -167,8 +167,16 @@ def stack_child(catalog: str, bar_types: str, lag: int, fit_workers: int, profil
     summaries: list[dict[str, Any]] = []
     on_stop = RegimeActor.on_stop
 
+    fits: list[dict[str, Any]] = []
+
     def summarise_on_stop(actor: RegimeActor) -> None:  # the actor is gone after the run
         summaries.append(actor.summary())
+        for bar_type, regime in actor.filters.items():
+            for i, fit in enumerate(regime.fits):
+                fits.append(
+                    {"bar_type": str(bar_type), "n": i, "row": fit.row, "seconds": fit.seconds}
+                    | {"waited": fit.waited_seconds},
+                )
         on_stop(actor)
 
     RegimeActor.on_stop = summarise_on_stop  # type: ignore[method-assign]
@@ -194,6 +202,12 @@ def stack_child(catalog: str, bar_types: str, lag: int, fit_workers: int, profil
     result["fit_seconds"] = sum(float(s["fit_seconds"]) for s in regime.values())
     result["refit_waits"] = sum(int(s["refit_waits"]) for s in regime.values())
     result["fit_wait_seconds"] = sum(float(s["fit_wait_seconds"]) for s in regime.values())
+    first = [f["seconds"] for f in fits if f["n"] == 0]
+    later = [f["seconds"] for f in fits if f["n"] > 0]
+    result["first_fit_seconds_max"] = max(first, default=0.0)
+    result["refit_seconds_median"] = float(np.median(later)) if later else 0.0
+    result["refit_seconds_max"] = max(later, default=0.0)
+    result["waited_fits"] = [(f["n"], f["row"], round(f["waited"], 3)) for f in fits if f["waited"]]
     if profiler is not None:
         stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
         loop = max(ct for (file, _, name), (_, _, _, ct, _) in stats.items() if name == "run")
@@ -258,7 +272,10 @@ def stack_main(args: argparse.Namespace) -> None:
                     f"{row['orders']:,} orders, loop {row['loop_seconds']:.1f} s, "
                     f"{row['bars_per_s']:.0f} bars/s; {row['fits']} fits, "
                     f"{row['fit_seconds']:.2f} s fitting, {row['refit_waits']} waits "
-                    f"({row['fit_wait_seconds']:.3f} s); load {row['load_average']:.1f}"
+                    f"({row['fit_wait_seconds']:.3f} s) at fits (n, row, s) {row['waited_fits']}; "
+                    f"fit seconds: first fits max {row['first_fit_seconds_max']:.2f}, refits "
+                    f"median {row['refit_seconds_median']:.2f} max {row['refit_seconds_max']:.2f}; "
+                    f"load {row['load_average']:.1f}"
                     + (
                         "; share of the loop: "
                         + ", ".join(f"{k} {v:.1%}" for k, v in shares.items())

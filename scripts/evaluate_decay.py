@@ -60,6 +60,10 @@ def walk_forward_config(component: Path, **overrides: Any) -> Any:
 
     settings = dict(load_yaml_document(component)["config"])
     settings["bar_types"] = settings["bar_types"][:1]
+    # Each model from the bar its window ends (refit_lag_bars 0), as when the figures of
+    # docs/lifecycle.md were measured; the synthetic component's lag is where a node runs its
+    # fits.
+    settings["walk_forward"] = {**settings.get("walk_forward", {}), "refit_lag_bars": 0}
     return replace(RegimeActorConfig.parse(msgspec.json.encode(settings)).walk_forward, **overrides)
 
 

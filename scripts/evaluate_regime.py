@@ -73,6 +73,9 @@ def actor_config(component: Path, bar_type: str | None = None) -> Any:
     settings = dict(load_yaml_document(component)["config"])
     if bar_type is not None:
         settings["bar_types"] = [bar_type]
+    # Each model from the bar its window ends (refit_lag_bars 0), as when the figures of
+    # docs/regime.md were measured; the synthetic component's lag is where its fits run in a node.
+    settings["walk_forward"] = {**settings.get("walk_forward", {}), "refit_lag_bars": 0}
     return RegimeActorConfig.parse(msgspec.json.encode(settings))
 
 

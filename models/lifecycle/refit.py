@@ -40,6 +40,8 @@ Usage, once per row the model consumes::
         predict(model, row)
 """
 
+import os
+import threading
 import time
 from collections.abc import Callable
 from concurrent import futures
@@ -54,7 +56,7 @@ from typing import TypeVar
 
 from models.lifecycle.schedule import RetrainSchedule
 
-__all__ = ["RefitError", "RefitOutcome", "ScheduledRefitter"]
+__all__ = ["RefitError", "RefitOutcome", "ScheduledRefitter", "exit_with_parent"]
 
 PayloadT = TypeVar("PayloadT")
 ModelT = TypeVar("ModelT")
@@ -123,6 +125,21 @@ def _fit_and_prepare(
     else:
         model = executor.submit(fit, payload, previous).result()
     return model, (prepare(model) if prepare is not None else model)
+
+
+def exit_with_parent(parent_pid: int, poll_seconds: float = 1.0) -> None:
+    """Initializer of a fit worker process: end it when ``parent_pid`` is gone.
+
+    A ``ProcessPoolExecutor`` worker blocks reading its call queue, whose pipe it holds both
+    ends of, so a parent killed outright (SIGKILL, a crashed node) never closes it and the
+    worker would live on. A daemon thread checks the parent every ``poll_seconds``."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(poll_seconds)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 @dataclass

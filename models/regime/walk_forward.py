@@ -347,6 +347,8 @@ class FitInfo:
     n_train: int
     seconds: float
     warnings: list[str] = field(default_factory=list)
+    waited_seconds: float = 0.0
+    """How long the bar that swapped it in waited for it (0: it had finished in time)."""
 
 
 class WalkForwardRegime:
@@ -567,7 +569,14 @@ class WalkForwardRegime:
         self._filter = forward
         seconds = outcome.model.seconds
         self.fits.append(
-            FitInfo(outcome.row, model.version_, n_train, seconds, list(model.fit_warnings_)),
+            FitInfo(
+                outcome.row,
+                model.version_,
+                n_train,
+                seconds,
+                list(model.fit_warnings_),
+                outcome.waited_seconds if outcome.late else 0.0,
+            ),
         )
         lag = f", in use from {len(tail)} rows later" if self.config.refit_lag_bars else ""
         self._info(

@@ -221,3 +221,52 @@ def test_a_backtest_decides_the_same_whether_fits_run_in_a_worker_or_on_the_engi
     for key, summary in in_worker["summary"].items():
         expected = {k: v for k, v in in_thread["summary"][key].items() if k not in timing}
         assert {k: v for k, v in summary.items() if k not in timing} == expected
+
+
+_ORPHAN_PARENT = """
+import multiprocessing, os, sys, time
+from concurrent.futures import ProcessPoolExecutor
+from models.lifecycle.refit import exit_with_parent
+
+if __name__ == "__main__":
+    pool = ProcessPoolExecutor(
+        1,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=exit_with_parent,
+        initargs=(os.getpid(), 0.1),
+    )
+    print(pool.submit(os.getpid).result(), flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_fit_worker_ends_when_its_node_is_killed(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "parent.py"
+    script.write_text(_ORPHAN_PARENT)
+    parent = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=REPO
+    )
+    try:
+        worker = int(parent.stdout.readline())
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(10)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                os.kill(worker, 0)
+            except ProcessLookupError:
+                break
+            if Path(f"/proc/{worker}/stat").read_text().split()[2] == "Z":  # exited, unreaped
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(worker, signal.SIGKILL)
+            pytest.fail("the fit worker outlived its killed parent by 20 s")
+    finally:
+        parent.kill()
