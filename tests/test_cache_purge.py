@@ -4,6 +4,7 @@ same run with and without the purge gives the same fills, orders, positions, acc
 
 import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -79,7 +80,9 @@ def test_purged_run_reports_equal_the_unpurged_run(
         # needed: the text must not depend on where the chunks end.
         monkeypatch.setattr(backtest_reports, "REPORT_CHUNK_ROWS", chunk_rows)
         monkeypatch.setattr(backtest_reports, "_LOADED_BATCHES", 2)
+    switch_interval = sys.getswitchinterval()
     purged = run_backtest(_spec(), synthetic_catalog, tmp_path / "purged", quiet=True)
+    assert sys.getswitchinterval() == switch_interval  # lowered for the event loop only
     assert "cache_purged" not in kept.summary
     counts = purged.summary["cache_purged"]
     # Most orders and positions left the cache during the run; not every one (the last hour's).

@@ -7,7 +7,10 @@ run directory) lives in :mod:`grodt.nodes.components`, :mod:`grodt.nodes.catalog
 """
 
 import shutil
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
@@ -59,11 +62,13 @@ from research.performance import run_summary
 
 __all__ = [
     "BACKTEST_FILE_LOG_LEVEL",
+    "ENGINE_SWITCH_INTERVAL_S",
     "BacktestOutcome",
     "backtest_logging",
     "build_run_config",
     "data_span_ns",
     "engine_equity",
+    "engine_switch_interval",
     "risk_engine_config",
     "run_backtest",
 ]
@@ -174,6 +179,30 @@ def engine_equity(engine: BacktestEngine, venues: list[VenueSpec]) -> float:
     return total
 
 
+ENGINE_SWITCH_INTERVAL_S = 0.0005
+"""Python's GIL switch interval while a backtest's event loop runs (Python's default: 0.005 s).
+
+The engine thread lets go of the GIL in every numpy call (the risk gate's CVaR) and file write; a
+helper thread that is ready to run (the forensics worker encoding its batch) takes it, and the
+engine thread gets it back only when that thread blocks or after a whole switch interval. On the
+full stack (benchmark variant d, 20k bars, loaded box) the gate's CVaR scenario step took
+1.5-1.8 ms of wall time for 0.2 ms of CPU with the default interval, 0.3-0.5 ms with this one."""
+
+
+@contextmanager
+def engine_switch_interval(seconds: float = ENGINE_SWITCH_INTERVAL_S) -> Iterator[None]:
+    """Lower Python's GIL switch interval to ``seconds`` (never raise it) for the block."""
+    previous = sys.getswitchinterval()
+    if previous <= seconds:  # (set(get()) would not even round-trip: whole microseconds)
+        yield
+        return
+    sys.setswitchinterval(seconds)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(previous)
+
+
 def run_backtest(
     spec: BacktestNodeSpec,
     catalog: Path,
@@ -235,7 +264,8 @@ def run_backtest(
             for extension in extensions:
                 extension.install(engine.kernel)
             started = time.perf_counter()
-            node.run()
+            with engine_switch_interval():
+                node.run()
             wall_seconds = time.perf_counter() - started
             extension_figures = {ext.name: ext.finish(engine.kernel) for ext in extensions}
             outcome = _collect(spec, catalog, run_dir, engine, span, spill_dir)
