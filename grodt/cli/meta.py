@@ -90,6 +90,15 @@ def train(
     as_json: bool,
 ) -> None:
     """Walk CONFIG forward, build the out-of-sample training set, fit and register the model."""
+    from grodt.core.errors import GrodtError
+
+    if "champion" in aliases:
+        raise GrodtError(
+            "--alias champion: a trained model does not become champion ungated; register it "
+            "with --alias challenger and run `grodt models challenge NAME --policy-log RUN_DIR` "
+            "(gated), or promote a version with `grodt models promote NAME VERSION --reason ...` "
+            "(audited)",
+        )
     from grodt.experiments.meta_dataset import collect_dataset
     from grodt.experiments.meta_train import fit_meta_model
     from grodt.tracking.training import TrainingRun

@@ -138,7 +138,7 @@ def test_meta_train_and_evaluate_commands(sp500_catalog, tmp_path):
             "--splits",
             "2",
             "--alias",
-            "champion",
+            "challenger",
             "--json",
         ],
     )
@@ -169,6 +169,16 @@ def test_meta_train_and_evaluate_commands(sp500_catalog, tmp_path):
     too_many = runner.invoke(main, ["meta", "evaluate", report["dataset"], "--splits", "9"])
     assert too_many.exit_code == 2
     assert "training rows are too few for 9 walk-forward splits" in too_many.output
+    # A fit never becomes champion ungated; the audited promotion makes it champion.
+    config = str(REPO / "node_configs/backtest/rules_sp500_regime.yaml")
+    ungated = runner.invoke(
+        main, ["meta", "train", config, "--train", "2y", "--test", "1y", "--alias", "champion"]
+    )
+    assert ungated.exit_code == 2 and "does not become champion ungated" in ungated.output
+    promoted = runner.invoke(
+        main, ["models", "promote", "meta_performance", "1", "--reason", "first model"]
+    )
+    assert promoted.exit_code == 0, promoted.output
     # The registered model runs in a node by its alias, pinned to its version at load.
     document = pin_model_references(
         meta_document(
