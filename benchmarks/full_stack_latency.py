@@ -2,8 +2,9 @@
 
 One command runs the fullest paper config (``parity_sample_full.yaml``: regime actor on three
 instruments, meta-controller, S1/S2/S3, the RL ensemble, the portfolio risk gate, forensics to
-Parquet) in the lockstep paper node, alternating two variants in fresh processes, ``--rounds``
-times each:
+Parquet) in the paper node (lockstep by default; ``--pacing accelerated --speed N``: the three
+bars of a day are queued together, as a feed delivers a minute's bars), alternating variants in
+fresh processes, ``--rounds`` times each:
 
 - ``before``: regime refits on the engine thread (``refit_lag_bars: 0``), Python's default GIL
   switch interval (5 ms) and collector;
@@ -12,7 +13,10 @@ times each:
   trades), Python's defaults;
 - ``after``: as ``untuned`` with the live node's engine-thread tuning
   (:mod:`grodt.nodes.live_tuning`: GIL switch interval, frozen collector heap);
-- on request (``--variants``): ``freeze_only`` and ``switch_only``, one knob each.
+- on request (``--variants``): ``freeze_only`` and ``switch_only``, one knob each;
+  ``nautilus_queue``: as ``after`` with Nautilus' own data-queue task instead of the node's
+  commands-first one (:mod:`grodt.nodes.live_data_queue`): with queued records, an order waits
+  until every queued record went through every subscriber. In lockstep the two are the same.
 
 Each run also prints the collector's pauses by generation (CPU time, from ``gc.callbacks``).
 
@@ -21,6 +25,17 @@ an order waits) and in the engine thread's **CPU** time over the same span (the 
 every component that handled the bar before the order, and those that ran before the order's
 command was taken from the queue). On a shared, loaded box the wall figures carry the other
 processes; the CPU figures do not. Wall − CPU is waiting: the OS, another thread holding the GIL.
+Orders sent once the node stops (strategies closing positions in ``on_stop``) are not measured
+(``at_stop``). In accelerated pacing a node that falls behind the data queues records, and the
+wait of a queued record counts from its hand-over (``queue`` stage): pick a speed the machine
+keeps up with.
+
+Then one traced run of ``after`` (``--no-span`` skips it, :class:`SpanTracer`): what each
+order's span holds — other replayed records handled inside it (the lockstep replay: none), the
+data queue's depth at ``OrderInitialized``, and the own CPU of every handler that ran in it,
+split at ``OrderInitialized`` (before: the record's subscribers up to the decision; after: the
+gate, the record's remaining subscribers, the venue handling earlier orders, the Nautilus
+engines), averaged over all orders and over the P99 tail.
 
 Then one profiling run of ``after`` (``--no-profile`` skips it): each component's own CPU per
 record (handlers wrapped with ``time.thread_time_ns``, nested calls subtracted from their caller,
@@ -29,6 +44,10 @@ the profiling run's latency is not reported. A script that prints figures, not a
 
     .venv/bin/python benchmarks/full_stack_latency.py --catalog data/catalog
     .venv/bin/python benchmarks/full_stack_latency.py --rounds 5 --start 2004-01-01 --json out.json
+    .venv/bin/python benchmarks/full_stack_latency.py --catalog data/catalog --pacing accelerated \
+        --speed 864000 --variants nautilus_queue,after --start 2004-01-01 --end 2005-12-31
+
+Figures and their reading: ``docs/live.md`` ("Full-stack latency with retraining running").
 
 The sample catalog is built into ``--catalog`` if its datasets are missing.
 """
@@ -666,7 +685,7 @@ def main() -> None:
 
     build_sample_catalog(args.catalog, datasets=("sp500", "stocks"), if_missing=True)
     print(
-        f"full-stack bar arrival → order submitted, lockstep paper node, {args.config.name} "
+        f"full-stack bar arrival → order submitted, {args.pacing} paper node, {args.config.name} "
         f"({platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}); "
         f"{args.rounds} rounds, variants alternating",
     )
