@@ -39,8 +39,8 @@ backtest or live. ``docs/meta.md`` describes the inputs, the record's fields and
 
 import importlib
 import json
+import math
 import multiprocessing
-from collections import deque
 from concurrent.futures import Future
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC
@@ -85,6 +85,7 @@ from models.meta.features import STRATEGY_FEATURES
 from models.meta.features import context_features
 from models.meta.features import feature_names
 from models.meta.features import performance_features
+from models.meta.features import return_correlation
 from models.meta.health import HealthConfig
 from models.meta.model import MetaModel
 from models.meta.online import MetaRetrainConfig
@@ -93,6 +94,7 @@ from models.meta.online import warm_up_worker
 from models.meta.policy import POLICIES
 from models.meta.policy import MetaDecision
 from models.meta.policy import MetaPolicy
+from models.meta.window import RollingWindow
 from node_configs.model_refs import resolve_model_file
 
 __all__ = [
@@ -115,6 +117,7 @@ CONTROL_FALLBACK_REASON = "control_fallback:"
 """Prefix of the ``fallback_reason`` of the static weights a monitor's ``fallback`` asked for."""
 
 _WEIGHT_TOLERANCE = 1e-9
+_SHARPE = STRATEGY_FEATURES.index("sharpe")
 _STATE_CONTROL = "grodt.meta.control_fallback"
 
 
@@ -379,6 +382,12 @@ class MetaController(Actor):
         self._registrations: list[tuple[str, Future[str]]] = []
         self.registered: list[str] = []
         """Registry references of the retrained versions registered as ``challenger``."""
+        # The record's context keys, in its order (formatted once, not at every rebalance).
+        self._context_keys = [
+            f"{name}:{feature}" for name in self.names for feature in STRATEGY_FEATURES
+        ]
+        self._realised_keys = [f"{name}:realised_return" for name in self.names]
+        self._allocation_type = allocation_data_type()
         self._regime_instrument = config.regime_instrument_id or config.bar_type.instrument_id
         self._venue = Venue(config.venue) if config.venue else config.bar_type.instrument_id.venue
         self._reset_state()
@@ -387,9 +396,9 @@ class MetaController(Actor):
         n = len(self.names)
         window = self.config.performance_window
         self._book = _StrategyBook(self.names)
-        self._returns: deque[np.ndarray] = deque(maxlen=window)
-        self._turnover: deque[np.ndarray] = deque(maxlen=window)
-        self._closes: deque[float] = deque(maxlen=window + 1)
+        self._returns = RollingWindow(window, n)
+        self._turnover = RollingWindow(window, n)
+        self._closes = RollingWindow(window + 1)
         self._marked = np.zeros(n)
         self._traded = np.zeros(n)
         self._equity = float("nan")
@@ -650,24 +659,24 @@ class MetaController(Actor):
         unrealised, self._gross = self._open_values()
         marked = self._book.realised + unrealised
         equity = self._account_equity()
-        capital = self._equity * self.weights
-        allocated = self.weights > _WEIGHT_TOLERANCE
-        n = len(self.names)
-        # Divided only where a strategy holds capital, 0 elsewhere (the same floats as dividing
-        # everywhere and masking after, without the masked divisions and their temporaries).
-        returns = np.zeros(n)
-        turnover = np.zeros(n)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            np.divide(marked - self._marked, capital, out=returns, where=allocated)
-            np.divide(self._book.traded - self._traded, capital, out=turnover, where=allocated)
-        if np.isfinite(self._equity):
+        if math.isfinite(self._equity):  # a return needs the previous mark's capital
+            capital = self._equity * self.weights
+            allocated = self.weights > _WEIGHT_TOLERANCE
+            n = len(self.names)
+            # Divided only where a strategy holds capital, 0 elsewhere (the same floats as
+            # dividing everywhere and masking after, without the masked divisions).
+            returns = np.zeros(n)
+            turnover = np.zeros(n)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                np.divide(marked - self._marked, capital, out=returns, where=allocated)
+                np.divide(self._book.traded - self._traded, capital, out=turnover, where=allocated)
             self._returns.append(returns)
             self._turnover.append(turnover)
             self._window_growth *= 1.0 + returns
         self._marked = marked
         self._traded = self._book.traded.copy()
         self._equity = equity
-        if not np.isfinite(self._equity_at_rebalance):
+        if not math.isfinite(self._equity_at_rebalance):
             self._equity_at_rebalance = equity
         self._closes.append(bar.close.as_double())
 
@@ -675,33 +684,26 @@ class MetaController(Actor):
 
     def _inputs(self, bar: Bar) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, float]]:
         """Model rows, bandit context, correlation and the flat context of the record."""
-        returns = np.vstack(self._returns)
-        performance = performance_features(returns, np.vstack(self._turnover))
-        exposure = (
-            self._gross / self._equity if self._equity > 0 else np.full(len(self.names), np.nan)
-        )
-        when = datetime.fromtimestamp(bar.ts_event / 1e9, tz=UTC)
-        shared = context_features(
-            self._regime, np.asarray(self._closes), when.month, when.weekday()
-        )
+        returns = self._returns.view()
+        performance = performance_features(returns, self._turnover.view())
         n = len(self.names)
-        rows = np.hstack(
-            [performance, exposure[:, None], self.weights[:, None], np.tile(shared, (n, 1))]
+        exposure = self._gross / self._equity if self._equity > 0 else np.full(n, np.nan)
+        when = datetime.fromtimestamp(bar.ts_event / 1e9, tz=UTC)
+        shared = context_features(self._regime, self._closes.view(), when.month, when.weekday())
+        # One model row per strategy (feature_names() order), filled column block by block.
+        columns = performance.shape[1]
+        rows = np.empty((n, len(STRATEGY_FEATURES) + len(CONTEXT_FEATURES)))
+        rows[:, :columns] = performance
+        rows[:, columns] = exposure
+        rows[:, columns + 1] = self.weights
+        rows[:, len(STRATEGY_FEATURES) :] = shared
+        correlation = return_correlation(returns)
+        bandit_context = np.concatenate([shared, performance[:, _SHARPE]])
+        # Python floats in one tolist() (numpy scalars one by one cost more than the features),
+        # strategy by strategy in the keys' order.
+        context = dict(
+            zip(self._context_keys, rows[:, : len(STRATEGY_FEATURES)].ravel().tolist(), strict=True)
         )
-        with np.errstate(divide="ignore", invalid="ignore"):
-            correlation = np.corrcoef(returns.T) if n > 1 else np.ones((1, 1))
-        correlation = np.nan_to_num(np.atleast_2d(correlation), nan=0.0)
-        np.fill_diagonal(correlation, 1.0)
-        sharpe = performance[:, STRATEGY_FEATURES.index("sharpe")]
-        bandit_context = np.concatenate([shared, sharpe])
-        # Python floats in one tolist(): indexing numpy scalars one by one costs more here than
-        # the features themselves.
-        context: dict[str, float] = {}
-        for name, values in zip(
-            self.names, rows[:, : len(STRATEGY_FEATURES)].tolist(), strict=True
-        ):
-            for feature, value in zip(STRATEGY_FEATURES, values, strict=True):
-                context[f"{name}:{feature}"] = value
         context.update(zip(CONTEXT_FEATURES, shared.tolist(), strict=True))
         return rows, bandit_context, correlation, context
 
@@ -746,8 +748,7 @@ class MetaController(Actor):
             np.isfinite(weights).all() and weights.min() >= 0.0 and weights.sum() <= 1.0 + 1e-6
         ):
             decision = self.policy.fallback(f"policy_error: invalid weights {weights.tolist()}")
-        for name, value in zip(self.names, window_returns.tolist(), strict=True):
-            context[f"{name}:realised_return"] = value
+        context.update(zip(self._realised_keys, window_returns.tolist(), strict=True))
         try:
             self._publish(bar, decision, previous, context, realised, frozen, correlation)
         except Exception as e:  # a record that does not validate must not stop the engine
@@ -832,7 +833,7 @@ class MetaController(Actor):
             self.policy.model_version if self.policy and decision.policy == "predictive" else ""
         )
         now = self.clock.timestamp_ns()
-        data_type = allocation_data_type()
+        data_type = self._allocation_type
         for name, weight in zip(self.names, self.weights.tolist(), strict=True):
             self.publish_data(
                 data_type,

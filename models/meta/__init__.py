@@ -1,6 +1,8 @@
 """The meta-controller's models: predicted strategy performance → bounded capital allocation.
 
-- :mod:`models.meta.features`: trailing per-strategy performance and the shared context.
+- :mod:`models.meta.features`: trailing per-strategy performance, their correlation and the shared
+  context.
+- :mod:`models.meta.window`: :class:`RollingWindow`, the trailing rows they are computed from.
 - :mod:`models.meta.quantile`: :class:`QuantileReturnModel`, LightGBM quantile regression with
   monotone (rearranged) quantiles.
 - :mod:`models.meta.calibration`: conformal intervals and isotonic P(return > 0).
@@ -25,6 +27,7 @@ from models.meta.features import STRATEGY_FEATURES
 from models.meta.features import context_features
 from models.meta.features import feature_names
 from models.meta.features import performance_features
+from models.meta.features import return_correlation
 from models.meta.health import CoverageMonitor
 from models.meta.health import HealthConfig
 from models.meta.model import Forecast
@@ -35,6 +38,7 @@ from models.meta.policy import POLICIES
 from models.meta.policy import MetaDecision
 from models.meta.policy import MetaPolicy
 from models.meta.quantile import QuantileReturnModel
+from models.meta.window import RollingWindow
 
 __all__ = [
     "CONTEXT_FEATURES",
@@ -54,10 +58,12 @@ __all__ = [
     "OnlineMetaTrainer",
     "PositiveProbability",
     "QuantileReturnModel",
+    "RollingWindow",
     "allocate",
     "allocation_actions",
     "context_features",
     "diversified_top_k",
     "feature_names",
     "performance_features",
+    "return_correlation",
 ]

@@ -18,6 +18,7 @@ __all__ = [
     "context_features",
     "feature_names",
     "performance_features",
+    "return_correlation",
 ]
 
 STRATEGY_FEATURES: tuple[str, ...] = (
@@ -81,8 +82,13 @@ def performance_features(returns: np.ndarray, turnover: np.ndarray) -> np.ndarra
         )
     growth = np.cumprod(1.0 + returns, axis=0)
     total = growth[-1] - 1.0
-    mean = returns.mean(axis=0)
-    std = returns.std(axis=0, ddof=1) if returns.shape[0] > 1 else np.zeros(returns.shape[1])
+    # The mean once: np.std(mean=...) takes the same keepdims mean it would compute itself.
+    mean_row = returns.mean(axis=0, keepdims=True)
+    mean = mean_row[0]
+    if returns.shape[0] > 1:
+        std = returns.std(axis=0, ddof=1, mean=mean_row)
+    else:
+        std = np.zeros(returns.shape[1])
     sharpe = np.divide(mean, std, out=np.zeros_like(mean), where=std > 1e-12)
     traded = np.abs(returns) > 0.0
     wins = (returns > 0.0).sum(axis=0)
@@ -99,6 +105,46 @@ def performance_features(returns: np.ndarray, turnover: np.ndarray) -> np.ndarra
     out[:, 5] = turnover.mean(axis=0)
     out[:, 6] = returns[-1]
     return out
+
+
+def return_correlation(returns: np.ndarray) -> np.ndarray:
+    """Pearson correlation of the strategies' per-bar returns over a window.
+
+    The floats of ``np.corrcoef(returns.T)`` bit for bit (the same operations in the same
+    order: the column means, the centred rows' product through ``np.dot``, scaled by
+    ``1 / (n_bars - 1)``, divided by the standard deviations, clipped to [-1, 1]), without
+    ``np.cov``'s argument handling, which cost three times the arithmetic at a rebalance; then a
+    flat strategy's NaN row and column (0/0) become 0 and the diagonal 1.
+
+    Parameters
+    ----------
+    returns : np.ndarray, shape (n_bars, n_strategies)
+        Per-bar returns, oldest first; at least two bars.
+
+    Returns
+    -------
+    np.ndarray, shape (n_strategies, n_strategies)
+    """
+    returns = np.asarray(returns, dtype=float)
+    if returns.ndim != 2 or returns.shape[0] < 2:
+        raise ValueError(
+            f"returns must be an (n_bars >= 2, n_strategies) array, got {returns.shape}"
+        )
+    n = returns.shape[1]
+    if n == 1:
+        return np.ones((1, 1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        centred = returns.T - returns.mean(axis=0)[:, None]  # (n, n_bars), as np.cov's copy
+        correlation = np.dot(centred, centred.T.conj())
+        correlation *= np.true_divide(1, returns.shape[0] - 1)
+        deviation = np.sqrt(np.diag(correlation))
+        correlation /= deviation[:, None]
+        correlation /= deviation[None, :]
+    np.clip(correlation, -1, 1, out=correlation)
+    # NaN is the only non-finite value left after the clip: 0, as np.nan_to_num(nan=0.0).
+    np.copyto(correlation, 0.0, where=np.isnan(correlation))
+    correlation.flat[:: n + 1] = 1.0  # the diagonal (np.fill_diagonal's stride)
+    return correlation
 
 
 def context_features(
@@ -127,8 +173,9 @@ def context_features(
         In :data:`CONTEXT_FEATURES` order.
     """
     closes = np.asarray(market_closes, dtype=float)
-    if closes.size >= 3 and np.all(closes > 0.0):
-        volatility = float(np.diff(np.log(closes)).std(ddof=1))
+    if closes.size >= 3 and (closes > 0.0).all():
+        log_closes = np.log(closes)
+        volatility = float((log_closes[1:] - log_closes[:-1]).std(ddof=1))  # np.diff's slices
     else:
         volatility = 0.0
     angle = 2.0 * math.pi * (month - 1) / 12.0
