@@ -96,7 +96,9 @@ class OwnCpuMeter:
 
 
 def _load_before(rev: str, into: Path) -> None:
-    """Import the ``SWAPPED`` modules from ``rev`` under their own names."""
+    """Import the ``SWAPPED`` modules from ``rev`` under their own names (the ``models.meta``
+    package first, from this tree: its ``__init__`` may name what ``rev`` did not have)."""
+    importlib.import_module("models.meta")
     for module, path in SWAPPED.items():
         source = subprocess.run(
             ["git", "show", f"{rev}:{path}"], cwd=REPO, check=True, capture_output=True, text=True

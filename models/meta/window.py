@@ -2,9 +2,10 @@
 
 The meta-controller keeps its trailing per-bar returns, turnover and closes in these: each bar
 appends one row, each rebalance reads the whole window (oldest first). Stacking a deque of rows
-at every rebalance cost more than the features computed from it; here every row is written
-twice, at ``i`` and ``i + capacity`` of a buffer twice the window's length, so that the latest
-``capacity`` rows always lie in order in one slice of it.
+at every rebalance cost more than the features computed from it. Here rows go round the first
+half of a buffer twice the window's length; a read copies the rows written since the last
+wrap-around (the newest) behind the older ones, so that the window lies in order in one slice of
+the buffer: one write per bar, one copy per read.
 """
 
 import numpy as np
@@ -31,7 +32,7 @@ class RollingWindow:
         shape = (2 * capacity,) if width is None else (2 * capacity, width)
         self._buffer = np.zeros(shape)
         self._next = 0
-        """Where the next row goes (in ``[0, capacity)``; its twin at ``+ capacity``)."""
+        """Where the next row goes, in ``[0, capacity)``."""
         self._count = 0
 
     def __len__(self) -> int:
@@ -40,9 +41,11 @@ class RollingWindow:
     def append(self, row: np.ndarray | float) -> None:
         """Append one row (copied: the caller may reuse ``row``)."""
         self._buffer[self._next] = row
-        self._buffer[self._next + self.capacity] = row
-        self._next = (self._next + 1) % self.capacity
-        self._count = min(self._count + 1, self.capacity)
+        self._next += 1
+        if self._next == self.capacity:
+            self._next = 0
+        if self._count < self.capacity:
+            self._count += 1
 
     def clear(self) -> None:
         self._next = 0
@@ -54,10 +57,12 @@ class RollingWindow:
         A read-only view into the buffer, valid until the next :meth:`append` (copy it to keep
         it longer).
         """
+        start = self._next
         if self._count < self.capacity:  # not yet wrapped: rows 0 .. count-1 are in order
             window = self._buffer[: self._count]
-        else:
-            window = self._buffer[self._next : self._next + self.capacity]
+        else:  # rows start .. capacity-1 are the oldest; 0 .. start-1 (newest) follow them
+            self._buffer[self.capacity : self.capacity + start] = self._buffer[:start]
+            window = self._buffer[start : start + self.capacity]
         window = window.view()
         window.flags.writeable = False
         return window
