@@ -40,7 +40,6 @@ backtest or live. ``docs/meta.md`` describes the inputs, the record's fields and
 import importlib
 import json
 import math
-import multiprocessing
 from concurrent.futures import Future
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC
@@ -79,6 +78,7 @@ from grodt.core.records import make_trace_id
 from grodt.core.topics import MODEL_CONTROL_TOPIC
 from grodt.core.topics import NAUTILUS_POSITION_EVENTS
 from grodt.core.topics import Topics
+from models.lifecycle.refit import fit_worker_pool
 from models.meta.allocator import AllocatorConfig
 from models.meta.features import CONTEXT_FEATURES
 from models.meta.features import STRATEGY_FEATURES
@@ -448,10 +448,7 @@ class MetaController(Actor):
         if config.policy == "predictive" and config.retrain is not None:
             retrain = config.retrain
             if (retrain.lag > 0 or retrain.register_as) and self._fit_pool is None:
-                # spawn, not fork: the engine's threads (Rust runtime, loggers) must not be cloned.
-                self._fit_pool = ProcessPoolExecutor(
-                    max_workers=1, mp_context=multiprocessing.get_context("spawn")
-                )
+                self._fit_pool = fit_worker_pool()  # ends with the node, even if killed
                 # Start the worker and its imports now, at start-up, not on a bar: in a paper
                 # node replaying bars fast, the first swap waited 16.5-17.7 s for them.
                 try:

@@ -26,8 +26,6 @@ backtest without the actor; see ``docs/regime.md``.
 """
 
 import json
-import multiprocessing
-import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import fields
 from dataclasses import replace
@@ -53,7 +51,7 @@ from grodt.core.records import RegimeUpdateRecord
 from grodt.core.records import make_trace_id
 from grodt.core.topics import MODEL_CONTROL_TOPIC
 from grodt.core.topics import Topics
-from models.lifecycle.refit import exit_with_parent
+from models.lifecycle.refit import fit_worker_pool
 from models.regime.hmm import GaussianRegimeHMM
 from models.regime.walk_forward import RegimeStep
 from models.regime.walk_forward import WalkForwardConfig
@@ -240,13 +238,7 @@ class RegimeActor(Actor):
         shadow_model = self._starting_model(self.config.shadow_model)
         workers = self.config.fit_workers
         if self.walk_forward.refit_lag_bars > 0 and workers > 0 and self._fit_pool is None:
-            # spawn, not fork: the engine's threads (Rust runtime, loggers) must not be cloned.
-            self._fit_pool = ProcessPoolExecutor(
-                max_workers=workers,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=exit_with_parent,  # no orphan if the node is killed outright
-                initargs=(os.getpid(),),
-            )
+            self._fit_pool = fit_worker_pool(workers)
             # Start the workers (interpreter, numpy, hmmlearn) now, not under the first fit;
             # not waited for.
             for _ in range(workers):

@@ -59,7 +59,6 @@ is the same specialists; flat is the one state whose risk is known. The fallback
 import hashlib
 import json
 import math
-import multiprocessing
 from collections import deque
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -91,6 +90,7 @@ from grodt.core.records import trace_tag
 from grodt.core.topics import MODEL_CONTROL_TOPIC
 from grodt.core.topics import Topics
 from models.lifecycle import ScheduledRefitter
+from models.lifecycle.refit import fit_worker_pool
 from models.rl.actions import DISCRETE_TARGETS
 from models.rl.fills import ExecutionModel
 from models.rl.online import FineTuneConfig
@@ -788,11 +788,7 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
         config = self._fine_tune
         assert config is not None and self._base_policy is not None
         if config.worker and config.lag_bars > 0 and self._fit_pool is None:
-            # spawn, not fork: the engine's threads (Rust runtime, loggers) must not be cloned.
-            self._fit_pool = ProcessPoolExecutor(
-                max_workers=1,
-                mp_context=multiprocessing.get_context("spawn"),
-            )
+            self._fit_pool = fit_worker_pool()  # ends with the node, even if killed
         inference = self.config.inference
         self._refitter = ScheduledRefitter(
             config.schedule(),

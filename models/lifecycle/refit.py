@@ -40,6 +40,7 @@ Usage, once per row the model consumes::
         predict(model, row)
 """
 
+import multiprocessing
 import os
 import threading
 import time
@@ -47,6 +48,7 @@ from collections.abc import Callable
 from concurrent import futures
 from concurrent.futures import Executor
 from concurrent.futures import Future
+from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -56,7 +58,13 @@ from typing import TypeVar
 
 from models.lifecycle.schedule import RetrainSchedule
 
-__all__ = ["RefitError", "RefitOutcome", "ScheduledRefitter", "exit_with_parent"]
+__all__ = [
+    "RefitError",
+    "RefitOutcome",
+    "ScheduledRefitter",
+    "exit_with_parent",
+    "fit_worker_pool",
+]
 
 PayloadT = TypeVar("PayloadT")
 ModelT = TypeVar("ModelT")
@@ -140,6 +148,19 @@ def exit_with_parent(parent_pid: int, poll_seconds: float = 1.0) -> None:
         os._exit(0)
 
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def fit_worker_pool(workers: int = 1) -> ProcessPoolExecutor:
+    """The process pool a component's fits run in: ``workers`` spawned processes (not forked:
+    the engine's threads — Rust runtime, loggers — must not be cloned) that end with the
+    process that made them (:func:`exit_with_parent`), so a node killed outright leaves no
+    worker behind."""
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=exit_with_parent,
+        initargs=(os.getpid(),),
+    )
 
 
 @dataclass
