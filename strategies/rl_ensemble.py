@@ -1119,7 +1119,7 @@ class NumpyPolicies:
         ``np.matmul``. NumPy's matmul runs the same BLAS call per stacked matrix as for the
         2-D product (the kernel is chosen by the core shape and strides, not the stack), and
         the bias and activation are elementwise, so every action equals the one-by-one
-        evaluation bit for bit (``tests/rl/test_specialists.py`` checks it) at a third of the
+        evaluation bit for bit (``tests/rl/test_numpy_policies.py`` checks it) at a third of the
         NumPy calls."""
         x = np.asarray(obs, dtype=np.float64).reshape(-1)
         if self._stacked is None:
