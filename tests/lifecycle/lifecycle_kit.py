@@ -1,12 +1,17 @@
-"""Helpers of the lifecycle tests: small regime models fitted on the test market, and a node
-with the regime actor and a recorder."""
+"""Helpers of the lifecycle tests: small regime models fitted on the test market, a node with
+the regime actor and a recorder, and an actor that publishes a monitor's control requests."""
 
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from nautilus_trader.backtest.node import BacktestNode
+from nautilus_trader.common.actor import Actor
+from nautilus_trader.config import ActorConfig
+from nautilus_trader.model.data import Bar
+from nautilus_trader.model.data import BarType
 
+from grodt.core.topics import MODEL_CONTROL_TOPIC
 from grodt.nodes.backtest import build_run_config
 from models.regime.hmm import GaussianRegimeHMM
 from models.regime.walk_forward import WalkForwardConfig
@@ -69,3 +74,37 @@ def run_document(document: dict[str, Any], catalog: Path) -> tuple[Any, Any]:
         return engine.trader.strategies()[0], engine.trader.actors()[0]
     finally:
         node.dispose()
+
+
+class ControlInjectorConfig(ActorConfig, frozen=True, kw_only=True):
+    """Publish ``requests`` ({bar (1-based): [action, subject or None]}) on the control topic."""
+
+    bar_type: BarType
+    requests: dict[int, list[str | None]]
+
+
+class ControlInjector(Actor):
+    """Publishes what ``StrategyMonitor`` publishes on a breach, at chosen bars."""
+
+    def __init__(self, config: ControlInjectorConfig) -> None:
+        super().__init__(config)
+        self.bars = 0
+
+    def on_start(self) -> None:
+        self.subscribe_bars(self.config.bar_type)
+
+    def on_bar(self, bar: Bar) -> None:
+        self.bars += 1
+        request = self.config.requests.get(self.bars)
+        if request is None:
+            return
+        action, subject = request
+        self.msgbus.publish(
+            MODEL_CONTROL_TOPIC,
+            {
+                "action": action,
+                "reason": f"{subject}: hit_rate 0.1 < expected 0.5 - 0.15 (bar {self.bars})",
+                "source": str(self.id),
+                "subject": subject,
+            },
+        )

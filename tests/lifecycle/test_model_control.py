@@ -16,9 +16,6 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner
-from nautilus_trader.common.actor import Actor
-from nautilus_trader.config import ActorConfig
-from nautilus_trader.model.data import Bar
 from nautilus_trader.model.data import BarType
 from nautilus_trader.model.identifiers import InstrumentId
 
@@ -26,7 +23,6 @@ from actors.meta_controller import MetaController
 from actors.meta_controller import MetaControllerConfig
 from grodt.cli import main as cli
 from grodt.core.records import AllocationRecord
-from grodt.core.topics import MODEL_CONTROL_TOPIC
 from grodt.forensics.ensemble_replay import replay_ensemble_decisions
 from grodt.forensics.reader import read_run
 from grodt.forensics.replay import replay_allocations
@@ -53,43 +49,9 @@ SPX_BARS = "SPX.SAMPLE-1-DAY-LAST-EXTERNAL"
 RL_STRATEGY = "RLEnsembleStrategy-900"
 
 
-class ControlInjectorConfig(ActorConfig, frozen=True, kw_only=True):
-    """Publish ``requests`` ({bar (1-based): [action, subject or None]}) on the control topic."""
-
-    bar_type: BarType
-    requests: dict[int, list[str | None]]
-
-
-class ControlInjector(Actor):
-    """Publishes what ``StrategyMonitor`` publishes on a breach, at chosen bars."""
-
-    def __init__(self, config: ControlInjectorConfig) -> None:
-        super().__init__(config)
-        self.bars = 0
-
-    def on_start(self) -> None:
-        self.subscribe_bars(self.config.bar_type)
-
-    def on_bar(self, bar: Bar) -> None:
-        self.bars += 1
-        request = self.config.requests.get(self.bars)
-        if request is None:
-            return
-        action, subject = request
-        self.msgbus.publish(
-            MODEL_CONTROL_TOPIC,
-            {
-                "action": action,
-                "reason": f"{subject}: hit_rate 0.1 < expected 0.5 - 0.15 (bar {self.bars})",
-                "source": str(self.id),
-                "subject": subject,
-            },
-        )
-
-
 def _injector(bar_type: str, requests: dict[int, list[str | None]]) -> dict[str, Any]:
     return {
-        "path": "test_model_control:ControlInjector",
+        "path": "lifecycle_kit:ControlInjector",
         "config": {
             "bar_type": bar_type,
             "requests": requests,

@@ -3,17 +3,15 @@ lasts ``control_fallback_bars`` bars at most and survives a restart: the actor s
 bar count (``on_save``), a restarted node loads it (``on_load``) and, after the warm-up
 (``grodt.nodes.warm_up``), publishes the same records as a node that never stopped."""
 
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from nautilus_trader.backtest.engine import BacktestEngine
 from nautilus_trader.backtest.engine import BacktestEngineConfig
-from nautilus_trader.common.actor import Actor
-from nautilus_trader.config import ActorConfig
 from nautilus_trader.config import LoggingConfig
 from nautilus_trader.model.currencies import USD
-from nautilus_trader.model.data import Bar
 from nautilus_trader.model.data import BarType
 from nautilus_trader.model.enums import AccountType
 from nautilus_trader.model.enums import OmsType
@@ -26,10 +24,13 @@ from regime_kit import RegimeRecorderConfig
 
 from actors.regime_actor import RegimeActor
 from actors.regime_actor import RegimeActorConfig
-from grodt.core.topics import MODEL_CONTROL_TOPIC
 from grodt.nodes.warm_up import warm_up
 from models.regime.walk_forward import WalkForwardConfig
 from models.regime.walk_forward import fit_window
+
+sys.path.append(str(Path(__file__).resolve().parents[1] / "lifecycle"))
+from lifecycle_kit import ControlInjector
+from lifecycle_kit import ControlInjectorConfig
 
 INSTRUMENT = "REG.TEST"
 BAR_TYPE = "REG.TEST-1-MINUTE-LAST-EXTERNAL"
@@ -40,34 +41,6 @@ RESTART_AT = 520
 """Bars the first node sees before it stops, 20 bars into the fallback."""
 LAST = 600
 WALK_FORWARD = WalkForwardConfig(train_bars=600, min_train_bars=400, n_init=1, n_iter=50)
-
-
-class FallbackRequestConfig(ActorConfig, frozen=True, kw_only=True):
-    bar_type: BarType
-    at_bar: int
-
-
-class FallbackRequest(Actor):
-    """Publishes what ``actors.strategy_monitor`` publishes on a breach with ``on_breach:
-    fallback``, at one bar (it starts before the regime actor, so that bar is the first)."""
-
-    def __init__(self, config: FallbackRequestConfig) -> None:
-        super().__init__(config)
-        self.bars = 0
-
-    def on_start(self) -> None:
-        self.subscribe_bars(self.config.bar_type)
-
-    def on_bar(self, bar: Bar) -> None:
-        self.bars += 1
-        if self.bars == self.config.at_bar:
-            message = {
-                "action": "fallback",
-                "reason": "hit_rate 0.1 < expected 0.5 - 0.15",
-                "source": str(self.id),
-                "subject": None,
-            }
-            self.msgbus.publish(MODEL_CONTROL_TOPIC, message)
 
 
 @pytest.fixture(scope="module")
@@ -94,8 +67,11 @@ def _engine(
     engine.add_instrument(ParquetDataCatalog(str(catalog)).instruments()[0])
     bar_type = BarType.from_str(BAR_TYPE)
     if request_at is not None:
+        # What actors.strategy_monitor publishes on a breach with on_breach: fallback; it
+        # starts before the regime actor, so the request comes first on its bar.
+        requests = {request_at: ["fallback", None]}
         engine.add_actor(
-            FallbackRequest(FallbackRequestConfig(bar_type=bar_type, at_bar=request_at))
+            ControlInjector(ControlInjectorConfig(bar_type=bar_type, requests=requests))
         )
     actor = RegimeActor(
         RegimeActorConfig(
