@@ -560,11 +560,16 @@ class MetaController(Actor):
                     f"{'set' if self.config.retrain else 'not configured'})",
                 )
             elif self.trainer.request_refit():
-                self.log.warning(f"Meta retrain requested {detail}; refit due at next rebalance")
+                when = (
+                    "queued: due at the rebalance after the fit in flight takes over"
+                    if self.trainer.queued
+                    else "refit due at next rebalance"
+                )
+                self.log.warning(f"Meta retrain requested {detail}; {when}")
             else:
                 self.log.warning(
-                    f"Meta retrain requested {detail}; none can start now (a fit in flight or "
-                    f"{self.trainer.windows} rebalances are too few)",
+                    f"Meta retrain requested {detail}; none can start now "
+                    f"({self.trainer.windows} rebalances are too few)",
                 )
         elif action == "fallback":
             self._control_reason = f"{CONTROL_FALLBACK_REASON} {detail}"

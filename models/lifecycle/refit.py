@@ -226,6 +226,9 @@ class ScheduledRefitter(Generic[PayloadT, ModelT, ReadyT]):
         """Swaps whose fit had not finished at its swap row (the calling thread waited)."""
         self._rows_since_attempt = 0
         self._forced = False
+        self.queued = False
+        """A refit was requested while a fit was in flight: one is due at the row after that
+        fit takes over (its window ended before the request, so it cannot answer it)."""
 
     # -- per row -----------------------------------------------------------------------------
 
@@ -318,6 +321,9 @@ class ScheduledRefitter(Generic[PayloadT, ModelT, ReadyT]):
             self.fits += 1
         else:
             self.failed_fits += 1
+        if self.queued:
+            self.queued = False
+            self._force_next()
         return RefitOutcome(
             pending.row,
             pending.apply_row,
@@ -333,14 +339,24 @@ class ScheduledRefitter(Generic[PayloadT, ModelT, ReadyT]):
     # -- outside the schedule ----------------------------------------------------------------
 
     def request_refit(self, available: int) -> bool:
-        """Make a fit due at the next row (a drift or change-point monitor asks); False when
-        none can start (a fit in flight, or fewer than ``first_fit_rows`` rows)."""
-        if self._pending is not None or available < self.schedule.first_fit_rows:
+        """Make a fit due at the next row (a drift or change-point monitor asks).
+
+        With a fit in flight, the request is queued (:attr:`queued`): a fit is due at the row
+        after the one in flight takes over, on the window ending there. Repeated requests
+        meanwhile are one request. False only when no fit can start for want of rows (fewer
+        than ``first_fit_rows``)."""
+        if self._pending is not None:
+            self.queued = True
+            return True
+        if available < self.schedule.first_fit_rows:
             return False
+        self._force_next()
+        return True
+
+    def _force_next(self) -> None:
         self._rows_since_attempt = max(self.schedule.every, self.schedule.retry_rows, 1) + 1
         if self.model is not None and self.schedule.every == 0:
             self._forced = True
-        return True
 
     @property
     def next_attempt_rows(self) -> int:
@@ -373,6 +389,7 @@ class ScheduledRefitter(Generic[PayloadT, ModelT, ReadyT]):
             "failed_fits": self.failed_fits,
             "rows_since_attempt": self._rows_since_attempt,
             "forced": self._forced,
+            "queued": self.queued,
             "in_flight": None
             if pending is None
             else {"row": pending.row, "apply_row": pending.apply_row, "kind": pending.kind},
@@ -388,6 +405,7 @@ class ScheduledRefitter(Generic[PayloadT, ModelT, ReadyT]):
         self.failed_fits = int(state["failed_fits"])
         self._rows_since_attempt = int(state["rows_since_attempt"])
         self._forced = bool(state["forced"])
+        self.queued = bool(state.get("queued", False))  # absent in states saved before it
 
     def resume(self, payload: PayloadT, *, row: int, apply_row: int, context: Any = None) -> None:
         """Start again the fit that was in flight when the schedule was saved (:meth:`state`):

@@ -300,9 +300,15 @@ class OnlineMetaTrainer:
         return None
 
     def request_refit(self) -> bool:
-        """Make a fit due at the next rebalance (a monitor asks); False when none can start (a
-        fit in flight, or fewer rebalances than the schedule's first fit needs)."""
+        """Make a fit due at the next rebalance (a monitor asks), or, with a fit in flight, at
+        the rebalance after it takes over (:attr:`queued`); False when none can start (fewer
+        rebalances than the schedule's first fit needs)."""
         return self.refitter.request_refit(len(self._windows))
+
+    @property
+    def queued(self) -> bool:
+        """A retrain was requested while a fit was in flight; it starts after that fit."""
+        return self.refitter.queued
 
     def close(self) -> None:
         """Drop a fit in flight."""

@@ -142,3 +142,39 @@ def test_a_starting_model_is_the_first_previous_and_reset_returns_to_it():
     assert swaps[0][1].model["generation"] == 11
     refitter.reset()
     assert refitter.model is start and refitter.rows == 0 and refitter.fits == 0
+
+
+def test_a_refit_requested_while_a_fit_is_in_flight_is_queued_not_dropped():
+    """every=0 with a lag of 5: the first fit starts at row 10 and takes over at 15. Requests at
+    rows 12 and 13 (one fit in flight) are one queued request: a fit is due at row 16, the row
+    after the one in flight took over, on the window ending at 16; it takes over at 21."""
+    schedule = RetrainSchedule(window=10, every=0, lag_bars=5)
+    refitter = ScheduledRefitter(schedule, fit_mean)
+    swaps, _ = drive(refitter, ROWS[:40], 10, request_at=(12, 13))
+    assert [(row, o.row) for row, o in swaps] == [(15, 10), (21, 16)]
+    assert swaps[1][1].model["mean"] == pytest.approx(sum(ROWS[6:16]) / 10)
+    assert not refitter.queued
+
+    # Without the queue the request would be lost: no fit after the first.
+    unrequested, _ = drive(ScheduledRefitter(schedule, fit_mean), ROWS[:40], 10)
+    assert [row for row, _ in unrequested] == [15]
+
+
+def test_a_queued_request_survives_a_restart_of_the_schedule():
+    schedule = RetrainSchedule(window=10, every=0, lag_bars=5)
+    refitter = ScheduledRefitter(schedule, fit_mean)
+    seen = [float(i) for i in range(1, 13)]
+    for i in range(1, 13):
+        if refitter.advance(min(i, 10)):
+            refitter.start(tuple(seen[max(0, i - 10) : i]))
+    assert refitter.in_flight and refitter.request_refit(10) and refitter.queued
+    state = refitter.state()
+    restarted = ScheduledRefitter(schedule, fit_mean)
+    restarted.restore(state, None)
+    assert restarted.queued
+    in_flight = state["in_flight"]
+    restarted.resume(tuple(seen[:10]), row=in_flight["row"], apply_row=in_flight["apply_row"])
+    for _ in range(3):
+        restarted.advance(10)
+    assert restarted.swap_due and restarted.swap().ok
+    assert not restarted.queued and restarted.advance(10)  # the queued fit is due next row
