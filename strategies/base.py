@@ -859,16 +859,16 @@ class RegimeAwareStrategy(Strategy):
     def _on_regime(self, record: RegimeProbabilities) -> None:
         if record.instrument_id != self._regime_instrument_id:
             return
-        probabilities = {
-            "bull": record.p_bull,
-            "bear": record.p_bear,
-            "sideways": record.p_sideways,
-        }
-        total = probabilities["bull"] + probabilities["bear"] + probabilities["sideways"]
+        # Scalars, not the dict's views and generators: 3 strategies per record, every bar.
+        bull = record.p_bull
+        bear = record.p_bear
+        sideways = record.p_sideways
+        probabilities = {"bull": bull, "bear": bear, "sideways": sideways}
+        total = bull + bear + sideways
         if not (
             math.isfinite(total)
             and abs(total - 1.0) <= _PROBABILITY_TOLERANCE
-            and min(probabilities.values()) >= 0.0
+            and min(bull, bear, sideways) >= 0.0
         ):
             self.log.error(
                 f"Ignoring invalid regime record for {record.instrument_id} at {record.ts_event}: "
@@ -876,8 +876,8 @@ class RegimeAwareStrategy(Strategy):
             )
             return
         self.regime_probabilities = probabilities
-        top = max(probabilities.values())
-        if sum(p >= top - _TIE_TOLERANCE for p in probabilities.values()) > 1:
+        floor = max(bull, bear, sideways) - _TIE_TOLERANCE
+        if (bull >= floor) + (bear >= floor) + (sideways >= floor) > 1:
             # A tie (the actor's neutral prior before its first fit): a published label is
             # only a tie-break, so hard gating decides on every tied label, as without records.
             self.regime_most_likely = None

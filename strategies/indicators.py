@@ -255,3 +255,101 @@ class RollingVwap(Indicator):
         self._price_sum = 0.0
         self._volume_bars = 0
         self._updates = 0
+
+
+def _window_mean(values: deque[float]) -> float:
+    """Σ values / n, summed left to right in doubles: Nautilus' ``fast_mean`` (so its
+    ``SimpleMovingAverage`` value) bit for bit. A plain loop, not ``sum()``: Python 3.12's
+    ``sum`` of floats compensates, which would not be the same number."""
+    total = 0.0
+    for value in values:
+        total += value
+    return total / len(values)
+
+
+class WindowMean(Indicator):
+    """Nautilus ``SimpleMovingAverage(period)`` fed with ``update_raw``, the same value bit for
+    bit (same window, same summation order), without the numpy array Nautilus builds from its
+    window at every update (~10 µs a bar; this costs ~1-2 µs for a 20-bar window).
+
+    Initialised once ``period`` values have been seen.
+
+    Attributes
+    ----------
+    value : float
+        The mean of the last ``period`` values (of all values before that many).
+    count : int
+        Values seen since the last reset.
+    """
+
+    def __init__(self, period: int) -> None:
+        if period <= 0:
+            raise ValueError(f"period must be positive, was {period}")
+        super().__init__(params=[period])
+        self.period = period
+        self.value = 0.0
+        self.count = 0
+        self._inputs: deque[float] = deque(maxlen=period)
+
+    def update_raw(self, value: float) -> None:
+        """Add ``value`` to the window."""
+        self._inputs.append(value)
+        self.value = _window_mean(self._inputs)
+        self.count += 1
+        if not self.initialized:
+            self._set_has_inputs(True)
+            if self.count >= self.period:
+                self._set_initialized(True)
+
+    def _reset(self) -> None:
+        self._inputs.clear()
+        self.value = 0.0
+        self.count = 0
+
+
+class WindowBands(Indicator):
+    """Nautilus ``BollingerBands(period, k)`` (simple moving average) fed with ``update_raw``:
+    the same ``upper``/``middle``/``lower`` bit for bit (the typical price ``(h + l + c) / 3``,
+    the mean as :class:`WindowMean`, the population standard deviation summed in window order
+    as Nautilus' ``fast_std_with_mean``), without the two numpy arrays Nautilus builds from its
+    windows at every update (~20 µs a bar).
+
+    Initialised once ``period`` values have been seen.
+    """
+
+    def __init__(self, period: int, k: float) -> None:
+        if period <= 0:
+            raise ValueError(f"period must be positive, was {period}")
+        if not k > 0.0:
+            raise ValueError(f"k must be positive, was {k}")
+        super().__init__(params=[period, k])
+        self.period = period
+        self.k = k
+        self.upper = 0.0
+        self.middle = 0.0
+        self.lower = 0.0
+        self._prices: deque[float] = deque(maxlen=period)
+
+    def update_raw(self, high: float, low: float, close: float) -> None:
+        """Add the typical price of ``high``, ``low``, ``close`` to the window."""
+        prices = self._prices
+        prices.append((high + low + close) / 3.0)
+        if not self.initialized:
+            self._set_has_inputs(True)
+            if len(prices) >= self.period:
+                self._set_initialized(True)
+        mean = _window_mean(prices)
+        total = 0.0
+        for price in prices:
+            deviation = price - mean
+            total += deviation * deviation
+        width = self.k * math.sqrt(total / len(prices))
+        self.upper = mean + width
+        self.middle = mean
+        self.lower = mean - width
+
+    def _reset(self) -> None:
+        self._prices.clear()
+        self.upper = 0.0
+        self.middle = 0.0
+        self.lower = 0.0

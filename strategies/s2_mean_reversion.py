@@ -4,7 +4,8 @@ The deviation of the close from the VWAP is measured in rolling standard deviati
 
     z = (close - VWAP) / σ,   σ = standard deviation of the close over the last
                                   ``mean_reversion_period`` bars, this bar included (Nautilus
-                                  ``BollingerBands`` with k = 1, fed closes)
+                                  ``BollingerBands`` with k = 1, fed closes: its
+                                  bit-identical twin :class:`~strategies.indicators.WindowBands`)
 
 Long when ``z <= -vwap_deviation_threshold``, short (with ``allow_short``) when
 ``z >= vwap_deviation_threshold``. The size scales with the deviation — signal strength
@@ -23,13 +24,13 @@ from collections.abc import Mapping
 import msgspec
 from nautilus_trader.config import PositiveFloat
 from nautilus_trader.config import PositiveInt
-from nautilus_trader.indicators import BollingerBands
 from nautilus_trader.model.data import Bar
 
 from strategies.base import EntrySignal
 from strategies.base import RegimeAwareStrategy
 from strategies.base import RegimeAwareStrategyConfig
 from strategies.decisions import DecisionInputs
+from strategies.indicators import WindowBands
 
 __all__ = [
     "S2MeanReversion",
@@ -104,9 +105,10 @@ class S2MeanReversion(RegimeAwareStrategy):
     def __init__(self, config: S2MeanReversionConfig) -> None:
         super().__init__(config)
         self.vwap = self.add_indicator(self.create_vwap())
-        # Fed closes (not the typical price) so that z compares like with like.
+        # Fed closes (not the typical price) so that z compares like with like. WindowBands:
+        # Nautilus' BollingerBands bit for bit, without its two numpy arrays per bar.
         self.bands = self.add_indicator(
-            BollingerBands(config.mean_reversion_period, 1.0),
+            WindowBands(config.mean_reversion_period, 1.0),
             manual=True,
         )
         self.deviation = 0.0  # z of the last bar, in standard deviations

@@ -29,13 +29,13 @@ from nautilus_trader.config import PositiveFloat
 from nautilus_trader.config import PositiveInt
 from nautilus_trader.indicators import DonchianChannel
 from nautilus_trader.indicators import RateOfChange
-from nautilus_trader.indicators import SimpleMovingAverage
 from nautilus_trader.model.data import Bar
 
 from strategies.base import EntrySignal
 from strategies.base import RegimeAwareStrategy
 from strategies.base import RegimeAwareStrategyConfig
 from strategies.decisions import DecisionInputs
+from strategies.indicators import WindowMean
 
 __all__ = ["S3Breakout", "S3BreakoutConfig", "breakout_entry", "entry_from_record"]
 
@@ -120,8 +120,9 @@ class S3Breakout(RegimeAwareStrategy):
         self.channel = self.add_indicator(DonchianChannel(config.breakout_period), lagged=True)
         self.momentum = self.add_indicator(RateOfChange(config.momentum_period))
         # Fed each bar's volume after the decision: the mean of the prior volume_period bars.
+        # WindowMean: Nautilus' SimpleMovingAverage bit for bit, without its numpy array per bar.
         self.volume_average = self.add_indicator(
-            SimpleMovingAverage(config.volume_period),
+            WindowMean(config.volume_period),
             manual=True,
         )
         self.volume_ratio = 0.0  # this bar's volume over the prior mean (0 without volume data)

@@ -4,11 +4,14 @@ import json
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_info
+from threadpoolctl import threadpool_limits
 
 from grodt.core.errors import ConfigError
 from models.regime.features import FeatureExtractor
 from models.regime.hmm import GaussianRegimeHMM
 from models.regime.hmm import RegimeFitError
+from models.regime.hmm import _single_threaded
 from models.regime.labels import assign_labels
 
 LABELS = np.array(["bull", "bear", "sideways"])
@@ -207,3 +210,26 @@ def test_save_to_an_unwritable_place_names_the_file(model, tmp_path):
     path = model.save(tmp_path / "regime.json")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "regime.json"]
     assert GaussianRegimeHMM.load(path).version_ == model.version_
+
+
+def test_an_em_run_scores_and_weighs_states_as_hmmlearn_does(training):
+    # fit() takes the log-likelihood and the occupancy from one score_samples pass of the
+    # winning run: it must equal hmmlearn's score(z) and predict_proba(z), bit for bit.
+    x = training[0]
+    z = (x - x.mean(axis=0)) / x.std(axis=0)
+    model = GaussianRegimeHMM(n_init=1, n_iter=30)
+    errors: list[str] = []
+    [(score, hmm, posteriors)] = GaussianRegimeHMM._run_em([model._cold_model(0)], z, errors)
+    assert not errors
+    with np.errstate(all="ignore"):
+        assert score == float(hmm.score(z))
+        assert np.array_equal(posteriors, hmm.predict_proba(z))
+
+
+def test_em_runs_single_threaded():
+    # The pools are found once per process (a cached controller): the limit must still apply at
+    # every fit, whatever the pools were set to in between.
+    for _ in range(2):
+        with threadpool_limits(limits=2), _single_threaded():
+            pools = threadpool_info()
+            assert pools and all(pool["num_threads"] == 1 for pool in pools)

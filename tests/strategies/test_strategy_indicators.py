@@ -1,9 +1,12 @@
 """Session and rolling VWAP (strategies.indicators) against first-principles computations and
-Nautilus' own VolumeWeightedAveragePrice."""
+Nautilus' own VolumeWeightedAveragePrice; WindowBands/WindowMean against Nautilus' BollingerBands
+and SimpleMovingAverage, bit for bit."""
 
 import numpy as np
 import pandas as pd
 import pytest
+from nautilus_trader.indicators import BollingerBands
+from nautilus_trader.indicators import SimpleMovingAverage
 from nautilus_trader.indicators import VolumeWeightedAveragePrice
 from nautilus_trader.model.data import BarType
 from strategies_kit import make_bars
@@ -11,6 +14,8 @@ from strategies_kit import make_bars
 from strategies.indicators import RollingVwap
 from strategies.indicators import SessionSchedule
 from strategies.indicators import SessionVwap
+from strategies.indicators import WindowBands
+from strategies.indicators import WindowMean
 
 NS = 1_000_000_000
 
@@ -165,3 +170,50 @@ def test_vwap_indicators_reset():
     )
     vwap.handle_bar(daily[0])
     assert vwap.value == pytest.approx(10.0)
+
+
+@pytest.mark.parametrize("period", [1, 2, 5, 20, 37])
+def test_window_bands_and_mean_equal_nautilus_bit_for_bit(period):
+    # S2's bands and S3's volume mean replaced Nautilus' BollingerBands / SimpleMovingAverage:
+    # every value, flag and reset must be the same double, or the decisions change.
+    rng = np.random.default_rng(period)
+    closes = (100 * np.exp(np.cumsum(rng.normal(0, 3e-3, 1500)))).tolist()
+    volumes = rng.lognormal(8, 1.5, 1500).tolist()
+    theirs_bands, ours_bands = BollingerBands(period, 1.0), WindowBands(period, 1.0)
+    theirs_mean, ours_mean = SimpleMovingAverage(period), WindowMean(period)
+    for i, (close, volume) in enumerate(zip(closes, volumes, strict=True)):
+        if i == 900:  # a reset mid-stream, as on_reset does
+            for indicator in (theirs_bands, ours_bands, theirs_mean, ours_mean):
+                indicator.reset()
+        high, low = close * 1.001, close * 0.998
+        theirs_bands.update_raw(high, low, close)
+        ours_bands.update_raw(high, low, close)
+        theirs_mean.update_raw(volume)
+        ours_mean.update_raw(volume)
+        assert (ours_bands.upper, ours_bands.middle, ours_bands.lower) == (
+            theirs_bands.upper,
+            theirs_bands.middle,
+            theirs_bands.lower,
+        ), i
+        assert (ours_bands.initialized, ours_bands.has_inputs) == (
+            theirs_bands.initialized,
+            theirs_bands.has_inputs,
+        ), i
+        assert (ours_mean.value, ours_mean.count, ours_mean.initialized) == (
+            theirs_mean.value,
+            theirs_mean.count,
+            theirs_mean.initialized,
+        ), i
+    ours_bands.reset()
+    ours_mean.reset()
+    assert not ours_bands.initialized and ours_bands.upper == 0.0
+    assert not ours_mean.initialized and ours_mean.value == 0.0 and ours_mean.count == 0
+
+
+def test_window_indicators_reject_bad_parameters():
+    with pytest.raises(ValueError, match="period"):
+        WindowMean(0)
+    with pytest.raises(ValueError, match="period"):
+        WindowBands(0, 1.0)
+    with pytest.raises(ValueError, match="k must"):
+        WindowBands(20, 0.0)
