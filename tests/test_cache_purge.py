@@ -103,3 +103,39 @@ def test_purged_run_reports_equal_the_unpurged_run(
         k: v for k, v in theirs.items() if k not in timing
     }
     assert not (purged.run_dir / ".purged_reports").exists()
+
+
+def test_position_snapshots_are_spilled_as_the_caches_own_bytes():
+    """The purge spills position snapshots as the pickled bytes the cache holds (found in the
+    cache's private dict): they must decode to what ``Cache.position_snapshots`` returns."""
+    import pickle
+
+    from nautilus_trader.cache.cache import Cache
+    from nautilus_trader.model.enums import OmsType
+    from nautilus_trader.model.identifiers import PositionId
+    from nautilus_trader.model.objects import Price
+    from nautilus_trader.model.position import Position
+    from nautilus_trader.test_kit.providers import TestInstrumentProvider
+    from nautilus_trader.test_kit.stubs.events import TestEventStubs
+    from nautilus_trader.test_kit.stubs.execution import TestExecStubs
+
+    from grodt.nodes.cache_purge import _position_snapshots_dict
+
+    instrument = TestInstrumentProvider.default_fx_ccy("AUD/USD")
+    cache = Cache()
+    assert _position_snapshots_dict(cache) is None  # no snapshot yet: nothing to find
+    order = TestExecStubs.limit_order(instrument=instrument)
+    fill = TestEventStubs.order_filled(
+        order, instrument, position_id=PositionId("P-1"), last_px=Price.from_str("1.00000")
+    )
+    position = Position(instrument, fill)
+    cache.add_position(position, OmsType.NETTING)
+    cache.snapshot_position(position)
+    cache.snapshot_position(position)
+    snapshots = _position_snapshots_dict(cache)
+    assert snapshots is not None
+    decoded = [pickle.loads(pickled).to_dict() for pickled in snapshots[position.id]]
+    assert len(decoded) == 2
+    assert decoded == [s.to_dict() for s in cache.position_snapshots(position.id)]
+    cache.snapshot_position(position)
+    assert len(snapshots[position.id]) == 3  # the cache's own dict, not a copy

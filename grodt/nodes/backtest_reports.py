@@ -1,11 +1,12 @@
 """The reports of a backtest whose cache was purged (:mod:`grodt.nodes.cache_purge`), written in
 bounded memory: row for row what Nautilus' ``ReportProvider`` gives on an unpurged cache.
 
-The purge spills the report rows of what it removes (``to_dict()`` of orders, fills, positions,
-position snapshots and account states) to one file per kind, in batches. The orders, fills and
-account reports are written to CSV in chunks of :data:`REPORT_CHUNK_ROWS` rows
-(:func:`write_report`): a first pass reads only the sort key, the keys and the value types of
-each row; a second reads the rows chunk by chunk in report order and appends them to the CSV.
+The purge spills the report rows of what it removes (``to_dict()`` of orders, fills, positions
+and account states; position snapshots as the pickled ``Position`` objects the cache holds) to
+one file per kind, in batches. The orders, fills and account reports are written to CSV in
+chunks of :data:`REPORT_CHUNK_ROWS` rows (:func:`write_report`): a first pass reads only the
+sort key, the keys and the value types of each row; a second reads the rows chunk by chunk in
+report order and appends them to the CSV.
 Each chunk's columns get the dtype pandas infers for the whole column (the same object-column
 inference as ``pd.DataFrame(data=rows)``), so the text is the same as that of the whole frame's
 ``to_csv``. The memory after the event loop is that of a chunk and of one small tuple per row,
@@ -20,6 +21,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from collections.abc import Iterator
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +135,8 @@ def write_report(
     locators: list[tuple[int, int]] = []
     sort_keys: list[Any] = []
     samples: dict[str, dict[type, Any]] = {}
+    # (layout, value types) of the rows sampled already: a row repeating both adds no sample.
+    sampled: set[tuple[int, tuple[type, ...]]] = set()
     in_order = True
     previous = None
 
@@ -140,7 +144,8 @@ def write_report(
         nonlocal in_order, previous
         for i, row in enumerate(rows):
             keys = tuple(row)
-            layouts.append(key_tuples.setdefault(keys, len(key_tuples)))
+            layout = key_tuples.setdefault(keys, len(key_tuples))
+            layouts.append(layout)
             locators.append((batch, i))
             if sort_by is not None:
                 sort_keys.append(row[sort_by])
@@ -148,8 +153,11 @@ def write_report(
                 value = row[keep_sorted]
                 in_order = in_order and (previous is None or previous <= value)
                 previous = value
-            for name, value in row.items():
-                samples.setdefault(name, {}).setdefault(type(value), value)
+            signature = (layout, tuple(map(type, row.values())))
+            if signature not in sampled:
+                sampled.add(signature)
+                for name, value in row.items():
+                    samples.setdefault(name, {}).setdefault(type(value), value)
 
     for offset, rows in _spill_batches(spill):
         offsets.append(offset)
@@ -174,6 +182,8 @@ def write_report(
     chunk = chunk_rows or REPORT_CHUNK_ROWS
     if not in_order:
         chunk = len(order)
+    # Each layout's values in column order (NaN for a column the layout lacks).
+    getters = {index: _values_getter(keys, columns) for keys, index in key_tuples.items()}
     loaded: OrderedDict[int, Rows] = OrderedDict()
     first = True
     with open(spill, "rb") if offsets else _NoFile() as spill_file:
@@ -194,8 +204,7 @@ def write_report(
 
         for start in range(0, len(order), chunk):
             values = [
-                tuple(row.get(name, _NAN) for name in columns)
-                for row in (row_at(locators[i]) for i in order[start : start + chunk])
+                getters[layouts[i]](row_at(locators[i])) for i in order[start : start + chunk]
             ]
             frame = pd.DataFrame(data=values, columns=columns)
             del values
@@ -208,6 +217,16 @@ def write_report(
                 keep(frame)
             first = False
     return len(order)
+
+
+def _values_getter(
+    keys: tuple[str, ...], columns: list[str]
+) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """``row -> tuple(row.get(name, NaN) for name in columns)`` for rows with ``keys``; an
+    ``itemgetter`` (C) when the rows hold every column."""
+    if len(columns) > 1 and set(columns) <= set(keys):
+        return itemgetter(*columns)
+    return lambda row: tuple(row.get(name, _NAN) for name in columns)
 
 
 class _NoFile:
@@ -433,7 +452,10 @@ def positions_report(cache: Cache, spill_dir: Path) -> pd.DataFrame:
         last.append(round_trips[-1])
     del trips
     snapshots = _Rows()
-    snapshots.extend(spilled_rows(spill_dir, "snapshots"))
+    # Spilled as the cache's pickled Position objects (grodt.nodes.cache_purge).
+    snapshots.extend(
+        pickle.loads(pickled).to_dict() for pickled in spilled_rows(spill_dir, "snapshots")
+    )
     snapshots.extend(snapshot.to_dict() for snapshot in cache.position_snapshots())
     # ReportProvider.generate_positions_report(positions, snapshots): positions, then snapshots
     # (the spilled and the cache's, then the earlier round trips of reopened ids).
