@@ -16,8 +16,11 @@ from grodt.core.records import RegimeUpdateRecord
 from grodt.core.records import RiskVerdictRecord
 from grodt.core.records import record_to_json
 from grodt.forensics.reader import read_run
+from grodt.reports.tearsheet import DRAWN_FIELDS
+from grodt.reports.tearsheet import allocation_series
 from grodt.reports.tearsheet import load_forensics
 from grodt.reports.tearsheet import regime_series
+from grodt.reports.tearsheet import risk_verdicts
 
 T0 = 1_704_200_000_000_000_000
 MINUTE = 60_000_000_000
@@ -158,3 +161,25 @@ def test_regime_series_is_downsampled_for_plotting(tmp_path):
         assert frame.index[0] == full[instrument].index[0]
         assert frame.index[-1] == full[instrument].index[-1]
         pd.testing.assert_frame_equal(frame, full[instrument].loc[frame.index])
+
+
+def test_the_tearsheet_keeps_only_the_fields_it_draws_and_draws_the_same(tmp_path):
+    """load_run keeps DRAWN_FIELDS of each record (memory of a long run: the fields, not the
+    payloads); the series the charts draw are those of the full records."""
+    run_dir = tmp_path / "run"
+    _write(run_dir, _records(600), True)
+    full = load_forensics(run_dir)
+    kept = load_forensics(run_dir, fields=DRAWN_FIELDS)
+    assert set(kept) == set(full)
+    for record_type, frame in kept.items():
+        assert set(frame.columns) <= set(DRAWN_FIELDS[record_type]), record_type
+        assert len(frame.columns) >= 2
+        pd.testing.assert_frame_equal(frame, full[record_type][frame.columns])
+    for instrument, series in regime_series(kept["regime_update"]).items():
+        pd.testing.assert_frame_equal(series, regime_series(full["regime_update"])[instrument])
+    pd.testing.assert_frame_equal(
+        allocation_series(kept["allocation"]), allocation_series(full["allocation"])
+    )
+    pd.testing.assert_frame_equal(
+        risk_verdicts(kept["risk_verdict"]), risk_verdicts(full["risk_verdict"])
+    )

@@ -26,6 +26,7 @@ import html
 import json
 import logging
 import math
+from collections.abc import Iterator
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC
@@ -137,81 +138,130 @@ class RunData:
 # -- reading -------------------------------------------------------------------------------------
 
 
-def _payload_tables(root: Path, record_types: tuple[str, ...]) -> list[pa.Table]:
-    """``session``, ``seq``, ``record_type`` and ``payload`` of the wanted records in every
-    forensics Parquet file under ``root`` (the bridge's layout, ``<topic>/part-*.parquet``).
+_BATCH_ROWS = 16_384
+"""Rows read at a time from a forensics Parquet file without a ``record_type`` column."""
 
-    Only the rows of ``record_types`` are read: the filter runs on the ``record_type`` column
+DRAWN_FIELDS: dict[str, tuple[str, ...]] = {
+    "regime_update": (
+        "ts_event",
+        "instrument_id",
+        "probabilities",
+        "p_bull",
+        "p_bear",
+        "p_sideways",
+    ),
+    "allocation": ("ts_event", "weights"),
+    "risk_verdict": ("ts_event", "verdict", "reason", "strategy_id"),
+}
+"""The fields each drawn record type's charts read (:func:`regime_series`,
+:func:`allocation_series`, :func:`risk_verdicts`): all a tearsheet keeps of a record."""
+
+
+def _payload_batches(
+    root: Path, record_types: tuple[str, ...]
+) -> Iterator[tuple[list[str], list[int], list[str], list[str | bytes]]]:
+    """``(sessions, seqs, record_types, payloads)`` of the wanted records in every forensics
+    Parquet file under ``root`` (the bridge's layout, ``<topic>/part-*.parquet``), a row group at
+    a time, so that a long run's payloads are never all in memory.
+
+    Only the rows of ``record_types`` are kept: the filter runs on the ``record_type`` column
     (or, in files without it, on the payload's leading ``{"record_type":"...`` that
     :func:`grodt.core.records.record_to_json` writes)."""
-    tables = []
     wanted = pa.array(record_types)
     for path in sorted(root.rglob("*.parquet")):
         if "spill" in path.relative_to(root).parts:
             continue
         try:
-            names = pq.read_schema(path).names
+            parquet = pq.ParquetFile(path)
+            names = parquet.schema_arrow.names
             if "payload" not in names:
                 continue
             if "record_type" in names:
-                table = pq.read_table(
-                    path,
-                    columns=["session", "seq", "record_type", "payload"],
-                    filters=pc.is_in(pc.field("record_type"), value_set=wanted),
-                )
+                batches = _typed_batches(parquet, wanted)
             else:
-                table = pq.read_table(path, columns=["session", "seq", "payload"])
-                types = pc.extract_regex(table["payload"], r'^\{"record_type":"(?P<t>[a-z_]+)"')
-                table = table.append_column("record_type", pc.struct_field(types, [0]))
-                table = table.filter(pc.is_in(table["record_type"], value_set=wanted))
+                batches = _untyped_batches(parquet, wanted)
+            for table in batches:
+                if table.num_rows:
+                    yield (
+                        table["session"].to_pylist(),
+                        table["seq"].to_pylist(),
+                        table["record_type"].to_pylist(),
+                        table["payload"].to_pylist(),
+                    )
         except (OSError, ValueError, pa.ArrowException) as e:
             raise GrodtError(f"{path}: unreadable forensics Parquet: {e}") from None
-        tables.append(table.select(["session", "seq", "record_type", "payload"]))
-    return tables
+
+
+def _typed_batches(parquet: pq.ParquetFile, wanted: pa.Array) -> Iterator[pa.Table]:
+    """Per row group, the wanted rows; a row group's payloads are read only when its
+    ``record_type`` column holds a wanted type (order and position events never are)."""
+    columns = ["session", "seq", "record_type", "payload"]
+    for group in range(parquet.num_row_groups):
+        mask = pc.is_in(
+            parquet.read_row_group(group, columns=["record_type"])["record_type"], value_set=wanted
+        )
+        if pc.any(mask).as_py():
+            yield parquet.read_row_group(group, columns=columns).filter(mask)
+
+
+def _untyped_batches(parquet: pq.ParquetFile, wanted: pa.Array) -> Iterator[pa.Table]:
+    """Files written before the ``record_type`` column: the type is read off each payload's
+    leading ``{"record_type":"...`` (:func:`grodt.core.records.record_to_json`)."""
+    for batch in parquet.iter_batches(
+        batch_size=_BATCH_ROWS, columns=["session", "seq", "payload"]
+    ):
+        table = pa.Table.from_batches([batch])
+        types = pc.extract_regex(table["payload"], r'^\{"record_type":"(?P<t>[a-z_]+)"')
+        table = table.append_column("record_type", pc.struct_field(types, [0]))
+        yield table.filter(pc.is_in(table["record_type"], value_set=wanted))
 
 
 def load_forensics(
     run_dir: Path,
     record_types: tuple[str, ...] = RECORD_TYPES,
+    fields: Mapping[str, tuple[str, ...]] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Forensics records of a run by type (default the ones the tearsheet draws:
     ``regime_update``, ``allocation``, ``risk_verdict``), each a frame of the records' JSON
-    fields. No ``forensics/`` → ``{}``.
+    fields, or of only ``fields[record_type]`` when given (absent fields are left out). No
+    ``forensics/`` → ``{}``.
 
     Like :func:`grodt.forensics.reader.read_run` (deduplicated on ``(session, seq)``, records
     still in the spill directory included, stream order), but only the wanted record types are
     read and decoded, as JSON without model validation: the order and position events (most of
-    a run's records) are never parsed.
+    a run's records) are never parsed. Each payload is decoded as it is read and only its kept
+    fields stay, so memory grows with the kept fields, not with the payloads.
     """
     root = Path(run_dir) / "forensics"
     if not root.is_dir():
         return {}
-    found: dict[tuple[str, int], tuple[str, str | bytes]] = {}
-    for table in _payload_tables(root, record_types):
-        columns = table.to_pydict()
-        for session, seq, record_type, payload in zip(
-            columns["session"],
-            columns["seq"],
-            columns["record_type"],
-            columns["payload"],
-            strict=True,
-        ):
-            found[(session, seq)] = (record_type, payload)
-    for sub in ("outbox", "overflow"):
-        for envelope in read_spill_dir(root / "spill" / sub):
-            if envelope.record_type in record_types:
-                found.setdefault(
-                    (envelope.session, envelope.seq), (envelope.record_type, envelope.value)
-                )
-    by_type: dict[str, list[dict[str, Any]]] = {}
-    for identity in sorted(found):
-        record_type, payload = found[identity]
+    found: dict[tuple[str, int], tuple[str, dict[str, Any]]] = {}
+
+    def decode(identity: tuple[str, int], record_type: str, payload: str | bytes) -> tuple:
         try:
             record = json.loads(payload)
         except ValueError as e:
             raise GrodtError(
                 f"{root}: record {identity[0]}:{identity[1]} is not JSON: {e}",
             ) from None
+        kept = fields.get(record_type) if fields is not None else None
+        if kept is not None:
+            record = {k: record[k] for k in kept if k in record}
+        return record_type, record
+
+    for sessions, seqs, types, payloads in _payload_batches(root, record_types):
+        for identity, record_type, payload in zip(
+            zip(sessions, seqs, strict=True), types, payloads, strict=True
+        ):
+            found[identity] = decode(identity, record_type, payload)
+    for sub in ("outbox", "overflow"):
+        for envelope in read_spill_dir(root / "spill" / sub):
+            identity = (envelope.session, envelope.seq)
+            if envelope.record_type in record_types and identity not in found:
+                found[identity] = decode(identity, envelope.record_type, envelope.value)
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for identity in sorted(found):
+        record_type, record = found[identity]
         by_type.setdefault(record_type, []).append(record)
     return {k: pd.DataFrame(v) for k, v in by_type.items()}
 
@@ -232,7 +282,7 @@ def load_run(run_dir: Path) -> RunData:
     positions = pd.read_csv(positions_path) if positions_path.is_file() else pd.DataFrame()
     config_path = run_dir / "config.yaml"
     try:
-        forensics = load_forensics(run_dir)
+        forensics = load_forensics(run_dir, fields=DRAWN_FIELDS)
     except GrodtError as e:
         logger.warning("tearsheet without forensics charts: %s", e)
         forensics = {}
