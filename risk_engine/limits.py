@@ -130,6 +130,11 @@ def _corner_bits(n: int) -> np.ndarray:
     return bits
 
 
+def _read_only(array: np.ndarray) -> np.ndarray:
+    array.flags.writeable = False
+    return array
+
+
 class Scenarios:
     """Historical return scenarios for the CVaR limit.
 
@@ -175,6 +180,13 @@ class Scenarios:
         # As Python floats for the per-order loop (indexing numpy arrays costs more).
         self._unit_long = self.unit_long.tolist()
         self._unit_short = self.unit_short.tolist()
+        # Per-order work that depends only on ``returns``, which never changes (each HRP update
+        # builds a new Scenarios): each instrument's (n_periods, 1) column as a view, and the
+        # column subsets the corner tables multiply, copied once per subset instead of per order.
+        # Same values, shapes and layout as the fancy indexing they replace: exact.
+        # Read-only, as they are shared between calls.
+        self._own = [_read_only(self.returns[:, k][:, None]) for k in range(window.shape[1])]
+        self._subsets: dict[tuple[int, ...], np.ndarray] = {}
 
     def vertex_pnls(
         self,
@@ -228,14 +240,17 @@ class Scenarios:
             ambiguous = ambiguous[: self.MAX_EXACT]
         base = self.returns @ fixed
         if ambiguous:
+            columns = tuple([a[0] for a in ambiguous])
+            subset = self._subsets.get(columns)
+            if subset is None:
+                subset = _read_only(self.returns[:, np.array(columns, dtype=np.intp)])
+                self._subsets[columns] = subset
             table = np.array(ambiguous)
-            columns = table[:, 0].astype(np.intp)
             corners = np.where(_corner_bits(len(ambiguous)), table[:, 2:3], table[:, 1:2])
-            base = base[:, None] + self.returns[:, columns] @ corners
+            base = base[:, None] + subset @ corners
         else:
             base = base[:, None]
-        own = self.returns[:, own_column][:, None]
-        return base, own, side_value, other_value, extra
+        return base, self._own[own_column], side_value, other_value, extra
 
     def _alone(self, column: int, value: float) -> float:
         """CVaR of a ``value`` (money, signed) position in one instrument alone."""
@@ -249,6 +264,17 @@ class Scenarios:
             return float((-pnl).mean(axis=0).max())
         worst = np.partition(-pnl, k, axis=0)[k:]
         return float(worst.sum(axis=0).max()) / self.tail
+
+    def cvar_of_temporary(self, pnl: np.ndarray) -> float:
+        """:meth:`cvar` of a P&L array the caller no longer needs: negated and partitioned in
+        place, which saves two (n_periods, n_corners) copies per evaluation. The same
+        elementwise negation and the same partition of the same values: the same result."""
+        k = self.periods - self.tail
+        if k <= 0:
+            return self.cvar(pnl)
+        losses = np.negative(pnl, out=pnl)
+        losses.partition(k, axis=0)
+        return float(losses[k:].sum(axis=0).max()) / self.tail
 
     def cvar_and_slope(self, pnl: np.ndarray, own: np.ndarray) -> tuple[float, float]:
         """:meth:`cvar` of ``pnl`` and its slope in the value of the order's instrument (``own``
@@ -476,7 +502,7 @@ class LimitSet:
         tolerance = 1e-9 * equity
 
         def risk(q: float) -> float:
-            return scenarios.cvar(base + own * (side_value + q * per_unit)) + extra
+            return scenarios.cvar_of_temporary(base + own * (side_value + q * per_unit)) + extra
 
         if ceiling <= 0.0:
             return LimitResult("cvar", INF, limit, risk(0.0) / equity)
@@ -496,7 +522,8 @@ class LimitSet:
         if risk_ceiling <= limit * (equity - fee_per_unit * ceiling) + tolerance:
             return LimitResult("cvar", INF, limit, risk_now / equity)
         # Above the cap: never worse than the worst outcome before the order.
-        before = max(risk_now, scenarios.cvar(base + own * other_value) + extra) / equity
+        before = max(risk_now, scenarios.cvar_of_temporary(base + own * other_value) + extra)
+        before /= equity
         allowed = max(limit, before)
 
         def fits(q: float) -> bool:

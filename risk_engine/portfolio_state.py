@@ -450,13 +450,31 @@ class PortfolioView:
                 order_ids.add(client_order_id)
         groups: dict[frozenset, tuple[Order, float, float]] = {}
         buy_side = OrderSide.BUY
+        pending_get = pending.get
+        cache_order = cache.order
+        # Parent id -> the parent has not filled (its children are dormant). Exact within this
+        # call: the cache cannot change while the snapshot reads it, and a bracket's stop-loss
+        # and take-profit share one parent, so each parent is looked up once, not per child.
+        dormant_parents: dict[ClientOrderId, bool] = {}
         for client_order_id in order_ids:
             if client_order_id in exclude:
                 continue
-            order = pending.get(client_order_id) or cache.order(client_order_id)
-            if order is None or order.is_closed or is_dormant_child(order, cache):
+            order = pending_get(client_order_id) or cache_order(client_order_id)
+            if order is None or order.is_closed:
                 continue
-            leaves = order_leaves_units(order, self)
+            parent_id = order.parent_order_id
+            if parent_id is not None:  # is_dormant_child, memoised per parent
+                dormant = dormant_parents.get(parent_id)
+                if dormant is None:
+                    parent = cache_order(parent_id)
+                    dormant = parent is not None and parent.filled_qty.as_double() == 0.0
+                    dormant_parents[parent_id] = dormant
+                if dormant:
+                    continue
+            if order.is_quote_quantity:
+                leaves = order_leaves_units(order, self)
+            else:  # order_leaves_units, inlined for the usual case
+                leaves = order.leaves_qty.as_double()
             if leaves <= 0.0:
                 continue
             key = (order.instrument_id, order.strategy_id)
