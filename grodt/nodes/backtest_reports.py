@@ -223,10 +223,11 @@ def _values_getter(
     keys: tuple[str, ...], columns: list[str]
 ) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
     """``row -> tuple(row.get(name, NaN) for name in columns)`` for rows with ``keys``; an
-    ``itemgetter`` (C) when the rows hold every column."""
+    ``itemgetter`` (C) when the rows hold every column, ``row.get`` mapped in C otherwise."""
     if len(columns) > 1 and set(columns) <= set(keys):
         return itemgetter(*columns)
-    return lambda row: tuple(row.get(name, _NAN) for name in columns)
+    nans = [_NAN] * len(columns)
+    return lambda row: tuple(map(row.get, columns, nans))
 
 
 class _NoFile:
