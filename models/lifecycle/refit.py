@@ -40,6 +40,7 @@ Usage, once per row the model consumes::
         predict(model, row)
 """
 
+import contextlib
 import multiprocessing
 import os
 import threading
@@ -150,16 +151,31 @@ def exit_with_parent(parent_pid: int, poll_seconds: float = 1.0) -> None:
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
-def fit_worker_pool(workers: int = 1) -> ProcessPoolExecutor:
+FIT_WORKER_NICENESS = 5
+"""How much lower than its node a fit worker process runs (``os.nice`` increment): a fit is
+background work with rows of slack before its result is used, while the engine thread and the
+threads it waits on (the forensics worker holds the GIL it needs) are not."""
+
+
+def _init_fit_worker(parent_pid: int, niceness: int) -> None:
+    """Initializer of a fit worker process: lower its priority, end it with its parent."""
+    if niceness > 0:
+        # Lowering one's own priority is always permitted on Linux; elsewhere run as the node.
+        with contextlib.suppress(OSError):
+            os.nice(niceness)
+    exit_with_parent(parent_pid)
+
+
+def fit_worker_pool(workers: int = 1, niceness: int = FIT_WORKER_NICENESS) -> ProcessPoolExecutor:
     """The process pool a component's fits run in: ``workers`` spawned processes (not forked:
-    the engine's threads — Rust runtime, loggers — must not be cloned) that end with the
-    process that made them (:func:`exit_with_parent`), so a node killed outright leaves no
-    worker behind."""
+    the engine's threads — Rust runtime, loggers — must not be cloned), ``niceness`` below the
+    node's priority, that end with the process that made them (:func:`exit_with_parent`), so
+    a node killed outright leaves no worker behind. Fit results do not depend on priority."""
     return ProcessPoolExecutor(
         max_workers=workers,
         mp_context=multiprocessing.get_context("spawn"),
-        initializer=exit_with_parent,
-        initargs=(os.getpid(),),
+        initializer=_init_fit_worker,
+        initargs=(os.getpid(), niceness),
     )
 
 

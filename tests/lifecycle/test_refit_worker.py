@@ -270,3 +270,18 @@ def test_a_fit_worker_ends_when_its_node_is_killed(tmp_path):
             pytest.fail("the fit worker outlived its killed parent by 20 s")
     finally:
         parent.kill()
+
+
+def test_fit_workers_run_below_their_node_priority():
+    """A fit is background work: its process runs FIT_WORKER_NICENESS below the node, so that
+    the engine thread (and the forensics thread it waits on for the GIL) come first."""
+    import os
+
+    from models.lifecycle.refit import FIT_WORKER_NICENESS
+    from models.lifecycle.refit import fit_worker_pool
+
+    node = os.nice(0)
+    with fit_worker_pool() as pool:
+        assert pool.submit(os.nice, 0).result() == min(node + FIT_WORKER_NICENESS, 19)
+    with fit_worker_pool(niceness=0) as pool:
+        assert pool.submit(os.nice, 0).result() == node
