@@ -23,6 +23,7 @@ __all__ = [
     "HEADER_TRACE_ID",
     "EncodedRecord",
     "Envelope",
+    "EnvelopeEncoder",
     "envelope_from_line",
     "envelope_to_line",
     "header_value",
@@ -114,6 +115,12 @@ class EncodedRecord:
     ts_init: int
     component_id: str
     value: bytes
+
+
+EnvelopeEncoder = Callable[[Any, Any, str, int, str], Envelope]
+"""``(item, context, session, seq, topic) -> Envelope``: an item (a Nautilus event) straight to
+its envelope — the wire form of its record and the envelope's columns — with no record object
+and no :class:`EncodedRecord` in between (:data:`actors.forensics.convert.ENVELOPE_ENCODERS`)."""
 
 
 def record_key(record: RecordBase) -> str:

@@ -7,6 +7,7 @@ of events) and travels with the event as the ``context``.
 
 import math
 from collections.abc import Callable
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -16,21 +17,29 @@ from nautilus_trader.model.enums import OrderType
 from nautilus_trader.model.enums import TimeInForce
 from nautilus_trader.model.events import OrderAccepted
 from nautilus_trader.model.events import OrderCanceled
+from nautilus_trader.model.events import OrderCancelRejected
 from nautilus_trader.model.events import OrderDenied
 from nautilus_trader.model.events import OrderEmulated
 from nautilus_trader.model.events import OrderEvent
 from nautilus_trader.model.events import OrderExpired
 from nautilus_trader.model.events import OrderFilled
 from nautilus_trader.model.events import OrderInitialized
+from nautilus_trader.model.events import OrderModifyRejected
 from nautilus_trader.model.events import OrderPendingCancel
 from nautilus_trader.model.events import OrderPendingUpdate
 from nautilus_trader.model.events import OrderRejected
+from nautilus_trader.model.events import OrderReleased
 from nautilus_trader.model.events import OrderSubmitted
 from nautilus_trader.model.events import OrderTriggered
+from nautilus_trader.model.events import OrderUpdated
+from nautilus_trader.model.events import PositionChanged
 from nautilus_trader.model.events import PositionClosed
 from nautilus_trader.model.events import PositionEvent
+from nautilus_trader.model.events import PositionOpened
 
 from actors.forensics.codec import EncodedRecord
+from actors.forensics.codec import Envelope
+from actors.forensics.codec import EnvelopeEncoder
 from grodt.core.records import SCHEMA_VERSION
 from grodt.core.records import OrderEventRecord
 from grodt.core.records import PositionEventRecord
@@ -38,6 +47,7 @@ from grodt.core.records import RecordBase
 from grodt.core.records import record_to_json
 
 __all__ = [
+    "ENVELOPE_ENCODERS",
     "encode_order_event",
     "encode_position_event",
     "nautilus_to_record",
@@ -263,10 +273,37 @@ def _wire_fields_match() -> None:
 
 _wire_fields_match()
 _encode = msgspec.json.Encoder().encode
+_ORDER_EVENT = OrderEventRecord.record_type
+_POSITION_EVENT = PositionEventRecord.record_type
+_NO_VERSIONS: dict[str, str] = {}
+"""The ``model_versions`` of every event record (shared: the encoder only reads it)."""
 
 
 def _wire_float(value: float) -> bool:
     return math.isfinite(value) and abs(value) < 1e16
+
+
+_AMOUNT_TEXT: dict[tuple[int, int], str] = {}
+_AMOUNT_TEXT_MAX = 65_536
+
+
+def _amount_text(value: Any) -> str:
+    """``str()`` of a Nautilus ``Price`` or ``Quantity`` (never ``Money``), memoised.
+
+    ``str()`` builds a ``Decimal`` from the raw value and formats it (~1 µs); it is a function of
+    ``(raw, precision)`` alone, which ``__getstate__`` returns in one call, and the same few
+    thousand prices and quantities recur all run. The table is cleared when full."""
+    key = value.__getstate__()
+    text = _AMOUNT_TEXT.get(key)
+    if text is None:
+        if len(_AMOUNT_TEXT) >= _AMOUNT_TEXT_MAX:
+            _AMOUNT_TEXT.clear()
+        text = _AMOUNT_TEXT[key] = str(value)
+    return text
+
+
+def _amount_or_none(value: Any) -> str | None:
+    return None if value is None else _amount_text(value)
 
 
 # The optional fields of an order event, in record order: venue_order_id, side, quantity, price,
@@ -311,7 +348,7 @@ def _details_initialized(event: Any) -> _Details:
     return (
         None,
         _ORDER_SIDE[event.side],
-        str(event.quantity),
+        _amount_text(event.quantity),
         None if price is None else str(price),
         None,
         None,
@@ -337,8 +374,8 @@ def _details_filled(event: Any) -> _Details:
         _ORDER_SIDE[event.order_side],
         None,
         None,
-        str(event.last_qty),
-        str(event.last_px),
+        _amount_text(event.last_qty),
+        _amount_text(event.last_px),
         _text(event.commission),
         _text(event.position_id),
         None,
@@ -400,63 +437,90 @@ _DETAILS: dict[type, Callable[[Any], _Details]] = {
     OrderEmulated: _details_plain,
     OrderDenied: _details_reason,
     OrderRejected: _details_reason,
+    OrderUpdated: _details_generic,
+    OrderReleased: _details_generic,
+    OrderModifyRejected: _details_generic,
+    OrderCancelRejected: _details_generic,
 }
 """Per event class: its optional fields without probing absent attributes (the generic path
 covers the rest). Byte equality with :func:`order_event_record` is tested on real runs."""
 
 
-def encode_order_event(event: OrderEvent, trace_id: str | None) -> EncodedRecord:
-    """The wire form of :func:`order_event_record` (same bytes), without building the record."""
-    cls = type(event)
-    details = _DETAILS.get(cls, _details_generic)(event)
-    strategy_id = event.strategy_id.value
-    instrument_id = event.instrument_id.value
-    trace = trace_id or ""
-    ts_event = event.ts_event
-    ts_init = event.ts_init
-    wire = _OrderEventWire(
-        OrderEventRecord.record_type,
-        SCHEMA_VERSION,
-        trace,
-        ts_event,
-        ts_init,
-        strategy_id,
-        {},
-        cls.__name__,
-        strategy_id,
-        instrument_id,
-        event.client_order_id.value,
-        *details,
-    )
-    return EncodedRecord(
-        OrderEventRecord.record_type,
-        f"{strategy_id}/{instrument_id}",
-        trace,
-        ts_event,
-        ts_init,
-        strategy_id,
-        _encode(wire),
-    )
+def _order_encoder(event_type: str | None, details: Callable[[Any], _Details]) -> EnvelopeEncoder:
+    """The envelope encoder of one order event class (``event_type`` its name; None: any class,
+    named at each call)."""
+
+    def encode(
+        event: Any,
+        trace_id: str | None,
+        session: str,
+        seq: int,
+        topic: str,
+    ) -> Envelope:
+        strategy_id = event.strategy_id.value
+        instrument_id = event.instrument_id.value
+        trace = trace_id or ""
+        ts_event = event.ts_event
+        ts_init = event.ts_init
+        wire = _OrderEventWire(
+            _ORDER_EVENT,
+            SCHEMA_VERSION,
+            trace,
+            ts_event,
+            ts_init,
+            strategy_id,
+            _NO_VERSIONS,
+            event_type or type(event).__name__,
+            strategy_id,
+            instrument_id,
+            event.client_order_id.value,
+            *details(event),
+        )
+        return Envelope(
+            session,
+            seq,
+            topic,
+            f"{strategy_id}/{instrument_id}",
+            _ORDER_EVENT,
+            trace,
+            ts_event,
+            ts_init,
+            strategy_id,
+            _encode(wire),
+        )
+
+    return encode
 
 
-def encode_position_event(
-    event: PositionEvent,
-    client_order_id: str | None,
-    trace_id: str | None,
-) -> EncodedRecord:
-    """The wire form of :func:`position_event_record` (same bytes)."""
-    closed = isinstance(event, PositionClosed)
-    floats = (
-        float(event.signed_qty),
-        float(event.avg_px_open),
-        float(event.avg_px_close),
-        float(event.realized_return),
-    )
-    if not all(_wire_float(f) for f in floats):
+_encode_any_order_event = _order_encoder(None, _details_generic)
+
+
+def _position_envelope(
+    event: Any,
+    context: tuple[str | None, str | None] | None,
+    session: str,
+    seq: int,
+    topic: str,
+) -> Envelope:
+    """The envelope encoder of position events; ``context = (client_order_id, trace_id)``."""
+    client_order_id, trace_id = context if context else (None, None)
+    signed_qty = float(event.signed_qty)
+    avg_px_open = float(event.avg_px_open)
+    avg_px_close = float(event.avg_px_close)
+    realized_return = float(event.realized_return)
+    if not (
+        _wire_float(signed_qty)
+        and _wire_float(avg_px_open)
+        and _wire_float(avg_px_close)
+        and _wire_float(realized_return)
+    ):
         record = position_event_record(event, client_order_id, trace_id)
-        return EncodedRecord(
-            record.record_type,
+        return Envelope(
+            session,
+            seq,
+            topic,
             f"{record.strategy_id}/{record.instrument_id}",
+            record.record_type,
             record.trace_id,
             record.ts_event,
             record.ts_init,
@@ -465,48 +529,102 @@ def encode_position_event(
         )
     strategy_id = event.strategy_id.value
     instrument_id = event.instrument_id.value
+    trace = trace_id or ""
+    ts_event = event.ts_event
+    ts_init = event.ts_init
     wire = _PositionEventWire(
-        record_type=PositionEventRecord.record_type,
-        schema_version=SCHEMA_VERSION,
-        trace_id=trace_id or "",
-        ts_event=event.ts_event,
-        ts_init=event.ts_init,
-        component_id=strategy_id,
-        model_versions={},
-        event_type=type(event).__name__,
-        strategy_id=strategy_id,
-        instrument_id=instrument_id,
-        position_id=event.position_id.value,
-        client_order_id=client_order_id or "",
-        side=_enum_name(event.side) or "",
-        signed_qty=floats[0],
-        quantity=str(event.quantity),
-        peak_qty=_text(event.peak_qty),
-        last_qty=_text(event.last_qty),
-        last_px=_text(event.last_px),
-        avg_px_open=floats[1],
-        avg_px_close=floats[2],
-        realized_return=floats[3],
-        realized_pnl=_text(event.realized_pnl),
-        unrealized_pnl=_text(event.unrealized_pnl),
-        duration_ns=int(event.duration_ns) if closed else None,
+        _POSITION_EVENT,
+        SCHEMA_VERSION,
+        trace,
+        ts_event,
+        ts_init,
+        strategy_id,
+        _NO_VERSIONS,
+        type(event).__name__,
+        strategy_id,
+        instrument_id,
+        event.position_id.value,
+        client_order_id or "",
+        _enum_name(event.side) or "",
+        signed_qty,
+        _amount_text(event.quantity),
+        _amount_or_none(event.peak_qty),
+        _amount_or_none(event.last_qty),
+        _amount_or_none(event.last_px),
+        avg_px_open,
+        avg_px_close,
+        realized_return,
+        _text(event.realized_pnl),
+        _text(event.unrealized_pnl),
+        int(event.duration_ns) if isinstance(event, PositionClosed) else None,
     )
-    return EncodedRecord(
-        PositionEventRecord.record_type,
+    return Envelope(
+        session,
+        seq,
+        topic,
         f"{strategy_id}/{instrument_id}",
-        wire.trace_id,
-        wire.ts_event,
-        wire.ts_init,
+        _POSITION_EVENT,
+        trace,
+        ts_event,
+        ts_init,
         strategy_id,
         _encode(wire),
     )
 
 
-def nautilus_to_wire(item: Any, context: Any) -> EncodedRecord:
-    """The bridge's converter (fast path of :func:`nautilus_to_record`)."""
-    if isinstance(item, OrderEvent):
-        return encode_order_event(item, context)
-    if isinstance(item, PositionEvent):
-        client_order_id, trace_id = context if context else (None, None)
-        return encode_position_event(item, client_order_id, trace_id)
-    raise TypeError(f"not a forensics record or Nautilus event: {type(item).__name__}")
+ENVELOPE_ENCODERS: Mapping[type, EnvelopeEncoder] = {
+    **{cls: _order_encoder(cls.__name__, details) for cls, details in _DETAILS.items()},
+    PositionOpened: _position_envelope,
+    PositionChanged: _position_envelope,
+    PositionClosed: _position_envelope,
+}
+"""The bridge's envelope encoders by exact event class (other classes take
+:func:`nautilus_to_wire`)."""
+
+
+def _encoded(envelope: Envelope) -> EncodedRecord:
+    return EncodedRecord(
+        envelope.record_type,
+        envelope.key,
+        envelope.trace_id,
+        envelope.ts_event,
+        envelope.ts_init,
+        envelope.component_id,
+        envelope.value,
+    )
+
+
+def encode_order_event(event: OrderEvent, trace_id: str | None) -> EncodedRecord:
+    """The wire form of :func:`order_event_record` (same bytes), without building the record."""
+    encode = ENVELOPE_ENCODERS.get(type(event), _encode_any_order_event)
+    return _encoded(encode(event, trace_id, "", 0, ""))
+
+
+def encode_position_event(
+    event: PositionEvent,
+    client_order_id: str | None,
+    trace_id: str | None,
+) -> EncodedRecord:
+    """The wire form of :func:`position_event_record` (same bytes)."""
+    return _encoded(_position_envelope(event, (client_order_id, trace_id), "", 0, ""))
+
+
+class _NautilusToWire:
+    """The bridge's converter (fast path of :func:`nautilus_to_record`): a Nautilus event and
+    its context → :class:`~actors.forensics.codec.EncodedRecord`.
+
+    Its :attr:`envelope_encoders` let :class:`~actors.forensics.encoder.RecordEncoder` encode
+    the usual event classes straight into envelopes (same bytes, fewer objects per event)."""
+
+    envelope_encoders: Mapping[type, EnvelopeEncoder] = ENVELOPE_ENCODERS
+
+    def __call__(self, item: Any, context: Any) -> EncodedRecord:
+        if isinstance(item, OrderEvent):
+            return encode_order_event(item, context)
+        if isinstance(item, PositionEvent):
+            client_order_id, trace_id = context if context else (None, None)
+            return encode_position_event(item, client_order_id, trace_id)
+        raise TypeError(f"not a forensics record or Nautilus event: {type(item).__name__}")
+
+
+nautilus_to_wire = _NautilusToWire()

@@ -15,6 +15,7 @@ from pydantic_core import PydanticSerializationError
 
 from actors.forensics.codec import EncodedRecord
 from actors.forensics.codec import Envelope
+from actors.forensics.codec import EnvelopeEncoder
 from actors.forensics.codec import record_key
 from actors.forensics.dead_letters import DeadLetters
 from actors.forensics.spill import LogLike
@@ -24,7 +25,10 @@ __all__ = ["SAMPLE_FIRST", "VALIDATION_MODES", "RecordConverter", "RecordEncoder
 
 RecordConverter = Callable[[Any, Any], "RecordBase | EncodedRecord"]
 """``(item, context) -> record`` for items that are not records already (Nautilus events); may
-return the wire form directly (:class:`~actors.forensics.codec.EncodedRecord`)."""
+return the wire form directly (:class:`~actors.forensics.codec.EncodedRecord`). A converter with
+an ``envelope_encoders`` attribute (``{class: (item, context, session, seq, topic) -> Envelope}``,
+see :data:`actors.forensics.convert.ENVELOPE_ENCODERS`) has items of those exact classes encoded
+by them instead, straight into envelopes."""
 
 VALIDATION_MODES = ("all", "sampled", "off")
 SAMPLE_FIRST = 100
@@ -67,6 +71,10 @@ class RecordEncoder:
         self._dead_letters = dead_letters
         self._log = log
         self._to_record = to_record or _not_a_record
+        # Converters may offer envelope encoders by exact class (see ``nautilus_to_wire``).
+        self._envelopes: dict[type, EnvelopeEncoder] = dict(
+            getattr(to_record, "envelope_encoders", None) or {},
+        )
         self._validated: dict[tuple[str, str], int] = {}
         # Per record class: its serializer, its validator and the wire prefix naming its type.
         self._types: dict[type, tuple[Any, Any, bytes]] = {}
@@ -82,7 +90,10 @@ class RecordEncoder:
     ) -> Envelope | None:
         """Record (or event) → envelope; None when it went to the dead-letter file instead."""
         try:
-            if isinstance(item, RecordBase):
+            envelope = self._envelopes.get(type(item))
+            if envelope is not None:
+                return envelope(item, context, self.session, seq, topic)
+            if type(item) in self._types or isinstance(item, RecordBase):
                 return self._encode_record(seq, topic, item)
             converted = self._to_record(item, context)
             if isinstance(converted, EncodedRecord):

@@ -38,7 +38,10 @@ from actors.forensics.spill import default_log
 from actors.forensics.stats import PipelineStats
 from actors.forensics.worker import DeliveryWorker
 
-__all__ = ["ForensicsPipeline", "active_pipelines", "new_session_id"]
+__all__ = ["DEFAULT_LINGER_S", "ForensicsPipeline", "active_pipelines", "new_session_id"]
+
+DEFAULT_LINGER_S = 0.01
+"""How long the worker lets records accumulate after waking, by default (s)."""
 
 _ACTIVE: "weakref.WeakSet[ForensicsPipeline]" = weakref.WeakSet()
 
@@ -108,7 +111,7 @@ class ForensicsPipeline:
         stall_timeout_s: float = 10.0,
         reconnect_interval_s: float = 1.0,
         batch_size: int = 2_000,
-        linger_s: float = 0.01,
+        linger_s: float = DEFAULT_LINGER_S,
         session: str | None = None,
         dead_letters_path: Path | None = None,
         log: LogLike | None = None,
