@@ -23,6 +23,7 @@ Decimal and pandas.
 import math
 from dataclasses import dataclass
 from dataclasses import field
+from operator import attrgetter
 from typing import Any
 
 from nautilus_trader.cache.cache import Cache
@@ -53,6 +54,10 @@ def id_str(identifier: Any) -> str:
             _ID_STRINGS.clear()
         text = _ID_STRINGS[identifier] = str(identifier)
     return text
+
+
+_id_value = attrgetter("value")
+_position_id_value = attrgetter("id.value")
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,7 +396,9 @@ class PortfolioView:
         all_cash = self._single_account_kind(accounts)
         factors = self._factors
         prices = self.prices
-        for position in self._cache.positions_open():
+        # In id order: the cache returns its positions in the order of a set of ids, whose string
+        # hashes change with each process's hash seed, and float sums depend on their order.
+        for position in sorted(self._cache.positions_open(), key=_position_id_value):
             instrument_id = position.instrument_id
             factor = factors.get(instrument_id)
             if factor is None:
@@ -456,7 +463,9 @@ class PortfolioView:
         # call: the cache cannot change while the snapshot reads it, and a bracket's stop-loss
         # and take-profit share one parent, so each parent is looked up once, not per child.
         dormant_parents: dict[ClientOrderId, bool] = {}
-        for client_order_id in order_ids:
+        # In id order (a set's order follows the ids' string hashes, seeded per process): the
+        # pending sums below are then the same in every process, to the last bit.
+        for client_order_id in sorted(order_ids, key=_id_value):
             if client_order_id in exclude:
                 continue
             order = pending_get(client_order_id) or cache_order(client_order_id)
