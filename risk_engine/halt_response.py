@@ -148,7 +148,9 @@ class HaltResponse:
             return
         seen: set[ClientOrderId] = set()
         orders = cache.orders_open() + cache.orders_inflight() + cache.orders_emulated()
-        for order in orders:
+        # In id order: the cache lists them in the order of sets seeded per process, and the
+        # cancels' events must come in the same order in every run.
+        for order in sorted(orders, key=lambda o: o.client_order_id.value):
             if order.client_order_id in seen:
                 continue  # pending update/cancel: open and in flight
             seen.add(order.client_order_id)
