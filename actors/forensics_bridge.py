@@ -26,7 +26,6 @@ from typing import Any
 
 import msgspec
 from nautilus_trader.common.actor import Actor
-from nautilus_trader.common.component import TestClock
 from nautilus_trader.common.config import ActorConfig
 from nautilus_trader.common.config import PositiveFloat
 from nautilus_trader.common.config import PositiveInt
@@ -46,7 +45,6 @@ from actors.forensics.config import TopicNames
 from actors.forensics.config import resolve_sink
 from actors.forensics.convert import nautilus_to_wire
 from actors.forensics.encoder import VALIDATION_MODES
-from actors.forensics.pipeline import DEFAULT_LINGER_S
 from actors.forensics.pipeline import ForensicsPipeline
 from actors.forensics.pipeline import new_session_id
 from actors.forensics.shared_outbox import SessionLease
@@ -71,11 +69,6 @@ from grodt.core.topics import Topics
 _TERMINAL_EVENTS = (OrderCanceled, OrderExpired, OrderRejected, OrderDenied)
 _CLOSED_ORDERS_KEPT = 10_000
 """Closed orders whose trace id stays known (late events, position events after the last fill)."""
-BACKTEST_LINGER_S = 0.1
-"""In a backtest, how long (wall time) the worker lets records gather after waking, instead of the
-pipeline's 10 ms: no reader waits on a backtest's records while it runs, and batches ~10x larger
-cost the engine thread less of the worker's GIL time per record (fewer wake-ups and turns, code
-and data warm across a batch). Order, content and flush/close guarantees are the same."""
 
 
 class ForensicsBridgeConfig(ActorConfig, frozen=True):
@@ -252,12 +245,11 @@ class ForensicsBridge(Actor):
             )
         else:
             sink = ParquetSink(output_dir, session, log=self.log)
-        backtest = isinstance(self.clock, TestClock)
         return ForensicsPipeline(
             sink,
             spill_dir,
             queue_size=config.queue_size,
-            linger_s=BACKTEST_LINGER_S if backtest else DEFAULT_LINGER_S,
+            linger_s=sink.linger_s,  # the destination's, whether backtest or live
             to_record=nautilus_to_wire,
             validation=config.validation,
             stall_timeout_s=config.stall_timeout_s,
