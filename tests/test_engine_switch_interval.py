@@ -1,6 +1,7 @@
-"""The GIL switch interval of a backtest's event loop (grodt.nodes.backtest): lowered for the
-run, so that a helper thread (the forensics worker) holds the GIL for at most that long when
-the engine thread wants it back, and restored afterwards, also when the run fails."""
+"""The GIL switch interval and the frozen heap of a backtest's event loop
+(grodt.nodes.backtest): the interval lowered for the run, so that a helper thread (the forensics
+worker) holds the GIL for at most that long when the engine thread wants it back, and the heap
+frozen for it; both restored afterwards, also when the run fails."""
 
 import sys
 
@@ -32,3 +33,27 @@ def test_a_lower_interval_set_by_the_caller_is_kept() -> None:
         assert sys.getswitchinterval() == lower
     finally:
         sys.setswitchinterval(before)
+
+
+def test_the_heap_is_frozen_for_the_loop_and_thawed_after_even_on_error() -> None:
+    """frozen_heap: the objects that exist when the loop starts are out of the collector's
+    walks during it (gc.freeze), and back after it, also when the run fails."""
+    import gc
+
+    from grodt.nodes.backtest import frozen_heap
+
+    assert gc.get_freeze_count() == 0
+    with frozen_heap():
+        assert gc.get_freeze_count() > 1000
+    assert gc.get_freeze_count() == 0
+    with pytest.raises(RuntimeError), frozen_heap():
+        raise RuntimeError("the run failed")
+    assert gc.get_freeze_count() == 0
+    gc.freeze()  # a caller that froze it itself keeps its freeze
+    try:
+        count = gc.get_freeze_count()
+        with frozen_heap():
+            assert gc.get_freeze_count() == count
+        assert gc.get_freeze_count() == count
+    finally:
+        gc.unfreeze()

@@ -6,6 +6,7 @@ run directory) lives in :mod:`grodt.nodes.components`, :mod:`grodt.nodes.catalog
 :mod:`grodt.nodes.run_files`.
 """
 
+import gc
 import shutil
 import sys
 import time
@@ -69,6 +70,7 @@ __all__ = [
     "data_span_ns",
     "engine_equity",
     "engine_switch_interval",
+    "frozen_heap",
     "risk_engine_config",
     "run_backtest",
 ]
@@ -203,6 +205,26 @@ def engine_switch_interval(seconds: float = ENGINE_SWITCH_INTERVAL_S) -> Iterato
         sys.setswitchinterval(previous)
 
 
+@contextmanager
+def frozen_heap() -> Iterator[None]:
+    """``gc.freeze()`` for the block (the node built, its loop to run), ``gc.unfreeze()`` after.
+
+    The collector's full collections walk every tracked object; after the build the heap holds
+    the imported libraries, the components and their models. Frozen, they are skipped, so a
+    collection during the loop walks only what the loop allocated: ten full collections took
+    ~0.9 s of a 20k-bar full-stack loop unfrozen (the live node does the same,
+    :mod:`grodt.nodes.live_tuning`). Nothing is freed or kept differently: reference counting
+    still frees what the run drops, and no decision depends on when the collector runs."""
+    if gc.isenabled() and gc.get_freeze_count() == 0:
+        gc.freeze()
+        try:
+            yield
+        finally:
+            gc.unfreeze()
+    else:  # the collector is off, or the caller froze the heap itself: leave it to them
+        yield
+
+
 def run_backtest(
     spec: BacktestNodeSpec,
     catalog: Path,
@@ -264,7 +286,7 @@ def run_backtest(
             for extension in extensions:
                 extension.install(engine.kernel)
             started = time.perf_counter()
-            with engine_switch_interval():
+            with engine_switch_interval(), frozen_heap():
                 node.run()
             wall_seconds = time.perf_counter() - started
             extension_figures = {ext.name: ext.finish(engine.kernel) for ext in extensions}
