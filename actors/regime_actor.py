@@ -283,8 +283,13 @@ class RegimeActor(Actor):
         action = message.get("action")
         detail = f"from {message.get('source', '?')}: {message.get('reason', '')}"
         if action == "retrain":
-            started = [str(bt) for bt, regime in self.filters.items() if regime.request_refit()]
-            self.log.warning(f"regime retrain requested {detail}; refit due for {started}")
+            accepted = [(str(bt), r) for bt, r in self.filters.items() if r.request_refit()]
+            due = [bt for bt, r in accepted if not r.refitter.queued]
+            queued = [bt for bt, r in accepted if r.refitter.queued]
+            self.log.warning(
+                f"regime retrain requested {detail}; refit due for {due}"
+                + (f", queued behind the fit in flight for {queued}" if queued else "")
+            )
         elif action == "fallback":
             self._control_fallback = dict.fromkeys(self.filters, 0)
             self._control_reason = detail

@@ -678,10 +678,13 @@ class RLEnsembleStrategy(RegimeAwareStrategy):
             self.log.warning(
                 f"Retrain requested {detail}; "
                 + (
-                    "fine-tune due at the next row"
+                    (
+                        "queued: a fine-tune is due at the row after the one in flight takes over"
+                        if refitter.queued
+                        else "fine-tune due at the next row"
+                    )
                     if due
-                    else f"none can start now (a fine-tune in flight or {len(self._window)} "
-                    "rows are too few)"
+                    else f"none can start now ({len(self._window)} rows are too few)"
                 ),
             )
         elif action == "fallback":

@@ -512,8 +512,9 @@ class WalkForwardRegime:
         return self._emit(self._labels(state), "filtered", events)
 
     def request_refit(self) -> bool:
-        """Make a (re)fit due at the next valid row (a drift or change-point monitor asks);
-        False when none can start (a fit in flight, or too few rows for a first fit)."""
+        """Make a (re)fit due at the next valid row (a drift or change-point monitor asks), or,
+        with a fit in flight, at the row after it takes over (``refitter.queued``); False when
+        none can start (too few rows for a first fit)."""
         return self.refitter.request_refit(len(self._window))
 
     def _skip(self) -> RegimeStep:
