@@ -183,7 +183,12 @@ def test_broker_killed_and_restarted_mid_run_loses_and_repeats_nothing(
         seen["before_kill"] = pipeline.stats()
         first.stop()
         broker.stop()
-        time.sleep(1.0)  # the bridge notices the outage while the engine waits
+        # The bridge notices the outage while the engine waits (about a second on a quiet
+        # machine; waited for, not slept: under load it took longer and nothing was spilled).
+        deadline = time.monotonic() + 60
+        while not pipeline.stats().sink_state.startswith("down"):
+            assert time.monotonic() < deadline, f"the outage went unnoticed: {pipeline.stats()}"
+            time.sleep(0.05)
 
     def restart() -> None:
         seen["during_outage"] = newest_pipeline().stats()
