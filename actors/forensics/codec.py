@@ -27,6 +27,7 @@ __all__ = [
     "envelope_from_line",
     "envelope_to_line",
     "header_value",
+    "record_envelope",
     "record_key",
 ]
 
@@ -134,6 +135,24 @@ def record_key(record: RecordBase) -> str:
     if instrument_id:
         return str(instrument_id)
     return record.component_id
+
+
+def record_envelope(
+    record: RecordBase, session: str, seq: int, topic: str, value: bytes
+) -> Envelope:
+    """The envelope of ``record`` whose wire form is ``value``: its columns from the record."""
+    return Envelope(
+        session,
+        seq,
+        topic,
+        record_key(record),
+        record.record_type,
+        record.trace_id,
+        record.ts_event,
+        record.ts_init,
+        record.component_id,
+        value,
+    )
 
 
 class _SpillLine(msgspec.Struct, omit_defaults=False):

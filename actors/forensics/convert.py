@@ -40,6 +40,7 @@ from nautilus_trader.model.events import PositionOpened
 from actors.forensics.codec import EncodedRecord
 from actors.forensics.codec import Envelope
 from actors.forensics.codec import EnvelopeEncoder
+from actors.forensics.codec import record_envelope
 from grodt.core.records import SCHEMA_VERSION
 from grodt.core.records import OrderEventRecord
 from grodt.core.records import PositionEventRecord
@@ -515,18 +516,7 @@ def _position_envelope(
         and _wire_float(realized_return)
     ):
         record = position_event_record(event, client_order_id, trace_id)
-        return Envelope(
-            session,
-            seq,
-            topic,
-            f"{record.strategy_id}/{record.instrument_id}",
-            record.record_type,
-            record.trace_id,
-            record.ts_event,
-            record.ts_init,
-            record.component_id,
-            record_to_json(record),
-        )
+        return record_envelope(record, session, seq, topic, record_to_json(record))
     strategy_id = event.strategy_id.value
     instrument_id = event.instrument_id.value
     trace = trace_id or ""

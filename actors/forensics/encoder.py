@@ -16,7 +16,7 @@ from pydantic_core import PydanticSerializationError
 from actors.forensics.codec import EncodedRecord
 from actors.forensics.codec import Envelope
 from actors.forensics.codec import EnvelopeEncoder
-from actors.forensics.codec import record_key
+from actors.forensics.codec import record_envelope
 from actors.forensics.dead_letters import DeadLetters
 from actors.forensics.spill import LogLike
 from grodt.core.records import RecordBase
@@ -147,18 +147,7 @@ class RecordEncoder:
                 f"Forensics: {record.record_type} records of {record.component_id} hold values "
                 "of the wrong type (numpy scalars?); converted, please fix the producer",
             )
-        return Envelope(
-            self.session,
-            seq,
-            topic,
-            record_key(record),
-            cls.record_type,
-            record.trace_id,
-            record.ts_event,
-            record.ts_init,
-            record.component_id,
-            prefix + body[1:],
-        )
+        return record_envelope(record, self.session, seq, topic, prefix + body[1:])
 
     def _should_validate(self, record: RecordBase) -> bool:
         if self.validation == "all":

@@ -29,8 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from actors.forensics.codec import Envelope
-from actors.forensics.codec import record_key
+from actors.forensics.codec import record_envelope
 from actors.forensics.config import TopicNames
 from actors.forensics.sinks import ParquetSink
 from grodt.core.errors import GrodtError
@@ -254,20 +253,7 @@ def write_records(run: Path, records: Sequence[RecordBase], session: str) -> lis
         topic = by_type.get(record.record_type)
         if topic is None:
             raise GrodtError(f"write_records: no default topic for {record.record_type} records")
-        sink.send(
-            Envelope(
-                session,
-                seq,
-                topic,
-                record_key(record),
-                record.record_type,
-                record.trace_id,
-                record.ts_event,
-                record.ts_init,
-                record.component_id,
-                record_to_json(record),
-            )
-        )
+        sink.send(record_envelope(record, session, seq, topic, record_to_json(record)))
     sink.close()
     if failures:
         raise GrodtError(f"write_records: {len(failures)} records not written: {failures[0]}")
